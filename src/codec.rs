@@ -1,0 +1,287 @@
+//! The bytes of one stored entry.
+//!
+//! Layout: `"FLC"` magic, one format-version byte, one compression byte (0 none, 1 zstd), then the
+//! payload: msgpack (rmp-serde, positional) of [`WireEntry`]. Anything without the magic, with an
+//! unknown version or compression, or that fails to decode, is [`ErrorKind::Corrupt`] and the
+//! handler treats it as a miss. Binary fields are msgpack `bin` — never base64 — and the `/_full`
+//! segment, which Next fills with the same bytes as `rscData`, is stored once as a back-reference.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::entry::{CacheControl, Entry, Value};
+use crate::error::{Error, Result};
+
+pub const MAGIC: &[u8; 3] = b"FLC";
+pub const FORMAT_VERSION: u8 = 1;
+const COMPRESSION_NONE: u8 = 0;
+const COMPRESSION_ZSTD: u8 = 1;
+const HEADER_LEN: usize = 5;
+/// Payloads smaller than this are stored uncompressed (zstd's frame costs more than it saves).
+const MIN_COMPRESS: usize = 256;
+
+#[derive(Serialize, Deserialize)]
+struct WireEntry {
+    key: String,
+    last_modified: i64,
+    cache_control: Option<CacheControl>,
+    tags: Vec<String>,
+    value: Option<WireValue>,
+}
+
+/// `Value`, except that an APP_PAGE segment equal to `rscData` is stored as `None`.
+#[derive(Serialize, Deserialize)]
+enum WireValue {
+    AppPage {
+        html: String,
+        rsc_data: Option<Bytes>,
+        postponed: Option<String>,
+        headers_json: Option<String>,
+        status: Option<f64>,
+        segments: Option<Vec<(String, Option<Bytes>)>>,
+    },
+    Other(Value),
+}
+
+fn to_wire(v: &Value) -> WireValue {
+    match v {
+        Value::AppPage { html, rsc_data, postponed, headers_json, status, segments } => WireValue::AppPage {
+            html: html.clone(),
+            rsc_data: rsc_data.clone(),
+            postponed: postponed.clone(),
+            headers_json: headers_json.clone(),
+            status: *status,
+            segments: segments.as_ref().map(|segs| {
+                segs.iter()
+                    .map(|(k, b)| {
+                        let dup = rsc_data.as_ref().is_some_and(|r| r == b);
+                        (k.clone(), if dup { None } else { Some(b.clone()) })
+                    })
+                    .collect()
+            }),
+        },
+        other => WireValue::Other(other.clone()),
+    }
+}
+
+fn from_wire(w: WireValue) -> Result<Value> {
+    Ok(match w {
+        WireValue::AppPage { html, rsc_data, postponed, headers_json, status, segments } => {
+            let segments = match segments {
+                None => None,
+                Some(segs) => Some(
+                    segs.into_iter()
+                        .map(|(k, b)| match b {
+                            Some(b) => Ok((k, b)),
+                            None => rsc_data
+                                .clone()
+                                .map(|r| (k, r))
+                                .ok_or_else(|| Error::corrupt("segment refers to missing rscData")),
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+            };
+            Value::AppPage { html, rsc_data, postponed, headers_json, status, segments }
+        }
+        WireValue::Other(v) => v,
+    })
+}
+
+/// Encodes `entry`; `level` is the zstd level (1–22).
+pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {
+    let wire = WireEntry {
+        key: entry.key.clone(),
+        last_modified: entry.last_modified,
+        cache_control: entry.cache_control,
+        tags: entry.tags.clone(),
+        value: entry.value.as_ref().map(to_wire),
+    };
+    let payload = rmp_serde::to_vec(&wire).map_err(|e| Error::invalid(format!("encode: {e}")))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() / 3 + 16);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT_VERSION);
+    if payload.len() < MIN_COMPRESS {
+        out.push(COMPRESSION_NONE);
+        out.extend_from_slice(&payload);
+    } else {
+        out.push(COMPRESSION_ZSTD);
+        let compressed =
+            zstd::bulk::compress(&payload, level).map_err(|e| Error::invalid(format!("zstd: {e}")))?;
+        out.extend_from_slice(&compressed);
+    }
+    Ok(out)
+}
+
+/// Decodes bytes written by [`encode`]. `max_decoded` bounds the decompressed size, so a
+/// hostile or corrupt object cannot balloon memory.
+pub fn decode(bytes: &[u8], max_decoded: usize) -> Result<Entry> {
+    if bytes.len() < HEADER_LEN || &bytes[..3] != MAGIC {
+        return Err(Error::corrupt("not a fleetcache object (bad magic)"));
+    }
+    if bytes[3] != FORMAT_VERSION {
+        return Err(Error::corrupt(format!("unknown format version {}", bytes[3])));
+    }
+    let body = &bytes[HEADER_LEN..];
+    let payload: std::borrow::Cow<[u8]> = match bytes[4] {
+        COMPRESSION_NONE => body.into(),
+        COMPRESSION_ZSTD => {
+            let mut out = Vec::new();
+            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+            dec.take(max_decoded as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+            if out.len() > max_decoded {
+                return Err(Error::corrupt("decompressed entry exceeds the size limit"));
+            }
+            out.into()
+        }
+        c => return Err(Error::corrupt(format!("unknown compression {c}"))),
+    };
+    let wire: WireEntry =
+        rmp_serde::from_slice(&payload).map_err(|e| Error::corrupt(format!("msgpack: {e}")))?;
+    Ok(Entry {
+        key: wire.key,
+        last_modified: wire.last_modified,
+        cache_control: wire.cache_control,
+        tags: wire.tags,
+        value: wire.value.map(from_wire).transpose()?,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::entry::Revalidate;
+
+    pub fn sample_entries() -> Vec<Entry> {
+        let rsc = Bytes::from(vec![7u8; 3000]);
+        let cc = Some(CacheControl { revalidate: Revalidate::Seconds(5.0), expire: Some(31536000.0) });
+        let mk = |key: &str, value: Option<Value>, cache_control| Entry {
+            key: key.into(),
+            last_modified: 1_795_365_807_740,
+            cache_control,
+            tags: vec!["_N_T_/isr".into(), "posts".into()],
+            value,
+        };
+        vec![
+            mk(
+                "/route-cache/APP_PAGE/c38585ba/$/isr",
+                Some(Value::AppPage {
+                    html: "<html>é ✓ ".repeat(500),
+                    rsc_data: Some(rsc.clone()),
+                    postponed: None,
+                    headers_json: Some(r#"{"x-nextjs-stale-time":"300"}"#.into()),
+                    status: None,
+                    segments: Some(vec![
+                        ("/_tree".into(), Bytes::from_static(b"tree")),
+                        ("/_full".into(), rsc.clone()),
+                        ("/isr/__PAGE__".into(), Bytes::from(vec![1u8; 2791])),
+                    ]),
+                }),
+                cc,
+            ),
+            mk(
+                "/ppr",
+                Some(Value::AppPage {
+                    html: "shell".into(),
+                    rsc_data: None,
+                    postponed: Some("{\"p\":1}".into()),
+                    headers_json: None,
+                    status: Some(404.0),
+                    segments: None,
+                }),
+                Some(CacheControl { revalidate: Revalidate::Never, expire: None }),
+            ),
+            mk(
+                "/api/cached",
+                Some(Value::AppRoute {
+                    body: Bytes::from_static(&[0, 159, 146, 150]),
+                    status: 200.0,
+                    headers_json: "{\"content-type\":\"application/json\"}".into(),
+                }),
+                cc,
+            ),
+            mk(
+                "/ssg",
+                Some(Value::Pages {
+                    html: "<p>ssg</p>".into(),
+                    page_data_json: "{\"pageProps\":{},\"__N_SSG\":true}".into(),
+                    headers_json: None,
+                    status: None,
+                }),
+                cc,
+            ),
+            mk("/redir/x", Some(Value::Redirect { props_json: "{\"pageProps\":{}}".into() }), cc),
+            mk("/nf", None, cc),
+            mk(
+                &"a".repeat(64),
+                Some(Value::Fetch {
+                    headers_json: "{}".into(),
+                    body: "eyJhIjoxfQ==".into(),
+                    status: 200.0,
+                    url: "https://example.com/x".into(),
+                    revalidate: 60.0,
+                    tags: Some(vec!["posts".into()]),
+                }),
+                None,
+            ),
+            mk(
+                "hfPrrD-XZnRUIVfVAOEhLAFgqGgvuG8MpUd5gEXPWxI",
+                Some(Value::Image {
+                    buffer: Bytes::from(vec![0xffu8, 0, 1, 2, 0x80]),
+                    etag: "e".into(),
+                    upstream_etag: "u".into(),
+                    extension: "webp".into(),
+                    revalidate: 14400.0,
+                }),
+                Some(CacheControl { revalidate: Revalidate::Seconds(14400.0), expire: None }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for e in sample_entries() {
+            let bytes = encode(&e, 3).unwrap();
+            assert_eq!(&bytes[..3], MAGIC);
+            assert_eq!(decode(&bytes, 1 << 30).unwrap(), e, "kind {:?}", e.value.as_ref().map(|v| v.kind_name()));
+        }
+    }
+
+    #[test]
+    fn full_segment_is_stored_once() {
+        let e = &sample_entries()[0];
+        let with = encode(e, 3).unwrap();
+        let mut without = e.clone();
+        if let Some(Value::AppPage { segments: Some(s), .. }) = &mut without.value {
+            s.retain(|(k, _)| k != "/_full");
+        }
+        let without = encode(&without, 3).unwrap();
+        assert!(with.len() < without.len() + 32, "{} vs {}", with.len(), without.len());
+        // and decoding restores the segment with rscData's bytes
+        let d = decode(&with, 1 << 30).unwrap();
+        if let Some(Value::AppPage { segments: Some(s), rsc_data: Some(r), .. }) = d.value {
+            assert_eq!(&s[1].1, &r);
+        } else {
+            panic!()
+        }
+    }
+
+    #[test]
+    fn corrupt_and_foreign_bytes_are_errors() {
+        let good = encode(&sample_entries()[0], 3).unwrap();
+        for bad in [
+            b"".to_vec(),
+            b"{\"json\":true}".to_vec(),
+            [&good[..4], &[9u8][..], &good[5..]].concat(),
+            [&good[..3], &[2u8][..], &good[4..]].concat(),
+            good[..good.len() / 2].to_vec(),
+        ] {
+            let err = decode(&bad, 1 << 30).unwrap_err();
+            assert_eq!(err.kind, crate::error::ErrorKind::Corrupt);
+        }
+        assert!(decode(&good, 100).is_err(), "decompression bound enforced");
+    }
+}

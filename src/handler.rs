@@ -1,0 +1,422 @@
+//! napi-free orchestration of `get` / `set` / `revalidateTag`, and the one home of the fail-open
+//! policy:
+//! - `get` never fails. A backend error, a corrupt object or a passed deadline is a counted,
+//!   logged miss — or, when this process still holds a copy in memory, that copy.
+//! - `set` keeps the new value in memory first (this instance serves it even if S3 is down), then
+//!   writes S3, then the tag index; failures are returned as values for the JS face to log.
+//! - `revalidateTag` applies to the local tag clock at once, then to the `TagStore`; a failure
+//!   there is returned, because the rest of the fleet has not heard of it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use crate::clock::{Clock, SystemClock};
+use crate::codec;
+use crate::config::{Backend, Config};
+use crate::entry::{evaluate, CacheControl, Entry, TagState, Value, Verdict};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::{self, Class};
+use crate::l1::L1;
+use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
+use crate::tag_clock::TagClock;
+use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, IndexRow, TagStore};
+
+/// What `get` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct GetRequest {
+    pub key: String,
+    /// `ctx.kind` (`APP_PAGE`, `FETCH`, …), used for the storage namespace.
+    pub kind: Option<String>,
+    /// FETCH `ctx.tags`.
+    pub tags: Vec<String>,
+    /// FETCH `ctx.softTags`.
+    pub soft_tags: Vec<String>,
+    /// FETCH `ctx.revalidate`.
+    pub revalidate: Option<f64>,
+}
+
+/// What `get` answers.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Return this entry, with `last_modified` as given (moved back when a tag is stale).
+    Hit { entry: Arc<Entry>, last_modified: i64 },
+    /// Return `null`.
+    Miss,
+}
+
+/// The synchronous answer: either final, or "ask again asynchronously".
+#[derive(Debug, Clone)]
+pub enum SyncLookup {
+    Done(Lookup),
+    NeedsBackend,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub memory_hits: AtomicU64,
+    pub backend_hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub expired: AtomicU64,
+    pub get_errors: AtomicU64,
+    pub get_timeouts: AtomicU64,
+    pub corrupt: AtomicU64,
+    pub served_from_memory_on_error: AtomicU64,
+    pub sets: AtomicU64,
+    pub set_errors: AtomicU64,
+    pub too_large: AtomicU64,
+    pub index_errors: AtomicU64,
+    pub revalidations: AtomicU64,
+    pub revalidate_errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Backends {
+    blobs: Arc<dyn BlobStore>,
+    tags: Arc<dyn TagStore>,
+}
+
+pub struct Core {
+    pub cfg: Config,
+    clock: Arc<dyn Clock>,
+    l1: L1,
+    tag_clock: TagClock,
+    backends: tokio::sync::OnceCell<Backends>,
+    /// (tag, key) index rows this process wrote, with when; rewritten after half the TTL.
+    indexed: DashMap<(String, String), i64>,
+    pub stats: Stats,
+    last_log: Mutex<std::collections::HashMap<&'static str, i64>>,
+}
+
+const LOG_EVERY_MS: i64 = 10_000;
+const MAX_INDEXED_MEMO: usize = 100_000;
+
+impl Core {
+    pub fn new(cfg: Config) -> Core {
+        Core::with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Core {
+        Core {
+            l1: L1::new(cfg.memory_bytes),
+            cfg,
+            clock,
+            tag_clock: TagClock::default(),
+            backends: tokio::sync::OnceCell::new(),
+            indexed: DashMap::new(),
+            stats: Stats::default(),
+            last_log: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Uses these stores instead of the configured ones (tests).
+    pub fn with_backends(cfg: Config, clock: Arc<dyn Clock>, blobs: Arc<dyn BlobStore>, tags: Arc<dyn TagStore>) -> Core {
+        let core = Core::with_clock(cfg, clock);
+        let _ = core.backends.set(Backends { blobs, tags });
+        core
+    }
+
+    async fn backends(&self) -> &Backends {
+        self.backends
+            .get_or_init(|| async {
+                match self.cfg.backend {
+                    Backend::Memory => Backends {
+                        blobs: Arc::new(MemoryBlobStore::default()),
+                        tags: Arc::new(MemoryTagStore::default()),
+                    },
+                    Backend::Aws => {
+                        let sdk = crate::aws::load_sdk_config(&self.cfg).await;
+                        Backends {
+                            blobs: Arc::new(S3BlobStore::new(
+                                &sdk,
+                                self.cfg.bucket.clone(),
+                                self.cfg.s3_endpoint.as_deref(),
+                                self.cfg.force_path_style,
+                            )),
+                            tags: Arc::new(DynamoTagStore::new(&sdk, self.cfg.table.clone(), self.cfg.dynamodb_endpoint.as_deref())),
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Creates the bucket and table when missing (local servers, tests, the demo).
+    pub async fn ensure_resources(&self) -> Result<()> {
+        if self.cfg.backend == Backend::Memory {
+            return Ok(());
+        }
+        let sdk = crate::aws::load_sdk_config(&self.cfg).await;
+        let s3 = S3BlobStore::new(&sdk, self.cfg.bucket.clone(), self.cfg.s3_endpoint.as_deref(), self.cfg.force_path_style);
+        if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
+            if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
+                let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
+                if err.kind != ErrorKind::Conflict {
+                    return Err(err);
+                }
+            }
+        }
+        DynamoTagStore::new(&sdk, self.cfg.table.clone(), self.cfg.dynamodb_endpoint.as_deref()).ensure_table().await
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn object_key(&self, class: Class, key: &str) -> String {
+        keys::object_key(&self.cfg.prefix, &self.cfg.build_id, class, key)
+    }
+
+    fn log(&self, what: &'static str, msg: &str) {
+        let now = self.now();
+        let mut last = self.last_log.lock();
+        let due = last.get(what).is_none_or(|t| now - t >= LOG_EVERY_MS);
+        if due {
+            last.insert(what, now);
+            eprintln!("[fleetcache] {what}: {msg}");
+        }
+    }
+
+    fn all_tags<'a>(entry: &'a Entry, req: &'a GetRequest) -> impl Iterator<Item = &'a String> {
+        entry.tags.iter().chain(req.tags.iter()).chain(req.soft_tags.iter())
+    }
+
+    /// Judges `entry` with the tag states in the clock; `None` if some tag is unknown and
+    /// `unknown_as_fresh` is false.
+    fn judge(&self, entry: &Arc<Entry>, req: &GetRequest, unknown_as_fresh: bool) -> Option<Lookup> {
+        let mut states: Vec<TagState> = Vec::new();
+        for t in Self::all_tags(entry, req) {
+            match self.tag_clock.get(t) {
+                Some(s) => states.push(s),
+                None if unknown_as_fresh => {}
+                None => return None,
+            }
+        }
+        let verdict = evaluate(entry, states.iter(), req.revalidate, self.now());
+        Some(match verdict {
+            Verdict::Fresh => Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified },
+            Verdict::Stale { last_modified } => {
+                bump(&self.stats.stale);
+                Lookup::Hit { entry: entry.clone(), last_modified }
+            }
+            Verdict::Expired => {
+                bump(&self.stats.expired);
+                Lookup::Miss
+            }
+        })
+    }
+
+    /// The hit path: memory and the local tag clock only, no network, no await.
+    pub fn get_sync(&self, req: &GetRequest) -> SyncLookup {
+        let Some(entry) = self.l1.get(&req.key) else { return SyncLookup::NeedsBackend };
+        match self.judge(&entry, req, false) {
+            Some(l) => {
+                if matches!(l, Lookup::Hit { .. }) {
+                    bump(&self.stats.memory_hits);
+                }
+                SyncLookup::Done(l)
+            }
+            None => SyncLookup::NeedsBackend,
+        }
+    }
+
+    /// The miss path, bounded by `getTimeoutMs`. Never fails.
+    pub async fn get(&self, req: &GetRequest) -> Lookup {
+        let deadline = Duration::from_millis(self.cfg.get_timeout_ms);
+        match tokio::time::timeout(deadline, self.load(req)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                if e.kind == ErrorKind::Corrupt {
+                    bump(&self.stats.corrupt);
+                } else {
+                    bump(&self.stats.get_errors);
+                }
+                self.log("get failed, serving a miss", &format!("{}: {e}", req.key));
+                self.fallback(req)
+            }
+            Err(_) => {
+                bump(&self.stats.get_timeouts);
+                self.log("get timed out, serving a miss", &format!("{} after {} ms", req.key, self.cfg.get_timeout_ms));
+                self.fallback(req)
+            }
+        }
+    }
+
+    /// When the backend failed: the copy in memory (judged by what the clock knows), else a miss.
+    fn fallback(&self, req: &GetRequest) -> Lookup {
+        if let Some(entry) = self.l1.get(&req.key) {
+            if let Some(l @ Lookup::Hit { .. }) = self.judge(&entry, req, true) {
+                bump(&self.stats.served_from_memory_on_error);
+                return l;
+            }
+        }
+        bump(&self.stats.misses);
+        Lookup::Miss
+    }
+
+    async fn load(&self, req: &GetRequest) -> Result<Lookup> {
+        let b = self.backends().await;
+        let (entry, from_backend) = match self.l1.get(&req.key) {
+            Some(e) => (e, false),
+            None => {
+                let class = Class::from_kind(req.kind.as_deref());
+                let Some(bytes) = b.blobs.get(&self.object_key(class, &req.key)).await? else {
+                    bump(&self.stats.misses);
+                    return Ok(Lookup::Miss);
+                };
+                let entry = codec::decode(&bytes, self.cfg.max_entry_bytes.saturating_mul(4))?;
+                if entry.key != req.key {
+                    return Err(Error::corrupt(format!("object holds key {:?}", entry.key)));
+                }
+                (Arc::new(entry), true)
+            }
+        };
+        let unknown: Vec<String> = {
+            let set: HashSet<&String> = Self::all_tags(&entry, req).filter(|t| self.tag_clock.get(t).is_none()).collect();
+            set.into_iter().cloned().collect()
+        };
+        if !unknown.is_empty() {
+            for (tag, st) in b.tags.tag_states(&unknown).await? {
+                self.tag_clock.merge(&tag, st);
+            }
+        }
+        if from_backend {
+            self.l1.insert_if_newer(entry.clone());
+        }
+        let l = self.judge(&entry, req, true).unwrap_or(Lookup::Miss);
+        match &l {
+            Lookup::Hit { .. } if from_backend => bump(&self.stats.backend_hits),
+            Lookup::Hit { .. } => bump(&self.stats.memory_hits),
+            Lookup::Miss => {}
+        }
+        Ok(l)
+    }
+
+    /// Stores `value` (None = notFound) under `key`.
+    pub async fn set(
+        &self,
+        key: String,
+        class: Class,
+        value: Option<Value>,
+        cache_control: Option<CacheControl>,
+        mut tags: Vec<String>,
+    ) -> Result<()> {
+        bump(&self.stats.sets);
+        tags.sort();
+        tags.dedup();
+        let entry = Entry { key, last_modified: self.now(), cache_control, tags, value };
+        let weight = entry.weight();
+        if weight > self.cfg.max_entry_bytes {
+            bump(&self.stats.too_large);
+            let e = Error::new(
+                ErrorKind::TooLarge,
+                format!("{}: entry of {weight} bytes exceeds maxEntryBytes ({}); not stored", entry.key, self.cfg.max_entry_bytes),
+            );
+            self.log("set refused", &e.context);
+            return Err(e);
+        }
+        let entry = Arc::new(entry);
+        let bytes = codec::encode(&entry, self.cfg.compression_level)?;
+        self.l1.insert(entry.clone());
+        let b = self.backends().await;
+        if let Err(e) = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), false).await {
+            bump(&self.stats.set_errors);
+            self.log("set failed (kept in this instance's memory only)", &format!("{}: {e}", entry.key));
+            return Err(e);
+        }
+        if let Err(e) = self.write_index(&entry, class).await {
+            bump(&self.stats.index_errors);
+            self.log("tag index write failed", &format!("{}: {e}", entry.key));
+        }
+        Ok(())
+    }
+
+    async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {
+        if entry.tags.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let refresh_ms = self.cfg.index_ttl_seconds * 1000 / 2;
+        let path = if class == Class::Route { keys::path_of_key(&entry.key) } else { None };
+        let rows: Vec<IndexRow> = entry
+            .tags
+            .iter()
+            .filter(|t| self.indexed.get(&((*t).clone(), entry.key.clone())).is_none_or(|at| now - *at > refresh_ms))
+            .map(|t| IndexRow { tag: t.clone(), key: entry.key.clone(), path: path.clone() })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let b = self.backends().await;
+        b.tags.put_index(&rows, now / 1000 + self.cfg.index_ttl_seconds).await?;
+        if self.indexed.len() > MAX_INDEXED_MEMO {
+            self.indexed.clear();
+        }
+        for r in rows {
+            self.indexed.insert((r.tag, r.key), now);
+        }
+        Ok(())
+    }
+
+    /// `revalidateTag(tags, durations)`: `expire_s` None or 0 expires now, N > 0 marks stale now
+    /// and expires in N seconds.
+    pub async fn revalidate_tags(&self, tags: &[String], expire_s: Option<f64>) -> Result<()> {
+        bump(&self.stats.revalidations);
+        let now = self.now();
+        for t in tags {
+            self.tag_clock.apply(t, now, expire_s);
+        }
+        let b = self.backends().await;
+        match b.tags.revalidate(tags, now, expire_s).await {
+            Ok(states) => {
+                for (t, st) in states {
+                    self.tag_clock.merge(&t, st);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                bump(&self.stats.revalidate_errors);
+                self.log("revalidateTag failed to reach the tag store", &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// The URL paths of entries carrying any of `tags` (for CDN invalidation), sorted, unique.
+    pub async fn paths_for_tags(&self, tags: &[String]) -> Result<Vec<String>> {
+        let rows = self.backends().await.tags.index_rows(tags).await?;
+        let mut paths: Vec<String> = rows.into_iter().filter_map(|r| r.path).collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    /// Forgets everything this process holds in memory (not the shared store).
+    pub fn clear_memory(&self) {
+        self.l1.clear();
+        self.tag_clock.clear();
+        self.indexed.clear();
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.l1.bytes()
+    }
+    pub fn memory_entries(&self) -> usize {
+        self.l1.len()
+    }
+    pub fn evictions(&self) -> u64 {
+        self.l1.evictions()
+    }
+    pub fn known_tags(&self) -> usize {
+        self.tag_clock.len()
+    }
+}

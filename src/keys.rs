@@ -1,0 +1,165 @@
+//! Next cache keys → S3 object keys, and cache keys → the URL paths a CDN would purge.
+//!
+//! Object keys (always valid S3 keys, at most [`MAX_OBJECT_KEY`] bytes, injective):
+//! - `<prefix>/routes/<buildId>/k<enc(key)>`: APP_PAGE, APP_ROUTE, PAGES (incl. REDIRECT, notFound).
+//!   A new deployment never reads another build's HTML, which references that build's chunks.
+//! - `<prefix>/fetch/k<enc(key)>`: `fetch` and `unstable_cache` (shared across builds).
+//! - `<prefix>/image/k<enc(key)>`: the image optimizer's cache.
+//!
+//! `enc` percent-encodes every byte outside `[A-Za-z0-9_~/-]` (including `%` and `.`), so it is
+//! injective and never produces `.`/`..` path segments. When the result would be too long, the
+//! tail is `h<sha256hex(key)>` instead; `k…` and `h…` never collide, and the stored entry carries
+//! the original key, which `get` compares, so even a hash collision cannot serve a foreign entry.
+
+use sha2::{Digest, Sha256};
+
+pub const MAX_OBJECT_KEY: usize = 1024;
+/// Encoded keys longer than this are hashed.
+const MAX_ENCODED: usize = 640;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Route,
+    Fetch,
+    Image,
+}
+
+impl Class {
+    /// From the kind Next names in `ctx.kind` or `data.kind` (`None` = a `set(key, null)`).
+    pub fn from_kind(kind: Option<&str>) -> Class {
+        match kind {
+            Some("FETCH") => Class::Fetch,
+            Some("IMAGE") => Class::Image,
+            _ => Class::Route,
+        }
+    }
+}
+
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'~' | b'/' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[(b >> 4) as usize]));
+            out.push(char::from(b"0123456789ABCDEF"[(b & 15) as usize]));
+        }
+    }
+    out
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in d {
+        out.push(char::from(b"0123456789abcdef"[(b >> 4) as usize]));
+        out.push(char::from(b"0123456789abcdef"[(b & 15) as usize]));
+    }
+    out
+}
+
+/// The folder under which `class` entries of `build_id` live.
+pub fn class_prefix(prefix: &str, build_id: &str, class: Class) -> String {
+    match class {
+        Class::Route => format!("{prefix}/routes/{}/", encode_component(build_id).replace('/', "%2F")),
+        Class::Fetch => format!("{prefix}/fetch/"),
+        Class::Image => format!("{prefix}/image/"),
+    }
+}
+
+pub fn object_key(prefix: &str, build_id: &str, class: Class, key: &str) -> String {
+    let base = class_prefix(prefix, build_id, class);
+    let enc = encode_component(key);
+    if enc.len() <= MAX_ENCODED {
+        format!("{base}k{enc}")
+    } else {
+        format!("{base}h{}", sha256_hex(key))
+    }
+}
+
+/// The URL path a response-cache key stands for: `/route-cache/<KIND>/<hash>/$<path>` (Next ≥
+/// 16.3.8 / 15.5.27) or the bare path of older versions; `/index` is `/`. FETCH and IMAGE keys
+/// have no path.
+pub fn path_of_key(key: &str) -> Option<String> {
+    let path = if let Some(rest) = key.strip_prefix("/route-cache/") {
+        let dollar = rest.find("/$")?;
+        &rest[dollar + 2..]
+    } else if key.starts_with('/') {
+        key
+    } else {
+        return None;
+    };
+    if path.is_empty() || path == "/index" {
+        Some("/".to_string())
+    } else {
+        Some(path.to_string())
+    }
+}
+
+/// What a CDN must purge when a pages-router entry is rewritten: the page and its
+/// `/_next/data/<buildId>/<path>.json` variant. Pages-router entries carry no tags, so this is
+/// derived from the key alone.
+pub fn pages_router_paths(key: &str, build_id: &str) -> Vec<String> {
+    let Some(path) = path_of_key(key) else { return vec![] };
+    let data_name = if path == "/" { "/index".to_string() } else { path.clone() };
+    vec![path, format!("/_next/data/{build_id}{data_name}.json")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn object_keys_are_valid_and_injective() {
+        let long = "/p/".to_string() + &"é".repeat(2000);
+        let keys = [
+            "/isr",
+            "/index",
+            "/route-cache/APP_PAGE/c38585ba/$/isr",
+            "/route-cache/APP_PAGE/c38585ba/$/items/[id]",
+            "/a%2Fb",
+            "/a/b",
+            "/a.b",
+            "/a%2Eb",
+            "/ünïcødé/页面",
+            "/../x",
+            "",
+            long.as_str(),
+            &"/q".repeat(400),
+        ];
+        let mut seen = HashSet::new();
+        for k in keys {
+            let o = object_key("fc", "build-1", Class::Route, k);
+            assert!(o.len() <= MAX_OBJECT_KEY, "{k}");
+            assert!(o.is_ascii());
+            assert!(!o.split('/').any(|seg| seg == "." || seg == ".."), "{o}");
+            assert!(seen.insert(o.clone()), "collision for {k}: {o}");
+        }
+        assert!(object_key("fc", "b", Class::Route, &long).contains("/h"));
+        // namespacing
+        assert_ne!(object_key("fc", "b1", Class::Route, "/x"), object_key("fc", "b2", Class::Route, "/x"));
+        assert_eq!(object_key("fc", "b1", Class::Fetch, "abc"), object_key("fc", "b2", Class::Fetch, "abc"));
+        assert!(object_key("fc", "../b", Class::Route, "/x").starts_with("fc/routes/%2E%2E%2Fb/"));
+    }
+
+    #[test]
+    fn paths_of_both_key_styles() {
+        assert_eq!(path_of_key("/route-cache/APP_PAGE/c385/$/isr").as_deref(), Some("/isr"));
+        assert_eq!(path_of_key("/route-cache/APP_PAGE/c385/$/index").as_deref(), Some("/"));
+        assert_eq!(path_of_key("/route-cache/APP_ROUTE/aa/$/api/cached").as_deref(), Some("/api/cached"));
+        assert_eq!(path_of_key("/items/2").as_deref(), Some("/items/2"));
+        assert_eq!(path_of_key("/index").as_deref(), Some("/"));
+        assert_eq!(path_of_key(&"a".repeat(64)), None);
+    }
+
+    #[test]
+    fn pages_router_key_gives_page_and_data_paths() {
+        assert_eq!(
+            pages_router_paths("/route-cache/PAGES/491f/$/posts/2", "B1"),
+            vec!["/posts/2".to_string(), "/_next/data/B1/posts/2.json".to_string()]
+        );
+        assert_eq!(pages_router_paths("/index", "B1"), vec!["/", "/_next/data/B1/index.json"]);
+    }
+}

@@ -1,0 +1,20 @@
+//! fleetcache: a shared ISR and data cache for self-hosted Next.js fleets.
+//!
+//! The napi-free core lives in the modules below and is covered by `cargo test`; `napi.rs`
+//! (feature `node`) is the N-API boundary only.
+
+pub mod aws;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod entry;
+pub mod error;
+pub mod handler;
+pub mod keys;
+pub mod l1;
+pub mod store;
+pub mod tag_clock;
+pub mod tags;
+
+#[cfg(feature = "node")]
+mod napi_face;

@@ -1,0 +1,61 @@
+//! `BlobStore`: where encoded entries live (one object per entry). S3 in production, memory for
+//! fast tests; both must pass [`conformance`].
+
+pub mod memory;
+pub mod s3;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// `Ok(None)` when the object does not exist.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// Writes `body` at `key`. With `if_absent`, an existing object is left alone and the call
+    /// returns `Ok(false)` (S3 `If-None-Match: *`).
+    async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool>;
+    /// Deletes these objects; absent ones are not an error.
+    async fn delete(&self, keys: &[String]) -> Result<()>;
+    /// Every key under `prefix`, in lexicographic order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// The behaviour every `BlobStore` must have. Run by `cargo test` against memory, and against
+/// S3 protocol servers when `FLEETCACHE_TEST_S3` is set (see `tests/backends.rs`).
+pub mod conformance {
+    use super::*;
+
+    pub async fn run(store: &dyn BlobStore, prefix: &str) {
+        let k = |s: &str| format!("{prefix}/{s}");
+        assert_eq!(store.get(&k("missing")).await.unwrap(), None);
+
+        let body = Bytes::from((0..=255u8).cycle().take(70_000).collect::<Vec<_>>());
+        assert!(store.put(&k("a/1"), body.clone(), false).await.unwrap());
+        assert_eq!(store.get(&k("a/1")).await.unwrap(), Some(body.clone()));
+
+        // overwrite
+        assert!(store.put(&k("a/1"), Bytes::from_static(b"v2"), false).await.unwrap());
+        assert_eq!(store.get(&k("a/1")).await.unwrap().as_deref(), Some(&b"v2"[..]));
+
+        // conditional create
+        assert!(!store.put(&k("a/1"), Bytes::from_static(b"v3"), true).await.unwrap());
+        assert_eq!(store.get(&k("a/1")).await.unwrap().as_deref(), Some(&b"v2"[..]));
+        assert!(store.put(&k("a/2"), Bytes::from_static(b"new"), true).await.unwrap());
+
+        // odd but valid keys
+        let odd = k("r/k%2F%24%5B%5D~_-x");
+        assert!(store.put(&odd, Bytes::from_static(b"odd"), false).await.unwrap());
+        assert_eq!(store.get(&odd).await.unwrap().as_deref(), Some(&b"odd"[..]));
+
+        let mut listed = store.list(&k("a/")).await.unwrap();
+        listed.sort();
+        assert_eq!(listed, vec![k("a/1"), k("a/2")]);
+
+        store.delete(&[k("a/1"), k("a/2"), k("never")]).await.unwrap();
+        assert_eq!(store.get(&k("a/1")).await.unwrap(), None);
+        assert!(store.list(&k("a/")).await.unwrap().is_empty());
+        store.delete(&[odd]).await.unwrap();
+    }
+}

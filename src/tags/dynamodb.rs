@@ -1,0 +1,341 @@
+//! `TagStore` on DynamoDB: one table, string keys `pk` + `sk`, TTL attribute `ttl`.
+//!
+//! ## Item layout
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | tag state | `T#<tag>` | `state` | `hard`, `stale`, `soft` (N, ms since the epoch; see [`TagState`]), `ver` (N, optimistic-lock counter) |
+//! | tag → key index | `I#<tag>` | `<cache key>` (or `h#<sha256>` past 1,000 bytes) | `key` (S), `path` (S, absent for fetch/image keys), `ttl` (N, epoch s) |
+//!
+//! ## Cost per operation
+//! - `revalidateTag(tags)`: per tag one strongly consistent `GetItem` + one conditional
+//!   `PutItem` (retried on a lost condition), tags in parallel.
+//! - first load of an entry from S3: one strongly consistent `BatchGetItem` per 100 of its tags.
+//! - `set`: index rows for (tag, key) pairs this process has not written within half the index
+//!   TTL, one `BatchWriteItem` per 25 rows; in the steady state a regeneration writes nothing.
+//! - `pathsForTags(tags)`: one `Query` (paginated) per tag.
+//!
+//! ## Write order and partial failure
+//! `set` writes the S3 object first and the index rows after it: a failure between the two
+//! leaves an entry that `pathsForTags` does not list yet (the next `set` of it retries), never an
+//! index row pointing at content that was not written. Index rows outlive their entries until
+//! their TTL: that only over-invalidates a CDN, it never serves wrong content. A tag state write
+//! is a single conditional `PutItem`: it happens whole or not at all; `revalidateTag` reports
+//! which tags failed and may be retried (applying a revalidation twice is harmless).
+//!
+//! ## Create the table
+//! ```sh
+//! aws dynamodb create-table --table-name fleetcache \
+//!   --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S \
+//!   --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE \
+//!   --billing-mode PAY_PER_REQUEST
+//! aws dynamodb update-time-to-live --table-name fleetcache \
+//!   --time-to-live-specification Enabled=true,AttributeName=ttl
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
+    ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use futures::future::try_join_all;
+
+use super::{IndexRow, TagStore};
+use crate::aws::map_err;
+use crate::entry::TagState;
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::sha256_hex;
+
+pub const ATTR_PK: &str = "pk";
+pub const ATTR_SK: &str = "sk";
+pub const ATTR_TTL: &str = "ttl";
+const ATTR_HARD: &str = "hard";
+const ATTR_STALE: &str = "stale";
+const ATTR_SOFT: &str = "soft";
+const ATTR_VER: &str = "ver";
+const ATTR_KEY: &str = "key";
+const ATTR_PATH: &str = "path";
+const TAG_PREFIX: &str = "T#";
+const INDEX_PREFIX: &str = "I#";
+const STATE_SK: &str = "state";
+const BATCH_GET_MAX: usize = 100;
+const BATCH_WRITE_MAX: usize = 25;
+const MAX_ATTEMPTS: usize = 8;
+const CONFLICT_CODES: &[&str] = &["ConditionalCheckFailedException", "TransactionConflictException"];
+
+pub struct DynamoTagStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+fn state_key(tag: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(ATTR_PK.to_string(), s(&format!("{TAG_PREFIX}{tag}"))), (ATTR_SK.to_string(), s(STATE_SK))])
+}
+fn index_sk(key: &str) -> String {
+    if key.len() <= 1000 {
+        key.to_string()
+    } else {
+        format!("h#{}", sha256_hex(key))
+    }
+}
+fn state_of(item: &HashMap<String, AttributeValue>) -> TagState {
+    TagState { hard: get_n(item, ATTR_HARD), stale: get_n(item, ATTR_STALE), soft_expire: get_n(item, ATTR_SOFT) }
+}
+
+async fn backoff(attempt: usize) {
+    tokio::time::sleep(Duration::from_millis(10 * (1 << attempt.min(6)) as u64)).await;
+}
+
+impl DynamoTagStore {
+    pub fn new(sdk: &aws_config::SdkConfig, table: String, endpoint: Option<&str>) -> Self {
+        let mut b = aws_sdk_dynamodb::config::Builder::from(sdk);
+        if let Some(e) = endpoint {
+            b = b.endpoint_url(e);
+        }
+        DynamoTagStore { client: Client::from_conf(b.build()), table }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table (and turns on TTL) if it does not exist. For local servers, tests and
+    /// the demo; production tables are created by infrastructure code (see the module doc).
+    pub async fn ensure_table(&self) -> Result<()> {
+        if self.client.describe_table().table_name(&self.table).send().await.is_ok() {
+            return Ok(());
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kt| KeySchemaElement::builder().attribute_name(name).key_type(kt).build();
+        let inv = |e: aws_sdk_dynamodb::error::BuildError| Error::invalid(e.to_string());
+        let res = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .attribute_definitions(attr(ATTR_PK).map_err(inv)?)
+            .attribute_definitions(attr(ATTR_SK).map_err(inv)?)
+            .key_schema(key(ATTR_PK, KeyType::Hash).map_err(inv)?)
+            .key_schema(key(ATTR_SK, KeyType::Range).map_err(inv)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        if let Err(e) = res {
+            let err = map_err("CreateTable", e, &["ResourceInUseException"]);
+            if err.kind != ErrorKind::Conflict {
+                return Err(err);
+            }
+        }
+        let spec = TimeToLiveSpecification::builder().enabled(true).attribute_name(ATTR_TTL).build().map_err(inv)?;
+        // Best effort: some local servers lack the TTL API.
+        let _ = self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(spec).send().await;
+        Ok(())
+    }
+
+    async fn revalidate_one(&self, tag: &str, now: i64, expire_s: Option<f64>) -> Result<TagState> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let cur = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(state_key(tag)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| map_err("GetItem", e, CONFLICT_CODES))?;
+            let (mut st, ver) = match cur.item() {
+                Some(item) => (state_of(item), Some(get_n(item, ATTR_VER))),
+                None => (TagState::default(), None),
+            };
+            st.apply(now, expire_s);
+            let mut item = state_key(tag);
+            item.insert(ATTR_HARD.into(), n(st.hard));
+            item.insert(ATTR_STALE.into(), n(st.stale));
+            item.insert(ATTR_SOFT.into(), n(st.soft_expire));
+            item.insert(ATTR_VER.into(), n(ver.unwrap_or(0) + 1));
+            let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let req = match ver {
+                Some(v) => req.condition_expression("#v = :v").expression_attribute_names("#v", ATTR_VER).expression_attribute_values(":v", n(v)),
+                None => req.condition_expression("attribute_not_exists(pk)"),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(st),
+                Err(e) => {
+                    let err = map_err("PutItem", e, CONFLICT_CODES);
+                    if err.kind != ErrorKind::Conflict {
+                        return Err(err);
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict, format!("revalidate {tag}: too much contention")))
+    }
+
+    async fn batch_get(&self, keys: Vec<HashMap<String, AttributeValue>>) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        let mut pending = keys;
+        let mut out = Vec::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok(out);
+            }
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            let res = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| map_err("BatchGetItem", e, CONFLICT_CODES))?;
+            if let Some(items) = res.responses().and_then(|r| r.get(&self.table)) {
+                out.extend(items.iter().cloned());
+            }
+            if let Some(un) = res.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                pending = un.keys().to_vec();
+                if !pending.is_empty() {
+                    backoff(attempt).await;
+                }
+            }
+        }
+        if pending.is_empty() {
+            Ok(out)
+        } else {
+            Err(Error::backend("BatchGetItem: keys left unprocessed", true))
+        }
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        let mut pending = requests;
+        for attempt in 0..MAX_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let res = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(|e| map_err("BatchWriteItem", e, CONFLICT_CODES))?;
+            if let Some(un) = res.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                pending = un.clone();
+                if !pending.is_empty() {
+                    backoff(attempt).await;
+                }
+            }
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::backend("BatchWriteItem: items left unprocessed", true))
+        }
+    }
+}
+
+#[async_trait]
+impl TagStore for DynamoTagStore {
+    async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
+        let mut unique: Vec<&String> = tags.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let items = try_join_all(
+            unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|t| state_key(t)).collect())),
+        )
+        .await?;
+        let mut found: HashMap<String, TagState> = HashMap::new();
+        for item in items.into_iter().flatten() {
+            if let Some(pk) = get_s(&item, ATTR_PK) {
+                if let Some(tag) = pk.strip_prefix(TAG_PREFIX) {
+                    found.insert(tag.to_string(), state_of(&item));
+                }
+            }
+        }
+        Ok(tags.iter().map(|t| (t.clone(), found.get(t).copied().unwrap_or_default())).collect())
+    }
+
+    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
+        let states = try_join_all(tags.iter().map(|t| self.revalidate_one(t, now, expire_s))).await?;
+        Ok(tags.iter().cloned().zip(states).collect())
+    }
+
+    async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()> {
+        // One request per (pk, sk): DynamoDB rejects duplicates inside a batch.
+        let mut unique: BTreeMap<(String, String), &IndexRow> = BTreeMap::new();
+        for r in rows {
+            unique.insert((format!("{INDEX_PREFIX}{}", r.tag), index_sk(&r.key)), r);
+        }
+        let mut requests = Vec::with_capacity(unique.len());
+        for ((pk, sk), r) in unique {
+            let mut item = HashMap::from([
+                (ATTR_PK.to_string(), s(&pk)),
+                (ATTR_SK.to_string(), s(&sk)),
+                (ATTR_KEY.to_string(), s(&r.key)),
+                (ATTR_TTL.to_string(), n(expires_at_s)),
+            ]);
+            if let Some(p) = &r.path {
+                item.insert(ATTR_PATH.to_string(), s(p));
+            }
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| Error::invalid(e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        let mut chunks = Vec::new();
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(BATCH_WRITE_MAX));
+            chunks.push(std::mem::replace(&mut requests, rest));
+        }
+        try_join_all(chunks.into_iter().map(|c| self.batch_write(c))).await?;
+        Ok(())
+    }
+
+    async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>> {
+        let per_tag = try_join_all(tags.iter().map(|tag| async move {
+            let mut rows = Vec::new();
+            let mut start: Option<HashMap<String, AttributeValue>> = None;
+            loop {
+                let res = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("#pk = :pk")
+                    .expression_attribute_names("#pk", ATTR_PK)
+                    .expression_attribute_values(":pk", s(&format!("{INDEX_PREFIX}{tag}")))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| map_err("Query", e, CONFLICT_CODES))?;
+                for item in res.items() {
+                    if let Some(key) = get_s(item, ATTR_KEY) {
+                        rows.push(IndexRow { tag: tag.clone(), key, path: get_s(item, ATTR_PATH) });
+                    }
+                }
+                match res.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => break,
+                }
+            }
+            Ok::<_, Error>(rows)
+        }))
+        .await?;
+        Ok(per_tag.into_iter().flatten().collect())
+    }
+}
