@@ -1,0 +1,376 @@
+'use strict'
+// The JS face Next loads. Thin by design: it maps Next's values to the native core's flat shapes
+// and back, asks the core synchronously first (a hit never pays an async N-API hop), and never
+// lets `get` reject or `set` throw. All state is module level: Next constructs the handler three
+// times per request, so construction only looks up a shared native core.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const binding = require('./binding.js')
+
+const OPTION_NAMES = new Set([
+  'backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint',
+  'forcePathStyle', 'memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds',
+])
+const STRING_OPTIONS = ['backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint']
+const NUMBER_OPTIONS = ['memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds']
+
+class FleetCacheError extends Error {
+  constructor(code, message, options) {
+    super(message, options)
+    this.name = 'FleetCacheError'
+    this.code = code
+  }
+}
+
+/** Turns a native error (`FLEETCACHE_X: message`) into a FleetCacheError with `.code`. */
+function fromNative(err) {
+  const m = /^(FLEETCACHE_[A-Z_]+): ([\s\S]*)$/.exec(err && err.message ? err.message : String(err))
+  return m ? new FleetCacheError(m[1], m[2], { cause: err }) : new FleetCacheError('FLEETCACHE_INTERNAL', String(err && err.message), { cause: err })
+}
+
+function validateOptions(options) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new FleetCacheError('FLEETCACHE_CONFIG', `options must be an object, got ${Array.isArray(options) ? 'array' : typeof options}`)
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) {
+      throw new FleetCacheError('FLEETCACHE_CONFIG', `unknown option \`${name}\` (known: ${[...OPTION_NAMES].join(', ')})`)
+    }
+  }
+  for (const name of STRING_OPTIONS) {
+    if (options[name] !== undefined && typeof options[name] !== 'string') {
+      throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a string, got ${typeof options[name]}`)
+    }
+  }
+  for (const name of NUMBER_OPTIONS) {
+    if (options[name] !== undefined && typeof options[name] !== 'number') {
+      throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a number, got ${typeof options[name]}`)
+    }
+  }
+  if (options.forcePathStyle !== undefined && typeof options.forcePathStyle !== 'boolean') {
+    throw new FleetCacheError('FLEETCACHE_CONFIG', `\`forcePathStyle\` must be a boolean, got ${typeof options.forcePathStyle}`)
+  }
+  return { ...options }
+}
+
+// ---- shared native cores -------------------------------------------------------------------
+
+const cores = new Map()
+const buildIds = new Map()
+
+/** `<distDir>/BUILD_ID` next to Next's `serverDistDir`, read once per directory. */
+function buildIdFromDist(serverDistDir) {
+  if (typeof serverDistDir !== 'string') return undefined
+  if (buildIds.has(serverDistDir)) return buildIds.get(serverDistDir)
+  let id
+  try {
+    id = fs.readFileSync(path.join(serverDistDir, '..', 'BUILD_ID'), 'utf8').trim() || undefined
+  } catch {
+    id = undefined
+  }
+  buildIds.set(serverDistDir, id)
+  return id
+}
+
+/** The one native core for these options (and build), created on first use. */
+function coreFor(options, serverDistDir) {
+  const resolved = { ...options }
+  if (resolved.buildId === undefined && !process.env.FLEETCACHE_BUILD_ID) {
+    const id = buildIdFromDist(serverDistDir)
+    if (id !== undefined) resolved.buildId = id
+  }
+  const key = JSON.stringify(Object.keys(resolved).sort().map((k) => [k, resolved[k]]))
+  let core = cores.get(key)
+  if (core === undefined) {
+    try {
+      core = new binding.NativeCache(resolved)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    cores.set(key, core)
+  }
+  return core
+}
+
+// ---- Next values <-> native shapes ---------------------------------------------------------
+
+function parseJson(s) {
+  return s === undefined ? undefined : JSON.parse(s)
+}
+
+/** A native hit → Next's `CacheHandlerValue`, with exact JS types (Buffers, a Map, undefined). */
+function toNext(h) {
+  if (h === null || h === undefined) return null
+  const out = { lastModified: h.lastModified, value: null }
+  if (h.revalidate !== undefined) {
+    out.cacheControl = h.expire === undefined ? { revalidate: h.revalidate } : { revalidate: h.revalidate, expire: h.expire }
+  }
+  const buf = h.buf
+  switch (h.kind) {
+    case undefined:
+      break
+    case 'APP_PAGE': {
+      let segmentData
+      if (h.segNames !== undefined) {
+        segmentData = new Map()
+        const names = h.segNames
+        const b = h.segBounds
+        for (let i = 0; i < names.length; i++) segmentData.set(names[i], buf.subarray(b[2 * i], b[2 * i + 1]))
+      }
+      out.value = {
+        kind: 'APP_PAGE',
+        html: h.html,
+        rscData: h.rscLen === undefined ? undefined : buf.subarray(0, h.rscLen),
+        postponed: h.postponed,
+        headers: parseJson(h.headers),
+        status: h.status,
+        segmentData,
+      }
+      break
+    }
+    case 'APP_ROUTE':
+      out.value = { kind: 'APP_ROUTE', body: buf, status: h.status, headers: parseJson(h.headers) }
+      break
+    case 'PAGES':
+      out.value = { kind: 'PAGES', html: h.html, pageData: parseJson(h.pageData), headers: parseJson(h.headers), status: h.status }
+      break
+    case 'REDIRECT':
+      out.value = { kind: 'REDIRECT', props: parseJson(h.props) }
+      break
+    case 'FETCH':
+      out.value = {
+        kind: 'FETCH',
+        data: { headers: parseJson(h.headers), body: h.body, status: h.status, url: h.url },
+        revalidate: h.fetchRevalidate,
+      }
+      if (h.tags !== undefined) out.value.tags = h.tags
+      break
+    case 'IMAGE':
+      out.value = {
+        kind: 'IMAGE',
+        etag: h.etag,
+        upstreamEtag: h.upstreamEtag,
+        buffer: buf,
+        extension: h.extension,
+        revalidate: h.fetchRevalidate,
+      }
+      break
+    default:
+      return null
+  }
+  return out
+}
+
+function stringArray(v) {
+  return Array.isArray(v) ? v.filter((t) => typeof t === 'string') : []
+}
+
+/** Every tag that can invalidate this entry: ctx.tags, ctx.softTags, value tags, x-next-cache-tags. */
+function tagsOf(data, ctx) {
+  const tags = new Set([...stringArray(ctx.tags), ...stringArray(ctx.softTags)])
+  if (data) {
+    for (const t of stringArray(data.tags)) tags.add(t)
+    const header = data.headers && data.headers['x-next-cache-tags']
+    if (typeof header === 'string') {
+      for (const t of header.split(',')) if (t) tags.add(t)
+    }
+  }
+  return [...tags]
+}
+
+function buf(v, field) {
+  if (v === undefined || v === null) return undefined
+  if (Buffer.isBuffer(v)) return v
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+  throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `${field} must be a Buffer, got ${typeof v}`)
+}
+
+function json(v) {
+  return v === undefined ? undefined : JSON.stringify(v)
+}
+
+/** Next's `set(key, data, ctx)` → the native `SetInput`. */
+function toInput(data, ctx) {
+  const classKind = ctx.kind || (ctx.fetchCache === true ? 'FETCH' : undefined) || (data ? data.kind : undefined)
+  const input = { classKind, tags: tagsOf(data, ctx) }
+  if (data && data.kind !== 'FETCH') {
+    const cc = ctx.cacheControl || (ctx.revalidate !== undefined ? { revalidate: ctx.revalidate } : undefined)
+    if (cc && (typeof cc.revalidate === 'number' || cc.revalidate === false)) {
+      input.hasCacheControl = true
+      if (cc.revalidate === false) input.revalidateNever = true
+      else input.revalidateSeconds = cc.revalidate
+      if (typeof cc.expire === 'number') input.expire = cc.expire
+    }
+  } else if (!data) {
+    const cc = ctx.cacheControl
+    if (cc && (typeof cc.revalidate === 'number' || cc.revalidate === false)) {
+      input.hasCacheControl = true
+      if (cc.revalidate === false) input.revalidateNever = true
+      else input.revalidateSeconds = cc.revalidate
+      if (typeof cc.expire === 'number') input.expire = cc.expire
+    }
+  }
+  if (!data) return input
+  if (typeof data !== 'object') throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `value must be an object or null, got ${typeof data}`)
+  input.kind = data.kind
+  switch (data.kind) {
+    case 'APP_PAGE':
+      input.html = data.html
+      input.rscData = buf(data.rscData, 'rscData')
+      input.postponed = data.postponed
+      input.headers = json(data.headers)
+      input.status = data.status
+      if (data.segmentData !== undefined && data.segmentData !== null) {
+        if (!(data.segmentData instanceof Map)) throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', 'segmentData must be a Map')
+        input.segNames = []
+        input.segData = []
+        for (const [k, v] of data.segmentData) {
+          input.segNames.push(k)
+          input.segData.push(buf(v, `segmentData[${k}]`))
+        }
+      }
+      break
+    case 'APP_ROUTE':
+      input.buf = buf(data.body, 'body')
+      input.status = data.status
+      input.headers = json(data.headers)
+      break
+    case 'PAGES':
+      input.html = data.html
+      input.pageData = json(data.pageData)
+      input.headers = json(data.headers)
+      input.status = data.status
+      break
+    case 'REDIRECT':
+      input.props = json(data.props)
+      break
+    case 'FETCH': {
+      const d = data.data || {}
+      input.headers = json(d.headers)
+      input.body = d.body
+      input.status = d.status
+      input.url = d.url
+      input.fetchRevalidate = data.revalidate
+      if (Array.isArray(data.tags)) input.fetchTags = stringArray(data.tags)
+      break
+    }
+    case 'IMAGE':
+      input.buf = buf(data.buffer, 'buffer')
+      input.etag = data.etag
+      input.upstreamEtag = data.upstreamEtag
+      input.extension = data.extension
+      input.fetchRevalidate = data.revalidate
+      break
+    default:
+      throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `unknown value kind ${JSON.stringify(data.kind)}`)
+  }
+  if (typeof input.status !== 'number') input.status = undefined
+  return input
+}
+
+// ---- the handler class ---------------------------------------------------------------------
+
+const warned = new Map()
+function warn(what, detail) {
+  const now = Date.now()
+  if ((warned.get(what) || 0) + 10_000 > now) return
+  warned.set(what, now)
+  console.warn(`[fleetcache] ${what}: ${detail}`)
+}
+
+function getArgs(ctx) {
+  const c = ctx || {}
+  const kind = c.kind || (c.kindHint === 'fetch' ? 'FETCH' : undefined)
+  if (kind === 'FETCH') {
+    return [kind, Array.isArray(c.tags) ? c.tags : undefined, Array.isArray(c.softTags) ? c.softTags : undefined, typeof c.revalidate === 'number' ? c.revalidate : undefined]
+  }
+  return [kind, undefined, undefined, undefined]
+}
+
+/**
+ * Returns a cache handler class for Next's `cacheHandler`, configured by `options` (environment
+ * variables fill what is not given). Invalid options throw at once, naming the option.
+ */
+function createCacheHandler(options) {
+  const base = validateOptions(options)
+  // Fail fast on configuration errors, at require time rather than on the first request.
+  coreFor(base, undefined)
+
+  class FleetCacheHandler {
+    constructor(ctx) {
+      this.core = coreFor(base, ctx && ctx.serverDistDir)
+    }
+
+    get(key, ctx) {
+      try {
+        if (typeof key !== 'string') return Promise.resolve(null)
+        const [kind, tags, softTags, revalidate] = getArgs(ctx)
+        const hit = this.core.getSync(key, kind, tags, softTags, revalidate)
+        if (hit !== undefined) return Promise.resolve(toNext(hit))
+        return this.core.getAsync(key, kind, tags, softTags, revalidate).then(toNext, (err) => {
+          warn('get failed, serving a miss', err && err.message)
+          return null
+        })
+      } catch (err) {
+        warn('get failed, serving a miss', err && err.message)
+        return Promise.resolve(null)
+      }
+    }
+
+    async set(key, data, ctx) {
+      try {
+        if (typeof key !== 'string') throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `key must be a string, got ${typeof key}`)
+        const r = await this.core.set(key, toInput(data, ctx || {}))
+        if (!r.ok && r.code === 'FLEETCACHE_INVALID_INPUT') warn('set refused', r.message)
+      } catch (err) {
+        warn('set refused', err && err.message)
+      }
+    }
+
+    async revalidateTag(tags, durations) {
+      const list = typeof tags === 'string' ? [tags] : stringArray(tags)
+      if (list.length === 0) return
+      const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
+      const r = await this.core.revalidateTags(list, expire)
+      if (!r.ok) throw new FleetCacheError(r.code, `revalidateTag(${JSON.stringify(list)}) did not reach the tag store: ${r.message}`)
+    }
+
+    resetRequestCache() {}
+  }
+  return FleetCacheHandler
+}
+
+/** URL paths of cached pages and route handlers that carry any of `tags` (for CDN purges). */
+async function pathsForTags(tags, options) {
+  const list = typeof tags === 'string' ? [tags] : stringArray(tags)
+  try {
+    return await coreFor(validateOptions(options), undefined).pathsForTags(list)
+  } catch (err) {
+    throw err instanceof FleetCacheError ? err : fromNative(err)
+  }
+}
+
+/** The page path and `/_next/data/<buildId>/<path>.json` of a pages-router key. */
+function pagesRouterPaths(key, buildId) {
+  return binding.pagesRouterPaths(String(key), String(buildId))
+}
+
+/** Counters and memory use of the core for `options`. */
+function stats(options) {
+  return coreFor(validateOptions(options), undefined).stats()
+}
+
+module.exports = {
+  createCacheHandler,
+  pathsForTags,
+  pagesRouterPaths,
+  pathOfKey: (key) => binding.pathOfKey(String(key)) ?? null,
+  stats,
+  FleetCacheError,
+  // for tests and tools
+  _coreFor: (options, serverDistDir) => coreFor(validateOptions(options), serverDistDir),
+  _toNext: toNext,
+  _toInput: toInput,
+}
