@@ -1,0 +1,66 @@
+//! The conformance suites and the handler scenarios against real S3 and DynamoDB protocol
+//! servers. Runs when `FLEETCACHE_TEST_ENDPOINT` points at one (`npm test` starts moto and sets
+//! it); otherwise each test says it was skipped.
+
+mod common;
+
+use std::sync::Arc;
+
+use fleetcache::clock::MockClock;
+use fleetcache::config::{Config, Options};
+use fleetcache::handler::Core;
+use fleetcache::store::s3::S3BlobStore;
+use fleetcache::tags::dynamodb::DynamoTagStore;
+
+fn endpoint() -> Option<String> {
+    std::env::var("FLEETCACHE_TEST_ENDPOINT").ok().filter(|s| !s.is_empty())
+}
+
+fn unique(name: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("fc-{name}-{}-{}", std::process::id(), n % 1_000_000_000)
+}
+
+async fn setup(ep: &str) -> (Config, S3BlobStore, DynamoTagStore) {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    let opts = Options {
+        bucket: Some(unique("b")),
+        table: Some(unique("t")),
+        region: Some("us-east-1".into()),
+        s3_endpoint: Some(ep.into()),
+        dynamodb_endpoint: Some(ep.into()),
+        ..Default::default()
+    };
+    let cfg = Config::from_options(opts, &|_| None).unwrap();
+    Core::new(cfg.clone()).ensure_resources().await.unwrap();
+    let sdk = fleetcache::aws::load_sdk_config(&cfg).await;
+    let s3 = S3BlobStore::new(&sdk, cfg.bucket.clone(), Some(ep), true);
+    let ddb = DynamoTagStore::new(&sdk, cfg.table.clone(), Some(ep));
+    (cfg, s3, ddb)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_blob_store_conformance() {
+    let Some(ep) = endpoint() else { return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set") };
+    let (_, s3, _) = setup(&ep).await;
+    fleetcache::store::conformance::run(&s3, "conf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_tag_store_conformance() {
+    let Some(ep) = endpoint() else { return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set") };
+    let (_, _, ddb) = setup(&ep).await;
+    fleetcache::tags::conformance::run(Arc::new(ddb), "conf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_scenarios_on_s3_and_dynamodb() {
+    let Some(ep) = endpoint() else { return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set") };
+    let (cfg, s3, ddb) = setup(&ep).await;
+    let clock = Arc::new(MockClock::new(common::T0));
+    let (s3, ddb) = (Arc::new(s3), Arc::new(ddb));
+    let a = Core::with_backends(cfg.clone(), clock.clone(), s3.clone(), ddb.clone());
+    let b = Core::with_backends(cfg, clock.clone(), s3, ddb);
+    common::scenarios(&a, &b, &clock, "aws").await;
+}
