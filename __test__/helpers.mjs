@@ -1,0 +1,35 @@
+// Shared helpers for the vitest suites: backends to run against, unique names per run.
+import { createRequire } from 'node:module'
+const require = createRequire(import.meta.url)
+export const fc = require('../index.js')
+
+const run = `${process.pid.toString(36)}${Date.now().toString(36)}`
+let n = 0
+
+/** The backends a suite runs against: always memory; S3 + DynamoDB when npm test started moto. */
+export function backends() {
+  const list = [{ name: 'memory', options: () => ({ backend: 'memory', prefix: `t${run}-${n++}` }) }]
+  const ep = process.env.FLEETCACHE_TEST_ENDPOINT
+  if (ep) {
+    const bucket = `fc-${run}`.toLowerCase()
+    const table = `fc-${run}`
+    list.push({
+      name: 's3+dynamodb',
+      options: () => ({ bucket, table, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', prefix: `t${n++}` }),
+    })
+  }
+  return list
+}
+
+export async function handlerFor(options) {
+  const Handler = fc.createCacheHandler(options)
+  await fc._coreFor(options).ensureResources()
+  return new Handler({ serverDistDir: undefined, fetchCacheKeyPrefix: '' })
+}
+
+/** Drops the in-memory tier so the next get reads the shared store. */
+export function dropMemory(options) {
+  fc._coreFor(options).clearMemory()
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// `npm test`: builds the addon, starts a local S3 + DynamoDB server (moto, on 127.0.0.1), runs
+// `cargo test` and the vitest suites against memory and against that server, then stops it.
+// Set FLEETCACHE_BUILD_PROFILE=fast for a quicker (non-LTO) addon build while developing.
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startLocalAws } from './local-aws.mjs'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+function run(label, cmd, args, env = {}) {
+  console.log(`\n[test] ${label}: ${cmd} ${args.join(' ')}`)
+  const started = Date.now()
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } })
+  console.log(`[test] ${label}: exit ${r.status} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  return r.status === 0
+}
+
+let ok = run('build', 'node', ['scripts/build.mjs'])
+if (!ok) process.exit(1)
+
+console.log('\n[test] starting the local S3 + DynamoDB server (moto)')
+const aws = await startLocalAws()
+console.log(`[test] moto listening on ${aws.endpoint}`)
+const env = { ...aws.env, FLEETCACHE_TEST_ENDPOINT: aws.endpoint }
+try {
+  ok = run('cargo test', 'cargo', ['test', '--no-default-features'], env) && ok
+  ok = run('vitest', 'npx', ['vitest', 'run'], env) && ok
+} finally {
+  await aws.stop()
+}
+console.log(ok ? '\n[test] all suites passed' : '\n[test] FAILED')
+process.exit(ok ? 0 : 1)
