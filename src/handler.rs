@@ -407,6 +407,12 @@ impl Core {
         self.indexed.clear();
     }
 
+    /// Size of the stored object for `key` as encoded from the in-memory copy (benchmarks).
+    pub fn encoded_len(&self, key: &str) -> Option<usize> {
+        let e = self.l1.get(key)?;
+        codec::encode(&e, self.cfg.compression_level).ok().map(|b| b.len())
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.l1.bytes()
     }

@@ -409,6 +409,13 @@ impl NativeCache {
         self.core.object_key(Class::from_kind(kind.as_deref()), &key)
     }
 
+    /// Bytes of the stored object for `key`, encoded from this process's in-memory copy
+    /// (benchmarks); null when the key is not in memory.
+    #[napi]
+    pub fn encoded_len(&self, key: String) -> Option<f64> {
+        self.core.encoded_len(&key).map(|n| n as f64)
+    }
+
     #[napi]
     pub fn stats(&self) -> NativeStats {
         use std::sync::atomic::Ordering::Relaxed;

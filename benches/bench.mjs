@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// `npm run bench`: the hit path, S3 reads and writes, and stored size, for a realistic APP_PAGE
+// entry, measured side by side in one run. Starts its own local S3 + DynamoDB server (moto).
+// Figures for the local server are loopback + moto costs, not AWS latencies.
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import { startLocalAws } from '../scripts/local-aws.mjs'
+import { realisticPage, jsonBase64 } from './fixtures.mjs'
+
+const require = createRequire(import.meta.url)
+const fc = require('../index.js')
+
+const args = new Set(process.argv.slice(2))
+const QUICK = args.has('--quick')
+
+function fmt(ns) {
+  return ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(2)} µs`
+}
+
+/** Runs `fn` (async) `iters` times after a warm-up; returns ns per op (median of 5 batches). */
+async function measure(fn, iters) {
+  for (let i = 0; i < Math.min(iters, 2000); i++) await fn()
+  const batches = []
+  for (let b = 0; b < 5; b++) {
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < iters; i++) await fn()
+    batches.push(Number(process.hrtime.bigint() - t0) / iters)
+  }
+  batches.sort((a, b) => a - b)
+  return batches[2]
+}
+
+async function percentiles(fn, iters) {
+  const samples = []
+  for (let i = 0; i < iters; i++) {
+    const t0 = process.hrtime.bigint()
+    await fn(i)
+    samples.push(Number(process.hrtime.bigint() - t0))
+  }
+  samples.sort((a, b) => a - b)
+  return { p50: samples[Math.floor(iters * 0.5)], p99: samples[Math.min(iters - 1, Math.floor(iters * 0.99))] }
+}
+
+const page = realisticPage()
+const key = '/route-cache/APP_PAGE/' + 'ab'.repeat(32) + '/$/products'
+const ctxGet = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
+const ctxSet = { ...ctxGet, cacheControl: { revalidate: 60, expire: 31536000 } }
+const segBytes = [...page.segmentData.values()].reduce((n, b) => n + b.length, 0)
+
+console.log(`fleetcache bench — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0].model}, ${os.platform()} ${os.arch()}`)
+console.log(`entry: APP_PAGE, html ${page.html.length} B, rscData ${page.rscData.length} B, segmentData ${page.segmentData.size} segments / ${segBytes} B\n`)
+
+// --- the in-memory hit path vs building the same value in plain JS ---------------------------
+const mem = { backend: 'memory', prefix: 'bench' }
+const h = new (fc.createCacheHandler(mem))({})
+await h.set(key, page, ctxSet)
+await h.get(key, ctxGet) // learn the tags
+const stats0 = fc.stats(mem)
+const held = { lastModified: Date.now(), value: page, cacheControl: ctxSet.cacheControl }
+async function plainJs() {
+  const v = held.value
+  const segmentData = new Map()
+  for (const [k, b] of v.segmentData) segmentData.set(k, Buffer.from(b))
+  return {
+    lastModified: held.lastModified,
+    value: { kind: v.kind, html: v.html, rscData: Buffer.from(v.rscData), postponed: v.postponed, headers: { ...v.headers }, status: v.status, segmentData },
+    cacheControl: { ...held.cacheControl },
+  }
+}
+const iters = QUICK ? 2000 : 20000
+const plainNs = await measure(plainJs, iters)
+const hitNs = await measure(() => h.get(key, ctxGet), iters)
+const stats1 = fc.stats(mem)
+if (stats1.memoryHits - stats0.memoryHits < iters * 5) throw new Error('hits did not come from memory')
+console.log('in-memory hit, full JS API (`await handler.get`)')
+console.log(`  plain JS: build the value, copying its Buffers  ${fmt(plainNs)}/op`)
+console.log(`  fleetcache get() from the in-memory tier          ${fmt(hitNs)}/op   → ${(hitNs / plainNs).toFixed(2)}× plain JS (target ≤ 2×)`)
+
+// --- stored bytes -----------------------------------------------------------------------------
+const stored = fc._coreFor(mem).encodedLen(key)
+const jsonForm = Buffer.byteLength(jsonBase64({ lastModified: held.lastModified, value: page, tags: [] }))
+console.log('\nstored bytes for this entry')
+console.log(`  JSON + base64 Buffers (popular JS handlers)   ${jsonForm} B`)
+console.log(`  fleetcache (msgpack + zstd, /_full once)      ${stored} B   → ${(stored / jsonForm).toFixed(3)}× (target ≤ 0.10×)`)
+
+// --- S3 / DynamoDB through a local protocol server ----------------------------------------------
+const aws = await startLocalAws()
+try {
+  Object.assign(process.env, aws.env)
+  const awsOpts = { bucket: `bench-${Date.now()}`, table: `bench-${Date.now()}`, s3Endpoint: aws.endpoint, dynamodbEndpoint: aws.endpoint, region: 'us-east-1' }
+  await fc._coreFor(awsOpts).ensureResources()
+  const ha = new (fc.createCacheHandler(awsOpts))({})
+  const core = fc._coreFor(awsOpts)
+  const n = QUICK ? 50 : 300
+  const setP = await percentiles((i) => ha.set(`${key}-${i}`, page, ctxSet), n)
+  await ha.get(key + '-0', ctxGet)
+  const memP = await percentiles(() => ha.get(key + '-0', ctxGet), n)
+  const s3P = await percentiles(async () => {
+    core.clearMemory()
+    const got = await ha.get(key + '-0', ctxGet)
+    if (!got) throw new Error('miss')
+  }, n)
+  console.log(`\nlocal S3 + DynamoDB (moto on ${aws.endpoint}), ${n} ops each, p50 / p99`)
+  console.log(`  set (encode + S3 PutObject + index)            ${fmt(setP.p50)} / ${fmt(setP.p99)}`)
+  console.log(`  get, in-memory tier                            ${fmt(memP.p50)} / ${fmt(memP.p99)}`)
+  console.log(`  get, from S3 (GetObject + decode + tag states) ${fmt(s3P.p50)} / ${fmt(s3P.p99)}   → memory is ${(s3P.p50 / memP.p50).toFixed(0)}× faster`)
+} finally {
+  await aws.stop()
+}

@@ -1,0 +1,45 @@
+// The hand-written face of fleetcache. The native binding's own types are in binding.d.ts.
+import type { Options, NativeStats } from './binding'
+
+export type { Options, NativeStats } from './binding'
+
+/** Next's `CacheHandlerValue`, as `get` returns it. */
+export interface CacheHandlerValue {
+  lastModified: number
+  value: any | null
+  cacheControl?: { revalidate: number | false; expire?: number }
+}
+
+/** The class Next's `cacheHandler` loads. */
+export interface FleetCacheHandler {
+  /** Never rejects: a miss, backend error or passed deadline resolves `null`. */
+  get(key: string, ctx?: Record<string, unknown>): Promise<CacheHandlerValue | null>
+  /** Never rejects: failures are logged and counted. */
+  set(key: string, data: unknown, ctx?: Record<string, unknown>): Promise<void>
+  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s. Rejects with `FLEETCACHE_BACKEND` when DynamoDB cannot record it. */
+  revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void>
+  resetRequestCache(): void
+}
+
+export interface FleetCacheHandlerClass {
+  new (ctx?: Record<string, unknown>): FleetCacheHandler
+}
+
+/** A handler class configured by `options`, env vars filling the rest. Throws `FLEETCACHE_CONFIG` naming a bad option. */
+export function createCacheHandler(options?: Options): FleetCacheHandlerClass
+
+/** URL paths of cached app-router pages and route handlers carrying any of `tags`. */
+export function pathsForTags(tags: string | string[], options?: Options): Promise<string[]>
+
+/** The page path and `/_next/data/<buildId>/<path>.json` of a pages-router cache key. */
+export function pagesRouterPaths(key: string, buildId: string): string[]
+
+/** The URL path of a response-cache key (`/index` → `/`), or null for fetch/image keys. */
+export function pathOfKey(key: string): string | null
+
+/** Counters and memory use of the core for `options`. */
+export function stats(options?: Options): NativeStats
+
+export class FleetCacheError extends Error {
+  code: 'FLEETCACHE_CONFIG' | 'FLEETCACHE_BACKEND' | 'FLEETCACHE_TIMEOUT' | 'FLEETCACHE_INVALID_INPUT' | 'FLEETCACHE_TOO_LARGE' | 'FLEETCACHE_CORRUPT' | 'FLEETCACHE_CONFLICT' | 'FLEETCACHE_INTERNAL' | string
+}
