@@ -13,8 +13,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeCache {
   /** Validates options (env vars as fallback); throws `FLEETCACHE_CONFIG: …` naming the option. */
   constructor(options?: Options | undefined | null)
-  /** The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. */
-  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): NativeHit | null | undefined
+  /**
+   * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
+   * the generation whose html JS already holds decoded: a hit of that generation omits it.
+   */
+  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, htmlGen?: number | undefined | null): NativeHit | null | undefined
   /** The miss path (S3, tag states), bounded by `getTimeoutMs`; resolves to a hit or `null`, never rejects. */
   getAsync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): Promise<NativeHit | null>
   /** Stores a value; resolves to an `OpResult`, never rejects. */
@@ -31,6 +34,11 @@ export declare class NativeCache {
   get buildId(): string
   /** The S3 object key a Next cache key maps to. */
   objectKey(key: string, kind?: string | undefined | null): string
+  /**
+   * Bytes of the stored object for `key`, encoded from this process's in-memory copy
+   * (benchmarks); null when the key is not in memory.
+   */
+  encodedLen(key: string): number | null
   stats(): NativeStats
 }
 

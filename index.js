@@ -96,12 +96,75 @@ function coreFor(options, serverDistDir) {
 
 // ---- Next values <-> native shapes ---------------------------------------------------------
 
+/**
+ * Decoded html strings of recent hits, by key, tagged with the native copy's generation. A hit
+ * of the same generation then skips re-creating a large V8 string; a new generation (the entry
+ * was rewritten or reloaded) replaces it. Bounded in bytes (a quarter of `memoryBytes`, at most
+ * 64 MiB), least recently used out first.
+ */
+class HtmlCache {
+  constructor(budget) {
+    this.budget = budget
+    this.bytes = 0
+    this.map = new Map()
+  }
+  get(key) {
+    return this.map.get(key)
+  }
+  touch(key, e) {
+    this.map.delete(key)
+    this.map.set(key, e)
+  }
+  set(key, gen, html) {
+    const size = html.length * 2 + 64
+    if (size > this.budget) return
+    const old = this.map.get(key)
+    if (old !== undefined) {
+      this.bytes -= old.size
+      this.map.delete(key)
+    }
+    this.map.set(key, { gen, html, size })
+    this.bytes += size
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.budget) break
+      this.map.delete(k)
+      this.bytes -= v.size
+    }
+  }
+}
+
+const htmlCaches = new WeakMap()
+function htmlCacheOf(core) {
+  let c = htmlCaches.get(core)
+  if (c === undefined) {
+    c = new HtmlCache(Math.min(64 * 1024 * 1024, Math.floor(core.stats().memoryBudget / 4)))
+    htmlCaches.set(core, c)
+  }
+  return c
+}
+
+/** The html of a hit: the cached string when the native side left it out, else decoded (and cached). */
+function htmlOf(h, key, cache) {
+  if (cache !== undefined) {
+    const known = cache.get(key)
+    if (known !== undefined && h.gen === known.gen) {
+      if (h.htmlLen === 0) {
+        cache.touch(key, known)
+        return known.html
+      }
+    }
+  }
+  const html = h.buf.toString('utf8', 0, h.htmlLen)
+  if (cache !== undefined && h.gen !== undefined) cache.set(key, h.gen, html)
+  return html
+}
+
 function parseJson(s) {
   return s === undefined ? undefined : JSON.parse(s)
 }
 
 /** A native hit → Next's `CacheHandlerValue`, with exact JS types (Buffers, a Map, undefined). */
-function toNext(h) {
+function toNext(h, key, cache) {
   if (h === null || h === undefined) return null
   const out = { lastModified: h.lastModified, value: null }
   if (h.revalidate !== undefined) {
@@ -119,10 +182,11 @@ function toNext(h) {
         const b = h.segBounds
         for (let i = 0; i < names.length; i++) segmentData.set(names[i], buf.subarray(b[2 * i], b[2 * i + 1]))
       }
+      const htmlLen = h.htmlLen
       out.value = {
         kind: 'APP_PAGE',
-        html: h.html,
-        rscData: h.rscLen === undefined ? undefined : buf.subarray(0, h.rscLen),
+        html: htmlOf(h, key, cache),
+        rscData: h.rscLen === undefined ? undefined : buf.subarray(htmlLen, htmlLen + h.rscLen),
         postponed: h.postponed,
         headers: parseJson(h.headers),
         status: h.status,
@@ -134,7 +198,7 @@ function toNext(h) {
       out.value = { kind: 'APP_ROUTE', body: buf, status: h.status, headers: parseJson(h.headers) }
       break
     case 'PAGES':
-      out.value = { kind: 'PAGES', html: h.html, pageData: parseJson(h.pageData), headers: parseJson(h.headers), status: h.status }
+      out.value = { kind: 'PAGES', html: htmlOf(h, key, cache), pageData: parseJson(h.pageData), headers: parseJson(h.headers), status: h.status }
       break
     case 'REDIRECT':
       out.value = { kind: 'REDIRECT', props: parseJson(h.props) }
@@ -301,15 +365,18 @@ function createCacheHandler(options) {
   class FleetCacheHandler {
     constructor(ctx) {
       this.core = coreFor(base, ctx && ctx.serverDistDir)
+      this.htmlCache = htmlCacheOf(this.core)
     }
 
     get(key, ctx) {
       try {
         if (typeof key !== 'string') return Promise.resolve(null)
         const [kind, tags, softTags, revalidate] = getArgs(ctx)
-        const hit = this.core.getSync(key, kind, tags, softTags, revalidate)
-        if (hit !== undefined) return Promise.resolve(toNext(hit))
-        return this.core.getAsync(key, kind, tags, softTags, revalidate).then(toNext, (err) => {
+        const cache = this.htmlCache
+        const known = cache.get(key)
+        const hit = this.core.getSync(key, kind, tags, softTags, revalidate, known === undefined ? undefined : known.gen)
+        if (hit !== undefined) return Promise.resolve(toNext(hit, key, cache))
+        return this.core.getAsync(key, kind, tags, softTags, revalidate).then((h) => toNext(h, key, cache), (err) => {
           warn('get failed, serving a miss', err && err.message)
           return null
         })

@@ -218,6 +218,22 @@ for (const backend of backends()) {
       }
     })
 
+    it('a rewritten or reloaded entry never serves an older decoded html string', async () => {
+      const key = '/rewrite'
+      for (let i = 0; i < 3; i++) {
+        await h.set(key, appPage({ html: `version ${i}` }), setCtx({ revalidate: 60 }))
+        expect((await h.get(key, PAGE_CTX)).value.html).toBe(`version ${i}`)
+        expect((await h.get(key, PAGE_CTX)).value.html).toBe(`version ${i}`) // from the string cache
+        const pages = { kind: 'PAGES', html: `pages ${i}`, pageData: { i }, headers: undefined, status: undefined }
+        await h.set('/rewrite-pages', pages, setCtx({ revalidate: 60 }, 'PAGES'))
+        expect((await h.get('/rewrite-pages', { kind: 'PAGES' })).value).toEqual(pages)
+        expect((await h.get('/rewrite-pages', { kind: 'PAGES' })).value).toEqual(pages)
+      }
+      dropMemory(opts)
+      expect((await h.get(key, PAGE_CTX)).value.html).toBe('version 2')
+      expect((await h.get(key, PAGE_CTX)).value.html).toBe('version 2')
+    })
+
     it('bad input from JS never throws from get or set', async () => {
       expect(await h.get(undefined, PAGE_CTX)).toBeNull()
       expect(await h.get(42)).toBeNull()

@@ -19,6 +19,11 @@ function run(label, cmd, args, env = {}) {
 
 let ok = run('build', 'node', ['scripts/build.mjs'])
 if (!ok) process.exit(1)
+if (process.env.CI) {
+  // The generated binding is committed; CI fails when it drifts from the Rust source.
+  ok = run('generated binding is committed', 'git', ['diff', '--exit-code', '--', 'binding.js', 'binding.d.ts'])
+  if (!ok) process.exit(1)
+}
 
 console.log('\n[test] starting the local S3 + DynamoDB server (moto)')
 const aws = await startLocalAws()

@@ -6,8 +6,8 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -27,7 +27,10 @@ pub async fn load_sdk_config(cfg: &Config) -> aws_config::SdkConfig {
     let sdk = loader.load().await;
     if sdk.region().is_none() {
         // Local servers do not care; AWS itself needs a region and will say so on first use.
-        return sdk.into_builder().region(Region::from_static("us-east-1")).build();
+        return sdk
+            .into_builder()
+            .region(Region::from_static("us-east-1"))
+            .build();
     }
     sdk
 }

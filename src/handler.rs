@@ -45,7 +45,12 @@ pub struct GetRequest {
 #[derive(Debug, Clone)]
 pub enum Lookup {
     /// Return this entry, with `last_modified` as given (moved back when a tag is stale).
-    Hit { entry: Arc<Entry>, last_modified: i64 },
+    /// `gen` names the in-memory copy (0 = none): the same `gen` always means the same bytes.
+    Hit {
+        entry: Arc<Entry>,
+        last_modified: i64,
+        gen: u64,
+    },
     /// Return `null`.
     Miss,
 }
@@ -119,7 +124,12 @@ impl Core {
     }
 
     /// Uses these stores instead of the configured ones (tests).
-    pub fn with_backends(cfg: Config, clock: Arc<dyn Clock>, blobs: Arc<dyn BlobStore>, tags: Arc<dyn TagStore>) -> Core {
+    pub fn with_backends(
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        blobs: Arc<dyn BlobStore>,
+        tags: Arc<dyn TagStore>,
+    ) -> Core {
         let core = Core::with_clock(cfg, clock);
         let _ = core.backends.set(Backends { blobs, tags });
         core
@@ -142,7 +152,11 @@ impl Core {
                                 self.cfg.s3_endpoint.as_deref(),
                                 self.cfg.force_path_style,
                             )),
-                            tags: Arc::new(DynamoTagStore::new(&sdk, self.cfg.table.clone(), self.cfg.dynamodb_endpoint.as_deref())),
+                            tags: Arc::new(DynamoTagStore::new(
+                                &sdk,
+                                self.cfg.table.clone(),
+                                self.cfg.dynamodb_endpoint.as_deref(),
+                            )),
                         }
                     }
                 }
@@ -156,16 +170,40 @@ impl Core {
             return Ok(());
         }
         let sdk = crate::aws::load_sdk_config(&self.cfg).await;
-        let s3 = S3BlobStore::new(&sdk, self.cfg.bucket.clone(), self.cfg.s3_endpoint.as_deref(), self.cfg.force_path_style);
-        if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
-            if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
+        let s3 = S3BlobStore::new(
+            &sdk,
+            self.cfg.bucket.clone(),
+            self.cfg.s3_endpoint.as_deref(),
+            self.cfg.force_path_style,
+        );
+        if s3
+            .client()
+            .head_bucket()
+            .bucket(&self.cfg.bucket)
+            .send()
+            .await
+            .is_err()
+        {
+            if let Err(e) = s3
+                .client()
+                .create_bucket()
+                .bucket(&self.cfg.bucket)
+                .send()
+                .await
+            {
                 let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
                 if err.kind != ErrorKind::Conflict {
                     return Err(err);
                 }
             }
         }
-        DynamoTagStore::new(&sdk, self.cfg.table.clone(), self.cfg.dynamodb_endpoint.as_deref()).ensure_table().await
+        DynamoTagStore::new(
+            &sdk,
+            self.cfg.table.clone(),
+            self.cfg.dynamodb_endpoint.as_deref(),
+        )
+        .ensure_table()
+        .await
     }
 
     pub fn now(&self) -> i64 {
@@ -187,12 +225,22 @@ impl Core {
     }
 
     fn all_tags<'a>(entry: &'a Entry, req: &'a GetRequest) -> impl Iterator<Item = &'a String> {
-        entry.tags.iter().chain(req.tags.iter()).chain(req.soft_tags.iter())
+        entry
+            .tags
+            .iter()
+            .chain(req.tags.iter())
+            .chain(req.soft_tags.iter())
     }
 
     /// Judges `entry` with the tag states in the clock; `None` if some tag is unknown and
     /// `unknown_as_fresh` is false.
-    fn judge(&self, entry: &Arc<Entry>, req: &GetRequest, unknown_as_fresh: bool) -> Option<Lookup> {
+    fn judge(
+        &self,
+        entry: &Arc<Entry>,
+        gen: u64,
+        req: &GetRequest,
+        unknown_as_fresh: bool,
+    ) -> Option<Lookup> {
         let mut states: Vec<TagState> = Vec::new();
         for t in Self::all_tags(entry, req) {
             match self.tag_clock.get(t) {
@@ -203,10 +251,18 @@ impl Core {
         }
         let verdict = evaluate(entry, states.iter(), req.revalidate, self.now());
         Some(match verdict {
-            Verdict::Fresh => Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified },
+            Verdict::Fresh => Lookup::Hit {
+                entry: entry.clone(),
+                last_modified: entry.last_modified,
+                gen,
+            },
             Verdict::Stale { last_modified } => {
                 bump(&self.stats.stale);
-                Lookup::Hit { entry: entry.clone(), last_modified }
+                Lookup::Hit {
+                    entry: entry.clone(),
+                    last_modified,
+                    gen,
+                }
             }
             Verdict::Expired => {
                 bump(&self.stats.expired);
@@ -217,8 +273,10 @@ impl Core {
 
     /// The hit path: memory and the local tag clock only, no network, no await.
     pub fn get_sync(&self, req: &GetRequest) -> SyncLookup {
-        let Some(entry) = self.l1.get(&req.key) else { return SyncLookup::NeedsBackend };
-        match self.judge(&entry, req, false) {
+        let Some((entry, gen)) = self.l1.get_with_gen(&req.key) else {
+            return SyncLookup::NeedsBackend;
+        };
+        match self.judge(&entry, gen, req, false) {
             Some(l) => {
                 if matches!(l, Lookup::Hit { .. }) {
                     bump(&self.stats.memory_hits);
@@ -245,7 +303,10 @@ impl Core {
             }
             Err(_) => {
                 bump(&self.stats.get_timeouts);
-                self.log("get timed out, serving a miss", &format!("{} after {} ms", req.key, self.cfg.get_timeout_ms));
+                self.log(
+                    "get timed out, serving a miss",
+                    &format!("{} after {} ms", req.key, self.cfg.get_timeout_ms),
+                );
                 self.fallback(req)
             }
         }
@@ -253,8 +314,8 @@ impl Core {
 
     /// When the backend failed: the copy in memory (judged by what the clock knows), else a miss.
     fn fallback(&self, req: &GetRequest) -> Lookup {
-        if let Some(entry) = self.l1.get(&req.key) {
-            if let Some(l @ Lookup::Hit { .. }) = self.judge(&entry, req, true) {
+        if let Some((entry, gen)) = self.l1.get_with_gen(&req.key) {
+            if let Some(l @ Lookup::Hit { .. }) = self.judge(&entry, gen, req, true) {
                 bump(&self.stats.served_from_memory_on_error);
                 return l;
             }
@@ -281,7 +342,9 @@ impl Core {
             }
         };
         let unknown: Vec<String> = {
-            let set: HashSet<&String> = Self::all_tags(&entry, req).filter(|t| self.tag_clock.get(t).is_none()).collect();
+            let set: HashSet<&String> = Self::all_tags(&entry, req)
+                .filter(|t| self.tag_clock.get(t).is_none())
+                .collect();
             set.into_iter().cloned().collect()
         };
         if !unknown.is_empty() {
@@ -292,7 +355,7 @@ impl Core {
         if from_backend {
             self.l1.insert_if_newer(entry.clone());
         }
-        let l = self.judge(&entry, req, true).unwrap_or(Lookup::Miss);
+        let l = self.judge(&entry, 0, req, true).unwrap_or(Lookup::Miss);
         match &l {
             Lookup::Hit { .. } if from_backend => bump(&self.stats.backend_hits),
             Lookup::Hit { .. } => bump(&self.stats.memory_hits),
@@ -313,13 +376,22 @@ impl Core {
         bump(&self.stats.sets);
         tags.sort();
         tags.dedup();
-        let entry = Entry { key, last_modified: self.now(), cache_control, tags, value };
+        let entry = Entry {
+            key,
+            last_modified: self.now(),
+            cache_control,
+            tags,
+            value,
+        };
         let weight = entry.weight();
         if weight > self.cfg.max_entry_bytes {
             bump(&self.stats.too_large);
             let e = Error::new(
                 ErrorKind::TooLarge,
-                format!("{}: entry of {weight} bytes exceeds maxEntryBytes ({}); not stored", entry.key, self.cfg.max_entry_bytes),
+                format!(
+                    "{}: entry of {weight} bytes exceeds maxEntryBytes ({}); not stored",
+                    entry.key, self.cfg.max_entry_bytes
+                ),
             );
             self.log("set refused", &e.context);
             return Err(e);
@@ -328,9 +400,20 @@ impl Core {
         let bytes = codec::encode(&entry, self.cfg.compression_level)?;
         self.l1.insert(entry.clone());
         let b = self.backends().await;
-        if let Err(e) = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), false).await {
+        if let Err(e) = b
+            .blobs
+            .put(
+                &self.object_key(class, &entry.key),
+                Bytes::from(bytes),
+                false,
+            )
+            .await
+        {
             bump(&self.stats.set_errors);
-            self.log("set failed (kept in this instance's memory only)", &format!("{}: {e}", entry.key));
+            self.log(
+                "set failed (kept in this instance's memory only)",
+                &format!("{}: {e}", entry.key),
+            );
             return Err(e);
         }
         if let Err(e) = self.write_index(&entry, class).await {
@@ -346,18 +429,32 @@ impl Core {
         }
         let now = self.now();
         let refresh_ms = self.cfg.index_ttl_seconds * 1000 / 2;
-        let path = if class == Class::Route { keys::path_of_key(&entry.key) } else { None };
+        let path = if class == Class::Route {
+            keys::path_of_key(&entry.key)
+        } else {
+            None
+        };
         let rows: Vec<IndexRow> = entry
             .tags
             .iter()
-            .filter(|t| self.indexed.get(&((*t).clone(), entry.key.clone())).is_none_or(|at| now - *at > refresh_ms))
-            .map(|t| IndexRow { tag: t.clone(), key: entry.key.clone(), path: path.clone() })
+            .filter(|t| {
+                self.indexed
+                    .get(&((*t).clone(), entry.key.clone()))
+                    .is_none_or(|at| now - *at > refresh_ms)
+            })
+            .map(|t| IndexRow {
+                tag: t.clone(),
+                key: entry.key.clone(),
+                path: path.clone(),
+            })
             .collect();
         if rows.is_empty() {
             return Ok(());
         }
         let b = self.backends().await;
-        b.tags.put_index(&rows, now / 1000 + self.cfg.index_ttl_seconds).await?;
+        b.tags
+            .put_index(&rows, now / 1000 + self.cfg.index_ttl_seconds)
+            .await?;
         if self.indexed.len() > MAX_INDEXED_MEMO {
             self.indexed.clear();
         }
@@ -385,7 +482,10 @@ impl Core {
             }
             Err(e) => {
                 bump(&self.stats.revalidate_errors);
-                self.log("revalidateTag failed to reach the tag store", &e.to_string());
+                self.log(
+                    "revalidateTag failed to reach the tag store",
+                    &e.to_string(),
+                );
                 Err(e)
             }
         }
@@ -410,7 +510,9 @@ impl Core {
     /// Size of the stored object for `key` as encoded from the in-memory copy (benchmarks).
     pub fn encoded_len(&self, key: &str) -> Option<usize> {
         let e = self.l1.get(key)?;
-        codec::encode(&e, self.cfg.compression_level).ok().map(|b| b.len())
+        codec::encode(&e, self.cfg.compression_level)
+            .ok()
+            .map(|b| b.len())
     }
 
     pub fn memory_bytes(&self) -> usize {

@@ -13,8 +13,13 @@ use dashmap::DashMap;
 
 use crate::entry::Entry;
 
+/// Generations are unique per process, so a generation names one immutable entry for good.
+static NEXT_GEN: AtomicU64 = AtomicU64::new(1);
+
 pub struct Slot {
     pub entry: Arc<Entry>,
+    /// Unique id of this inserted copy; the JS face caches decoded strings under it.
+    pub gen: u64,
     weight: usize,
     last_access: AtomicU64,
 }
@@ -41,9 +46,15 @@ impl L1 {
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.get_with_gen(key).map(|(e, _)| e)
+    }
+
+    /// The entry and the generation of this copy.
+    pub fn get_with_gen(&self, key: &str) -> Option<(Arc<Entry>, u64)> {
         let slot = self.map.get(key)?;
-        slot.last_access.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        Some(slot.entry.clone())
+        slot.last_access
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        Some((slot.entry.clone(), slot.gen))
     }
 
     /// Inserts or replaces. Returns false when the entry is too heavy to keep.
@@ -53,7 +64,12 @@ impl L1 {
             self.remove(&entry.key);
             return false;
         }
-        let slot = Slot { entry: entry.clone(), weight, last_access: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)) };
+        let slot = Slot {
+            entry: entry.clone(),
+            gen: NEXT_GEN.fetch_add(1, Ordering::Relaxed),
+            weight,
+            last_access: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+        };
         match self.map.insert(entry.key.clone(), slot) {
             Some(old) => {
                 self.bytes.fetch_add(weight, Ordering::SeqCst);
@@ -97,10 +113,15 @@ impl L1 {
     }
 
     fn evict(&self) {
-        let Some(_guard) = self.evict_lock.try_lock() else { return };
+        let Some(_guard) = self.evict_lock.try_lock() else {
+            return;
+        };
         let target = self.budget / 10 * 9;
-        let mut by_age: Vec<(u64, String)> =
-            self.map.iter().map(|r| (r.last_access.load(Ordering::Relaxed), r.key().clone())).collect();
+        let mut by_age: Vec<(u64, String)> = self
+            .map
+            .iter()
+            .map(|r| (r.last_access.load(Ordering::Relaxed), r.key().clone()))
+            .collect();
         by_age.sort_unstable_by_key(|(t, _)| *t);
         for (_, key) in by_age {
             if self.bytes.load(Ordering::SeqCst) <= target {
@@ -140,7 +161,9 @@ mod tests {
             last_modified: 1,
             cache_control: None,
             tags: vec![],
-            value: Some(Value::Redirect { props_json: "x".repeat(size) }),
+            value: Some(Value::Redirect {
+                props_json: "x".repeat(size),
+            }),
         })
     }
 

@@ -21,10 +21,34 @@ fn js_err(e: CoreError) -> napi::Error {
     napi::Error::new(Status::GenericFailure, e.to_string())
 }
 
+/// One V8-owned Buffer holding `parts` back to back, written in place (no intermediate Vec:
+/// a large temporary allocation per hit costs more than the copy itself).
+fn concat_buffer<'e>(env: &'e Env, parts: &[&[u8]]) -> Result<Unknown<'e>> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut raw = std::ptr::null_mut();
+    let mut data = std::ptr::null_mut();
+    // SAFETY: napi_create_buffer hands back a fresh V8-owned allocation of `len` writable bytes.
+    napi::check_status!(unsafe { sys::napi_create_buffer(env.raw(), len, &mut data, &mut raw) })?;
+    if len > 0 {
+        // SAFETY: `data` points at `len` bytes nothing else references yet.
+        let dst = unsafe { std::slice::from_raw_parts_mut(data as *mut u8, len) };
+        let mut at = 0;
+        for p in parts {
+            dst[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+    }
+    // SAFETY: `raw` is a valid value of this env, just created.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), raw) })
+}
+
 /// A hit on its way to JS.
 struct HitOut {
     entry: Arc<Entry>,
     last_modified: i64,
+    gen: u64,
+    /// JS already holds the decoded html of this generation: leave it out.
+    html_cached: bool,
 }
 
 impl HitOut {
@@ -32,6 +56,10 @@ impl HitOut {
         let e = &self.entry;
         let mut o = Object::new(env)?;
         o.set("lastModified", self.last_modified as f64)?;
+        if self.gen != 0 {
+            o.set("gen", self.gen as f64)?;
+        }
+        let html_of = |html: &'_ str| if self.html_cached { 0 } else { html.len() };
         if let Some(cc) = e.cache_control {
             match cc.revalidate {
                 Revalidate::Seconds(s) => o.set("revalidate", s)?,
@@ -46,8 +74,14 @@ impl HitOut {
         };
         o.set("kind", v.kind_name())?;
         match v {
-            Value::AppPage { html, rsc_data, postponed, headers_json, status, segments } => {
-                o.set("html", html.as_str())?;
+            Value::AppPage {
+                html,
+                rsc_data,
+                postponed,
+                headers_json,
+                status,
+                segments,
+            } => {
                 if let Some(p) = postponed {
                     o.set("postponed", p.as_str())?;
                 }
@@ -57,10 +91,15 @@ impl HitOut {
                 if let Some(s) = status {
                     o.set("status", *s)?;
                 }
-                // One buffer: rscData, then every segment not identical to it.
-                let mut buf = Vec::with_capacity(v.weight());
+                // One buffer: html (decoded in JS), rscData, then every segment not identical to it.
+                let html_len = html_of(html);
+                let mut parts: Vec<&[u8]> = vec![&html.as_bytes()[..html_len]];
+                let rsc_start = html_len;
+                let mut end = rsc_start;
+                o.set("htmlLen", html_len as f64)?;
                 if let Some(r) = rsc_data {
-                    buf.extend_from_slice(r);
+                    parts.push(r);
+                    end += r.len();
                     o.set("rscLen", r.len() as f64)?;
                 }
                 if let Some(segs) = segments {
@@ -68,27 +107,42 @@ impl HitOut {
                     let mut bounds = Vec::with_capacity(segs.len() * 2);
                     for (name, data) in segs {
                         names.push(name.as_str());
-                        if rsc_data.as_ref().is_some_and(|r| r.as_ptr() == data.as_ptr() && r.len() == data.len()) {
-                            bounds.push(0.0);
-                            bounds.push(data.len() as f64);
+                        if rsc_data
+                            .as_ref()
+                            .is_some_and(|r| r.as_ptr() == data.as_ptr() && r.len() == data.len())
+                        {
+                            bounds.push(rsc_start as f64);
+                            bounds.push((rsc_start + data.len()) as f64);
                         } else {
-                            bounds.push(buf.len() as f64);
-                            buf.extend_from_slice(data);
-                            bounds.push(buf.len() as f64);
+                            bounds.push(end as f64);
+                            parts.push(data);
+                            end += data.len();
+                            bounds.push(end as f64);
                         }
                     }
                     o.set("segNames", names)?;
                     o.set("segBounds", bounds)?;
                 }
-                o.set("buf", &BufferSlice::copy_from(env, &buf)?)?;
+                o.set("buf", concat_buffer(env, &parts)?)?;
             }
-            Value::AppRoute { body, status, headers_json } => {
+            Value::AppRoute {
+                body,
+                status,
+                headers_json,
+            } => {
                 o.set("buf", &BufferSlice::copy_from(env, body)?)?;
                 o.set("status", *status)?;
                 o.set("headers", headers_json.as_str())?;
             }
-            Value::Pages { html, page_data_json, headers_json, status } => {
-                o.set("html", html.as_str())?;
+            Value::Pages {
+                html,
+                page_data_json,
+                headers_json,
+                status,
+            } => {
+                let html_len = html_of(html);
+                o.set("htmlLen", html_len as f64)?;
+                o.set("buf", concat_buffer(env, &[&html.as_bytes()[..html_len]])?)?;
                 o.set("pageData", page_data_json.as_str())?;
                 if let Some(h) = headers_json {
                     o.set("headers", h.as_str())?;
@@ -98,7 +152,14 @@ impl HitOut {
                 }
             }
             Value::Redirect { props_json } => o.set("props", props_json.as_str())?,
-            Value::Fetch { headers_json, body, status, url, revalidate, tags } => {
+            Value::Fetch {
+                headers_json,
+                body,
+                status,
+                url,
+                revalidate,
+                tags,
+            } => {
                 o.set("headers", headers_json.as_str())?;
                 o.set("body", body.as_str())?;
                 o.set("status", *status)?;
@@ -108,7 +169,13 @@ impl HitOut {
                     o.set("tags", t.clone())?;
                 }
             }
-            Value::Image { buffer, etag, upstream_etag, extension, revalidate } => {
+            Value::Image {
+                buffer,
+                etag,
+                upstream_etag,
+                extension,
+                revalidate,
+            } => {
                 o.set("buf", &BufferSlice::copy_from(env, buffer)?)?;
                 o.set("etag", etag.as_str())?;
                 o.set("upstreamEtag", upstream_etag.as_str())?;
@@ -127,8 +194,18 @@ impl ToNapiValue for GetOut {
     unsafe fn to_napi_value(raw: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw);
         match val.0 {
-            Lookup::Hit { entry, last_modified } => {
-                let obj = HitOut { entry, last_modified }.build(&env)?;
+            Lookup::Hit {
+                entry,
+                last_modified,
+                gen,
+            } => {
+                let obj = HitOut {
+                    entry,
+                    last_modified,
+                    gen,
+                    html_cached: false,
+                }
+                .build(&env)?;
                 Ok(obj.raw())
             }
             Lookup::Miss => Null::to_napi_value(raw, Null),
@@ -148,8 +225,16 @@ pub struct OpResult {
 impl From<crate::error::Result<()>> for OpResult {
     fn from(r: crate::error::Result<()>) -> Self {
         match r {
-            Ok(()) => OpResult { ok: true, code: None, message: None },
-            Err(e) => OpResult { ok: false, code: Some(e.kind.code().into()), message: Some(e.context) },
+            Ok(()) => OpResult {
+                ok: true,
+                code: None,
+                message: None,
+            },
+            Err(e) => OpResult {
+                ok: false,
+                code: Some(e.kind.code().into()),
+                message: Some(e.context),
+            },
         }
     }
 }
@@ -197,11 +282,18 @@ fn bytes_of(b: &Option<Buffer>) -> Option<Bytes> {
 }
 
 fn req_str(v: Option<String>, kind: &str, field: &str) -> Result<String> {
-    v.ok_or_else(|| napi::Error::new(Status::InvalidArg, format!("FLEETCACHE_INVALID_INPUT: {kind} value has no {field}")))
+    v.ok_or_else(|| {
+        napi::Error::new(
+            Status::InvalidArg,
+            format!("FLEETCACHE_INVALID_INPUT: {kind} value has no {field}"),
+        )
+    })
 }
 
 fn to_value(i: &mut SetInput) -> Result<Option<Value>> {
-    let Some(kind) = i.kind.clone() else { return Ok(None) };
+    let Some(kind) = i.kind.clone() else {
+        return Ok(None);
+    };
     let k = kind.as_str();
     Ok(Some(match k {
         "APP_PAGE" => {
@@ -222,7 +314,12 @@ fn to_value(i: &mut SetInput) -> Result<Option<Value>> {
                         .collect(),
                 ),
                 (None, _) => None,
-                _ => return Err(napi::Error::new(Status::InvalidArg, "FLEETCACHE_INVALID_INPUT: segmentData names and buffers differ")),
+                _ => {
+                    return Err(napi::Error::new(
+                        Status::InvalidArg,
+                        "FLEETCACHE_INVALID_INPUT: segmentData names and buffers differ",
+                    ))
+                }
             };
             Value::AppPage {
                 html: req_str(i.html.take(), k, "html")?,
@@ -244,7 +341,9 @@ fn to_value(i: &mut SetInput) -> Result<Option<Value>> {
             headers_json: i.headers.take(),
             status: i.status,
         },
-        "REDIRECT" => Value::Redirect { props_json: i.props.take().unwrap_or_else(|| "null".into()) },
+        "REDIRECT" => Value::Redirect {
+            props_json: i.props.take().unwrap_or_else(|| "null".into()),
+        },
         "FETCH" => Value::Fetch {
             headers_json: i.headers.take().unwrap_or_else(|| "{}".into()),
             body: req_str(i.body.take(), k, "data.body")?,
@@ -254,14 +353,22 @@ fn to_value(i: &mut SetInput) -> Result<Option<Value>> {
             tags: i.fetch_tags.take(),
         },
         "IMAGE" => Value::Image {
-            buffer: bytes_of(&i.buf).ok_or_else(|| napi::Error::new(Status::InvalidArg, "FLEETCACHE_INVALID_INPUT: IMAGE value has no buffer"))?,
+            buffer: bytes_of(&i.buf).ok_or_else(|| {
+                napi::Error::new(
+                    Status::InvalidArg,
+                    "FLEETCACHE_INVALID_INPUT: IMAGE value has no buffer",
+                )
+            })?,
             etag: i.etag.take().unwrap_or_default(),
             upstream_etag: i.upstream_etag.take().unwrap_or_default(),
             extension: i.extension.take().unwrap_or_default(),
             revalidate: i.fetch_revalidate.unwrap_or(0.0),
         },
         other => {
-            return Err(napi::Error::new(Status::InvalidArg, format!("FLEETCACHE_INVALID_INPUT: unknown value kind {other:?}")))
+            return Err(napi::Error::new(
+                Status::InvalidArg,
+                format!("FLEETCACHE_INVALID_INPUT: unknown value kind {other:?}"),
+            ))
         }
     }))
 }
@@ -302,12 +409,17 @@ impl NativeCache {
     /// Validates options (env vars as fallback); throws `FLEETCACHE_CONFIG: …` naming the option.
     #[napi(constructor, catch_unwind)]
     pub fn new(options: Option<Options>) -> Result<Self> {
-        let cfg = Config::from_options(options.unwrap_or_default(), &|k| std::env::var(k).ok()).map_err(js_err)?;
-        Ok(NativeCache { core: Arc::new(Core::new(cfg)) })
+        let cfg = Config::from_options(options.unwrap_or_default(), &|k| std::env::var(k).ok())
+            .map_err(js_err)?;
+        Ok(NativeCache {
+            core: Arc::new(Core::new(cfg)),
+        })
     }
 
-    /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit.
+    /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
+    /// the generation whose html JS already holds decoded: a hit of that generation omits it.
     #[napi(catch_unwind, ts_return_type = "NativeHit | null | undefined")]
+    #[allow(clippy::too_many_arguments)]
     pub fn get_sync<'e>(
         &self,
         env: &'e Env,
@@ -316,10 +428,32 @@ impl NativeCache {
         tags: Option<Vec<String>>,
         soft_tags: Option<Vec<String>>,
         revalidate: Option<f64>,
+        html_gen: Option<f64>,
     ) -> Result<Either3<Object<'e>, Null, Undefined>> {
-        let req = GetRequest { key, kind, tags: tags.unwrap_or_default(), soft_tags: soft_tags.unwrap_or_default(), revalidate };
+        let req = GetRequest {
+            key,
+            kind,
+            tags: tags.unwrap_or_default(),
+            soft_tags: soft_tags.unwrap_or_default(),
+            revalidate,
+        };
         Ok(match self.core.get_sync(&req) {
-            SyncLookup::Done(Lookup::Hit { entry, last_modified }) => Either3::A(HitOut { entry, last_modified }.build(env)?),
+            SyncLookup::Done(Lookup::Hit {
+                entry,
+                last_modified,
+                gen,
+            }) => {
+                let html_cached = gen != 0 && html_gen == Some(gen as f64);
+                Either3::A(
+                    HitOut {
+                        entry,
+                        last_modified,
+                        gen,
+                        html_cached,
+                    }
+                    .build(env)?,
+                )
+            }
             SyncLookup::Done(Lookup::Miss) => Either3::B(Null),
             SyncLookup::NeedsBackend => Either3::C(()),
         })
@@ -336,21 +470,36 @@ impl NativeCache {
         soft_tags: Option<Vec<String>>,
         revalidate: Option<f64>,
     ) -> Result<PromiseRaw<'e, GetOut>> {
-        let req = GetRequest { key, kind, tags: tags.unwrap_or_default(), soft_tags: soft_tags.unwrap_or_default(), revalidate };
+        let req = GetRequest {
+            key,
+            kind,
+            tags: tags.unwrap_or_default(),
+            soft_tags: soft_tags.unwrap_or_default(),
+            revalidate,
+        };
         let core = self.core.clone();
         env.spawn_future(async move { Ok(GetOut(core.get(&req).await)) })
     }
 
     /// Stores a value; resolves to an `OpResult`, never rejects.
     #[napi(catch_unwind, ts_return_type = "Promise<OpResult>")]
-    pub fn set<'e>(&self, env: &'e Env, key: String, mut input: SetInput) -> Result<PromiseRaw<'e, OpResult>> {
+    pub fn set<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        mut input: SetInput,
+    ) -> Result<PromiseRaw<'e, OpResult>> {
         let core = self.core.clone();
         let value = match to_value(&mut input) {
             Ok(v) => v,
             Err(e) => {
                 let msg = e.reason.clone();
                 return env.spawn_future(async move {
-                    Ok(OpResult { ok: false, code: Some("FLEETCACHE_INVALID_INPUT".into()), message: Some(msg) })
+                    Ok(OpResult {
+                        ok: false,
+                        code: Some("FLEETCACHE_INVALID_INPUT".into()),
+                        message: Some(msg),
+                    })
                 });
             }
         };
@@ -361,25 +510,43 @@ impl NativeCache {
             } else {
                 Revalidate::Seconds(input.revalidate_seconds.unwrap_or(0.0))
             };
-            Some(CacheControl { revalidate, expire: input.expire })
+            Some(CacheControl {
+                revalidate,
+                expire: input.expire,
+            })
         } else {
             None
         };
         let tags = std::mem::take(&mut input.tags);
         drop(input);
-        env.spawn_future(async move { Ok(OpResult::from(core.set(key, class, value, cache_control, tags).await)) })
+        env.spawn_future(async move {
+            Ok(OpResult::from(
+                core.set(key, class, value, cache_control, tags).await,
+            ))
+        })
     }
 
     /// Records a revalidation (`expire` seconds: undefined/0 = now, N = stale now, expired in N s).
     #[napi(catch_unwind, ts_return_type = "Promise<OpResult>")]
-    pub fn revalidate_tags<'e>(&self, env: &'e Env, tags: Vec<String>, expire: Option<f64>) -> Result<PromiseRaw<'e, OpResult>> {
+    pub fn revalidate_tags<'e>(
+        &self,
+        env: &'e Env,
+        tags: Vec<String>,
+        expire: Option<f64>,
+    ) -> Result<PromiseRaw<'e, OpResult>> {
         let core = self.core.clone();
-        env.spawn_future(async move { Ok(OpResult::from(core.revalidate_tags(&tags, expire).await)) })
+        env.spawn_future(
+            async move { Ok(OpResult::from(core.revalidate_tags(&tags, expire).await)) },
+        )
     }
 
     /// URL paths of entries carrying any of these tags.
     #[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
-    pub fn paths_for_tags<'e>(&self, env: &'e Env, tags: Vec<String>) -> Result<PromiseRaw<'e, Vec<String>>> {
+    pub fn paths_for_tags<'e>(
+        &self,
+        env: &'e Env,
+        tags: Vec<String>,
+    ) -> Result<PromiseRaw<'e, Vec<String>>> {
         let core = self.core.clone();
         env.spawn_future(async move { core.paths_for_tags(&tags).await.map_err(js_err) })
     }
@@ -406,7 +573,8 @@ impl NativeCache {
     /// The S3 object key a Next cache key maps to.
     #[napi]
     pub fn object_key(&self, key: String, kind: Option<String>) -> String {
-        self.core.object_key(Class::from_kind(kind.as_deref()), &key)
+        self.core
+            .object_key(Class::from_kind(kind.as_deref()), &key)
     }
 
     /// Bytes of the stored object for `key`, encoded from this process's in-memory copy

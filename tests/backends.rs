@@ -13,11 +13,16 @@ use fleetcache::store::s3::S3BlobStore;
 use fleetcache::tags::dynamodb::DynamoTagStore;
 
 fn endpoint() -> Option<String> {
-    std::env::var("FLEETCACHE_TEST_ENDPOINT").ok().filter(|s| !s.is_empty())
+    std::env::var("FLEETCACHE_TEST_ENDPOINT")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 fn unique(name: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("fc-{name}-{}-{}", std::process::id(), n % 1_000_000_000)
 }
 
@@ -42,21 +47,27 @@ async fn setup(ep: &str) -> (Config, S3BlobStore, DynamoTagStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_blob_store_conformance() {
-    let Some(ep) = endpoint() else { return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set") };
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
     let (_, s3, _) = setup(&ep).await;
     fleetcache::store::conformance::run(&s3, "conf").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_tag_store_conformance() {
-    let Some(ep) = endpoint() else { return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set") };
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
     let (_, _, ddb) = setup(&ep).await;
     fleetcache::tags::conformance::run(Arc::new(ddb), "conf").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_scenarios_on_s3_and_dynamodb() {
-    let Some(ep) = endpoint() else { return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set") };
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
     let (cfg, s3, ddb) = setup(&ep).await;
     let clock = Arc::new(MockClock::new(common::T0));
     let (s3, ddb) = (Arc::new(s3), Arc::new(ddb));

@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
-    ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
@@ -64,7 +64,10 @@ const STATE_SK: &str = "state";
 const BATCH_GET_MAX: usize = 100;
 const BATCH_WRITE_MAX: usize = 25;
 const MAX_ATTEMPTS: usize = 8;
-const CONFLICT_CODES: &[&str] = &["ConditionalCheckFailedException", "TransactionConflictException"];
+const CONFLICT_CODES: &[&str] = &[
+    "ConditionalCheckFailedException",
+    "TransactionConflictException",
+];
 
 pub struct DynamoTagStore {
     client: Client,
@@ -78,13 +81,19 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 fn state_key(tag: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([(ATTR_PK.to_string(), s(&format!("{TAG_PREFIX}{tag}"))), (ATTR_SK.to_string(), s(STATE_SK))])
+    HashMap::from([
+        (ATTR_PK.to_string(), s(&format!("{TAG_PREFIX}{tag}"))),
+        (ATTR_SK.to_string(), s(STATE_SK)),
+    ])
 }
 fn index_sk(key: &str) -> String {
     if key.len() <= 1000 {
@@ -94,7 +103,11 @@ fn index_sk(key: &str) -> String {
     }
 }
 fn state_of(item: &HashMap<String, AttributeValue>) -> TagState {
-    TagState { hard: get_n(item, ATTR_HARD), stale: get_n(item, ATTR_STALE), soft_expire: get_n(item, ATTR_SOFT) }
+    TagState {
+        hard: get_n(item, ATTR_HARD),
+        stale: get_n(item, ATTR_STALE),
+        soft_expire: get_n(item, ATTR_SOFT),
+    }
 }
 
 async fn backoff(attempt: usize) {
@@ -107,7 +120,10 @@ impl DynamoTagStore {
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
-        DynamoTagStore { client: Client::from_conf(b.build()), table }
+        DynamoTagStore {
+            client: Client::from_conf(b.build()),
+            table,
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -117,13 +133,28 @@ impl DynamoTagStore {
     /// Creates the table (and turns on TTL) if it does not exist. For local servers, tests and
     /// the demo; production tables are created by infrastructure code (see the module doc).
     pub async fn ensure_table(&self) -> Result<()> {
-        if self.client.describe_table().table_name(&self.table).send().await.is_ok() {
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
         };
-        let key = |name: &str, kt| KeySchemaElement::builder().attribute_name(name).key_type(kt).build();
+        let key = |name: &str, kt| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+        };
         let inv = |e: aws_sdk_dynamodb::error::BuildError| Error::invalid(e.to_string());
         let res = self
             .client
@@ -142,9 +173,19 @@ impl DynamoTagStore {
                 return Err(err);
             }
         }
-        let spec = TimeToLiveSpecification::builder().enabled(true).attribute_name(ATTR_TTL).build().map_err(inv)?;
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(ATTR_TTL)
+            .build()
+            .map_err(inv)?;
         // Best effort: some local servers lack the TTL API.
-        let _ = self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(spec).send().await;
+        let _ = self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(spec)
+            .send()
+            .await;
         Ok(())
     }
 
@@ -169,9 +210,16 @@ impl DynamoTagStore {
             item.insert(ATTR_STALE.into(), n(st.stale));
             item.insert(ATTR_SOFT.into(), n(st.soft_expire));
             item.insert(ATTR_VER.into(), n(ver.unwrap_or(0) + 1));
-            let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
             let req = match ver {
-                Some(v) => req.condition_expression("#v = :v").expression_attribute_names("#v", ATTR_VER).expression_attribute_values(":v", n(v)),
+                Some(v) => req
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", ATTR_VER)
+                    .expression_attribute_values(":v", n(v)),
                 None => req.condition_expression("attribute_not_exists(pk)"),
             };
             match req.send().await {
@@ -185,10 +233,16 @@ impl DynamoTagStore {
                 }
             }
         }
-        Err(Error::new(ErrorKind::Conflict, format!("revalidate {tag}: too much contention")))
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("revalidate {tag}: too much contention"),
+        ))
     }
 
-    async fn batch_get(&self, keys: Vec<HashMap<String, AttributeValue>>) -> Result<Vec<HashMap<String, AttributeValue>>> {
+    async fn batch_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>> {
         let mut pending = keys;
         let mut out = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
@@ -247,7 +301,10 @@ impl DynamoTagStore {
         if pending.is_empty() {
             Ok(())
         } else {
-            Err(Error::backend("BatchWriteItem: items left unprocessed", true))
+            Err(Error::backend(
+                "BatchWriteItem: items left unprocessed",
+                true,
+            ))
         }
     }
 }
@@ -259,7 +316,9 @@ impl TagStore for DynamoTagStore {
         unique.sort();
         unique.dedup();
         let items = try_join_all(
-            unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|t| state_key(t)).collect())),
+            unique
+                .chunks(BATCH_GET_MAX)
+                .map(|chunk| self.batch_get(chunk.iter().map(|t| state_key(t)).collect())),
         )
         .await?;
         let mut found: HashMap<String, TagState> = HashMap::new();
@@ -270,11 +329,20 @@ impl TagStore for DynamoTagStore {
                 }
             }
         }
-        Ok(tags.iter().map(|t| (t.clone(), found.get(t).copied().unwrap_or_default())).collect())
+        Ok(tags
+            .iter()
+            .map(|t| (t.clone(), found.get(t).copied().unwrap_or_default()))
+            .collect())
     }
 
-    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
-        let states = try_join_all(tags.iter().map(|t| self.revalidate_one(t, now, expire_s))).await?;
+    async fn revalidate(
+        &self,
+        tags: &[String],
+        now: i64,
+        expire_s: Option<f64>,
+    ) -> Result<Vec<(String, TagState)>> {
+        let states =
+            try_join_all(tags.iter().map(|t| self.revalidate_one(t, now, expire_s))).await?;
         Ok(tags.iter().cloned().zip(states).collect())
     }
 
@@ -295,7 +363,10 @@ impl TagStore for DynamoTagStore {
             if let Some(p) = &r.path {
                 item.insert(ATTR_PATH.to_string(), s(p));
             }
-            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| Error::invalid(e.to_string()))?;
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| Error::invalid(e.to_string()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         let mut chunks = Vec::new();
@@ -325,7 +396,11 @@ impl TagStore for DynamoTagStore {
                     .map_err(|e| map_err("Query", e, CONFLICT_CODES))?;
                 for item in res.items() {
                     if let Some(key) = get_s(item, ATTR_KEY) {
-                        rows.push(IndexRow { tag: tag.clone(), key, path: get_s(item, ATTR_PATH) });
+                        rows.push(IndexRow {
+                            tag: tag.clone(),
+                            key,
+                            path: get_s(item, ATTR_PATH),
+                        });
                     }
                 }
                 match res.last_evaluated_key() {

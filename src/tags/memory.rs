@@ -19,10 +19,18 @@ pub struct MemoryTagStore {
 impl TagStore for MemoryTagStore {
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let states = self.states.lock();
-        Ok(tags.iter().map(|t| (t.clone(), states.get(t).copied().unwrap_or_default())).collect())
+        Ok(tags
+            .iter()
+            .map(|t| (t.clone(), states.get(t).copied().unwrap_or_default()))
+            .collect())
     }
 
-    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
+    async fn revalidate(
+        &self,
+        tags: &[String],
+        now: i64,
+        expire_s: Option<f64>,
+    ) -> Result<Vec<(String, TagState)>> {
         let mut states = self.states.lock();
         Ok(tags
             .iter()
@@ -50,7 +58,11 @@ impl TagStore for MemoryTagStore {
                 index
                     .range((t.clone(), String::new())..)
                     .take_while(move |((tag, _), _)| tag == t)
-                    .map(|((tag, key), path)| IndexRow { tag: tag.clone(), key: key.clone(), path: path.clone() })
+                    .map(|((tag, key), path)| IndexRow {
+                        tag: tag.clone(),
+                        key: key.clone(),
+                        path: path.clone(),
+                    })
             })
             .collect())
     }
@@ -60,6 +72,7 @@ impl TagStore for MemoryTagStore {
 mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance() {
-        super::super::conformance::run(std::sync::Arc::new(super::MemoryTagStore::default()), "t").await;
+        super::super::conformance::run(std::sync::Arc::new(super::MemoryTagStore::default()), "t")
+            .await;
     }
 }

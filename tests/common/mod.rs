@@ -1,7 +1,6 @@
 //! Scenarios shared by `core.rs` (memory backends) and `backends.rs` (protocol servers).
 #![allow(dead_code)]
 
-
 use bytes::Bytes;
 use fleetcache::clock::MockClock;
 use fleetcache::entry::{CacheControl, Revalidate, Value};
@@ -22,13 +21,19 @@ pub fn page_value(html: &str) -> Value {
 }
 
 pub fn cc(rev: f64) -> Option<CacheControl> {
-    Some(CacheControl { revalidate: Revalidate::Seconds(rev), expire: Some(31536000.0) })
+    Some(CacheControl {
+        revalidate: Revalidate::Seconds(rev),
+        expire: Some(31536000.0),
+    })
 }
 
 pub fn req(key: &str) -> GetRequest {
-    GetRequest { key: key.into(), kind: Some("APP_PAGE".into()), ..Default::default() }
+    GetRequest {
+        key: key.into(),
+        kind: Some("APP_PAGE".into()),
+        ..Default::default()
+    }
 }
-
 
 /// Runs the shared scenarios against two cores (two "instances") sharing stores.
 pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
@@ -36,43 +41,84 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let tag = format!("{ns}-posts");
 
     // set on A, get on B from the backend, then from B's memory
-    a.set(k("/p"), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        k("/p"),
+        Class::Route,
+        Some(page_value("v1")),
+        cc(60.0),
+        vec![tag.clone()],
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     match b.get(&req(&k("/p"))).await {
         Lookup::Hit { entry, .. } => assert_eq!(entry.value, Some(page_value("v1"))),
         Lookup::Miss => panic!("B must load A's entry"),
     }
-    assert!(matches!(b.get_sync(&req(&k("/p"))), SyncLookup::Done(Lookup::Hit { .. })), "B serves from memory");
+    assert!(
+        matches!(
+            b.get_sync(&req(&k("/p"))),
+            SyncLookup::Done(Lookup::Hit { .. })
+        ),
+        "B serves from memory"
+    );
 
     // revalidateTag on B expires it for a process that loads it fresh
     clock.advance(10);
-    b.revalidate_tags(std::slice::from_ref(&tag), None).await.unwrap();
-    assert!(matches!(b.get_sync(&req(&k("/p"))), SyncLookup::Done(Lookup::Miss)));
+    b.revalidate_tags(std::slice::from_ref(&tag), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.get_sync(&req(&k("/p"))),
+        SyncLookup::Done(Lookup::Miss)
+    ));
     a.clear_memory();
-    assert!(matches!(a.get(&req(&k("/p"))).await, Lookup::Miss), "A honours B's revalidation after reload");
+    assert!(
+        matches!(a.get(&req(&k("/p"))).await, Lookup::Miss),
+        "A honours B's revalidation after reload"
+    );
 
     // rewrite after the revalidation: fresh again
     clock.advance(10);
-    a.set(k("/p"), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        k("/p"),
+        Class::Route,
+        Some(page_value("v2")),
+        cc(60.0),
+        vec![tag.clone()],
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     b.clear_memory();
     assert!(matches!(b.get(&req(&k("/p"))).await, Lookup::Hit { .. }));
 
     // stale-while-revalidate via {expire}
     clock.advance(10);
-    a.revalidate_tags(std::slice::from_ref(&tag), Some(3600.0)).await.unwrap();
+    a.revalidate_tags(std::slice::from_ref(&tag), Some(3600.0))
+        .await
+        .unwrap();
     b.clear_memory();
     match b.get(&req(&k("/p"))).await {
-        Lookup::Hit { entry, last_modified } => {
+        Lookup::Hit {
+            entry,
+            last_modified,
+            ..
+        } => {
             assert!(last_modified < entry.last_modified);
-            assert!(last_modified + 60_000 < clock_now(clock), "Next must see it past revalidate");
+            assert!(
+                last_modified + 60_000 < clock_now(clock),
+                "Next must see it past revalidate"
+            );
             assert!(last_modified > 0);
         }
         Lookup::Miss => panic!("stale tag must serve the entry"),
     }
 
     // notFound round trip
-    a.set(k("/nf"), Class::Route, None, cc(60.0), vec![]).await.unwrap();
+    a.set(k("/nf"), Class::Route, None, cc(60.0), vec![])
+        .await
+        .unwrap();
     b.clear_memory();
     match b.get(&req(&k("/nf"))).await {
         Lookup::Hit { entry, .. } => assert_eq!(entry.value, None),
@@ -83,9 +129,29 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let t2 = format!("{ns}-t2");
     let page_key = format!("/route-cache/APP_PAGE/abc/$/{ns}/page");
     let route_key = format!("/route-cache/APP_ROUTE/def/$/api/{ns}");
-    let value = Value::AppRoute { body: Bytes::from_static(b"{}"), status: 200.0, headers_json: "{}".into() };
-    a.set(page_key, Class::Route, Some(page_value("x")), cc(60.0), vec![t2.clone()]).await.unwrap();
-    a.set(route_key, Class::Route, Some(value), cc(60.0), vec![t2.clone()]).await.unwrap();
+    let value = Value::AppRoute {
+        body: Bytes::from_static(b"{}"),
+        status: 200.0,
+        headers_json: "{}".into(),
+    };
+    a.set(
+        page_key,
+        Class::Route,
+        Some(page_value("x")),
+        cc(60.0),
+        vec![t2.clone()],
+    )
+    .await
+    .unwrap();
+    a.set(
+        route_key,
+        Class::Route,
+        Some(value),
+        cc(60.0),
+        vec![t2.clone()],
+    )
+    .await
+    .unwrap();
     let fetch = Value::Fetch {
         headers_json: "{}".into(),
         body: "e30=".into(),
@@ -94,7 +160,15 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         revalidate: 60.0,
         tags: None,
     };
-    a.set("f".repeat(64), Class::Fetch, Some(fetch), None, vec![t2.clone()]).await.unwrap();
+    a.set(
+        "f".repeat(64),
+        Class::Fetch,
+        Some(fetch),
+        None,
+        vec![t2.clone()],
+    )
+    .await
+    .unwrap();
     let paths = b.paths_for_tags(&[t2]).await.unwrap();
     assert_eq!(paths, vec![format!("/api/{ns}"), format!("/{ns}/page")]);
 }
@@ -103,4 +177,3 @@ pub fn clock_now(c: &MockClock) -> i64 {
     use fleetcache::clock::Clock;
     c.now_ms()
 }
-
