@@ -64,6 +64,18 @@ export interface NativeStats {
   memoryBudget: number
   evictions: number
   knownTags: number
+  feedPolls: number
+  feedEvents: number
+  feedEvictions: number
+  feedErrors: number
+  feedResets: number
+  /** Whether memory is being served (the feed is being read). */
+  feedTrusted: boolean
+  leasesWon: number
+  leasesLost: number
+  /** Requests sent to DynamoDB by this core (reads, writes). */
+  dynamodbReads: number
+  dynamodbWrites: number
 }
 
 /** The outcome of a write: errors are values so `set` never rejects by accident. */
@@ -104,6 +116,12 @@ export interface Options {
   compressionLevel?: number
   /** Lifetime of tag-index rows, in seconds. Default 30 days. Env: `FLEETCACHE_INDEX_TTL_SECONDS`. */
   indexTtlSeconds?: number
+  /** How often the change feed is polled, in ms; 0 turns the feed off. Default 250. Env: `FLEETCACHE_FEED_INTERVAL_MS`. */
+  feedIntervalMs?: number
+  /** After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`. */
+  feedStaleAfterMs?: number
+  /** Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`. */
+  leaseMs?: number
 }
 
 /**

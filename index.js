@@ -11,9 +11,10 @@ const binding = require('./binding.js')
 const OPTION_NAMES = new Set([
   'backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint',
   'forcePathStyle', 'memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds',
+  'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs',
 ])
 const STRING_OPTIONS = ['backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint']
-const NUMBER_OPTIONS = ['memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds']
+const NUMBER_OPTIONS = ['memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds', 'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs']
 
 class FleetCacheError extends Error {
   constructor(code, message, options) {

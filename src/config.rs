@@ -14,6 +14,9 @@ pub const ENV_GET_TIMEOUT_MS: &str = "FLEETCACHE_GET_TIMEOUT_MS";
 pub const ENV_MAX_ENTRY_BYTES: &str = "FLEETCACHE_MAX_ENTRY_BYTES";
 pub const ENV_COMPRESSION_LEVEL: &str = "FLEETCACHE_COMPRESSION_LEVEL";
 pub const ENV_INDEX_TTL_SECONDS: &str = "FLEETCACHE_INDEX_TTL_SECONDS";
+pub const ENV_FEED_INTERVAL_MS: &str = "FLEETCACHE_FEED_INTERVAL_MS";
+pub const ENV_FEED_STALE_AFTER_MS: &str = "FLEETCACHE_FEED_STALE_AFTER_MS";
+pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
 pub const ENV_FORCE_PATH_STYLE: &str = "FLEETCACHE_S3_FORCE_PATH_STYLE";
 pub const ENV_REGION: &str = "AWS_REGION";
 pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
@@ -27,6 +30,9 @@ pub const DEFAULT_GET_TIMEOUT_MS: u64 = 1_000;
 pub const DEFAULT_MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
 pub const DEFAULT_INDEX_TTL_SECONDS: i64 = 30 * 24 * 3600;
+pub const DEFAULT_FEED_INTERVAL_MS: u64 = 250;
+pub const DEFAULT_FEED_STALE_AFTER_MS: u64 = 5_000;
+pub const DEFAULT_LEASE_MS: u64 = 15_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_ATTEMPT_TIMEOUT_MS: u64 = 10_000;
 
@@ -70,6 +76,12 @@ pub struct Options {
     pub compression_level: Option<f64>,
     /// Lifetime of tag-index rows, in seconds. Default 30 days. Env: `FLEETCACHE_INDEX_TTL_SECONDS`.
     pub index_ttl_seconds: Option<f64>,
+    /// How often the change feed is polled, in ms; 0 turns the feed off. Default 250. Env: `FLEETCACHE_FEED_INTERVAL_MS`.
+    pub feed_interval_ms: Option<f64>,
+    /// After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`.
+    pub feed_stale_after_ms: Option<f64>,
+    /// Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`.
+    pub lease_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +100,9 @@ pub struct Config {
     pub max_entry_bytes: usize,
     pub compression_level: i32,
     pub index_ttl_seconds: i64,
+    pub feed_interval_ms: u64,
+    pub feed_stale_after_ms: u64,
+    pub lease_ms: u64,
     pub connect_timeout_ms: u64,
     pub attempt_timeout_ms: u64,
 }
@@ -303,6 +318,33 @@ impl Config {
                 3.0e9,
             )?
             .map_or(DEFAULT_INDEX_TTL_SECONDS, |v| v as i64),
+            feed_interval_ms: number(
+                opts.feed_interval_ms,
+                "feedIntervalMs",
+                ENV_FEED_INTERVAL_MS,
+                env,
+                0.0,
+                60_000.0,
+            )?
+            .map_or(DEFAULT_FEED_INTERVAL_MS, |v| v as u64),
+            feed_stale_after_ms: number(
+                opts.feed_stale_after_ms,
+                "feedStaleAfterMs",
+                ENV_FEED_STALE_AFTER_MS,
+                env,
+                100.0,
+                3_600_000.0,
+            )?
+            .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
+            lease_ms: number(
+                opts.lease_ms,
+                "leaseMs",
+                ENV_LEASE_MS,
+                env,
+                0.0,
+                3_600_000.0,
+            )?
+            .map_or(DEFAULT_LEASE_MS, |v| v as u64),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             attempt_timeout_ms: DEFAULT_ATTEMPT_TIMEOUT_MS,
         })

@@ -8,7 +8,7 @@
 //!   there is returned, because the rest of the fleet has not heard of it.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,9 @@ use crate::keys::{self, Class};
 use crate::l1::L1;
 use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
 use crate::tag_clock::TagClock;
-use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, IndexRow, TagStore};
+use crate::tags::{
+    dynamodb::DynamoTagStore, memory::MemoryTagStore, FeedEvent, FeedRecord, IndexRow, TagStore,
+};
 
 /// What `get` was asked.
 #[derive(Debug, Clone, Default)]
@@ -79,15 +81,35 @@ pub struct Stats {
     pub index_errors: AtomicU64,
     pub revalidations: AtomicU64,
     pub revalidate_errors: AtomicU64,
+    pub feed_polls: AtomicU64,
+    pub feed_events: AtomicU64,
+    pub feed_evictions: AtomicU64,
+    pub feed_errors: AtomicU64,
+    pub feed_resets: AtomicU64,
+    pub leases_won: AtomicU64,
+    pub leases_lost: AtomicU64,
 }
 
-fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-struct Backends {
-    blobs: Arc<dyn BlobStore>,
-    tags: Arc<dyn TagStore>,
+pub(crate) struct Backends {
+    pub blobs: Arc<dyn BlobStore>,
+    pub tags: Arc<dyn TagStore>,
+}
+
+/// Where this process stands in the change feed (see `feed.rs`).
+#[derive(Default)]
+pub(crate) struct FeedState {
+    /// Newest event applied; valid once `started`.
+    pub cursor: AtomicU64,
+    pub started: AtomicBool,
+    /// Memory is served only while this holds (the feed is being read).
+    pub trusting: AtomicBool,
+    pub last_ok: AtomicI64,
+    /// When a hole in the sequence was first seen (0 = none).
+    pub gap_since: AtomicI64,
 }
 
 pub struct Core {
@@ -100,6 +122,33 @@ pub struct Core {
     indexed: DashMap<(String, String), i64>,
     pub stats: Stats,
     last_log: Mutex<std::collections::HashMap<&'static str, i64>>,
+    /// Unique per process and core: tells our own feed events from others'.
+    pub instance_id: String,
+    pub(crate) feed: FeedState,
+    /// When each key was last asked for: a `set` that follows is stamped with the time its
+    /// render could have started, so a revalidation during the render is not overtaken.
+    render_starts: DashMap<String, i64>,
+    /// Regeneration leases known here: key → (until, held by this instance).
+    leases: DashMap<String, (i64, bool)>,
+}
+
+/// A `set` more than this long after the last `get` of its key is stamped with its own time.
+const RENDER_WINDOW_MS: i64 = 60_000;
+const MAX_TRACKED_KEYS: usize = 100_000;
+
+fn new_instance_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    keys::sha256_hex(&format!(
+        "{}-{}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    ))[..16]
+        .to_string()
 }
 
 const LOG_EVERY_MS: i64 = 10_000;
@@ -111,7 +160,7 @@ impl Core {
     }
 
     pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Core {
-        Core {
+        let core = Core {
             l1: L1::new(cfg.memory_bytes),
             cfg,
             clock,
@@ -120,7 +169,16 @@ impl Core {
             indexed: DashMap::new(),
             stats: Stats::default(),
             last_log: Mutex::new(Default::default()),
-        }
+            instance_id: new_instance_id(),
+            feed: FeedState::default(),
+            render_starts: DashMap::new(),
+            leases: DashMap::new(),
+        };
+        // Without a feed there is nothing to wait for: memory is trusted from the start.
+        core.feed
+            .trusting
+            .store(core.cfg.feed_interval_ms == 0, Ordering::Release);
+        core
     }
 
     /// Uses these stores instead of the configured ones (tests).
@@ -135,7 +193,7 @@ impl Core {
         core
     }
 
-    async fn backends(&self) -> &Backends {
+    pub(crate) async fn backends(&self) -> &Backends {
         self.backends
             .get_or_init(|| async {
                 match self.cfg.backend {
@@ -214,7 +272,7 @@ impl Core {
         keys::object_key(&self.cfg.prefix, &self.cfg.build_id, class, key)
     }
 
-    fn log(&self, what: &'static str, msg: &str) {
+    pub(crate) fn log(&self, what: &'static str, msg: &str) {
         let now = self.now();
         let mut last = self.last_log.lock();
         let due = last.get(what).is_none_or(|t| now - t >= LOG_EVERY_MS);
@@ -233,7 +291,7 @@ impl Core {
     }
 
     /// Judges `entry` with the tag states in the clock; `None` if some tag is unknown and
-    /// `unknown_as_fresh` is false.
+    /// `unknown_as_fresh` is false, or if a regeneration lease must be asked for first.
     fn judge(
         &self,
         entry: &Arc<Entry>,
@@ -249,13 +307,38 @@ impl Core {
                 None => return None,
             }
         }
-        let verdict = evaluate(entry, states.iter(), req.revalidate, self.now());
+        let now = self.now();
+        let verdict = evaluate(entry, states.iter(), req.revalidate, now);
         Some(match verdict {
-            Verdict::Fresh => Lookup::Hit {
-                entry: entry.clone(),
-                last_modified: entry.last_modified,
-                gen,
-            },
+            Verdict::Fresh => {
+                if self.needs_lease(entry, req, now) {
+                    match self.leases.get(&entry.key).map(|l| *l) {
+                        Some((until, mine)) if until >= now => {
+                            if mine {
+                                Lookup::Hit {
+                                    entry: entry.clone(),
+                                    last_modified: entry.last_modified,
+                                    gen,
+                                }
+                            } else {
+                                // Another instance is regenerating: serve as fresh meanwhile.
+                                Lookup::Hit {
+                                    entry: entry.clone(),
+                                    last_modified: now,
+                                    gen,
+                                }
+                            }
+                        }
+                        _ => return None,
+                    }
+                } else {
+                    Lookup::Hit {
+                        entry: entry.clone(),
+                        last_modified: entry.last_modified,
+                        gen,
+                    }
+                }
+            }
             Verdict::Stale { last_modified } => {
                 bump(&self.stats.stale);
                 Lookup::Hit {
@@ -269,6 +352,75 @@ impl Core {
                 Lookup::Miss
             }
         })
+    }
+
+    /// Stale by time (Next will regenerate it) and subject to the one-regenerator lease.
+    fn needs_lease(&self, entry: &Entry, req: &GetRequest, now: i64) -> bool {
+        if self.cfg.lease_ms == 0 || matches!(entry.value, Some(Value::Image { .. })) {
+            return false;
+        }
+        let Some(rev) = entry.revalidate_seconds(req.revalidate) else {
+            return false;
+        };
+        let lm = entry.last_modified as f64;
+        if let Some(expire) = entry.cache_control.and_then(|c| c.expire) {
+            if lm + expire * 1000.0 < now as f64 {
+                return false; // Next renders this in the foreground anyway
+            }
+        }
+        lm + rev * 1000.0 < now as f64
+    }
+
+    /// Asks the tag store for the regeneration lease of `entry`, then judges again.
+    async fn judge_with_lease(
+        &self,
+        b: &Backends,
+        entry: &Arc<Entry>,
+        gen: u64,
+        req: &GetRequest,
+    ) -> Lookup {
+        if let Some(l) = self.judge(entry, gen, req, true) {
+            return l;
+        }
+        let now = self.now();
+        let until = now + self.cfg.lease_ms as i64;
+        match b
+            .tags
+            .try_lease(&entry.key, &self.instance_id, now, until)
+            .await
+        {
+            Ok(lease) => {
+                bump(if lease.won {
+                    &self.stats.leases_won
+                } else {
+                    &self.stats.leases_lost
+                });
+                self.leases
+                    .insert(entry.key.clone(), (lease.until, lease.won));
+            }
+            Err(e) => {
+                // Fail open: regenerating twice is better than never.
+                self.log("regeneration lease unavailable", &e.to_string());
+                self.leases.insert(entry.key.clone(), (now + 1_000, true));
+            }
+        }
+        self.judge(entry, gen, req, true).unwrap_or(Lookup::Hit {
+            entry: entry.clone(),
+            last_modified: entry.last_modified,
+            gen,
+        })
+    }
+
+    fn note_render_start(&self, key: &str) {
+        let now = self.now();
+        if let Some(mut t) = self.render_starts.get_mut(key) {
+            *t = now;
+            return;
+        }
+        if self.render_starts.len() >= MAX_TRACKED_KEYS {
+            self.render_starts.clear();
+        }
+        self.render_starts.insert(key.to_string(), now);
     }
 
     /// The hit path: memory and the local tag clock only, no network, no await.
@@ -289,6 +441,7 @@ impl Core {
 
     /// The miss path, bounded by `getTimeoutMs`. Never fails.
     pub async fn get(&self, req: &GetRequest) -> Lookup {
+        self.note_render_start(&req.key);
         let deadline = Duration::from_millis(self.cfg.get_timeout_ms);
         match tokio::time::timeout(deadline, self.load(req)).await {
             Ok(Ok(l)) => l,
@@ -338,7 +491,10 @@ impl Core {
                 if entry.key != req.key {
                     return Err(Error::corrupt(format!("object holds key {:?}", entry.key)));
                 }
-                (Arc::new(entry), true)
+                let entry = Arc::new(entry);
+                // Kept even if the tag states cannot be read: the fail-open copy.
+                self.l1.insert_if_newer(entry.clone());
+                (entry, true)
             }
         };
         let unknown: Vec<String> = {
@@ -352,10 +508,7 @@ impl Core {
                 self.tag_clock.merge(&tag, st);
             }
         }
-        if from_backend {
-            self.l1.insert_if_newer(entry.clone());
-        }
-        let l = self.judge(&entry, 0, req, true).unwrap_or(Lookup::Miss);
+        let l = self.judge_with_lease(b, &entry, 0, req).await;
         match &l {
             Lookup::Hit { .. } if from_backend => bump(&self.stats.backend_hits),
             Lookup::Hit { .. } => bump(&self.stats.memory_hits),
@@ -376,9 +529,15 @@ impl Core {
         bump(&self.stats.sets);
         tags.sort();
         tags.dedup();
+        let now = self.now();
+        let last_modified = match self.render_starts.remove(&key) {
+            Some((_, t)) if now - t <= RENDER_WINDOW_MS && t <= now => t,
+            _ => now,
+        };
+        self.leases.remove(&key);
         let entry = Entry {
             key,
-            last_modified: self.now(),
+            last_modified,
             cache_control,
             tags,
             value,
@@ -416,11 +575,16 @@ impl Core {
             );
             return Err(e);
         }
-        if let Err(e) = self.write_index(&entry, class).await {
+        let announce = self.announce(FeedEvent::Key {
+            key: entry.key.clone(),
+            last_modified: entry.last_modified,
+        });
+        let (index, announced) = futures::join!(self.write_index(&entry, class), announce);
+        if let Err(e) = index {
             bump(&self.stats.index_errors);
             self.log("tag index write failed", &format!("{}: {e}", entry.key));
         }
-        Ok(())
+        announced
     }
 
     async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {
@@ -475,10 +639,12 @@ impl Core {
         let b = self.backends().await;
         match b.tags.revalidate(tags, now, expire_s).await {
             Ok(states) => {
-                for (t, st) in states {
-                    self.tag_clock.merge(&t, st);
+                for (t, st) in &states {
+                    self.tag_clock.merge(t, *st);
                 }
-                Ok(())
+                self.announce(FeedEvent::Tags { states })
+                    .await
+                    .inspect_err(|_| bump(&self.stats.revalidate_errors))
             }
             Err(e) => {
                 bump(&self.stats.revalidate_errors);
@@ -489,6 +655,50 @@ impl Core {
                 Err(e)
             }
         }
+    }
+
+    /// Appends an event to the change feed (no-op when the feed is off).
+    async fn announce(&self, event: FeedEvent) -> Result<()> {
+        if self.cfg.feed_interval_ms == 0 {
+            return Ok(());
+        }
+        let b = self.backends().await;
+        let rec = FeedRecord {
+            origin: self.instance_id.clone(),
+            event,
+        };
+        b.tags
+            .append(&rec, self.now())
+            .await
+            .map(|_| ())
+            .inspect_err(|e| {
+                bump(&self.stats.feed_errors);
+                self.log(
+                    "feed event not written (other instances learn of it only on reload)",
+                    &e.to_string(),
+                );
+            })
+    }
+
+    pub(crate) fn tag_clock(&self) -> &TagClock {
+        &self.tag_clock
+    }
+    pub(crate) fn l1(&self) -> &L1 {
+        &self.l1
+    }
+    pub(crate) fn forget_lease(&self, key: &str) {
+        self.leases.remove(key);
+    }
+
+    pub fn feed_trusted(&self) -> bool {
+        self.feed.trusting.load(Ordering::Acquire)
+    }
+
+    /// (reads, writes) sent to the tag store so far.
+    pub fn tag_store_requests(&self) -> (u64, u64) {
+        self.backends
+            .get()
+            .map_or((0, 0), |b| b.tags.request_counts())
     }
 
     /// The URL paths of entries carrying any of `tags` (for CDN invalidation), sorted, unique.
@@ -505,6 +715,7 @@ impl Core {
         self.l1.clear();
         self.tag_clock.clear();
         self.indexed.clear();
+        self.leases.clear();
     }
 
     /// Size of the stored object for `key` as encoded from the in-memory copy (benchmarks).

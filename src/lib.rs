@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 pub mod entry;
 pub mod error;
+pub mod feed;
 pub mod handler;
 pub mod keys;
 pub mod l1;

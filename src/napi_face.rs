@@ -396,6 +396,18 @@ pub struct NativeStats {
     pub memory_budget: f64,
     pub evictions: f64,
     pub known_tags: f64,
+    pub feed_polls: f64,
+    pub feed_events: f64,
+    pub feed_evictions: f64,
+    pub feed_errors: f64,
+    pub feed_resets: f64,
+    /// Whether memory is being served (the feed is being read).
+    pub feed_trusted: bool,
+    pub leases_won: f64,
+    pub leases_lost: f64,
+    /// Requests sent to DynamoDB by this core (reads, writes).
+    pub dynamodb_reads: f64,
+    pub dynamodb_writes: f64,
 }
 
 /// One native cache core. `index.js` keeps one per distinct configuration per process.
@@ -610,6 +622,16 @@ impl NativeCache {
             memory_budget: self.core.cfg.memory_bytes as f64,
             evictions: self.core.evictions() as f64,
             known_tags: self.core.known_tags() as f64,
+            feed_polls: c(&s.feed_polls),
+            feed_events: c(&s.feed_events),
+            feed_evictions: c(&s.feed_evictions),
+            feed_errors: c(&s.feed_errors),
+            feed_resets: c(&s.feed_resets),
+            feed_trusted: self.core.feed_trusted(),
+            leases_won: c(&s.leases_won),
+            leases_lost: c(&s.leases_lost),
+            dynamodb_reads: self.core.tag_store_requests().0 as f64,
+            dynamodb_writes: self.core.tag_store_requests().1 as f64,
         }
     }
 }

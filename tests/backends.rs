@@ -75,3 +75,16 @@ async fn handler_scenarios_on_s3_and_dynamodb() {
     let b = Core::with_backends(cfg, clock.clone(), s3, ddb);
     common::scenarios(&a, &b, &clock, "aws").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_scenarios_on_s3_and_dynamodb() {
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
+    let (cfg, s3, ddb) = setup(&ep).await;
+    let clock = Arc::new(MockClock::new(common::T0));
+    let (s3, ddb) = (Arc::new(s3), Arc::new(ddb));
+    let a = Core::with_backends(cfg.clone(), clock.clone(), s3.clone(), ddb.clone());
+    let b = Core::with_backends(cfg, clock.clone(), s3, ddb);
+    common::feed_scenarios(&a, &b, &clock, "aws").await;
+}

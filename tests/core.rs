@@ -34,6 +34,16 @@ async fn scenarios_on_memory_backends() {
     scenarios(&a, &b, &clock, "mem").await;
 }
 
+#[tokio::test]
+async fn feed_on_memory_backends() {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let a = core_with(clock.clone(), blobs.clone(), tags.clone());
+    let b = core_with(clock.clone(), blobs, tags);
+    feed_scenarios(&a, &b, &clock, "mem").await;
+}
+
 #[test]
 fn pages_router_key_paths() {
     assert_eq!(

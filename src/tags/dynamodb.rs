@@ -5,6 +5,9 @@
 //! |---|---|---|---|
 //! | tag state | `T#<tag>` | `state` | `hard`, `stale`, `soft` (N, ms since the epoch; see [`TagState`]), `ver` (N, optimistic-lock counter) |
 //! | tag → key index | `I#<tag>` | `<cache key>` (or `h#<sha256>` past 1,000 bytes) | `key` (S), `path` (S, absent for fetch/image keys), `ttl` (N, epoch s) |
+//! | feed counter | `F#head` | `head` | `seq` (N): the newest event's number, taken with an atomic `ADD` |
+//! | feed event | `F#<seq / 1000>` | `<seq, 20 digits>` | `e` (B: msgpack of `FeedRecord`), `ttl` (N, one day) |
+//! | regeneration lease | `L#<cache key>` (or `L#h#<sha256>`) | `lease` | `owner` (S), `until` (N, ms), `ttl` (N) |
 //!
 //! ## Cost per operation
 //! - `revalidateTag(tags)`: per tag one strongly consistent `GetItem` + one conditional
@@ -13,6 +16,11 @@
 //! - `set`: index rows for (tag, key) pairs this process has not written within half the index
 //!   TTL, one `BatchWriteItem` per 25 rows; in the steady state a regeneration writes nothing.
 //! - `pathsForTags(tags)`: one `Query` (paginated) per tag.
+//! - every feed event (`revalidateTag`, `set`): one `UpdateItem` (counter) + one `PutItem` (row).
+//! - the poller, per interval: one strongly consistent `GetItem` of the counter; only when it
+//!   moved, one `Query` per 1,000-event page of the new range.
+//! - a time-stale entry: at most one conditional `PutItem` (+ one `GetItem` when lost) per key
+//!   per lease period per instance.
 //!
 //! ## Write order and partial failure
 //! `set` writes the S3 object first and the index rows after it: a failure between the two
@@ -21,6 +29,10 @@
 //! their TTL: that only over-invalidates a CDN, it never serves wrong content. A tag state write
 //! is a single conditional `PutItem`: it happens whole or not at all; `revalidateTag` reports
 //! which tags failed and may be retried (applying a revalidation twice is harmless).
+//! Tag state is written before its feed event, and an S3 object before its feed event, so an
+//! instance that applies an event always finds what it announces. A writer that dies between
+//! taking a feed number and writing the row leaves a hole; pollers wait a short grace period for
+//! it and then stop trusting their memory (see `feed.rs`).
 //!
 //! ## Create the table
 //! ```sh
@@ -43,11 +55,12 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
-use super::{IndexRow, TagStore};
+use super::{FeedRecord, IndexRow, Lease, TagStore};
 use crate::aws::map_err;
 use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::sha256_hex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const ATTR_PK: &str = "pk";
 pub const ATTR_SK: &str = "sk";
@@ -64,6 +77,13 @@ const STATE_SK: &str = "state";
 const BATCH_GET_MAX: usize = 100;
 const BATCH_WRITE_MAX: usize = 25;
 const MAX_ATTEMPTS: usize = 8;
+const ATTR_SEQ: &str = "seq";
+const ATTR_EVENT: &str = "e";
+const ATTR_OWNER: &str = "owner";
+const ATTR_UNTIL: &str = "until";
+const FEED_HEAD_PK: &str = "F#head";
+const FEED_PAGE: u64 = 1000;
+const FEED_TTL_SECONDS: i64 = 24 * 3600;
 const CONFLICT_CODES: &[&str] = &[
     "ConditionalCheckFailedException",
     "TransactionConflictException",
@@ -72,6 +92,15 @@ const CONFLICT_CODES: &[&str] = &[
 pub struct DynamoTagStore {
     client: Client,
     table: String,
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+fn feed_pk(seq: u64) -> String {
+    format!("F#{}", seq / FEED_PAGE)
+}
+fn feed_sk(seq: u64) -> String {
+    format!("{seq:020}")
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -123,11 +152,20 @@ impl DynamoTagStore {
         DynamoTagStore {
             client: Client::from_conf(b.build()),
             table,
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
         }
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Creates the table (and turns on TTL) if it does not exist. For local servers, tests and
@@ -191,6 +229,8 @@ impl DynamoTagStore {
 
     async fn revalidate_one(&self, tag: &str, now: i64, expire_s: Option<f64>) -> Result<TagState> {
         for attempt in 0..MAX_ATTEMPTS {
+            self.read();
+            self.write();
             let cur = self
                 .client
                 .get_item()
@@ -254,6 +294,7 @@ impl DynamoTagStore {
                 .consistent_read(true)
                 .build()
                 .map_err(|e| Error::invalid(e.to_string()))?;
+            self.read();
             let res = self
                 .client
                 .batch_get_item()
@@ -284,6 +325,7 @@ impl DynamoTagStore {
             if pending.is_empty() {
                 return Ok(());
             }
+            self.write();
             let res = self
                 .client
                 .batch_write_item()
@@ -311,6 +353,178 @@ impl DynamoTagStore {
 
 #[async_trait]
 impl TagStore for DynamoTagStore {
+    async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64> {
+        let body =
+            rmp_serde::to_vec(record).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+        self.write();
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(FEED_HEAD_PK))
+            .key(ATTR_SK, s("head"))
+            .update_expression("ADD #s :one")
+            .expression_attribute_names("#s", ATTR_SEQ)
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| map_err("UpdateItem(feed head)", e, CONFLICT_CODES))?;
+        let seq = out.attributes().map(|a| get_n(a, ATTR_SEQ)).unwrap_or(0) as u64;
+        if seq == 0 {
+            return Err(Error::backend(
+                "feed counter returned no sequence number",
+                true,
+            ));
+        }
+        let item = HashMap::from([
+            (ATTR_PK.to_string(), s(&feed_pk(seq))),
+            (ATTR_SK.to_string(), s(&feed_sk(seq))),
+            (
+                ATTR_EVENT.to_string(),
+                AttributeValue::B(aws_smithy_types::Blob::new(body)),
+            ),
+            (ATTR_TTL.to_string(), n(now / 1000 + FEED_TTL_SECONDS)),
+        ]);
+        let mut last = None;
+        for attempt in 0..3 {
+            self.write();
+            match self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(seq),
+                Err(e) => {
+                    let err = map_err("PutItem(feed event)", e, CONFLICT_CODES);
+                    if !err.retryable {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::backend("feed event not written", true)))
+    }
+
+    async fn feed_head(&self) -> Result<u64> {
+        self.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(FEED_HEAD_PK))
+            .key(ATTR_SK, s("head"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| map_err("GetItem(feed head)", e, CONFLICT_CODES))?;
+        Ok(out.item().map(|i| get_n(i, ATTR_SEQ)).unwrap_or(0).max(0) as u64)
+    }
+
+    async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        for page in (from / FEED_PAGE)..=(to / FEED_PAGE) {
+            let lo = from.max(page * FEED_PAGE);
+            let hi = to.min(page * FEED_PAGE + FEED_PAGE - 1);
+            let mut start: Option<HashMap<String, AttributeValue>> = None;
+            loop {
+                self.read();
+                let res = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                    .expression_attribute_names("#pk", ATTR_PK)
+                    .expression_attribute_names("#sk", ATTR_SK)
+                    .expression_attribute_values(":pk", s(&feed_pk(lo)))
+                    .expression_attribute_values(":lo", s(&feed_sk(lo)))
+                    .expression_attribute_values(":hi", s(&feed_sk(hi)))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| map_err("Query(feed)", e, CONFLICT_CODES))?;
+                for item in res.items() {
+                    let seq = get_s(item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
+                    let rec = item
+                        .get(ATTR_EVENT)
+                        .and_then(|v| v.as_b().ok())
+                        .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok());
+                    if let (Some(seq), Some(rec)) = (seq, rec) {
+                        out.push((seq, rec));
+                    }
+                }
+                match res.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
+        let pk = format!("L#{}", index_sk(key));
+        let item = HashMap::from([
+            (ATTR_PK.to_string(), s(&pk)),
+            (ATTR_SK.to_string(), s("lease")),
+            (ATTR_OWNER.to_string(), s(owner)),
+            (ATTR_UNTIL.to_string(), n(until)),
+            (ATTR_TTL.to_string(), n(until / 1000 + 3600)),
+        ]);
+        self.write();
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR #u < :now")
+            .expression_attribute_names("#pk", ATTR_PK)
+            .expression_attribute_names("#u", ATTR_UNTIL)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Lease { won: true, until }),
+            Err(e) => {
+                let err = map_err("PutItem(lease)", e, CONFLICT_CODES);
+                if err.kind != ErrorKind::Conflict {
+                    return Err(err);
+                }
+                self.read();
+                let cur = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(ATTR_PK, s(&pk))
+                    .key(ATTR_SK, s("lease"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| map_err("GetItem(lease)", e, CONFLICT_CODES))?;
+                Ok(Lease {
+                    won: false,
+                    until: cur.item().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until),
+                })
+            }
+        }
+    }
+
+    fn request_counts(&self) -> (u64, u64) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+        )
+    }
+
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let mut unique: Vec<&String> = tags.iter().collect();
         unique.sort();
@@ -383,6 +597,7 @@ impl TagStore for DynamoTagStore {
             let mut rows = Vec::new();
             let mut start: Option<HashMap<String, AttributeValue>> = None;
             loop {
+                self.read();
                 let res = self
                     .client
                     .query()

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{IndexRow, TagStore};
+use super::{FeedRecord, IndexRow, Lease, TagStore};
 use crate::entry::TagState;
 use crate::error::Result;
 
@@ -13,10 +13,43 @@ use crate::error::Result;
 pub struct MemoryTagStore {
     states: Mutex<HashMap<String, TagState>>,
     index: Mutex<BTreeMap<(String, String), Option<String>>>,
+    feed: Mutex<Vec<FeedRecord>>,
+    leases: Mutex<HashMap<String, (String, i64)>>,
 }
 
 #[async_trait]
 impl TagStore for MemoryTagStore {
+    async fn append(&self, record: &FeedRecord, _now: i64) -> Result<u64> {
+        let mut feed = self.feed.lock();
+        feed.push(record.clone());
+        Ok(feed.len() as u64)
+    }
+
+    async fn feed_head(&self) -> Result<u64> {
+        Ok(self.feed.lock().len() as u64)
+    }
+
+    async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
+        let feed = self.feed.lock();
+        Ok((from.max(1)..=to.min(feed.len() as u64))
+            .map(|i| (i, feed[(i - 1) as usize].clone()))
+            .collect())
+    }
+
+    async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
+        let mut leases = self.leases.lock();
+        match leases.get(key) {
+            Some((_, held_until)) if *held_until >= now => Ok(Lease {
+                won: false,
+                until: *held_until,
+            }),
+            _ => {
+                leases.insert(key.to_string(), (owner.to_string(), until));
+                Ok(Lease { won: true, until })
+            }
+        }
+    }
+
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let states = self.states.lock();
         Ok(tags

@@ -17,8 +17,46 @@ pub struct IndexRow {
     pub path: Option<String>,
 }
 
+/// One entry of the change feed: what another instance must apply to its memory.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FeedEvent {
+    /// Tags were revalidated; the states after it (joined into every tag clock).
+    Tags { states: Vec<(String, TagState)> },
+    /// A cache key was rewritten (`set`): copies older than `last_modified` are stale.
+    Key { key: String, last_modified: i64 },
+}
+
+/// A feed event with its position and the instance that wrote it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FeedRecord {
+    pub origin: String,
+    pub event: FeedEvent,
+}
+
+/// Outcome of a regeneration lease attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub won: bool,
+    /// When the current holder's lease ends (ms).
+    pub until: i64,
+}
+
 #[async_trait]
 pub trait TagStore: Send + Sync + 'static {
+    /// Appends to the ordered feed and returns the event's sequence number (1, 2, …). Order
+    /// comes from the store (an atomic counter), never from wall clocks.
+    async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64>;
+    /// The sequence number of the newest event (0 = none). One cheap read.
+    async fn feed_head(&self) -> Result<u64>;
+    /// Events `from..=to` that exist (a missing number is a writer that failed between taking
+    /// its number and writing the row, or a row past its TTL).
+    async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>>;
+    /// Takes the regeneration lease of `key` until `until` if nobody holds an unexpired one.
+    async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease>;
+    /// Requests sent so far: (reads, writes). Memory stores send none.
+    fn request_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
     /// The state of each tag; tags never revalidated come back as `TagState::default()`.
     /// Strongly consistent: a revalidation that returned before this call started is seen.
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>>;
