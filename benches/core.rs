@@ -26,21 +26,14 @@ fn page() -> Entry {
     let mut rsc = String::new();
     i = 0;
     while rsc.len() < 30_000 {
-        rsc.push_str(&format!(
-            "{i}:[\"$\",\"article\",null,{{\"children\":\"item {} {}\"}}]\n",
-            i * 7 % 31,
-            i % 97
-        ));
+        rsc.push_str(&format!("{i}:[\"$\",\"article\",null,{{\"children\":\"item {} {}\"}}]\n", i * 7 % 31, i % 97));
         i += 1;
     }
     let rsc = Bytes::from(rsc);
     Entry {
         key: "/route-cache/APP_PAGE/ab/$/products".into(),
         last_modified: 1_795_000_000_000,
-        cache_control: Some(CacheControl {
-            revalidate: Revalidate::Seconds(60.0),
-            expire: Some(31536000.0),
-        }),
+        cache_control: Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(31536000.0) }),
         tags: vec!["_N_T_/products".into(), "products".into()],
         value: Some(Value::AppPage {
             html,
@@ -60,25 +53,12 @@ fn page() -> Entry {
 fn bench(c: &mut Criterion) {
     let e = page();
     let encoded = codec::encode(&e, 3).unwrap();
-    println!(
-        "encoded APP_PAGE: {} bytes (in memory {} bytes)",
-        encoded.len(),
-        e.weight()
-    );
-    c.bench_function("codec encode APP_PAGE", |b| {
-        b.iter(|| codec::encode(black_box(&e), 3).unwrap())
-    });
-    c.bench_function("codec decode APP_PAGE", |b| {
-        b.iter(|| codec::decode(black_box(&encoded), 1 << 30).unwrap())
-    });
+    println!("encoded APP_PAGE: {} bytes (in memory {} bytes)", encoded.len(), e.weight());
+    c.bench_function("codec encode APP_PAGE", |b| b.iter(|| codec::encode(black_box(&e), 3).unwrap()));
+    c.bench_function("codec decode APP_PAGE", |b| b.iter(|| codec::decode(black_box(&encoded), 1 << 30).unwrap()));
     let l1 = L1::new(256 << 20);
     l1.insert(Arc::new(e.clone()));
-    c.bench_function("l1 get hit", |b| {
-        b.iter(|| {
-            l1.get(black_box("/route-cache/APP_PAGE/ab/$/products"))
-                .unwrap()
-        })
-    });
+    c.bench_function("l1 get hit", |b| b.iter(|| l1.get(black_box("/route-cache/APP_PAGE/ab/$/products")).unwrap()));
     let small = L1::new(2 << 20);
     let mut n = 0u64;
     c.bench_function("l1 insert under eviction (2 MiB budget)", |b| {

@@ -27,10 +27,7 @@ pub async fn load_sdk_config(cfg: &Config) -> aws_config::SdkConfig {
     let sdk = loader.load().await;
     if sdk.region().is_none() {
         // Local servers do not care; AWS itself needs a region and will say so on first use.
-        return sdk
-            .into_builder()
-            .region(Region::from_static("us-east-1"))
-            .build();
+        return sdk.into_builder().region(Region::from_static("us-east-1")).build();
     }
     sdk
 }

@@ -47,14 +47,7 @@ enum WireValue {
 
 fn to_wire(v: &Value) -> WireValue {
     match v {
-        Value::AppPage {
-            html,
-            rsc_data,
-            postponed,
-            headers_json,
-            status,
-            segments,
-        } => WireValue::AppPage {
+        Value::AppPage { html, rsc_data, postponed, headers_json, status, segments } => WireValue::AppPage {
             html: html.clone(),
             rsc_data: rsc_data.clone(),
             postponed: postponed.clone(),
@@ -75,14 +68,7 @@ fn to_wire(v: &Value) -> WireValue {
 
 fn from_wire(w: WireValue) -> Result<Value> {
     Ok(match w {
-        WireValue::AppPage {
-            html,
-            rsc_data,
-            postponed,
-            headers_json,
-            status,
-            segments,
-        } => {
+        WireValue::AppPage { html, rsc_data, postponed, headers_json, status, segments } => {
             let segments = match segments {
                 None => None,
                 Some(segs) => Some(
@@ -97,14 +83,7 @@ fn from_wire(w: WireValue) -> Result<Value> {
                         .collect::<Result<Vec<_>>>()?,
                 ),
             };
-            Value::AppPage {
-                html,
-                rsc_data,
-                postponed,
-                headers_json,
-                status,
-                segments,
-            }
+            Value::AppPage { html, rsc_data, postponed, headers_json, status, segments }
         }
         WireValue::Other(v) => v,
     })
@@ -128,8 +107,7 @@ pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {
         out.extend_from_slice(&payload);
     } else {
         out.push(COMPRESSION_ZSTD);
-        let compressed = zstd::bulk::compress(&payload, level)
-            .map_err(|e| Error::invalid(format!("zstd: {e}")))?;
+        let compressed = zstd::bulk::compress(&payload, level).map_err(|e| Error::invalid(format!("zstd: {e}")))?;
         out.extend_from_slice(&compressed);
     }
     Ok(out)
@@ -142,21 +120,15 @@ pub fn decode(bytes: &[u8], max_decoded: usize) -> Result<Entry> {
         return Err(Error::corrupt("not a fleetcache object (bad magic)"));
     }
     if bytes[3] != FORMAT_VERSION {
-        return Err(Error::corrupt(format!(
-            "unknown format version {}",
-            bytes[3]
-        )));
+        return Err(Error::corrupt(format!("unknown format version {}", bytes[3])));
     }
     let body = &bytes[HEADER_LEN..];
     let payload: std::borrow::Cow<[u8]> = match bytes[4] {
         COMPRESSION_NONE => body.into(),
         COMPRESSION_ZSTD => {
             let mut out = Vec::new();
-            let dec = zstd::stream::read::Decoder::new(body)
-                .map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
-            dec.take(max_decoded as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+            dec.take(max_decoded as u64 + 1).read_to_end(&mut out).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
             if out.len() > max_decoded {
                 return Err(Error::corrupt("decompressed entry exceeds the size limit"));
             }
@@ -164,8 +136,7 @@ pub fn decode(bytes: &[u8], max_decoded: usize) -> Result<Entry> {
         }
         c => return Err(Error::corrupt(format!("unknown compression {c}"))),
     };
-    let wire: WireEntry =
-        rmp_serde::from_slice(&payload).map_err(|e| Error::corrupt(format!("msgpack: {e}")))?;
+    let wire: WireEntry = rmp_serde::from_slice(&payload).map_err(|e| Error::corrupt(format!("msgpack: {e}")))?;
     Ok(Entry {
         key: wire.key,
         last_modified: wire.last_modified,
@@ -182,10 +153,7 @@ pub(crate) mod tests {
 
     pub fn sample_entries() -> Vec<Entry> {
         let rsc = Bytes::from(vec![7u8; 3000]);
-        let cc = Some(CacheControl {
-            revalidate: Revalidate::Seconds(5.0),
-            expire: Some(31536000.0),
-        });
+        let cc = Some(CacheControl { revalidate: Revalidate::Seconds(5.0), expire: Some(31536000.0) });
         let mk = |key: &str, value: Option<Value>, cache_control| Entry {
             key: key.into(),
             last_modified: 1_795_365_807_740,
@@ -220,10 +188,7 @@ pub(crate) mod tests {
                     status: Some(404.0),
                     segments: None,
                 }),
-                Some(CacheControl {
-                    revalidate: Revalidate::Never,
-                    expire: None,
-                }),
+                Some(CacheControl { revalidate: Revalidate::Never, expire: None }),
             ),
             mk(
                 "/api/cached",
@@ -244,13 +209,7 @@ pub(crate) mod tests {
                 }),
                 cc,
             ),
-            mk(
-                "/redir/x",
-                Some(Value::Redirect {
-                    props_json: "{\"pageProps\":{}}".into(),
-                }),
-                cc,
-            ),
+            mk("/redir/x", Some(Value::Redirect { props_json: "{\"pageProps\":{}}".into() }), cc),
             mk("/nf", None, cc),
             mk(
                 &"a".repeat(64),
@@ -273,10 +232,7 @@ pub(crate) mod tests {
                     extension: "webp".into(),
                     revalidate: 14400.0,
                 }),
-                Some(CacheControl {
-                    revalidate: Revalidate::Seconds(14400.0),
-                    expire: None,
-                }),
+                Some(CacheControl { revalidate: Revalidate::Seconds(14400.0), expire: None }),
             ),
         ]
     }
@@ -286,12 +242,7 @@ pub(crate) mod tests {
         for e in sample_entries() {
             let bytes = encode(&e, 3).unwrap();
             assert_eq!(&bytes[..3], MAGIC);
-            assert_eq!(
-                decode(&bytes, 1 << 30).unwrap(),
-                e,
-                "kind {:?}",
-                e.value.as_ref().map(|v| v.kind_name())
-            );
+            assert_eq!(decode(&bytes, 1 << 30).unwrap(), e, "kind {:?}", e.value.as_ref().map(|v| v.kind_name()));
         }
     }
 
@@ -300,27 +251,14 @@ pub(crate) mod tests {
         let e = &sample_entries()[0];
         let with = encode(e, 3).unwrap();
         let mut without = e.clone();
-        if let Some(Value::AppPage {
-            segments: Some(s), ..
-        }) = &mut without.value
-        {
+        if let Some(Value::AppPage { segments: Some(s), .. }) = &mut without.value {
             s.retain(|(k, _)| k != "/_full");
         }
         let without = encode(&without, 3).unwrap();
-        assert!(
-            with.len() < without.len() + 32,
-            "{} vs {}",
-            with.len(),
-            without.len()
-        );
+        assert!(with.len() < without.len() + 32, "{} vs {}", with.len(), without.len());
         // and decoding restores the segment with rscData's bytes
         let d = decode(&with, 1 << 30).unwrap();
-        if let Some(Value::AppPage {
-            segments: Some(s),
-            rsc_data: Some(r),
-            ..
-        }) = d.value
-        {
+        if let Some(Value::AppPage { segments: Some(s), rsc_data: Some(r), .. }) = d.value {
             assert_eq!(&s[1].1, &r);
         } else {
             panic!()

@@ -124,43 +124,29 @@ fn number(
         Some(v) => (v, name.to_string()),
         None => match nonempty(env(env_name)) {
             Some(s) => (
-                s.trim().parse::<f64>().map_err(|_| {
-                    Error::config(format!(
-                        "{env_name} (option `{name}`) must be a number, got {s:?}"
-                    ))
-                })?,
+                s.trim()
+                    .parse::<f64>()
+                    .map_err(|_| Error::config(format!("{env_name} (option `{name}`) must be a number, got {s:?}")))?,
                 format!("{env_name} (option `{name}`)"),
             ),
             None => return Ok(None),
         },
     };
     if !v.is_finite() || v.fract() != 0.0 || v < min || v > max {
-        return Err(Error::config(format!(
-            "{from} must be a whole number between {min} and {max}, got {v}"
-        )));
+        return Err(Error::config(format!("{from} must be a whole number between {min} and {max}, got {v}")));
     }
     Ok(Some(v))
 }
 
-fn flag(
-    opt: Option<bool>,
-    env_name: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<bool>> {
+fn flag(opt: Option<bool>, env_name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<bool>> {
     if opt.is_some() {
         return Ok(opt);
     }
-    match nonempty(env(env_name))
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    match nonempty(env(env_name)).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(None),
         Some("1" | "true" | "yes") => Ok(Some(true)),
         Some("0" | "false" | "no") => Ok(Some(false)),
-        Some(other) => Err(Error::config(format!(
-            "{env_name} must be true or false, got {other:?}"
-        ))),
+        Some(other) => Err(Error::config(format!("{env_name} must be true or false, got {other:?}"))),
     }
 }
 
@@ -170,14 +156,10 @@ fn endpoint(
     env_specific: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<String>> {
-    let v = nonempty(opt)
-        .or_else(|| nonempty(env(env_specific)))
-        .or_else(|| nonempty(env(ENV_ENDPOINT)));
+    let v = nonempty(opt).or_else(|| nonempty(env(env_specific))).or_else(|| nonempty(env(ENV_ENDPOINT)));
     if let Some(u) = &v {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(Error::config(format!(
-                "`{name}` must be an http(s) URL, got {u:?}"
-            )));
+            return Err(Error::config(format!("`{name}` must be an http(s) URL, got {u:?}")));
         }
     }
     Ok(v)
@@ -186,82 +168,53 @@ fn endpoint(
 impl Config {
     /// Validates `opts` with `env` as the fallback (pass `std::env::var` in production).
     pub fn from_options(opts: Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-        let backend = match nonempty(opts.backend.clone())
-            .or_else(|| nonempty(env(ENV_BACKEND)))
-            .as_deref()
-        {
+        let backend = match nonempty(opts.backend.clone()).or_else(|| nonempty(env(ENV_BACKEND))).as_deref() {
             None | Some("aws") => Backend::Aws,
             Some("memory") => Backend::Memory,
             Some(other) => {
-                return Err(Error::config(format!(
-                    "`backend` must be \"aws\" or \"memory\", got {other:?}"
-                )))
+                return Err(Error::config(format!("`backend` must be \"aws\" or \"memory\", got {other:?}")))
             }
         };
         let bucket = nonempty(opts.bucket).or_else(|| nonempty(env(ENV_BUCKET)));
         let table = nonempty(opts.table).or_else(|| nonempty(env(ENV_TABLE)));
         if backend == Backend::Aws {
             if bucket.is_none() {
-                return Err(Error::config(format!(
-                    "`bucket` is required (or set {ENV_BUCKET})"
-                )));
+                return Err(Error::config(format!("`bucket` is required (or set {ENV_BUCKET})")));
             }
             if table.is_none() {
-                return Err(Error::config(format!(
-                    "`table` is required (or set {ENV_TABLE})"
-                )));
+                return Err(Error::config(format!("`table` is required (or set {ENV_TABLE})")));
             }
         }
         if let Some(b) = &bucket {
             let ok = (3..=63).contains(&b.len())
-                && b.bytes().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
-                });
+                && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
             if !ok {
-                return Err(Error::config(format!(
-                    "`bucket` {b:?} is not a valid S3 bucket name"
-                )));
+                return Err(Error::config(format!("`bucket` {b:?} is not a valid S3 bucket name")));
             }
         }
         if let Some(t) = &table {
             let ok = (3..=255).contains(&t.len())
-                && t.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+                && t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
             if !ok {
-                return Err(Error::config(format!(
-                    "`table` {t:?} is not a valid DynamoDB table name"
-                )));
+                return Err(Error::config(format!("`table` {t:?} is not a valid DynamoDB table name")));
             }
         }
-        let prefix = nonempty(opts.prefix)
-            .or_else(|| nonempty(env(ENV_PREFIX)))
-            .unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let prefix =
+            nonempty(opts.prefix).or_else(|| nonempty(env(ENV_PREFIX))).unwrap_or_else(|| DEFAULT_PREFIX.into());
         let prefix = prefix.trim_matches('/').to_string();
-        if prefix.is_empty()
-            || prefix.len() > 128
-            || prefix
-                .split('/')
-                .any(|s| s.is_empty() || s == "." || s == "..")
-        {
+        if prefix.is_empty() || prefix.len() > 128 || prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
             return Err(Error::config(format!(
                 "`prefix` {prefix:?} must be 1–128 characters of non-empty path segments"
             )));
         }
-        let build_id = nonempty(opts.build_id)
-            .or_else(|| nonempty(env(ENV_BUILD_ID)))
-            .unwrap_or_else(|| DEFAULT_BUILD_ID.into());
+        let build_id =
+            nonempty(opts.build_id).or_else(|| nonempty(env(ENV_BUILD_ID))).unwrap_or_else(|| DEFAULT_BUILD_ID.into());
         if build_id.len() > 128 {
             return Err(Error::config("`buildId` must be at most 128 characters"));
         }
         let s3_endpoint = endpoint(opts.s3_endpoint, "s3Endpoint", ENV_ENDPOINT_S3, env)?;
-        let dynamodb_endpoint = endpoint(
-            opts.dynamodb_endpoint,
-            "dynamodbEndpoint",
-            ENV_ENDPOINT_DYNAMODB,
-            env,
-        )?;
-        let force_path_style = flag(opts.force_path_style, ENV_FORCE_PATH_STYLE, env)?
-            .unwrap_or(s3_endpoint.is_some());
+        let dynamodb_endpoint = endpoint(opts.dynamodb_endpoint, "dynamodbEndpoint", ENV_ENDPOINT_DYNAMODB, env)?;
+        let force_path_style = flag(opts.force_path_style, ENV_FORCE_PATH_STYLE, env)?.unwrap_or(s3_endpoint.is_some());
         let max = 9.0e15;
         Ok(Config {
             backend,
@@ -273,33 +226,12 @@ impl Config {
             s3_endpoint,
             dynamodb_endpoint,
             force_path_style,
-            memory_bytes: number(
-                opts.memory_bytes,
-                "memoryBytes",
-                ENV_MEMORY_BYTES,
-                env,
-                0.0,
-                max,
-            )?
-            .map_or(DEFAULT_MEMORY_BYTES, |v| v as usize),
-            get_timeout_ms: number(
-                opts.get_timeout_ms,
-                "getTimeoutMs",
-                ENV_GET_TIMEOUT_MS,
-                env,
-                1.0,
-                600_000.0,
-            )?
-            .map_or(DEFAULT_GET_TIMEOUT_MS, |v| v as u64),
-            max_entry_bytes: number(
-                opts.max_entry_bytes,
-                "maxEntryBytes",
-                ENV_MAX_ENTRY_BYTES,
-                env,
-                1024.0,
-                4.0e9,
-            )?
-            .map_or(DEFAULT_MAX_ENTRY_BYTES, |v| v as usize),
+            memory_bytes: number(opts.memory_bytes, "memoryBytes", ENV_MEMORY_BYTES, env, 0.0, max)?
+                .map_or(DEFAULT_MEMORY_BYTES, |v| v as usize),
+            get_timeout_ms: number(opts.get_timeout_ms, "getTimeoutMs", ENV_GET_TIMEOUT_MS, env, 1.0, 600_000.0)?
+                .map_or(DEFAULT_GET_TIMEOUT_MS, |v| v as u64),
+            max_entry_bytes: number(opts.max_entry_bytes, "maxEntryBytes", ENV_MAX_ENTRY_BYTES, env, 1024.0, 4.0e9)?
+                .map_or(DEFAULT_MAX_ENTRY_BYTES, |v| v as usize),
             compression_level: number(
                 opts.compression_level,
                 "compressionLevel",
@@ -336,15 +268,8 @@ impl Config {
                 3_600_000.0,
             )?
             .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
-            lease_ms: number(
-                opts.lease_ms,
-                "leaseMs",
-                ENV_LEASE_MS,
-                env,
-                0.0,
-                3_600_000.0,
-            )?
-            .map_or(DEFAULT_LEASE_MS, |v| v as u64),
+            lease_ms: number(opts.lease_ms, "leaseMs", ENV_LEASE_MS, env, 0.0, 3_600_000.0)?
+                .map_or(DEFAULT_LEASE_MS, |v| v as u64),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             attempt_timeout_ms: DEFAULT_ATTEMPT_TIMEOUT_MS,
         })
@@ -352,14 +277,8 @@ impl Config {
 
     /// A memory-backed config with defaults (tests, benches).
     pub fn memory() -> Config {
-        Config::from_options(
-            Options {
-                backend: Some("memory".into()),
-                ..Default::default()
-            },
-            &|_| None,
-        )
-        .expect("defaults are valid")
+        Config::from_options(Options { backend: Some("memory".into()), ..Default::default() }, &|_| None)
+            .expect("defaults are valid")
     }
 }
 
@@ -368,26 +287,15 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     }
 
     #[test]
     fn aws_backend_requires_bucket_and_table() {
         let e = Config::from_options(Options::default(), &|_| None).unwrap_err();
         assert!(e.context.contains("`bucket`"), "{e}");
-        let e = Config::from_options(
-            Options {
-                bucket: Some("my-bucket".into()),
-                ..Default::default()
-            },
-            &|_| None,
-        )
-        .unwrap_err();
+        let e = Config::from_options(Options { bucket: Some("my-bucket".into()), ..Default::default() }, &|_| None)
+            .unwrap_err();
         assert!(e.context.contains("`table`"), "{e}");
     }
 
@@ -399,18 +307,8 @@ mod tests {
             (ENV_MEMORY_BYTES, "1048576"),
             (ENV_ENDPOINT, "http://127.0.0.1:4566"),
         ]);
-        let c = Config::from_options(
-            Options {
-                table: Some("opt-table".into()),
-                ..Default::default()
-            },
-            &env,
-        )
-        .unwrap();
-        assert_eq!(
-            (c.bucket.as_str(), c.table.as_str()),
-            ("env-bucket", "opt-table")
-        );
+        let c = Config::from_options(Options { table: Some("opt-table".into()), ..Default::default() }, &env).unwrap();
+        assert_eq!((c.bucket.as_str(), c.table.as_str()), ("env-bucket", "opt-table"));
         assert_eq!(c.memory_bytes, 1048576);
         assert_eq!(c.s3_endpoint.as_deref(), Some("http://127.0.0.1:4566"));
         assert!(c.force_path_style);
@@ -420,45 +318,17 @@ mod tests {
     #[test]
     fn invalid_values_name_the_option() {
         let cases: Vec<(Options, &str)> = vec![
+            (Options { backend: Some("redis".into()), ..Default::default() }, "backend"),
+            (Options { backend: Some("memory".into()), memory_bytes: Some(-1.0), ..Default::default() }, "memoryBytes"),
             (
-                Options {
-                    backend: Some("redis".into()),
-                    ..Default::default()
-                },
-                "backend",
-            ),
-            (
-                Options {
-                    backend: Some("memory".into()),
-                    memory_bytes: Some(-1.0),
-                    ..Default::default()
-                },
-                "memoryBytes",
-            ),
-            (
-                Options {
-                    backend: Some("memory".into()),
-                    get_timeout_ms: Some(0.5),
-                    ..Default::default()
-                },
+                Options { backend: Some("memory".into()), get_timeout_ms: Some(0.5), ..Default::default() },
                 "getTimeoutMs",
             ),
             (
-                Options {
-                    backend: Some("memory".into()),
-                    compression_level: Some(40.0),
-                    ..Default::default()
-                },
+                Options { backend: Some("memory".into()), compression_level: Some(40.0), ..Default::default() },
                 "compressionLevel",
             ),
-            (
-                Options {
-                    backend: Some("memory".into()),
-                    prefix: Some("a//b".into()),
-                    ..Default::default()
-                },
-                "prefix",
-            ),
+            (Options { backend: Some("memory".into()), prefix: Some("a//b".into()), ..Default::default() }, "prefix"),
             (
                 Options {
                     backend: Some("memory".into()),
@@ -467,14 +337,7 @@ mod tests {
                 },
                 "s3Endpoint",
             ),
-            (
-                Options {
-                    bucket: Some("Bad_Bucket".into()),
-                    table: Some("t12".into()),
-                    ..Default::default()
-                },
-                "bucket",
-            ),
+            (Options { bucket: Some("Bad_Bucket".into()), table: Some("t12".into()), ..Default::default() }, "bucket"),
         ];
         for (opts, name) in cases {
             let e = Config::from_options(opts, &|_| None).unwrap_err();
@@ -482,17 +345,8 @@ mod tests {
             assert_eq!(e.kind.code(), "FLEETCACHE_CONFIG");
         }
         let env = env_of(&[(ENV_GET_TIMEOUT_MS, "soon")]);
-        let e = Config::from_options(
-            Options {
-                backend: Some("memory".into()),
-                ..Default::default()
-            },
-            &env,
-        )
-        .unwrap_err();
-        assert!(
-            e.context.contains(ENV_GET_TIMEOUT_MS) && e.context.contains("getTimeoutMs"),
-            "{e}"
-        );
+        let e =
+            Config::from_options(Options { backend: Some("memory".into()), ..Default::default() }, &env).unwrap_err();
+        assert!(e.context.contains(ENV_GET_TIMEOUT_MS) && e.context.contains("getTimeoutMs"), "{e}");
     }
 }

@@ -96,61 +96,32 @@ impl Value {
     pub fn weight(&self) -> usize {
         let o = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len());
         match self {
-            Value::AppPage {
-                html,
-                rsc_data,
-                postponed,
-                headers_json,
-                segments,
-                ..
-            } => {
+            Value::AppPage { html, rsc_data, postponed, headers_json, segments, .. } => {
                 let segs = segments.as_ref().map_or(0, |v| {
                     v.iter()
                         .map(|(k, b)| {
                             // A segment sharing rscData's allocation costs nothing extra.
-                            let shared =
-                                rsc_data.as_ref().is_some_and(|r| r.as_ptr() == b.as_ptr());
+                            let shared = rsc_data.as_ref().is_some_and(|r| r.as_ptr() == b.as_ptr());
                             k.len() + if shared { 0 } else { b.len() } + 16
                         })
                         .sum()
                 });
-                html.len()
-                    + rsc_data.as_ref().map_or(0, |b| b.len())
-                    + o(postponed)
-                    + o(headers_json)
-                    + segs
+                html.len() + rsc_data.as_ref().map_or(0, |b| b.len()) + o(postponed) + o(headers_json) + segs
             }
-            Value::AppRoute {
-                body, headers_json, ..
-            } => body.len() + headers_json.len(),
-            Value::Pages {
-                html,
-                page_data_json,
-                headers_json,
-                ..
-            } => html.len() + page_data_json.len() + o(headers_json),
+            Value::AppRoute { body, headers_json, .. } => body.len() + headers_json.len(),
+            Value::Pages { html, page_data_json, headers_json, .. } => {
+                html.len() + page_data_json.len() + o(headers_json)
+            }
             Value::Redirect { props_json } => props_json.len(),
-            Value::Fetch {
-                headers_json,
-                body,
-                url,
-                tags,
-                ..
-            } => {
+            Value::Fetch { headers_json, body, url, tags, .. } => {
                 headers_json.len()
                     + body.len()
                     + url.len()
-                    + tags
-                        .as_ref()
-                        .map_or(0, |t| t.iter().map(|s| s.len() + 8).sum())
+                    + tags.as_ref().map_or(0, |t| t.iter().map(|s| s.len() + 8).sum())
             }
-            Value::Image {
-                buffer,
-                etag,
-                upstream_etag,
-                extension,
-                ..
-            } => buffer.len() + etag.len() + upstream_etag.len() + extension.len(),
+            Value::Image { buffer, etag, upstream_etag, extension, .. } => {
+                buffer.len() + etag.len() + upstream_etag.len() + extension.len()
+            }
         }
     }
 }
@@ -210,11 +181,7 @@ impl TagState {
         match expire_s {
             Some(n) if n > 0.0 => {
                 let at = now.saturating_add((n * 1000.0).min(i64::MAX as f64 / 4.0) as i64);
-                self.soft_expire = if self.soft_expire > now {
-                    self.soft_expire.min(at)
-                } else {
-                    at
-                };
+                self.soft_expire = if self.soft_expire > now { self.soft_expire.min(at) } else { at };
                 self.stale = self.stale.max(now);
             }
             _ => self.hard = self.hard.max(now),
@@ -235,15 +202,9 @@ impl TagState {
         let (stale, soft_expire) = match self.stale.cmp(&other.stale) {
             std::cmp::Ordering::Greater => (self.stale, self.soft_expire),
             std::cmp::Ordering::Less => (other.stale, other.soft_expire),
-            std::cmp::Ordering::Equal => {
-                (self.stale, nonzero_min(self.soft_expire, other.soft_expire))
-            }
+            std::cmp::Ordering::Equal => (self.stale, nonzero_min(self.soft_expire, other.soft_expire)),
         };
-        TagState {
-            hard: self.hard.max(other.hard),
-            stale,
-            soft_expire,
-        }
+        TagState { hard: self.hard.max(other.hard), stale, soft_expire }
     }
 }
 
@@ -304,9 +265,7 @@ pub fn evaluate<'a>(
     if moved <= 0 {
         return Verdict::Expired;
     }
-    Verdict::Stale {
-        last_modified: moved,
-    }
+    Verdict::Stale { last_modified: moved }
 }
 
 #[cfg(test)]
@@ -317,10 +276,7 @@ mod tests {
         Entry {
             key: "/x".into(),
             last_modified: lm,
-            cache_control: Some(CacheControl {
-                revalidate: rev,
-                expire,
-            }),
+            cache_control: Some(CacheControl { revalidate: rev, expire }),
             tags: vec!["t".into()],
             value: Some(Value::Pages {
                 html: "h".into(),
@@ -334,10 +290,7 @@ mod tests {
     #[test]
     fn untouched_tags_are_fresh() {
         let e = page(1_000, Revalidate::Seconds(60.0), Some(3600.0));
-        assert_eq!(
-            evaluate(&e, [&TagState::default()], None, 5_000),
-            Verdict::Fresh
-        );
+        assert_eq!(evaluate(&e, [&TagState::default()], None, 5_000), Verdict::Fresh);
     }
 
     #[test]
@@ -372,10 +325,7 @@ mod tests {
             Verdict::Stale { last_modified } => {
                 assert!(last_modified > 0);
                 assert!(last_modified + 10_000 < now, "Next must see it stale");
-                assert!(
-                    last_modified as f64 + 31536000.0 * 1000.0 >= now as f64,
-                    "never past expire"
-                );
+                assert!(last_modified as f64 + 31536000.0 * 1000.0 >= now as f64, "never past expire");
             }
             v => panic!("{v:?}"),
         }
@@ -403,10 +353,7 @@ mod tests {
         let e = page(100, Revalidate::Seconds(1.0), None);
         let mut t = TagState::default();
         t.apply(950_000, Some(3600.0));
-        assert_eq!(
-            evaluate(&e, [&t], None, 951_000),
-            Verdict::Stale { last_modified: 100 }
-        );
+        assert_eq!(evaluate(&e, [&t], None, 951_000), Verdict::Stale { last_modified: 100 });
     }
 
     #[test]
@@ -415,10 +362,7 @@ mod tests {
         let e = page(b + 1_000, Revalidate::Seconds(10.0), None);
         let mut t = TagState::default();
         t.apply(b + 2_000, Some(5.0)); // stale at +2s, expired at +7s
-        assert!(matches!(
-            evaluate(&e, [&t], None, b + 3_000),
-            Verdict::Stale { .. }
-        ));
+        assert!(matches!(evaluate(&e, [&t], None, b + 3_000), Verdict::Stale { .. }));
         assert_eq!(evaluate(&e, [&t], None, b + 7_000), Verdict::Expired);
         // An entry regenerated after the stale mark is not touched by that expiry.
         let e2 = page(b + 2_500, Revalidate::Seconds(10.0), None);
@@ -426,10 +370,7 @@ mod tests {
         // A later profiled revalidation keeps the earlier hard expiry.
         t.apply(b + 9_000, Some(3600.0));
         assert_eq!(evaluate(&e, [&t], None, b + 9_500), Verdict::Expired);
-        assert!(matches!(
-            evaluate(&e2, [&t], None, b + 9_500),
-            Verdict::Stale { .. }
-        ));
+        assert!(matches!(evaluate(&e2, [&t], None, b + 9_500), Verdict::Stale { .. }));
     }
 
     #[test]

@@ -49,11 +49,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
         let retryable = matches!(kind, ErrorKind::Timeout | ErrorKind::Backend);
-        Error {
-            kind,
-            retryable,
-            context: context.into(),
-        }
+        Error { kind, retryable, context: context.into() }
     }
     pub fn config(context: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, context)
@@ -65,11 +61,7 @@ impl Error {
         Self::new(ErrorKind::Corrupt, context)
     }
     pub fn backend(context: impl Into<String>, retryable: bool) -> Self {
-        Error {
-            kind: ErrorKind::Backend,
-            retryable,
-            context: context.into(),
-        }
+        Error { kind: ErrorKind::Backend, retryable, context: context.into() }
     }
 }
 

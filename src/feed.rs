@@ -53,14 +53,8 @@ pub async fn run(core: Weak<Core>) {
                 return;
             }
             let limit = Duration::from_millis(core.cfg.feed_stale_after_ms.max(1_000));
-            if tokio::time::timeout(limit, core.poll_feed_once())
-                .await
-                .is_err()
-            {
-                core.feed_failed(&Error::new(
-                    crate::error::ErrorKind::Timeout,
-                    "feed poll timed out",
-                ));
+            if tokio::time::timeout(limit, core.poll_feed_once()).await.is_err() {
+                core.feed_failed(&Error::new(crate::error::ErrorKind::Timeout, "feed poll timed out"));
             }
             core.cfg.feed_interval_ms
         };
@@ -159,16 +153,11 @@ impl Core {
         bump(&self.stats.feed_errors);
         let now = self.now();
         let last_ok = self.feed.last_ok.load(Ordering::Acquire);
-        if self.feed.trusting.load(Ordering::Acquire)
-            && now - last_ok > self.cfg.feed_stale_after_ms as i64
-        {
+        if self.feed.trusting.load(Ordering::Acquire) && now - last_ok > self.cfg.feed_stale_after_ms as i64 {
             self.feed.trusting.store(false, Ordering::Release);
             self.clear_memory();
             bump(&self.stats.feed_resets);
-            self.log(
-                "feed unreadable, memory dropped until it is back",
-                &e.to_string(),
-            );
+            self.log("feed unreadable, memory dropped until it is back", &e.to_string());
         } else {
             self.log("feed poll failed", &e.to_string());
         }

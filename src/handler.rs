@@ -25,9 +25,7 @@ use crate::keys::{self, Class};
 use crate::l1::L1;
 use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
 use crate::tag_clock::TagClock;
-use crate::tags::{
-    dynamodb::DynamoTagStore, memory::MemoryTagStore, FeedEvent, FeedRecord, IndexRow, TagStore,
-};
+use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, FeedEvent, FeedRecord, IndexRow, TagStore};
 
 /// What `get` was asked.
 #[derive(Debug, Clone, Default)]
@@ -48,11 +46,7 @@ pub struct GetRequest {
 pub enum Lookup {
     /// Return this entry, with `last_modified` as given (moved back when a tag is stale).
     /// `gen` names the in-memory copy (0 = none): the same `gen` always means the same bytes.
-    Hit {
-        entry: Arc<Entry>,
-        last_modified: i64,
-        gen: u64,
-    },
+    Hit { entry: Arc<Entry>, last_modified: i64, gen: u64 },
     /// Return `null`.
     Miss,
 }
@@ -138,16 +132,8 @@ const MAX_TRACKED_KEYS: usize = 100_000;
 
 fn new_instance_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    keys::sha256_hex(&format!(
-        "{}-{}-{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    ))[..16]
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    keys::sha256_hex(&format!("{}-{}-{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed)))[..16]
         .to_string()
 }
 
@@ -175,9 +161,7 @@ impl Core {
             leases: DashMap::new(),
         };
         // Without a feed there is nothing to wait for: memory is trusted from the start.
-        core.feed
-            .trusting
-            .store(core.cfg.feed_interval_ms == 0, Ordering::Release);
+        core.feed.trusting.store(core.cfg.feed_interval_ms == 0, Ordering::Release);
         core
     }
 
@@ -228,40 +212,17 @@ impl Core {
             return Ok(());
         }
         let sdk = crate::aws::load_sdk_config(&self.cfg).await;
-        let s3 = S3BlobStore::new(
-            &sdk,
-            self.cfg.bucket.clone(),
-            self.cfg.s3_endpoint.as_deref(),
-            self.cfg.force_path_style,
-        );
-        if s3
-            .client()
-            .head_bucket()
-            .bucket(&self.cfg.bucket)
-            .send()
-            .await
-            .is_err()
-        {
-            if let Err(e) = s3
-                .client()
-                .create_bucket()
-                .bucket(&self.cfg.bucket)
-                .send()
-                .await
-            {
+        let s3 =
+            S3BlobStore::new(&sdk, self.cfg.bucket.clone(), self.cfg.s3_endpoint.as_deref(), self.cfg.force_path_style);
+        if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
+            if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
                 let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
                 if err.kind != ErrorKind::Conflict {
                     return Err(err);
                 }
             }
         }
-        DynamoTagStore::new(
-            &sdk,
-            self.cfg.table.clone(),
-            self.cfg.dynamodb_endpoint.as_deref(),
-        )
-        .ensure_table()
-        .await
+        DynamoTagStore::new(&sdk, self.cfg.table.clone(), self.cfg.dynamodb_endpoint.as_deref()).ensure_table().await
     }
 
     pub fn now(&self) -> i64 {
@@ -283,22 +244,12 @@ impl Core {
     }
 
     fn all_tags<'a>(entry: &'a Entry, req: &'a GetRequest) -> impl Iterator<Item = &'a String> {
-        entry
-            .tags
-            .iter()
-            .chain(req.tags.iter())
-            .chain(req.soft_tags.iter())
+        entry.tags.iter().chain(req.tags.iter()).chain(req.soft_tags.iter())
     }
 
     /// Judges `entry` with the tag states in the clock; `None` if some tag is unknown and
     /// `unknown_as_fresh` is false, or if a regeneration lease must be asked for first.
-    fn judge(
-        &self,
-        entry: &Arc<Entry>,
-        gen: u64,
-        req: &GetRequest,
-        unknown_as_fresh: bool,
-    ) -> Option<Lookup> {
+    fn judge(&self, entry: &Arc<Entry>, gen: u64, req: &GetRequest, unknown_as_fresh: bool) -> Option<Lookup> {
         let mut states: Vec<TagState> = Vec::new();
         for t in Self::all_tags(entry, req) {
             match self.tag_clock.get(t) {
@@ -315,37 +266,21 @@ impl Core {
                     match self.leases.get(&entry.key).map(|l| *l) {
                         Some((until, mine)) if until >= now => {
                             if mine {
-                                Lookup::Hit {
-                                    entry: entry.clone(),
-                                    last_modified: entry.last_modified,
-                                    gen,
-                                }
+                                Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen }
                             } else {
                                 // Another instance is regenerating: serve as fresh meanwhile.
-                                Lookup::Hit {
-                                    entry: entry.clone(),
-                                    last_modified: now,
-                                    gen,
-                                }
+                                Lookup::Hit { entry: entry.clone(), last_modified: now, gen }
                             }
                         }
                         _ => return None,
                     }
                 } else {
-                    Lookup::Hit {
-                        entry: entry.clone(),
-                        last_modified: entry.last_modified,
-                        gen,
-                    }
+                    Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen }
                 }
             }
             Verdict::Stale { last_modified } => {
                 bump(&self.stats.stale);
-                Lookup::Hit {
-                    entry: entry.clone(),
-                    last_modified,
-                    gen,
-                }
+                Lookup::Hit { entry: entry.clone(), last_modified, gen }
             }
             Verdict::Expired => {
                 bump(&self.stats.expired);
@@ -372,31 +307,16 @@ impl Core {
     }
 
     /// Asks the tag store for the regeneration lease of `entry`, then judges again.
-    async fn judge_with_lease(
-        &self,
-        b: &Backends,
-        entry: &Arc<Entry>,
-        gen: u64,
-        req: &GetRequest,
-    ) -> Lookup {
+    async fn judge_with_lease(&self, b: &Backends, entry: &Arc<Entry>, gen: u64, req: &GetRequest) -> Lookup {
         if let Some(l) = self.judge(entry, gen, req, true) {
             return l;
         }
         let now = self.now();
         let until = now + self.cfg.lease_ms as i64;
-        match b
-            .tags
-            .try_lease(&entry.key, &self.instance_id, now, until)
-            .await
-        {
+        match b.tags.try_lease(&entry.key, &self.instance_id, now, until).await {
             Ok(lease) => {
-                bump(if lease.won {
-                    &self.stats.leases_won
-                } else {
-                    &self.stats.leases_lost
-                });
-                self.leases
-                    .insert(entry.key.clone(), (lease.until, lease.won));
+                bump(if lease.won { &self.stats.leases_won } else { &self.stats.leases_lost });
+                self.leases.insert(entry.key.clone(), (lease.until, lease.won));
             }
             Err(e) => {
                 // Fail open: regenerating twice is better than never.
@@ -456,10 +376,7 @@ impl Core {
             }
             Err(_) => {
                 bump(&self.stats.get_timeouts);
-                self.log(
-                    "get timed out, serving a miss",
-                    &format!("{} after {} ms", req.key, self.cfg.get_timeout_ms),
-                );
+                self.log("get timed out, serving a miss", &format!("{} after {} ms", req.key, self.cfg.get_timeout_ms));
                 self.fallback(req)
             }
         }
@@ -498,9 +415,8 @@ impl Core {
             }
         };
         let unknown: Vec<String> = {
-            let set: HashSet<&String> = Self::all_tags(&entry, req)
-                .filter(|t| self.tag_clock.get(t).is_none())
-                .collect();
+            let set: HashSet<&String> =
+                Self::all_tags(&entry, req).filter(|t| self.tag_clock.get(t).is_none()).collect();
             set.into_iter().cloned().collect()
         };
         if !unknown.is_empty() {
@@ -535,13 +451,7 @@ impl Core {
             _ => now,
         };
         self.leases.remove(&key);
-        let entry = Entry {
-            key,
-            last_modified,
-            cache_control,
-            tags,
-            value,
-        };
+        let entry = Entry { key, last_modified, cache_control, tags, value };
         let weight = entry.weight();
         if weight > self.cfg.max_entry_bytes {
             bump(&self.stats.too_large);
@@ -559,26 +469,12 @@ impl Core {
         let bytes = codec::encode(&entry, self.cfg.compression_level)?;
         self.l1.insert(entry.clone());
         let b = self.backends().await;
-        if let Err(e) = b
-            .blobs
-            .put(
-                &self.object_key(class, &entry.key),
-                Bytes::from(bytes),
-                false,
-            )
-            .await
-        {
+        if let Err(e) = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), false).await {
             bump(&self.stats.set_errors);
-            self.log(
-                "set failed (kept in this instance's memory only)",
-                &format!("{}: {e}", entry.key),
-            );
+            self.log("set failed (kept in this instance's memory only)", &format!("{}: {e}", entry.key));
             return Err(e);
         }
-        let announce = self.announce(FeedEvent::Key {
-            key: entry.key.clone(),
-            last_modified: entry.last_modified,
-        });
+        let announce = self.announce(FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified });
         let (index, announced) = futures::join!(self.write_index(&entry, class), announce);
         if let Err(e) = index {
             bump(&self.stats.index_errors);
@@ -593,32 +489,18 @@ impl Core {
         }
         let now = self.now();
         let refresh_ms = self.cfg.index_ttl_seconds * 1000 / 2;
-        let path = if class == Class::Route {
-            keys::path_of_key(&entry.key)
-        } else {
-            None
-        };
+        let path = if class == Class::Route { keys::path_of_key(&entry.key) } else { None };
         let rows: Vec<IndexRow> = entry
             .tags
             .iter()
-            .filter(|t| {
-                self.indexed
-                    .get(&((*t).clone(), entry.key.clone()))
-                    .is_none_or(|at| now - *at > refresh_ms)
-            })
-            .map(|t| IndexRow {
-                tag: t.clone(),
-                key: entry.key.clone(),
-                path: path.clone(),
-            })
+            .filter(|t| self.indexed.get(&((*t).clone(), entry.key.clone())).is_none_or(|at| now - *at > refresh_ms))
+            .map(|t| IndexRow { tag: t.clone(), key: entry.key.clone(), path: path.clone() })
             .collect();
         if rows.is_empty() {
             return Ok(());
         }
         let b = self.backends().await;
-        b.tags
-            .put_index(&rows, now / 1000 + self.cfg.index_ttl_seconds)
-            .await?;
+        b.tags.put_index(&rows, now / 1000 + self.cfg.index_ttl_seconds).await?;
         if self.indexed.len() > MAX_INDEXED_MEMO {
             self.indexed.clear();
         }
@@ -642,16 +524,11 @@ impl Core {
                 for (t, st) in &states {
                     self.tag_clock.merge(t, *st);
                 }
-                self.announce(FeedEvent::Tags { states })
-                    .await
-                    .inspect_err(|_| bump(&self.stats.revalidate_errors))
+                self.announce(FeedEvent::Tags { states }).await.inspect_err(|_| bump(&self.stats.revalidate_errors))
             }
             Err(e) => {
                 bump(&self.stats.revalidate_errors);
-                self.log(
-                    "revalidateTag failed to reach the tag store",
-                    &e.to_string(),
-                );
+                self.log("revalidateTag failed to reach the tag store", &e.to_string());
                 Err(e)
             }
         }
@@ -663,21 +540,11 @@ impl Core {
             return Ok(());
         }
         let b = self.backends().await;
-        let rec = FeedRecord {
-            origin: self.instance_id.clone(),
-            event,
-        };
-        b.tags
-            .append(&rec, self.now())
-            .await
-            .map(|_| ())
-            .inspect_err(|e| {
-                bump(&self.stats.feed_errors);
-                self.log(
-                    "feed event not written (other instances learn of it only on reload)",
-                    &e.to_string(),
-                );
-            })
+        let rec = FeedRecord { origin: self.instance_id.clone(), event };
+        b.tags.append(&rec, self.now()).await.map(|_| ()).inspect_err(|e| {
+            bump(&self.stats.feed_errors);
+            self.log("feed event not written (other instances learn of it only on reload)", &e.to_string());
+        })
     }
 
     pub(crate) fn tag_clock(&self) -> &TagClock {
@@ -696,9 +563,7 @@ impl Core {
 
     /// (reads, writes) sent to the tag store so far.
     pub fn tag_store_requests(&self) -> (u64, u64) {
-        self.backends
-            .get()
-            .map_or((0, 0), |b| b.tags.request_counts())
+        self.backends.get().map_or((0, 0), |b| b.tags.request_counts())
     }
 
     /// The URL paths of entries carrying any of `tags` (for CDN invalidation), sorted, unique.
@@ -721,9 +586,7 @@ impl Core {
     /// Size of the stored object for `key` as encoded from the in-memory copy (benchmarks).
     pub fn encoded_len(&self, key: &str) -> Option<usize> {
         let e = self.l1.get(key)?;
-        codec::encode(&e, self.cfg.compression_level)
-            .ok()
-            .map(|b| b.len())
+        codec::encode(&e, self.cfg.compression_level).ok().map(|b| b.len())
     }
 
     pub fn memory_bytes(&self) -> usize {

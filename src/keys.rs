@@ -62,10 +62,7 @@ pub fn sha256_hex(s: &str) -> String {
 /// The folder under which `class` entries of `build_id` live.
 pub fn class_prefix(prefix: &str, build_id: &str, class: Class) -> String {
     match class {
-        Class::Route => format!(
-            "{prefix}/routes/{}/",
-            encode_component(build_id).replace('/', "%2F")
-        ),
+        Class::Route => format!("{prefix}/routes/{}/", encode_component(build_id).replace('/', "%2F")),
         Class::Fetch => format!("{prefix}/fetch/"),
         Class::Image => format!("{prefix}/image/"),
     }
@@ -107,11 +104,7 @@ pub fn pages_router_paths(key: &str, build_id: &str) -> Vec<String> {
     let Some(path) = path_of_key(key) else {
         return vec![];
     };
-    let data_name = if path == "/" {
-        "/index".to_string()
-    } else {
-        path.clone()
-    };
+    let data_name = if path == "/" { "/index".to_string() } else { path.clone() };
     vec![path, format!("/_next/data/{build_id}{data_name}.json")]
 }
 
@@ -148,31 +141,16 @@ mod tests {
         }
         assert!(object_key("fc", "b", Class::Route, &long).contains("/h"));
         // namespacing
-        assert_ne!(
-            object_key("fc", "b1", Class::Route, "/x"),
-            object_key("fc", "b2", Class::Route, "/x")
-        );
-        assert_eq!(
-            object_key("fc", "b1", Class::Fetch, "abc"),
-            object_key("fc", "b2", Class::Fetch, "abc")
-        );
+        assert_ne!(object_key("fc", "b1", Class::Route, "/x"), object_key("fc", "b2", Class::Route, "/x"));
+        assert_eq!(object_key("fc", "b1", Class::Fetch, "abc"), object_key("fc", "b2", Class::Fetch, "abc"));
         assert!(object_key("fc", "../b", Class::Route, "/x").starts_with("fc/routes/%2E%2E%2Fb/"));
     }
 
     #[test]
     fn paths_of_both_key_styles() {
-        assert_eq!(
-            path_of_key("/route-cache/APP_PAGE/c385/$/isr").as_deref(),
-            Some("/isr")
-        );
-        assert_eq!(
-            path_of_key("/route-cache/APP_PAGE/c385/$/index").as_deref(),
-            Some("/")
-        );
-        assert_eq!(
-            path_of_key("/route-cache/APP_ROUTE/aa/$/api/cached").as_deref(),
-            Some("/api/cached")
-        );
+        assert_eq!(path_of_key("/route-cache/APP_PAGE/c385/$/isr").as_deref(), Some("/isr"));
+        assert_eq!(path_of_key("/route-cache/APP_PAGE/c385/$/index").as_deref(), Some("/"));
+        assert_eq!(path_of_key("/route-cache/APP_ROUTE/aa/$/api/cached").as_deref(), Some("/api/cached"));
         assert_eq!(path_of_key("/items/2").as_deref(), Some("/items/2"));
         assert_eq!(path_of_key("/index").as_deref(), Some("/"));
         assert_eq!(path_of_key(&"a".repeat(64)), None);
@@ -182,14 +160,8 @@ mod tests {
     fn pages_router_key_gives_page_and_data_paths() {
         assert_eq!(
             pages_router_paths("/route-cache/PAGES/491f/$/posts/2", "B1"),
-            vec![
-                "/posts/2".to_string(),
-                "/_next/data/B1/posts/2.json".to_string()
-            ]
+            vec!["/posts/2".to_string(), "/_next/data/B1/posts/2.json".to_string()]
         );
-        assert_eq!(
-            pages_router_paths("/index", "B1"),
-            vec!["/", "/_next/data/B1/index.json"]
-        );
+        assert_eq!(pages_router_paths("/index", "B1"), vec!["/", "/_next/data/B1/index.json"]);
     }
 }

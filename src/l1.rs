@@ -52,8 +52,7 @@ impl L1 {
     /// The entry and the generation of this copy.
     pub fn get_with_gen(&self, key: &str) -> Option<(Arc<Entry>, u64)> {
         let slot = self.map.get(key)?;
-        slot.last_access
-            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        slot.last_access.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         Some((slot.entry.clone(), slot.gen))
     }
 
@@ -117,11 +116,8 @@ impl L1 {
             return;
         };
         let target = self.budget / 10 * 9;
-        let mut by_age: Vec<(u64, String)> = self
-            .map
-            .iter()
-            .map(|r| (r.last_access.load(Ordering::Relaxed), r.key().clone()))
-            .collect();
+        let mut by_age: Vec<(u64, String)> =
+            self.map.iter().map(|r| (r.last_access.load(Ordering::Relaxed), r.key().clone())).collect();
         by_age.sort_unstable_by_key(|(t, _)| *t);
         for (_, key) in by_age {
             if self.bytes.load(Ordering::SeqCst) <= target {
@@ -161,9 +157,7 @@ mod tests {
             last_modified: 1,
             cache_control: None,
             tags: vec![],
-            value: Some(Value::Redirect {
-                props_json: "x".repeat(size),
-            }),
+            value: Some(Value::Redirect { props_json: "x".repeat(size) }),
         })
     }
 

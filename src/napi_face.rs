@@ -74,14 +74,7 @@ impl HitOut {
         };
         o.set("kind", v.kind_name())?;
         match v {
-            Value::AppPage {
-                html,
-                rsc_data,
-                postponed,
-                headers_json,
-                status,
-                segments,
-            } => {
+            Value::AppPage { html, rsc_data, postponed, headers_json, status, segments } => {
                 if let Some(p) = postponed {
                     o.set("postponed", p.as_str())?;
                 }
@@ -107,10 +100,7 @@ impl HitOut {
                     let mut bounds = Vec::with_capacity(segs.len() * 2);
                     for (name, data) in segs {
                         names.push(name.as_str());
-                        if rsc_data
-                            .as_ref()
-                            .is_some_and(|r| r.as_ptr() == data.as_ptr() && r.len() == data.len())
-                        {
+                        if rsc_data.as_ref().is_some_and(|r| r.as_ptr() == data.as_ptr() && r.len() == data.len()) {
                             bounds.push(rsc_start as f64);
                             bounds.push((rsc_start + data.len()) as f64);
                         } else {
@@ -125,21 +115,12 @@ impl HitOut {
                 }
                 o.set("buf", concat_buffer(env, &parts)?)?;
             }
-            Value::AppRoute {
-                body,
-                status,
-                headers_json,
-            } => {
+            Value::AppRoute { body, status, headers_json } => {
                 o.set("buf", &BufferSlice::copy_from(env, body)?)?;
                 o.set("status", *status)?;
                 o.set("headers", headers_json.as_str())?;
             }
-            Value::Pages {
-                html,
-                page_data_json,
-                headers_json,
-                status,
-            } => {
+            Value::Pages { html, page_data_json, headers_json, status } => {
                 let html_len = html_of(html);
                 o.set("htmlLen", html_len as f64)?;
                 o.set("buf", concat_buffer(env, &[&html.as_bytes()[..html_len]])?)?;
@@ -152,14 +133,7 @@ impl HitOut {
                 }
             }
             Value::Redirect { props_json } => o.set("props", props_json.as_str())?,
-            Value::Fetch {
-                headers_json,
-                body,
-                status,
-                url,
-                revalidate,
-                tags,
-            } => {
+            Value::Fetch { headers_json, body, status, url, revalidate, tags } => {
                 o.set("headers", headers_json.as_str())?;
                 o.set("body", body.as_str())?;
                 o.set("status", *status)?;
@@ -169,13 +143,7 @@ impl HitOut {
                     o.set("tags", t.clone())?;
                 }
             }
-            Value::Image {
-                buffer,
-                etag,
-                upstream_etag,
-                extension,
-                revalidate,
-            } => {
+            Value::Image { buffer, etag, upstream_etag, extension, revalidate } => {
                 o.set("buf", &BufferSlice::copy_from(env, buffer)?)?;
                 o.set("etag", etag.as_str())?;
                 o.set("upstreamEtag", upstream_etag.as_str())?;
@@ -194,18 +162,8 @@ impl ToNapiValue for GetOut {
     unsafe fn to_napi_value(raw: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw);
         match val.0 {
-            Lookup::Hit {
-                entry,
-                last_modified,
-                gen,
-            } => {
-                let obj = HitOut {
-                    entry,
-                    last_modified,
-                    gen,
-                    html_cached: false,
-                }
-                .build(&env)?;
+            Lookup::Hit { entry, last_modified, gen } => {
+                let obj = HitOut { entry, last_modified, gen, html_cached: false }.build(&env)?;
                 Ok(obj.raw())
             }
             Lookup::Miss => Null::to_napi_value(raw, Null),
@@ -225,16 +183,8 @@ pub struct OpResult {
 impl From<crate::error::Result<()>> for OpResult {
     fn from(r: crate::error::Result<()>) -> Self {
         match r {
-            Ok(()) => OpResult {
-                ok: true,
-                code: None,
-                message: None,
-            },
-            Err(e) => OpResult {
-                ok: false,
-                code: Some(e.kind.code().into()),
-                message: Some(e.context),
-            },
+            Ok(()) => OpResult { ok: true, code: None, message: None },
+            Err(e) => OpResult { ok: false, code: Some(e.kind.code().into()), message: Some(e.context) },
         }
     }
 }
@@ -283,10 +233,7 @@ fn bytes_of(b: &Option<Buffer>) -> Option<Bytes> {
 
 fn req_str(v: Option<String>, kind: &str, field: &str) -> Result<String> {
     v.ok_or_else(|| {
-        napi::Error::new(
-            Status::InvalidArg,
-            format!("FLEETCACHE_INVALID_INPUT: {kind} value has no {field}"),
-        )
+        napi::Error::new(Status::InvalidArg, format!("FLEETCACHE_INVALID_INPUT: {kind} value has no {field}"))
     })
 }
 
@@ -341,9 +288,7 @@ fn to_value(i: &mut SetInput) -> Result<Option<Value>> {
             headers_json: i.headers.take(),
             status: i.status,
         },
-        "REDIRECT" => Value::Redirect {
-            props_json: i.props.take().unwrap_or_else(|| "null".into()),
-        },
+        "REDIRECT" => Value::Redirect { props_json: i.props.take().unwrap_or_else(|| "null".into()) },
         "FETCH" => Value::Fetch {
             headers_json: i.headers.take().unwrap_or_else(|| "{}".into()),
             body: req_str(i.body.take(), k, "data.body")?,
@@ -354,10 +299,7 @@ fn to_value(i: &mut SetInput) -> Result<Option<Value>> {
         },
         "IMAGE" => Value::Image {
             buffer: bytes_of(&i.buf).ok_or_else(|| {
-                napi::Error::new(
-                    Status::InvalidArg,
-                    "FLEETCACHE_INVALID_INPUT: IMAGE value has no buffer",
-                )
+                napi::Error::new(Status::InvalidArg, "FLEETCACHE_INVALID_INPUT: IMAGE value has no buffer")
             })?,
             etag: i.etag.take().unwrap_or_default(),
             upstream_etag: i.upstream_etag.take().unwrap_or_default(),
@@ -421,11 +363,12 @@ impl NativeCache {
     /// Validates options (env vars as fallback); throws `FLEETCACHE_CONFIG: …` naming the option.
     #[napi(constructor, catch_unwind)]
     pub fn new(options: Option<Options>) -> Result<Self> {
-        let cfg = Config::from_options(options.unwrap_or_default(), &|k| std::env::var(k).ok())
-            .map_err(js_err)?;
-        Ok(NativeCache {
-            core: Arc::new(Core::new(cfg)),
-        })
+        let cfg = Config::from_options(options.unwrap_or_default(), &|k| std::env::var(k).ok()).map_err(js_err)?;
+        let core = Arc::new(Core::new(cfg));
+        if core.cfg.feed_interval_ms > 0 {
+            napi::bindgen_prelude::spawn(crate::feed::run(Arc::downgrade(&core)));
+        }
+        Ok(NativeCache { core })
     }
 
     /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
@@ -450,21 +393,9 @@ impl NativeCache {
             revalidate,
         };
         Ok(match self.core.get_sync(&req) {
-            SyncLookup::Done(Lookup::Hit {
-                entry,
-                last_modified,
-                gen,
-            }) => {
+            SyncLookup::Done(Lookup::Hit { entry, last_modified, gen }) => {
                 let html_cached = gen != 0 && html_gen == Some(gen as f64);
-                Either3::A(
-                    HitOut {
-                        entry,
-                        last_modified,
-                        gen,
-                        html_cached,
-                    }
-                    .build(env)?,
-                )
+                Either3::A(HitOut { entry, last_modified, gen, html_cached }.build(env)?)
             }
             SyncLookup::Done(Lookup::Miss) => Either3::B(Null),
             SyncLookup::NeedsBackend => Either3::C(()),
@@ -495,23 +426,14 @@ impl NativeCache {
 
     /// Stores a value; resolves to an `OpResult`, never rejects.
     #[napi(catch_unwind, ts_return_type = "Promise<OpResult>")]
-    pub fn set<'e>(
-        &self,
-        env: &'e Env,
-        key: String,
-        mut input: SetInput,
-    ) -> Result<PromiseRaw<'e, OpResult>> {
+    pub fn set<'e>(&self, env: &'e Env, key: String, mut input: SetInput) -> Result<PromiseRaw<'e, OpResult>> {
         let core = self.core.clone();
         let value = match to_value(&mut input) {
             Ok(v) => v,
             Err(e) => {
                 let msg = e.reason.clone();
                 return env.spawn_future(async move {
-                    Ok(OpResult {
-                        ok: false,
-                        code: Some("FLEETCACHE_INVALID_INPUT".into()),
-                        message: Some(msg),
-                    })
+                    Ok(OpResult { ok: false, code: Some("FLEETCACHE_INVALID_INPUT".into()), message: Some(msg) })
                 });
             }
         };
@@ -522,20 +444,13 @@ impl NativeCache {
             } else {
                 Revalidate::Seconds(input.revalidate_seconds.unwrap_or(0.0))
             };
-            Some(CacheControl {
-                revalidate,
-                expire: input.expire,
-            })
+            Some(CacheControl { revalidate, expire: input.expire })
         } else {
             None
         };
         let tags = std::mem::take(&mut input.tags);
         drop(input);
-        env.spawn_future(async move {
-            Ok(OpResult::from(
-                core.set(key, class, value, cache_control, tags).await,
-            ))
-        })
+        env.spawn_future(async move { Ok(OpResult::from(core.set(key, class, value, cache_control, tags).await)) })
     }
 
     /// Records a revalidation (`expire` seconds: undefined/0 = now, N = stale now, expired in N s).
@@ -547,18 +462,12 @@ impl NativeCache {
         expire: Option<f64>,
     ) -> Result<PromiseRaw<'e, OpResult>> {
         let core = self.core.clone();
-        env.spawn_future(
-            async move { Ok(OpResult::from(core.revalidate_tags(&tags, expire).await)) },
-        )
+        env.spawn_future(async move { Ok(OpResult::from(core.revalidate_tags(&tags, expire).await)) })
     }
 
     /// URL paths of entries carrying any of these tags.
     #[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
-    pub fn paths_for_tags<'e>(
-        &self,
-        env: &'e Env,
-        tags: Vec<String>,
-    ) -> Result<PromiseRaw<'e, Vec<String>>> {
+    pub fn paths_for_tags<'e>(&self, env: &'e Env, tags: Vec<String>) -> Result<PromiseRaw<'e, Vec<String>>> {
         let core = self.core.clone();
         env.spawn_future(async move { core.paths_for_tags(&tags).await.map_err(js_err) })
     }
@@ -585,8 +494,7 @@ impl NativeCache {
     /// The S3 object key a Next cache key maps to.
     #[napi]
     pub fn object_key(&self, key: String, kind: Option<String>) -> String {
-        self.core
-            .object_key(Class::from_kind(kind.as_deref()), &key)
+        self.core.object_key(Class::from_kind(kind.as_deref()), &key)
     }
 
     /// Bytes of the stored object for `key`, encoded from this process's in-memory copy

@@ -27,10 +27,7 @@ impl TagClock {
         if self.known.len() >= MAX_KNOWN_TAGS && !self.known.contains_key(tag) {
             self.known.clear();
         }
-        self.known
-            .entry(tag.to_string())
-            .and_modify(|s| *s = s.join(&state))
-            .or_insert(state);
+        self.known.entry(tag.to_string()).and_modify(|s| *s = s.join(&state)).or_insert(state);
     }
 
     pub fn apply(&self, tag: &str, now: i64, expire_s: Option<f64>) -> TagState {

@@ -13,16 +13,11 @@ use fleetcache::store::s3::S3BlobStore;
 use fleetcache::tags::dynamodb::DynamoTagStore;
 
 fn endpoint() -> Option<String> {
-    std::env::var("FLEETCACHE_TEST_ENDPOINT")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("FLEETCACHE_TEST_ENDPOINT").ok().filter(|s| !s.is_empty())
 }
 
 fn unique(name: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("fc-{name}-{}-{}", std::process::id(), n % 1_000_000_000)
 }
 

@@ -16,11 +16,7 @@ use fleetcache::store::memory::MemoryBlobStore;
 use fleetcache::store::BlobStore;
 use fleetcache::tags::memory::MemoryTagStore;
 
-fn core_with(
-    clock: Arc<MockClock>,
-    blobs: Arc<MemoryBlobStore>,
-    tags: Arc<MemoryTagStore>,
-) -> Core {
+fn core_with(clock: Arc<MockClock>, blobs: Arc<MemoryBlobStore>, tags: Arc<MemoryTagStore>) -> Core {
     Core::with_backends(Config::memory(), clock, blobs, tags)
 }
 
@@ -48,10 +44,7 @@ async fn feed_on_memory_backends() {
 fn pages_router_key_paths() {
     assert_eq!(
         pages_router_paths("/route-cache/PAGES/491f1e83/$/ssg", "BUILD1"),
-        vec![
-            "/ssg".to_string(),
-            "/_next/data/BUILD1/ssg.json".to_string()
-        ]
+        vec!["/ssg".to_string(), "/_next/data/BUILD1/ssg.json".to_string()]
     );
 }
 
@@ -61,17 +54,9 @@ async fn corrupt_object_is_a_counted_miss() {
     let blobs = Arc::new(MemoryBlobStore::default());
     let core = core_with(clock, blobs.clone(), Arc::new(MemoryTagStore::default()));
     let okey = core.object_key(Class::Route, "/bad");
-    blobs
-        .put(&okey, Bytes::from_static(b"{\"not\":\"ours\"}"), false)
-        .await
-        .unwrap();
+    blobs.put(&okey, Bytes::from_static(b"{\"not\":\"ours\"}"), false).await.unwrap();
     assert!(matches!(core.get(&req("/bad")).await, Lookup::Miss));
-    assert_eq!(
-        core.stats
-            .corrupt
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(core.stats.corrupt.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -79,29 +64,11 @@ async fn oversized_entry_is_refused_and_old_copy_kept() {
     let clock = Arc::new(MockClock::new(T0));
     let mut cfg = Config::memory();
     cfg.max_entry_bytes = 10_000;
-    let core = Core::with_backends(
-        cfg,
-        clock,
-        Arc::new(MemoryBlobStore::default()),
-        Arc::new(MemoryTagStore::default()),
-    );
-    core.set(
-        "/big".into(),
-        Class::Route,
-        Some(page_value("small")),
-        cc(60.0),
-        vec![],
-    )
-    .await
-    .unwrap();
+    let core =
+        Core::with_backends(cfg, clock, Arc::new(MemoryBlobStore::default()), Arc::new(MemoryTagStore::default()));
+    core.set("/big".into(), Class::Route, Some(page_value("small")), cc(60.0), vec![]).await.unwrap();
     let err = core
-        .set(
-            "/big".into(),
-            Class::Route,
-            Some(page_value(&"x".repeat(20_000))),
-            cc(60.0),
-            vec![],
-        )
+        .set("/big".into(), Class::Route, Some(page_value(&"x".repeat(20_000))), cc(60.0), vec![])
         .await
         .unwrap_err();
     assert_eq!(err.kind.code(), "FLEETCACHE_TOO_LARGE");
@@ -115,30 +82,15 @@ async fn oversized_entry_is_refused_and_old_copy_kept() {
 async fn stale_by_tag_never_returns_zero_or_past_expire() {
     let clock = Arc::new(MockClock::new(T0));
     let core = core_with(clock.clone(), Default::default(), Default::default());
-    let cc = Some(CacheControl {
-        revalidate: Revalidate::Seconds(30.0),
-        expire: Some(120.0),
-    });
-    core.set(
-        "/s".into(),
-        Class::Route,
-        Some(page_value("x")),
-        cc,
-        vec!["t".into()],
-    )
-    .await
-    .unwrap();
+    let cc = Some(CacheControl { revalidate: Revalidate::Seconds(30.0), expire: Some(120.0) });
+    core.set("/s".into(), Class::Route, Some(page_value("x")), cc, vec!["t".into()]).await.unwrap();
     clock.advance(1_000);
-    core.revalidate_tags(&["t".into()], Some(600.0))
-        .await
-        .unwrap();
+    core.revalidate_tags(&["t".into()], Some(600.0)).await.unwrap();
     clock.advance(1_000);
     match core.get(&req("/s")).await {
         Lookup::Hit { last_modified, .. } => {
             let now = T0 + 2_000;
-            assert!(
-                last_modified > 0 && last_modified + 30_000 < now && last_modified + 120_000 >= now
-            );
+            assert!(last_modified > 0 && last_modified + 30_000 < now && last_modified + 120_000 >= now);
         }
         Lookup::Miss => panic!(),
     }

@@ -36,45 +36,24 @@ pub mod conformance {
         assert_eq!(store.get(&k("a/1")).await.unwrap(), Some(body.clone()));
 
         // overwrite
-        assert!(store
-            .put(&k("a/1"), Bytes::from_static(b"v2"), false)
-            .await
-            .unwrap());
-        assert_eq!(
-            store.get(&k("a/1")).await.unwrap().as_deref(),
-            Some(&b"v2"[..])
-        );
+        assert!(store.put(&k("a/1"), Bytes::from_static(b"v2"), false).await.unwrap());
+        assert_eq!(store.get(&k("a/1")).await.unwrap().as_deref(), Some(&b"v2"[..]));
 
         // conditional create
-        assert!(!store
-            .put(&k("a/1"), Bytes::from_static(b"v3"), true)
-            .await
-            .unwrap());
-        assert_eq!(
-            store.get(&k("a/1")).await.unwrap().as_deref(),
-            Some(&b"v2"[..])
-        );
-        assert!(store
-            .put(&k("a/2"), Bytes::from_static(b"new"), true)
-            .await
-            .unwrap());
+        assert!(!store.put(&k("a/1"), Bytes::from_static(b"v3"), true).await.unwrap());
+        assert_eq!(store.get(&k("a/1")).await.unwrap().as_deref(), Some(&b"v2"[..]));
+        assert!(store.put(&k("a/2"), Bytes::from_static(b"new"), true).await.unwrap());
 
         // odd but valid keys
         let odd = k("r/k%2F%24%5B%5D~_-x");
-        assert!(store
-            .put(&odd, Bytes::from_static(b"odd"), false)
-            .await
-            .unwrap());
+        assert!(store.put(&odd, Bytes::from_static(b"odd"), false).await.unwrap());
         assert_eq!(store.get(&odd).await.unwrap().as_deref(), Some(&b"odd"[..]));
 
         let mut listed = store.list(&k("a/")).await.unwrap();
         listed.sort();
         assert_eq!(listed, vec![k("a/1"), k("a/2")]);
 
-        store
-            .delete(&[k("a/1"), k("a/2"), k("never")])
-            .await
-            .unwrap();
+        store.delete(&[k("a/1"), k("a/2"), k("never")]).await.unwrap();
         assert_eq!(store.get(&k("a/1")).await.unwrap(), None);
         assert!(store.list(&k("a/")).await.unwrap().is_empty());
         store.delete(&[odd]).await.unwrap();

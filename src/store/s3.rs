@@ -21,20 +21,12 @@ pub struct S3BlobStore {
 const CONFLICT_CODES: &[&str] = &["PreconditionFailed", "ConditionalRequestConflict"];
 
 impl S3BlobStore {
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        bucket: String,
-        endpoint: Option<&str>,
-        path_style: bool,
-    ) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: String, endpoint: Option<&str>, path_style: bool) -> Self {
         let mut b = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style);
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
-        S3BlobStore {
-            client: Client::from_conf(b.build()),
-            bucket,
-        }
+        S3BlobStore { client: Client::from_conf(b.build()), bucket }
     }
 
     pub fn client(&self) -> &Client {
@@ -48,18 +40,13 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {
-                let data = out.body.collect().await.map_err(|e| {
-                    Error::backend(format!("GetObject {key}: reading body: {e}"), true)
-                })?;
+                let data = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| Error::backend(format!("GetObject {key}: reading body: {e}"), true))?;
                 Ok(Some(data.into_bytes()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
@@ -73,12 +60,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
+        let mut req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
         if if_absent {
             req = req.if_none_match("*");
         }
@@ -143,11 +125,7 @@ impl BlobStore for S3BlobStore {
                 .send()
                 .await
                 .map_err(|e| map_err("ListObjectsV2", e, CONFLICT_CODES))?;
-            out.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
+            out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
                 _ => break,

@@ -49,8 +49,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
+    ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
@@ -84,10 +84,7 @@ const ATTR_UNTIL: &str = "until";
 const FEED_HEAD_PK: &str = "F#head";
 const FEED_PAGE: u64 = 1000;
 const FEED_TTL_SECONDS: i64 = 24 * 3600;
-const CONFLICT_CODES: &[&str] = &[
-    "ConditionalCheckFailedException",
-    "TransactionConflictException",
-];
+const CONFLICT_CODES: &[&str] = &["ConditionalCheckFailedException", "TransactionConflictException"];
 
 pub struct DynamoTagStore {
     client: Client,
@@ -110,19 +107,13 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 fn state_key(tag: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (ATTR_PK.to_string(), s(&format!("{TAG_PREFIX}{tag}"))),
-        (ATTR_SK.to_string(), s(STATE_SK)),
-    ])
+    HashMap::from([(ATTR_PK.to_string(), s(&format!("{TAG_PREFIX}{tag}"))), (ATTR_SK.to_string(), s(STATE_SK))])
 }
 fn index_sk(key: &str) -> String {
     if key.len() <= 1000 {
@@ -132,11 +123,7 @@ fn index_sk(key: &str) -> String {
     }
 }
 fn state_of(item: &HashMap<String, AttributeValue>) -> TagState {
-    TagState {
-        hard: get_n(item, ATTR_HARD),
-        stale: get_n(item, ATTR_STALE),
-        soft_expire: get_n(item, ATTR_SOFT),
-    }
+    TagState { hard: get_n(item, ATTR_HARD), stale: get_n(item, ATTR_STALE), soft_expire: get_n(item, ATTR_SOFT) }
 }
 
 async fn backoff(attempt: usize) {
@@ -171,28 +158,13 @@ impl DynamoTagStore {
     /// Creates the table (and turns on TTL) if it does not exist. For local servers, tests and
     /// the demo; production tables are created by infrastructure code (see the module doc).
     pub async fn ensure_table(&self) -> Result<()> {
-        if self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .is_ok()
-        {
+        if self.client.describe_table().table_name(&self.table).send().await.is_ok() {
             return Ok(());
         }
         let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
         };
-        let key = |name: &str, kt| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kt)
-                .build()
-        };
+        let key = |name: &str, kt| KeySchemaElement::builder().attribute_name(name).key_type(kt).build();
         let inv = |e: aws_sdk_dynamodb::error::BuildError| Error::invalid(e.to_string());
         let res = self
             .client
@@ -211,19 +183,9 @@ impl DynamoTagStore {
                 return Err(err);
             }
         }
-        let spec = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(ATTR_TTL)
-            .build()
-            .map_err(inv)?;
+        let spec = TimeToLiveSpecification::builder().enabled(true).attribute_name(ATTR_TTL).build().map_err(inv)?;
         // Best effort: some local servers lack the TTL API.
-        let _ = self
-            .client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(spec)
-            .send()
-            .await;
+        let _ = self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(spec).send().await;
         Ok(())
     }
 
@@ -250,11 +212,7 @@ impl DynamoTagStore {
             item.insert(ATTR_STALE.into(), n(st.stale));
             item.insert(ATTR_SOFT.into(), n(st.soft_expire));
             item.insert(ATTR_VER.into(), n(ver.unwrap_or(0) + 1));
-            let req = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
+            let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
             let req = match ver {
                 Some(v) => req
                     .condition_expression("#v = :v")
@@ -273,10 +231,7 @@ impl DynamoTagStore {
                 }
             }
         }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("revalidate {tag}: too much contention"),
-        ))
+        Err(Error::new(ErrorKind::Conflict, format!("revalidate {tag}: too much contention")))
     }
 
     async fn batch_get(
@@ -343,10 +298,7 @@ impl DynamoTagStore {
         if pending.is_empty() {
             Ok(())
         } else {
-            Err(Error::backend(
-                "BatchWriteItem: items left unprocessed",
-                true,
-            ))
+            Err(Error::backend("BatchWriteItem: items left unprocessed", true))
         }
     }
 }
@@ -354,8 +306,7 @@ impl DynamoTagStore {
 #[async_trait]
 impl TagStore for DynamoTagStore {
     async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64> {
-        let body =
-            rmp_serde::to_vec(record).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+        let body = rmp_serde::to_vec(record).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
         self.write();
         let out = self
             .client
@@ -372,31 +323,18 @@ impl TagStore for DynamoTagStore {
             .map_err(|e| map_err("UpdateItem(feed head)", e, CONFLICT_CODES))?;
         let seq = out.attributes().map(|a| get_n(a, ATTR_SEQ)).unwrap_or(0) as u64;
         if seq == 0 {
-            return Err(Error::backend(
-                "feed counter returned no sequence number",
-                true,
-            ));
+            return Err(Error::backend("feed counter returned no sequence number", true));
         }
         let item = HashMap::from([
             (ATTR_PK.to_string(), s(&feed_pk(seq))),
             (ATTR_SK.to_string(), s(&feed_sk(seq))),
-            (
-                ATTR_EVENT.to_string(),
-                AttributeValue::B(aws_smithy_types::Blob::new(body)),
-            ),
+            (ATTR_EVENT.to_string(), AttributeValue::B(aws_smithy_types::Blob::new(body))),
             (ATTR_TTL.to_string(), n(now / 1000 + FEED_TTL_SECONDS)),
         ]);
         let mut last = None;
         for attempt in 0..3 {
             self.write();
-            match self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                .send()
-                .await
-            {
+            match self.client.put_item().table_name(&self.table).set_item(Some(item.clone())).send().await {
                 Ok(_) => return Ok(seq),
                 Err(e) => {
                     let err = map_err("PutItem(feed event)", e, CONFLICT_CODES);
@@ -510,19 +448,13 @@ impl TagStore for DynamoTagStore {
                     .send()
                     .await
                     .map_err(|e| map_err("GetItem(lease)", e, CONFLICT_CODES))?;
-                Ok(Lease {
-                    won: false,
-                    until: cur.item().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until),
-                })
+                Ok(Lease { won: false, until: cur.item().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until) })
             }
         }
     }
 
     fn request_counts(&self) -> (u64, u64) {
-        (
-            self.reads.load(Ordering::Relaxed),
-            self.writes.load(Ordering::Relaxed),
-        )
+        (self.reads.load(Ordering::Relaxed), self.writes.load(Ordering::Relaxed))
     }
 
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
@@ -530,9 +462,7 @@ impl TagStore for DynamoTagStore {
         unique.sort();
         unique.dedup();
         let items = try_join_all(
-            unique
-                .chunks(BATCH_GET_MAX)
-                .map(|chunk| self.batch_get(chunk.iter().map(|t| state_key(t)).collect())),
+            unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|t| state_key(t)).collect())),
         )
         .await?;
         let mut found: HashMap<String, TagState> = HashMap::new();
@@ -543,20 +473,11 @@ impl TagStore for DynamoTagStore {
                 }
             }
         }
-        Ok(tags
-            .iter()
-            .map(|t| (t.clone(), found.get(t).copied().unwrap_or_default()))
-            .collect())
+        Ok(tags.iter().map(|t| (t.clone(), found.get(t).copied().unwrap_or_default())).collect())
     }
 
-    async fn revalidate(
-        &self,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>> {
-        let states =
-            try_join_all(tags.iter().map(|t| self.revalidate_one(t, now, expire_s))).await?;
+    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
+        let states = try_join_all(tags.iter().map(|t| self.revalidate_one(t, now, expire_s))).await?;
         Ok(tags.iter().cloned().zip(states).collect())
     }
 
@@ -577,10 +498,7 @@ impl TagStore for DynamoTagStore {
             if let Some(p) = &r.path {
                 item.insert(ATTR_PATH.to_string(), s(p));
             }
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| Error::invalid(e.to_string()))?;
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| Error::invalid(e.to_string()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         let mut chunks = Vec::new();
@@ -611,11 +529,7 @@ impl TagStore for DynamoTagStore {
                     .map_err(|e| map_err("Query", e, CONFLICT_CODES))?;
                 for item in res.items() {
                     if let Some(key) = get_s(item, ATTR_KEY) {
-                        rows.push(IndexRow {
-                            tag: tag.clone(),
-                            key,
-                            path: get_s(item, ATTR_PATH),
-                        });
+                        rows.push(IndexRow { tag: tag.clone(), key, path: get_s(item, ATTR_PATH) });
                     }
                 }
                 match res.last_evaluated_key() {

@@ -31,18 +31,13 @@ impl TagStore for MemoryTagStore {
 
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
         let feed = self.feed.lock();
-        Ok((from.max(1)..=to.min(feed.len() as u64))
-            .map(|i| (i, feed[(i - 1) as usize].clone()))
-            .collect())
+        Ok((from.max(1)..=to.min(feed.len() as u64)).map(|i| (i, feed[(i - 1) as usize].clone())).collect())
     }
 
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
         let mut leases = self.leases.lock();
         match leases.get(key) {
-            Some((_, held_until)) if *held_until >= now => Ok(Lease {
-                won: false,
-                until: *held_until,
-            }),
+            Some((_, held_until)) if *held_until >= now => Ok(Lease { won: false, until: *held_until }),
             _ => {
                 leases.insert(key.to_string(), (owner.to_string(), until));
                 Ok(Lease { won: true, until })
@@ -52,18 +47,10 @@ impl TagStore for MemoryTagStore {
 
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let states = self.states.lock();
-        Ok(tags
-            .iter()
-            .map(|t| (t.clone(), states.get(t).copied().unwrap_or_default()))
-            .collect())
+        Ok(tags.iter().map(|t| (t.clone(), states.get(t).copied().unwrap_or_default())).collect())
     }
 
-    async fn revalidate(
-        &self,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>> {
+    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
         let mut states = self.states.lock();
         Ok(tags
             .iter()
@@ -91,11 +78,7 @@ impl TagStore for MemoryTagStore {
                 index
                     .range((t.clone(), String::new())..)
                     .take_while(move |((tag, _), _)| tag == t)
-                    .map(|((tag, key), path)| IndexRow {
-                        tag: tag.clone(),
-                        key: key.clone(),
-                        path: path.clone(),
-                    })
+                    .map(|((tag, key), path)| IndexRow { tag: tag.clone(), key: key.clone(), path: path.clone() })
             })
             .collect())
     }
@@ -105,7 +88,6 @@ impl TagStore for MemoryTagStore {
 mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance() {
-        super::super::conformance::run(std::sync::Arc::new(super::MemoryTagStore::default()), "t")
-            .await;
+        super::super::conformance::run(std::sync::Arc::new(super::MemoryTagStore::default()), "t").await;
     }
 }

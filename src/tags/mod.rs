@@ -62,12 +62,7 @@ pub trait TagStore: Send + Sync + 'static {
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>>;
     /// Records a revalidation of `tags` at `now` (see [`TagState::apply`]) and returns the
     /// resulting states. Concurrent revalidations of one tag never lose each other.
-    async fn revalidate(
-        &self,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>>;
+    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>>;
     /// Upserts index rows; they expire (TTL) at `expires_at_s` (epoch seconds).
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()>;
     /// Every index row of these tags.
@@ -84,43 +79,14 @@ pub mod conformance {
         let states = store.tag_states(&[t("never")]).await.unwrap();
         assert_eq!(states, vec![(t("never"), TagState::default())]);
 
-        let after = store
-            .revalidate(&[t("a"), t("b")], 1_000, None)
-            .await
-            .unwrap();
+        let after = store.revalidate(&[t("a"), t("b")], 1_000, None).await.unwrap();
         assert_eq!(after.len(), 2);
         assert!(after.iter().all(|(_, s)| s.hard == 1_000));
-        store
-            .revalidate(&[t("a")], 2_000, Some(60.0))
-            .await
-            .unwrap();
-        let mut got = store
-            .tag_states(&[t("a"), t("b"), t("never")])
-            .await
-            .unwrap();
+        store.revalidate(&[t("a")], 2_000, Some(60.0)).await.unwrap();
+        let mut got = store.tag_states(&[t("a"), t("b"), t("never")]).await.unwrap();
         got.sort();
-        assert_eq!(
-            got[0],
-            (
-                t("a"),
-                TagState {
-                    hard: 1_000,
-                    stale: 2_000,
-                    soft_expire: 62_000
-                }
-            )
-        );
-        assert_eq!(
-            got[1],
-            (
-                t("b"),
-                TagState {
-                    hard: 1_000,
-                    stale: 0,
-                    soft_expire: 0
-                }
-            )
-        );
+        assert_eq!(got[0], (t("a"), TagState { hard: 1_000, stale: 2_000, soft_expire: 62_000 }));
+        assert_eq!(got[1], (t("b"), TagState { hard: 1_000, stale: 0, soft_expire: 0 }));
         assert_eq!(got[2].1, TagState::default());
 
         // Concurrent writers of one tag: none is lost.
@@ -128,17 +94,12 @@ pub mod conformance {
         for i in 0..12i64 {
             let s = store.clone();
             let tag = t("hot");
-            tasks.push(tokio::spawn(async move {
-                s.revalidate(&[tag], 10_000 + i, None).await.unwrap()
-            }));
+            tasks.push(tokio::spawn(async move { s.revalidate(&[tag], 10_000 + i, None).await.unwrap() }));
         }
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(
-            store.tag_states(&[t("hot")]).await.unwrap()[0].1.hard,
-            10_011
-        );
+        assert_eq!(store.tag_states(&[t("hot")]).await.unwrap()[0].1.hard, 10_011);
 
         // More tags than one batch read holds.
         let many: Vec<String> = (0..130).map(|i| t(&format!("m{i}"))).collect();
@@ -158,20 +119,10 @@ pub mod conformance {
         even.sort();
         assert_eq!(even.len(), 20);
         assert!(even.iter().all(|r| r.tag == t("even") && r.path.is_some()));
-        let both = store
-            .index_rows(&[t("even"), t("odd"), t("none")])
-            .await
-            .unwrap();
+        let both = store.index_rows(&[t("even"), t("odd"), t("none")]).await.unwrap();
         assert_eq!(both.len(), 40);
-        let fetch_row = IndexRow {
-            tag: t("f"),
-            key: "a".repeat(64),
-            path: None,
-        };
-        store
-            .put_index(std::slice::from_ref(&fetch_row), 4_000_000_000)
-            .await
-            .unwrap();
+        let fetch_row = IndexRow { tag: t("f"), key: "a".repeat(64), path: None };
+        store.put_index(std::slice::from_ref(&fetch_row), 4_000_000_000).await.unwrap();
         assert_eq!(store.index_rows(&[t("f")]).await.unwrap(), vec![fetch_row]);
     }
 }

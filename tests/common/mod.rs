@@ -21,18 +21,11 @@ pub fn page_value(html: &str) -> Value {
 }
 
 pub fn cc(rev: f64) -> Option<CacheControl> {
-    Some(CacheControl {
-        revalidate: Revalidate::Seconds(rev),
-        expire: Some(31536000.0),
-    })
+    Some(CacheControl { revalidate: Revalidate::Seconds(rev), expire: Some(31536000.0) })
 }
 
 pub fn req(key: &str) -> GetRequest {
-    GetRequest {
-        key: key.into(),
-        kind: Some("APP_PAGE".into()),
-        ..Default::default()
-    }
+    GetRequest { key: key.into(), kind: Some("APP_PAGE".into()), ..Default::default() }
 }
 
 /// Runs the shared scenarios against two cores (two "instances") sharing stores.
@@ -43,84 +36,43 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     b.poll_feed_once().await;
 
     // set on A, get on B from the backend, then from B's memory
-    a.set(
-        k("/p"),
-        Class::Route,
-        Some(page_value("v1")),
-        cc(60.0),
-        vec![tag.clone()],
-    )
-    .await
-    .unwrap();
+    a.set(k("/p"), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
     clock.advance(10);
     match b.get(&req(&k("/p"))).await {
         Lookup::Hit { entry, .. } => assert_eq!(entry.value, Some(page_value("v1"))),
         Lookup::Miss => panic!("B must load A's entry"),
     }
-    assert!(
-        matches!(
-            b.get_sync(&req(&k("/p"))),
-            SyncLookup::Done(Lookup::Hit { .. })
-        ),
-        "B serves from memory"
-    );
+    assert!(matches!(b.get_sync(&req(&k("/p"))), SyncLookup::Done(Lookup::Hit { .. })), "B serves from memory");
 
     // revalidateTag on B expires it for a process that loads it fresh
     clock.advance(10);
-    b.revalidate_tags(std::slice::from_ref(&tag), None)
-        .await
-        .unwrap();
-    assert!(matches!(
-        b.get_sync(&req(&k("/p"))),
-        SyncLookup::Done(Lookup::Miss)
-    ));
+    b.revalidate_tags(std::slice::from_ref(&tag), None).await.unwrap();
+    assert!(matches!(b.get_sync(&req(&k("/p"))), SyncLookup::Done(Lookup::Miss)));
     a.clear_memory();
-    assert!(
-        matches!(a.get(&req(&k("/p"))).await, Lookup::Miss),
-        "A honours B's revalidation after reload"
-    );
+    assert!(matches!(a.get(&req(&k("/p"))).await, Lookup::Miss), "A honours B's revalidation after reload");
 
     // rewrite after the revalidation: fresh again
     clock.advance(10);
-    a.set(
-        k("/p"),
-        Class::Route,
-        Some(page_value("v2")),
-        cc(60.0),
-        vec![tag.clone()],
-    )
-    .await
-    .unwrap();
+    a.set(k("/p"), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
     clock.advance(10);
     b.clear_memory();
     assert!(matches!(b.get(&req(&k("/p"))).await, Lookup::Hit { .. }));
 
     // stale-while-revalidate via {expire}
     clock.advance(10);
-    a.revalidate_tags(std::slice::from_ref(&tag), Some(3600.0))
-        .await
-        .unwrap();
+    a.revalidate_tags(std::slice::from_ref(&tag), Some(3600.0)).await.unwrap();
     b.clear_memory();
     match b.get(&req(&k("/p"))).await {
-        Lookup::Hit {
-            entry,
-            last_modified,
-            ..
-        } => {
+        Lookup::Hit { entry, last_modified, .. } => {
             assert!(last_modified < entry.last_modified);
-            assert!(
-                last_modified + 60_000 < clock_now(clock),
-                "Next must see it past revalidate"
-            );
+            assert!(last_modified + 60_000 < clock_now(clock), "Next must see it past revalidate");
             assert!(last_modified > 0);
         }
         Lookup::Miss => panic!("stale tag must serve the entry"),
     }
 
     // notFound round trip
-    a.set(k("/nf"), Class::Route, None, cc(60.0), vec![])
-        .await
-        .unwrap();
+    a.set(k("/nf"), Class::Route, None, cc(60.0), vec![]).await.unwrap();
     b.clear_memory();
     match b.get(&req(&k("/nf"))).await {
         Lookup::Hit { entry, .. } => assert_eq!(entry.value, None),
@@ -131,29 +83,9 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let t2 = format!("{ns}-t2");
     let page_key = format!("/route-cache/APP_PAGE/abc/$/{ns}/page");
     let route_key = format!("/route-cache/APP_ROUTE/def/$/api/{ns}");
-    let value = Value::AppRoute {
-        body: Bytes::from_static(b"{}"),
-        status: 200.0,
-        headers_json: "{}".into(),
-    };
-    a.set(
-        page_key,
-        Class::Route,
-        Some(page_value("x")),
-        cc(60.0),
-        vec![t2.clone()],
-    )
-    .await
-    .unwrap();
-    a.set(
-        route_key,
-        Class::Route,
-        Some(value),
-        cc(60.0),
-        vec![t2.clone()],
-    )
-    .await
-    .unwrap();
+    let value = Value::AppRoute { body: Bytes::from_static(b"{}"), status: 200.0, headers_json: "{}".into() };
+    a.set(page_key, Class::Route, Some(page_value("x")), cc(60.0), vec![t2.clone()]).await.unwrap();
+    a.set(route_key, Class::Route, Some(value), cc(60.0), vec![t2.clone()]).await.unwrap();
     let fetch = Value::Fetch {
         headers_json: "{}".into(),
         body: "e30=".into(),
@@ -162,15 +94,7 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         revalidate: 60.0,
         tags: None,
     };
-    a.set(
-        "f".repeat(64),
-        Class::Fetch,
-        Some(fetch),
-        None,
-        vec![t2.clone()],
-    )
-    .await
-    .unwrap();
+    a.set("f".repeat(64), Class::Fetch, Some(fetch), None, vec![t2.clone()]).await.unwrap();
     let paths = b.paths_for_tags(&[t2]).await.unwrap();
     assert_eq!(paths, vec![format!("/api/{ns}"), format!("/{ns}/page")]);
 }
@@ -187,40 +111,19 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     };
 
     // B holds A's entry in memory; A revalidates; B learns it from the feed alone.
-    a.set(
-        k("/f"),
-        Class::Route,
-        Some(page_value("v1")),
-        cc(60.0),
-        vec![tag.clone()],
-    )
-    .await
-    .unwrap();
+    a.set(k("/f"), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
     clock.advance(5);
     assert!(matches!(b.get(&req(&k("/f"))).await, Lookup::Hit { .. }));
     assert!(sync_hit(b, &k("/f")).is_some());
     clock.advance(5);
-    a.revalidate_tags(std::slice::from_ref(&tag), None)
-        .await
-        .unwrap();
+    a.revalidate_tags(std::slice::from_ref(&tag), None).await.unwrap();
     assert!(sync_hit(b, &k("/f")).is_some(), "B has not polled yet");
     b.poll_feed_once().await;
-    assert!(
-        matches!(b.get_sync(&req(&k("/f"))), SyncLookup::Done(Lookup::Miss)),
-        "B applied A's revalidation"
-    );
+    assert!(matches!(b.get_sync(&req(&k("/f"))), SyncLookup::Done(Lookup::Miss)), "B applied A's revalidation");
 
     // A rewrites the key: B drops its copy and loads the new one.
     clock.advance(5);
-    a.set(
-        k("/f"),
-        Class::Route,
-        Some(page_value("v2")),
-        cc(60.0),
-        vec![tag.clone()],
-    )
-    .await
-    .unwrap();
+    a.set(k("/f"), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
     clock.advance(5);
     b.poll_feed_once().await;
     match b.get(&req(&k("/f"))).await {
@@ -230,16 +133,10 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
 
     // {expire} revalidation reaches B's memory copy as stale.
     clock.advance(5);
-    a.revalidate_tags(std::slice::from_ref(&tag), Some(3600.0))
-        .await
-        .unwrap();
+    a.revalidate_tags(std::slice::from_ref(&tag), Some(3600.0)).await.unwrap();
     b.poll_feed_once().await;
     match b.get(&req(&k("/f"))).await {
-        Lookup::Hit {
-            entry,
-            last_modified,
-            ..
-        } => assert!(last_modified < entry.last_modified),
+        Lookup::Hit { entry, last_modified, .. } => assert!(last_modified < entry.last_modified),
         Lookup::Miss => panic!("stale, not expired"),
     }
 
@@ -247,42 +144,18 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let race = format!("{ns}-race");
     assert!(matches!(a.get(&req(&k("/race"))).await, Lookup::Miss)); // render starts
     clock.advance(10);
-    b.revalidate_tags(std::slice::from_ref(&race), None)
-        .await
-        .unwrap(); // during the render
+    b.revalidate_tags(std::slice::from_ref(&race), None).await.unwrap(); // during the render
     clock.advance(10);
-    a.set(
-        k("/race"),
-        Class::Route,
-        Some(page_value("old data")),
-        cc(60.0),
-        vec![race.clone()],
-    )
-    .await
-    .unwrap();
+    a.set(k("/race"), Class::Route, Some(page_value("old data")), cc(60.0), vec![race.clone()]).await.unwrap();
     a.poll_feed_once().await;
     b.poll_feed_once().await;
-    assert!(
-        matches!(a.get(&req(&k("/race"))).await, Lookup::Miss),
-        "must not look fresh on A"
-    );
+    assert!(matches!(a.get(&req(&k("/race"))).await, Lookup::Miss), "must not look fresh on A");
     b.clear_memory();
     b.poll_feed_once().await;
-    assert!(
-        matches!(b.get(&req(&k("/race"))).await, Lookup::Miss),
-        "must not look fresh on B"
-    );
+    assert!(matches!(b.get(&req(&k("/race"))).await, Lookup::Miss), "must not look fresh on B");
 
     // One regeneration per key: a time-stale entry is reported stale to exactly one instance.
-    a.set(
-        k("/ttl"),
-        Class::Route,
-        Some(page_value("t")),
-        cc(1.0),
-        vec![],
-    )
-    .await
-    .unwrap();
+    a.set(k("/ttl"), Class::Route, Some(page_value("t")), cc(1.0), vec![]).await.unwrap();
     clock.advance(10);
     assert!(matches!(b.get(&req(&k("/ttl"))).await, Lookup::Hit { .. }));
     clock.advance(2_000);
@@ -293,10 +166,7 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let ttl_req = req(&k("/ttl"));
     let (ra, rb) = futures::join!(a.get(&ttl_req), b.get(&ttl_req));
     let (sa, sb) = (stale_for(ra), stale_for(rb));
-    assert!(
-        sa ^ sb,
-        "exactly one instance regenerates (a: {sa}, b: {sb})"
-    );
+    assert!(sa ^ sb, "exactly one instance regenerates (a: {sa}, b: {sb})");
     // The loser keeps serving it as fresh from memory; after the lease expires it takes over.
     let (winner, loser) = if sa { (a, b) } else { (b, a) };
     match loser.get_sync(&req(&k("/ttl"))) {
@@ -304,28 +174,12 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         SyncLookup::NeedsBackend => panic!("loser serves from memory"),
     }
     clock.advance(a.cfg.lease_ms as i64 + 1);
-    assert!(
-        stale_for(loser.get(&req(&k("/ttl"))).await),
-        "the lease expired: the loser regenerates"
-    );
+    assert!(stale_for(loser.get(&req(&k("/ttl"))).await), "the lease expired: the loser regenerates");
     // The winner's set arrives through the feed and ends it for everyone.
-    winner
-        .set(
-            k("/ttl"),
-            Class::Route,
-            Some(page_value("t2")),
-            cc(1.0),
-            vec![],
-        )
-        .await
-        .unwrap();
+    winner.set(k("/ttl"), Class::Route, Some(page_value("t2")), cc(1.0), vec![]).await.unwrap();
     loser.poll_feed_once().await;
     match loser.get(&req(&k("/ttl"))).await {
-        Lookup::Hit {
-            entry,
-            last_modified,
-            ..
-        } => {
+        Lookup::Hit { entry, last_modified, .. } => {
             assert_eq!(entry.value, Some(page_value("t2")));
             assert!(last_modified + 1_000 >= clock_now(clock));
         }

@@ -1,0 +1,78 @@
+// One "instance" of a fleet for the multi-process tests and the propagation benchmark: its own
+// Node process and native core, driven over IPC. Options arrive as JSON in argv[2].
+import { createRequire } from 'node:module'
+const require = createRequire(import.meta.url)
+const fc = require('../index.js')
+
+const options = JSON.parse(process.argv[2])
+const Handler = fc.createCacheHandler(options)
+const handler = new Handler({})
+const PAGE_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
+
+function page(html, tags) {
+  return { kind: 'APP_PAGE', html, rscData: Buffer.from('rsc'), postponed: undefined, headers: { 'x-next-cache-tags': tags.join(',') }, status: undefined, segmentData: undefined }
+}
+
+function describe(got) {
+  if (!got) return { hit: false, now: Date.now() }
+  return { hit: true, html: got.value && got.value.html, lastModified: got.lastModified, revalidate: got.cacheControl && got.cacheControl.revalidate, now: Date.now() }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+const ops = {
+  async set({ key, html, tags = [], revalidate = 60 }) {
+    await handler.set(key, page(html, tags), { ...PAGE_CTX, cacheControl: { revalidate, expire: 31536000 } })
+  },
+  async get({ key }) {
+    return describe(await handler.get(key, PAGE_CTX))
+  },
+  async revalidateTag({ tags, durations }) {
+    await handler.revalidateTag(tags, durations)
+    return { at: Date.now() }
+  },
+  /** Polls get until `until` holds: 'null' | 'stale' | {html}. Resolves with when it first held. */
+  async waitFor({ key, until, timeoutMs = 10_000, everyMs = 2 }) {
+    const started = Date.now()
+    while (Date.now() - started < timeoutMs) {
+      const got = await handler.get(key, PAGE_CTX)
+      const d = describe(got)
+      const ok =
+        until === 'null' ? !d.hit :
+        until === 'stale' ? d.hit && d.lastModified + (d.revalidate ?? 0) * 1000 < Date.now() :
+        d.hit && d.html === until.html
+      if (ok) return { at: Date.now(), ...d }
+      await sleep(everyMs)
+    }
+    return { timedOut: true, ...describe(await handler.get(key, PAGE_CTX)) }
+  },
+  /** Serves `rate` gets per second of `key` for `seconds` (load for the request-count benchmark). */
+  async load({ key, rate, seconds }) {
+    const end = Date.now() + seconds * 1000
+    let n = 0
+    while (Date.now() < end) {
+      const tick = Date.now()
+      for (let i = 0; i < rate / 100; i++, n++) await handler.get(key, PAGE_CTX)
+      await sleep(Math.max(0, 10 - (Date.now() - tick)))
+    }
+    return { gets: n }
+  },
+  async stats() {
+    return fc.stats(options)
+  },
+  async ready() {
+    const until = Date.now() + 10_000
+    while (!fc.stats(options).feedTrusted && Date.now() < until) await sleep(20)
+    return { trusted: fc.stats(options).feedTrusted }
+  },
+}
+
+process.on('message', async ({ id, op, args }) => {
+  try {
+    const result = await ops[op](args || {})
+    process.send({ id, result })
+  } catch (err) {
+    process.send({ id, error: String(err && err.stack || err) })
+  }
+})
+process.send({ ready: true })
