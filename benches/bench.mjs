@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import { startLocalAws } from '../scripts/local-aws.mjs'
 import { realisticPage, jsonBase64 } from './fixtures.mjs'
+import { propagation } from './propagation.mjs'
 
 const require = createRequire(import.meta.url)
 const fc = require('../index.js')
@@ -108,6 +109,13 @@ try {
   console.log(`  set (encode + S3 PutObject + index)            ${fmt(setP.p50)} / ${fmt(setP.p99)}`)
   console.log(`  get, in-memory tier                            ${fmt(memP.p50)} / ${fmt(memP.p99)}`)
   console.log(`  get, from S3 (GetObject + decode + tag states) ${fmt(s3P.p50)} / ${fmt(s3P.p99)}   → memory is ${(s3P.p50 / memP.p50).toFixed(0)}× faster`)
+
+  const p = await propagation({ endpoint: aws.endpoint, env: aws.env, fc, quick: QUICK })
+  console.log(`\npropagation: 3 processes, ${p.n} revalidations, default feed interval (250 ms)`)
+  console.log(`  revalidateTag resolved in A → seen by B and C    p50 ${p.p50} ms, p99 ${p.p99} ms, max ${p.max} ms (target p99 ≤ 300 ms)`)
+  console.log(`  DynamoDB requests/s of an idle process          ${p.idle.reads.toFixed(2)} reads, ${p.idle.writes.toFixed(2)} writes (target ≤ 4 reads)`)
+  console.log(`  same process serving ${p.getsPerSecond.toFixed(0)} gets/s                ${p.loaded.reads.toFixed(2)} reads, ${p.loaded.writes.toFixed(2)} writes`)
 } finally {
   await aws.stop()
 }
+process.exit(0) // the cores' feed pollers would otherwise keep the process alive

@@ -44,21 +44,22 @@ pub const MAX_CATCHUP: u64 = 1_000;
 /// How long a hole in the sequence may stay open before the process stops waiting for it.
 pub const GAP_GRACE_MS: i64 = 2_000;
 
-/// Polls until the core is dropped.
+/// Polls until the core is dropped, at a fixed rate (one poll per `feedIntervalMs`, however long
+/// each poll takes), so the read rate never exceeds 1000 / `feedIntervalMs` per second.
 pub async fn run(core: Weak<Core>) {
+    let period = match core.upgrade() {
+        Some(c) if c.cfg.feed_interval_ms > 0 => Duration::from_millis(c.cfg.feed_interval_ms),
+        _ => return,
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let interval = {
-            let Some(core) = core.upgrade() else { return };
-            if core.cfg.feed_interval_ms == 0 {
-                return;
-            }
-            let limit = Duration::from_millis(core.cfg.feed_stale_after_ms.max(1_000));
-            if tokio::time::timeout(limit, core.poll_feed_once()).await.is_err() {
-                core.feed_failed(&Error::new(crate::error::ErrorKind::Timeout, "feed poll timed out"));
-            }
-            core.cfg.feed_interval_ms
-        };
-        tokio::time::sleep(Duration::from_millis(interval)).await;
+        ticks.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        let limit = Duration::from_millis(core.cfg.feed_stale_after_ms.max(1_000));
+        if tokio::time::timeout(limit, core.poll_feed_once()).await.is_err() {
+            core.feed_failed(&Error::new(crate::error::ErrorKind::Timeout, "feed poll timed out"));
+        }
     }
 }
 
