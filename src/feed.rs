@@ -19,8 +19,9 @@
 //!   expired), drops its memory and jumps to the head.
 //! - A process that cannot read the feed for longer than `feedStaleAfterMs` drops its memory and
 //!   serves nothing from memory until it reads the feed again; meanwhile every `get` goes to S3
-//!   and DynamoDB (and, if those fail too, is a miss — never a stale copy from before the outage
-//!   that a revalidation might have hit).
+//!   and reads the tag states from DynamoDB. If DynamoDB cannot be read either, the object just
+//!   read from S3 is served without its tag check (fail open: a page, not a 500), and a `get`
+//!   whose S3 read fails is a miss.
 //! Dropping is chosen over revalidating each hit because it needs no extra state and its cost
 //! (one reload per hot key) is paid once, only in these rare cases.
 //!

@@ -95,3 +95,104 @@ async fn stale_by_tag_never_returns_zero_or_past_expire() {
         Lookup::Miss => panic!(),
     }
 }
+
+/// A tag store that can be switched to fail, for outage tests.
+struct FlakyTags {
+    inner: MemoryTagStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyTags {
+    fn check(&self) -> fleetcache::error::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(fleetcache::error::Error::backend("down", true))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl fleetcache::tags::TagStore for FlakyTags {
+    async fn append(&self, r: &fleetcache::tags::FeedRecord, now: i64) -> fleetcache::error::Result<u64> {
+        self.check()?;
+        self.inner.append(r, now).await
+    }
+    async fn feed_head(&self) -> fleetcache::error::Result<u64> {
+        self.check()?;
+        self.inner.feed_head().await
+    }
+    async fn read_feed(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> fleetcache::error::Result<Vec<(u64, fleetcache::tags::FeedRecord)>> {
+        self.check()?;
+        self.inner.read_feed(from, to).await
+    }
+    async fn try_lease(
+        &self,
+        k: &str,
+        o: &str,
+        now: i64,
+        until: i64,
+    ) -> fleetcache::error::Result<fleetcache::tags::Lease> {
+        self.check()?;
+        self.inner.try_lease(k, o, now, until).await
+    }
+    async fn tag_states(&self, t: &[String]) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
+        self.check()?;
+        self.inner.tag_states(t).await
+    }
+    async fn revalidate(
+        &self,
+        t: &[String],
+        now: i64,
+        e: Option<f64>,
+    ) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
+        self.check()?;
+        self.inner.revalidate(t, now, e).await
+    }
+    async fn put_index(&self, r: &[fleetcache::tags::IndexRow], x: i64) -> fleetcache::error::Result<()> {
+        self.check()?;
+        self.inner.put_index(r, x).await
+    }
+    async fn index_rows(&self, t: &[String]) -> fleetcache::error::Result<Vec<fleetcache::tags::IndexRow>> {
+        self.check()?;
+        self.inner.index_rows(t).await
+    }
+}
+
+#[tokio::test]
+async fn unreadable_feed_drops_memory_until_it_is_back() {
+    use fleetcache::handler::SyncLookup;
+    let clock = Arc::new(MockClock::new(T0));
+    let tags = Arc::new(FlakyTags { inner: MemoryTagStore::default(), down: false.into() });
+    let core = Core::with_backends(Config::memory(), clock.clone(), Arc::new(MemoryBlobStore::default()), tags.clone());
+    assert!(
+        matches!(core.get_sync(&req("/o")), SyncLookup::NeedsBackend),
+        "nothing served from memory before the feed is read"
+    );
+    core.poll_feed_once().await;
+    core.set("/o".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert!(matches!(core.get(&req("/o")).await, Lookup::Hit { .. }));
+    assert!(matches!(core.get_sync(&req("/o")), SyncLookup::Done(Lookup::Hit { .. })));
+
+    tags.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(1_000);
+    core.poll_feed_once().await; // within feedStaleAfterMs: keep serving
+    assert!(matches!(core.get_sync(&req("/o")), SyncLookup::Done(Lookup::Hit { .. })));
+    clock.advance(core.cfg.feed_stale_after_ms as i64);
+    core.poll_feed_once().await;
+    assert!(!core.feed_trusted());
+    assert_eq!(core.memory_entries(), 0, "memory dropped");
+    assert!(matches!(core.get_sync(&req("/o")), SyncLookup::NeedsBackend));
+    // DynamoDB down, S3 up: the object is served (fail open), never a rejected get.
+    assert!(matches!(core.get(&req("/o")).await, Lookup::Hit { .. }));
+
+    tags.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    core.poll_feed_once().await;
+    assert!(core.feed_trusted());
+    assert!(matches!(core.get(&req("/o")).await, Lookup::Hit { .. }));
+    assert!(matches!(core.get_sync(&req("/o")), SyncLookup::Done(Lookup::Hit { .. })));
+}
