@@ -260,16 +260,9 @@ function json(v) {
 function toInput(data, ctx) {
   const classKind = ctx.kind || (ctx.fetchCache === true ? 'FETCH' : undefined) || (data ? data.kind : undefined)
   const input = { classKind, tags: tagsOf(data, ctx) }
-  if (data && data.kind !== 'FETCH') {
-    const cc = ctx.cacheControl || (ctx.revalidate !== undefined ? { revalidate: ctx.revalidate } : undefined)
-    if (cc && (typeof cc.revalidate === 'number' || cc.revalidate === false)) {
-      input.hasCacheControl = true
-      if (cc.revalidate === false) input.revalidateNever = true
-      else input.revalidateSeconds = cc.revalidate
-      if (typeof cc.expire === 'number') input.expire = cc.expire
-    }
-  } else if (!data) {
-    const cc = ctx.cacheControl
+  // cacheControl applies to response-cache entries and notFound (`null`); FETCH carries its own.
+  if (!data || data.kind !== 'FETCH') {
+    const cc = ctx.cacheControl || (data && ctx.revalidate !== undefined ? { revalidate: ctx.revalidate } : undefined)
     if (cc && (typeof cc.revalidate === 'number' || cc.revalidate === false)) {
       input.hasCacheControl = true
       if (cc.revalidate === false) input.revalidateNever = true

@@ -234,6 +234,41 @@ impl DynamoTagStore {
         Err(Error::new(ErrorKind::Conflict, format!("revalidate {tag}: too much contention")))
     }
 
+    /// Every item of partition `pk` (with `sk` between the bounds, if given), all pages.
+    async fn query_all(
+        &self,
+        pk: String,
+        sk_between: Option<(String, String)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            self.read();
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_names("#pk", ATTR_PK)
+                .expression_attribute_values(":pk", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            q = match &sk_between {
+                Some((lo, hi)) => q
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                    .expression_attribute_names("#sk", ATTR_SK)
+                    .expression_attribute_values(":lo", s(lo))
+                    .expression_attribute_values(":hi", s(hi)),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            let res = q.send().await.map_err(|e| map_err("Query", e, CONFLICT_CODES))?;
+            out.extend(res.items().iter().cloned());
+            match res.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn batch_get(
         &self,
         keys: Vec<HashMap<String, AttributeValue>>,
@@ -372,37 +407,14 @@ impl TagStore for DynamoTagStore {
         for page in (from / FEED_PAGE)..=(to / FEED_PAGE) {
             let lo = from.max(page * FEED_PAGE);
             let hi = to.min(page * FEED_PAGE + FEED_PAGE - 1);
-            let mut start: Option<HashMap<String, AttributeValue>> = None;
-            loop {
-                self.read();
-                let res = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-                    .expression_attribute_names("#pk", ATTR_PK)
-                    .expression_attribute_names("#sk", ATTR_SK)
-                    .expression_attribute_values(":pk", s(&feed_pk(lo)))
-                    .expression_attribute_values(":lo", s(&feed_sk(lo)))
-                    .expression_attribute_values(":hi", s(&feed_sk(hi)))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| map_err("Query(feed)", e, CONFLICT_CODES))?;
-                for item in res.items() {
-                    let seq = get_s(item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
-                    let rec = item
-                        .get(ATTR_EVENT)
-                        .and_then(|v| v.as_b().ok())
-                        .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok());
-                    if let (Some(seq), Some(rec)) = (seq, rec) {
-                        out.push((seq, rec));
-                    }
-                }
-                match res.last_evaluated_key() {
-                    Some(k) if !k.is_empty() => start = Some(k.clone()),
-                    _ => break,
+            for item in self.query_all(feed_pk(lo), Some((feed_sk(lo), feed_sk(hi)))).await? {
+                let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
+                let rec = item
+                    .get(ATTR_EVENT)
+                    .and_then(|v| v.as_b().ok())
+                    .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok());
+                if let (Some(seq), Some(rec)) = (seq, rec) {
+                    out.push((seq, rec));
                 }
             }
         }
@@ -512,32 +524,15 @@ impl TagStore for DynamoTagStore {
 
     async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>> {
         let per_tag = try_join_all(tags.iter().map(|tag| async move {
-            let mut rows = Vec::new();
-            let mut start: Option<HashMap<String, AttributeValue>> = None;
-            loop {
-                self.read();
-                let res = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", ATTR_PK)
-                    .expression_attribute_values(":pk", s(&format!("{INDEX_PREFIX}{tag}")))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| map_err("Query", e, CONFLICT_CODES))?;
-                for item in res.items() {
-                    if let Some(key) = get_s(item, ATTR_KEY) {
-                        rows.push(IndexRow { tag: tag.clone(), key, path: get_s(item, ATTR_PATH) });
-                    }
-                }
-                match res.last_evaluated_key() {
-                    Some(k) if !k.is_empty() => start = Some(k.clone()),
-                    _ => break,
-                }
-            }
-            Ok::<_, Error>(rows)
+            let items = self.query_all(format!("{INDEX_PREFIX}{tag}"), None).await?;
+            Ok::<_, Error>(
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        Some(IndexRow { tag: tag.clone(), key: get_s(item, ATTR_KEY)?, path: get_s(item, ATTR_PATH) })
+                    })
+                    .collect::<Vec<_>>(),
+            )
         }))
         .await?;
         Ok(per_tag.into_iter().flatten().collect())
