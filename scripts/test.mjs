@@ -30,6 +30,8 @@ const aws = await startLocalAws()
 console.log(`[test] moto listening on ${aws.endpoint}`)
 const env = { ...aws.env, FLEETCACHE_TEST_ENDPOINT: aws.endpoint }
 try {
+  ok = run('cargo fmt --check', 'cargo', ['fmt', '--check']) && ok
+  ok = run('cargo clippy', 'cargo', ['clippy', '--no-default-features', '--all-targets', '--', '-D', 'warnings']) && ok
   ok = run('cargo test', 'cargo', ['test', '--no-default-features'], env) && ok
   ok = run('vitest', 'npx', ['vitest', 'run'], env) && ok
 } finally {

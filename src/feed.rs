@@ -22,6 +22,7 @@
 //!   and reads the tag states from DynamoDB. If DynamoDB cannot be read either, the object just
 //!   read from S3 is served without its tag check (fail open: a page, not a 500), and a `get`
 //!   whose S3 read fails is a miss.
+//!
 //! Dropping is chosen over revalidating each hit because it needs no extra state and its cost
 //! (one reload per hot key) is paid once, only in these rare cases.
 //!
