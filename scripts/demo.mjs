@@ -1,84 +1,146 @@
 #!/usr/bin/env node
-// `npm run demo`: starts a local S3 + DynamoDB server (moto on 127.0.0.1) and walks through what
-// the cache handler does, the way Next calls it, printing each step. Ctrl-C stops everything.
-// (The two-instance Next.js demo arrives with the example app.)
+// `npm run demo`: the example Next.js app on two instances sharing one local S3 bucket and
+// DynamoDB table (moto on 127.0.0.1), and a revalidation made on one instance reaching the other.
+//   npm run demo            # walk through it, then keep both instances up until Ctrl-C
+//   npm run demo -- --once  # walk through it and stop
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { startLocalAws } from './local-aws.mjs'
+import { startDataServer } from './data-server.mjs'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const app = path.join(root, 'examples', 'next-app')
+const once = process.argv.includes('--once')
+const PORTS = [Number(process.env.DEMO_PORT_1) || 3001, Number(process.env.DEMO_PORT_2) || 3002]
+const bold = (s) => `\x1b[1m${s}\x1b[0m`
+const say = (s) => console.log(s)
 
 const require = createRequire(import.meta.url)
-let fc
 try {
-  fc = require('../index.js')
+  require('../index.js')
 } catch (err) {
-  console.error('The native addon is not built yet: run `npm install` first.\n', err.message)
+  say('The native addon is not built yet: run `npm install` in the repository first.')
   process.exit(1)
 }
 
-const step = (n, text) => console.log(`\n\x1b[1m${n}. ${text}\x1b[0m`)
-const show = (label, v) => console.log(`   ${label}: ${v}`)
+const children = []
+let aws
+let data
+async function shutdown(code) {
+  for (const c of children) if (c.exitCode === null) try { process.kill(-c.pid, 'SIGTERM') } catch {}
+  if (data) await data.close()
+  if (aws) await aws.stop()
+  process.exit(code)
+}
+process.on('SIGINT', () => shutdown(130))
+process.on('SIGTERM', () => shutdown(143))
 
-console.log('Starting a local S3 + DynamoDB server (moto; installed into .local/venv on first run)…')
-const aws = await startLocalAws()
-process.on('SIGINT', async () => {
-  await aws.stop()
-  process.exit(130)
-})
-Object.assign(process.env, aws.env)
-const options = { bucket: 'fleetcache-demo', table: 'fleetcache-demo', s3Endpoint: aws.endpoint, dynamodbEndpoint: aws.endpoint, region: 'us-east-1' }
-try {
-  await fc._coreFor(options).ensureResources()
-  show('endpoint', aws.endpoint)
-  show('bucket / table', `${options.bucket} / ${options.table}`)
+function nextBin() {
+  return path.join(app, 'node_modules', 'next', 'dist', 'bin', 'next')
+}
 
-  const CacheHandler = fc.createCacheHandler(options)
-  const handler = new CacheHandler({}) // Next does this ~3× per request; it is cheap
-  const key = '/route-cache/APP_PAGE/' + 'c3'.repeat(32) + '/$/blog/hello'
-  const ctx = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
-  const rsc = Buffer.from('0:{"a":"$@1"}\n1:["$","h1",null,{"children":"Hello"}]\n')
-  const page = {
-    kind: 'APP_PAGE',
-    html: '<html><body><h1>Hello</h1></body></html>',
-    rscData: rsc,
-    postponed: undefined,
-    headers: { 'x-nextjs-stale-time': '300', 'x-next-cache-tags': '_N_T_/layout,_N_T_/blog/hello,posts' },
-    status: undefined,
-    segmentData: new Map([['/_tree', Buffer.from('{}')], ['/_full', rsc]]),
+async function waitFor(url, ms = 60_000) {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(url)
+      if (r.status < 500) return
+    } catch {}
+    await new Promise((r) => setTimeout(r, 250))
   }
+  throw new Error(`${url} did not answer within ${ms} ms`)
+}
 
-  step(1, 'First request: get → miss, Next renders, then set (S3 object + tag index in DynamoDB)')
-  show('get', JSON.stringify(await handler.get(key, ctx)))
-  await handler.set(key, page, { ...ctx, cacheControl: { revalidate: 60, expire: 31536000 } })
-  show('stored at', `s3://${options.bucket}/${fc._coreFor(options).objectKey(key, 'APP_PAGE')}`)
+async function page(port, p) {
+  const r = await fetch(`http://127.0.0.1:${port}${p}`)
+  const html = await r.text()
+  const stamp = (/id="stamp">([^<]*)</.exec(html) || [])[1]
+  return { cache: r.headers.get('x-nextjs-cache') || '-', stamp }
+}
 
-  step(2, 'Next request: served from this instance\'s memory (no network, no async hop)')
-  let t0 = process.hrtime.bigint()
-  let got = await handler.get(key, ctx)
-  show('get', `HIT "${got.value.html.slice(0, 40)}…" in ${Number(process.hrtime.bigint() - t0) / 1000} µs`)
-  show('types', `rscData is Buffer: ${Buffer.isBuffer(got.value.rscData)}, segmentData is Map: ${got.value.segmentData instanceof Map}, cacheControl: ${JSON.stringify(got.cacheControl)}`)
+try {
+  if (!fs.existsSync(nextBin())) {
+    say(bold('Installing the example app (examples/next-app, Next 16)…'))
+    const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: app, stdio: 'inherit' })
+    if (r.status !== 0) throw new Error('npm install in examples/next-app failed')
+  }
+  say(bold('Starting local S3 + DynamoDB (moto; installed into .local/venv on first run)…'))
+  aws = await startLocalAws()
+  data = await startDataServer(Number(process.env.DEMO_DATA_PORT) || 4599)
+  const env = {
+    ...process.env,
+    ...aws.env,
+    FLEETCACHE_BUCKET: 'fleetcache-demo',
+    FLEETCACHE_TABLE: 'fleetcache-demo',
+    FLEETCACHE_DEMO_DATA_URL: data.url,
+    NEXT_TELEMETRY_DISABLED: '1',
+  }
+  Object.assign(process.env, env)
+  const fc = require('../index.js')
+  await fc._coreFor({}).ensureResources()
+  say(`   S3 + DynamoDB at ${aws.endpoint}; bucket and table "fleetcache-demo"; data API at ${data.url}`)
 
-  step(3, 'A cold instance (memory dropped) loads the same entry from S3')
-  fc._coreFor(options).clearMemory()
-  t0 = process.hrtime.bigint()
-  got = await handler.get(key, ctx)
-  show('get', `HIT from S3 in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(2)} ms`)
+  say(bold('\nBuilding the example app (next build)…'))
+  // Not spawnSync: the data API the build fetches from lives in this process.
+  const build = spawn(process.execPath, [nextBin(), 'build'], { cwd: app, env, stdio: ['ignore', 'inherit', 'inherit'] })
+  children.push(build)
+  const status = await new Promise((r) => build.once('exit', r))
+  if (status !== 0) throw new Error('next build failed')
 
-  step(4, "revalidateTag('posts', 'max') → the entry is served STALE (lastModified moved back) while Next regenerates")
-  await new Promise((r) => setTimeout(r, 5))
-  await handler.revalidateTag(['posts'], { expire: 31536000 })
-  got = await handler.get(key, ctx)
-  show('get', `lastModified is ${((Date.now() - got.lastModified) / 1000).toFixed(1)} s ago (> revalidate 60 s → Next serves STALE and regenerates)`)
+  say(bold(`\nStarting two instances: http://127.0.0.1:${PORTS[0]} and http://127.0.0.1:${PORTS[1]}`))
+  PORTS.forEach((port, i) => {
+    const c = spawn(process.execPath, [nextBin(), 'start', '-H', '127.0.0.1', '-p', String(port)], {
+      cwd: app,
+      env: { ...env, FLEETCACHE_DEMO_INSTANCE: String(i + 1) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+      detached: true,
+    })
+    children.push(c)
+  })
+  await Promise.all(PORTS.map((p) => waitFor(`http://127.0.0.1:${p}/api/cached`)))
 
-  step(5, 'Which URLs should a CDN purge for tag "posts"?')
-  show('pathsForTags', JSON.stringify(await fc.pathsForTags(['posts'], options)))
+  const [p1, p2] = PORTS
+  say(bold('\n1. /isr on instance 1 renders it once and stores it in S3; instance 2 serves the same page from the shared store'))
+  let a = await page(p1, '/isr')
+  let b2 = await page(p2, '/isr')
+  say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}`)
+  say(`   instance 2: ${b2.cache.padEnd(5)} stamp ${b2.stamp}   ${a.stamp === b2.stamp ? '← same page' : '← differs!'}`)
+  b2 = await page(p2, '/isr')
+  say(`   instance 2 again: ${b2.cache} (from its memory, no network)`)
 
-  step(6, "revalidatePath('/blog/hello') → tag _N_T_/blog/hello expires now → get returns null (blocking re-render)")
-  await handler.revalidateTag(['_N_T_/blog/hello'])
-  show('get', JSON.stringify(await handler.get(key, ctx)))
+  say(bold(`\n2. revalidatePath('/isr') on instance 1 only (POST /api/revalidate?path=/isr)`))
+  await fetch(`http://127.0.0.1:${p1}/api/revalidate?path=/isr`, { method: 'POST' })
+  await new Promise((r) => setTimeout(r, 400))
+  b2 = await page(p2, '/isr')
+  say(`   instance 2: ${b2.cache.padEnd(5)} stamp ${b2.stamp}   ${b2.stamp !== a.stamp ? '← re-rendered: instance 2 heard of the revalidation through the feed' : '← still old!'}`)
+  a = await page(p1, '/isr')
+  say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}`)
 
-  step(7, 'Counters')
-  const s = fc.stats(options)
-  show('stats', `memoryHits=${s.memoryHits} backendHits=${s.backendHits} misses=${s.misses} stale=${s.stale} expired=${s.expired} memoryBytes=${s.memoryBytes}`)
-  console.log('\nDone. Stopping the local server.')
-} finally {
-  await aws.stop()
+  say(bold(`\n3. revalidateTag('posts', 'max') on instance 2: instance 1 serves /fetch-tags STALE once, then the new data`))
+  const f0 = await page(p1, '/fetch-tags')
+  await page(p2, '/fetch-tags')
+  await fetch(`http://127.0.0.1:${p2}/api/revalidate?tag=posts&profile=max`, { method: 'POST' })
+  await new Promise((r) => setTimeout(r, 400))
+  const f1 = await page(p1, '/fetch-tags')
+  await new Promise((r) => setTimeout(r, 1500))
+  const f2 = await page(p1, '/fetch-tags')
+  say(`   before:  ${f0.cache.padEnd(5)} ${f0.stamp}`)
+  say(`   next:    ${f1.cache.padEnd(5)} ${f1.stamp}   (served stale while regenerating)`)
+  say(`   then:    ${f2.cache.padEnd(5)} ${f2.stamp}`)
+
+  const s = `http://127.0.0.1`
+  say(bold('\nTry it yourself:'))
+  say(`   curl -s -o /dev/null -D - ${s}:${p2}/isr | grep -i x-nextjs-cache`)
+  say(`   curl -s -X POST '${s}:${p1}/api/revalidate?path=/isr'`)
+  say(`   curl -s ${s}:${p2}/isr | grep -o 'id="stamp">[^<]*'          # new stamp on the other instance`)
+  say(`   curl -s -X POST '${s}:${p1}/api/revalidate?tag=posts&profile=max'`)
+  say(`   curl -s -X POST '${s}:${p1}/api/revalidate-pages?path=/ssg'  # pages router res.revalidate`)
+  if (once) await shutdown(0)
+  say(bold('\nBoth instances keep running. Ctrl-C stops everything this demo started.'))
+} catch (err) {
+  console.error(`\n[demo] ${err.message}`)
+  await shutdown(1)
 }

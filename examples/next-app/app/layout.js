@@ -1,0 +1,8 @@
+export const metadata = { title: 'fleetcache example' }
+export default function RootLayout({ children }) {
+  return (
+    <html lang="en">
+      <body style={{ fontFamily: 'system-ui', margin: '2rem' }}>{children}</body>
+    </html>
+  )
+}

@@ -1,0 +1,6 @@
+export async function getStaticProps() {
+  return { notFound: true, revalidate: 60 }
+}
+export default function Nf() {
+  return null
+}
