@@ -32,6 +32,8 @@ export declare class NativeCache {
   clearMemory(): void
   /** The build ID page/route entries are namespaced under. */
   get buildId(): string
+  /** Adopts Next's build ID (first call wins; ignored when `buildId` is configured). */
+  adoptBuildId(id: string): string
   /** The S3 object key a Next cache key maps to. */
   objectKey(key: string, kind?: string | undefined | null): string
   /**

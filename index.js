@@ -75,25 +75,32 @@ function buildIdFromDist(serverDistDir) {
   return id
 }
 
-/** The one native core for these options (and build), created on first use. */
+/**
+ * The one native core for these options, created on first use: one per process, whatever the
+ * build (Next's BUILD_ID is adopted by the core when a handler is constructed with
+ * `serverDistDir`), so each process runs exactly one feed poller per configuration.
+ */
 function coreFor(options, serverDistDir) {
-  const resolved = { ...options }
-  if (resolved.buildId === undefined && !process.env.FLEETCACHE_BUILD_ID) {
-    const id = buildIdFromDist(serverDistDir)
-    if (id !== undefined) resolved.buildId = id
-  }
-  const key = JSON.stringify(Object.keys(resolved).sort().map((k) => [k, resolved[k]]))
+  const key = JSON.stringify(Object.keys(options).sort().map((k) => [k, options[k]]))
   let core = cores.get(key)
   if (core === undefined) {
     try {
-      core = new binding.NativeCache(resolved)
+      core = new binding.NativeCache(options)
     } catch (err) {
       throw fromNative(err)
     }
     cores.set(key, core)
   }
+  if (serverDistDir !== undefined && !adopted.has(core)) {
+    const id = buildIdFromDist(serverDistDir)
+    if (id !== undefined) {
+      core.adoptBuildId(id)
+      adopted.add(core)
+    }
+  }
   return core
 }
+const adopted = new WeakSet()
 
 // ---- Next values <-> native shapes ---------------------------------------------------------
 

@@ -80,11 +80,24 @@ describe('failures turn into misses', () => {
     }
   })
 
-  it('constructing the handler is cheap and shares one core', () => {
+  it('constructing the handler is cheap, shares one core, and adopts Next\'s BUILD_ID', async () => {
+    const fs = await import('node:fs')
+    const os = await import('node:os')
+    const path = await import('node:path')
+    const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-dist-'))
+    fs.mkdirSync(path.join(dist, 'server'))
+    fs.writeFileSync(path.join(dist, 'BUILD_ID'), 'build-xyz\n')
     const H = fc.createCacheHandler({ backend: 'memory', prefix: 'share' })
     const a = new H({})
-    const b = new H({ serverDistDir: undefined })
+    const b = new H({ serverDistDir: path.join(dist, 'server') })
+    const c = new H({ serverDistDir: undefined })
     expect(a.core).toBe(b.core)
+    expect(b.core).toBe(c.core)
+    expect(a.core.buildId).toBe('build-xyz')
+    expect(a.core.objectKey('/isr', 'APP_PAGE')).toContain('/routes/build-xyz/')
+    // a configured buildId wins
+    const H2 = new (fc.createCacheHandler({ backend: 'memory', prefix: 'share2', buildId: 'mine' }))({ serverDistDir: path.join(dist, 'server') })
+    expect(H2.core.buildId).toBe('mine')
   })
 
   it('oversized entries are refused, counted, and do not throw', async () => {

@@ -91,6 +91,8 @@ pub struct Config {
     pub table: String,
     pub prefix: String,
     pub build_id: String,
+    /// The build ID came from an option or `FLEETCACHE_BUILD_ID` (else Next's BUILD_ID is adopted).
+    pub build_id_explicit: bool,
     pub region: Option<String>,
     pub s3_endpoint: Option<String>,
     pub dynamodb_endpoint: Option<String>,
@@ -207,8 +209,9 @@ impl Config {
                 "`prefix` {prefix:?} must be 1–128 characters of non-empty path segments"
             )));
         }
-        let build_id =
-            nonempty(opts.build_id).or_else(|| nonempty(env(ENV_BUILD_ID))).unwrap_or_else(|| DEFAULT_BUILD_ID.into());
+        let explicit_build_id = nonempty(opts.build_id).or_else(|| nonempty(env(ENV_BUILD_ID)));
+        let build_id_explicit = explicit_build_id.is_some();
+        let build_id = explicit_build_id.unwrap_or_else(|| DEFAULT_BUILD_ID.into());
         if build_id.len() > 128 {
             return Err(Error::config("`buildId` must be at most 128 characters"));
         }
@@ -222,6 +225,7 @@ impl Config {
             table: table.unwrap_or_default(),
             prefix,
             build_id,
+            build_id_explicit,
             region: nonempty(opts.region),
             s3_endpoint,
             dynamodb_endpoint,

@@ -124,6 +124,10 @@ pub struct Core {
     render_starts: DashMap<String, i64>,
     /// Regeneration leases known here: key → (until, held by this instance).
     leases: DashMap<String, (i64, bool)>,
+    /// Namespace of page/route entries: the configured build ID, or the one Next's first
+    /// handler construction reveals (`adopt_build_id`).
+    build_id: parking_lot::RwLock<String>,
+    build_id_adopted: AtomicBool,
 }
 
 /// A `set` more than this long after the last `get` of its key is stamped with its own time.
@@ -159,7 +163,10 @@ impl Core {
             feed: FeedState::default(),
             render_starts: DashMap::new(),
             leases: DashMap::new(),
+            build_id: parking_lot::RwLock::new(String::new()),
+            build_id_adopted: AtomicBool::new(false),
         };
+        *core.build_id.write() = core.cfg.build_id.clone();
         // Without a feed there is nothing to wait for: memory is trusted from the start.
         core.feed.trusting.store(core.cfg.feed_interval_ms == 0, Ordering::Release);
         core
@@ -230,7 +237,20 @@ impl Core {
     }
 
     pub fn object_key(&self, class: Class, key: &str) -> String {
-        keys::object_key(&self.cfg.prefix, &self.cfg.build_id, class, key)
+        keys::object_key(&self.cfg.prefix, &self.build_id.read(), class, key)
+    }
+
+    /// Takes Next's build ID (from `.next/BUILD_ID`) unless one was configured or adopted
+    /// already; returns the build ID in force.
+    pub fn adopt_build_id(&self, id: &str) -> String {
+        if !self.cfg.build_id_explicit && !id.is_empty() && !self.build_id_adopted.swap(true, Ordering::AcqRel) {
+            *self.build_id.write() = id.to_string();
+        }
+        self.build_id()
+    }
+
+    pub fn build_id(&self) -> String {
+        self.build_id.read().clone()
     }
 
     pub(crate) fn log(&self, what: &'static str, msg: &str) {

@@ -488,7 +488,13 @@ impl NativeCache {
     /// The build ID page/route entries are namespaced under.
     #[napi(getter)]
     pub fn build_id(&self) -> String {
-        self.core.cfg.build_id.clone()
+        self.core.build_id()
+    }
+
+    /// Adopts Next's build ID (first call wins; ignored when `buildId` is configured).
+    #[napi]
+    pub fn adopt_build_id(&self, id: String) -> String {
+        self.core.adopt_build_id(&id)
     }
 
     /// The S3 object key a Next cache key maps to.

@@ -196,3 +196,28 @@ async fn unreadable_feed_drops_memory_until_it_is_back() {
     assert!(matches!(core.get(&req("/o")).await, Lookup::Hit { .. }));
     assert!(matches!(core.get_sync(&req("/o")), SyncLookup::Done(Lookup::Hit { .. })));
 }
+
+#[tokio::test]
+async fn build_id_is_adopted_once_unless_configured() {
+    let core = Core::with_backends(
+        Config::memory(),
+        Arc::new(MockClock::new(T0)),
+        Arc::new(MemoryBlobStore::default()),
+        Arc::new(MemoryTagStore::default()),
+    );
+    let before = core.object_key(Class::Route, "/x");
+    assert_eq!(core.adopt_build_id("B1"), "B1");
+    assert_eq!(core.adopt_build_id("B2"), "B1", "first adoption wins");
+    assert_ne!(core.object_key(Class::Route, "/x"), before);
+    assert_eq!(core.object_key(Class::Fetch, "k"), core.object_key(Class::Fetch, "k"));
+    let mut cfg = Config::memory();
+    cfg.build_id = "CONF".into();
+    cfg.build_id_explicit = true;
+    let core = Core::with_backends(
+        cfg,
+        Arc::new(MockClock::new(T0)),
+        Arc::new(MemoryBlobStore::default()),
+        Arc::new(MemoryTagStore::default()),
+    );
+    assert_eq!(core.adopt_build_id("B1"), "CONF");
+}
