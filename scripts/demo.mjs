@@ -3,16 +3,11 @@
 // DynamoDB table (moto on 127.0.0.1), and a revalidation made on one instance reaching the other.
 //   npm run demo            # walk through it, then keep both instances up until Ctrl-C
 //   npm run demo -- --once  # walk through it and stop
-import { spawn, spawnSync } from 'node:child_process'
-import fs from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { startLocalAws } from './local-aws.mjs'
 import { startDataServer } from './data-server.mjs'
+import { installApp, buildApp, startApp, request } from './next-fleet.mjs'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const app = path.join(root, 'examples', 'next-app')
 const once = process.argv.includes('--once')
 const PORTS = [Number(process.env.DEMO_PORT_1) || 3001, Number(process.env.DEMO_PORT_2) || 3002]
 const bold = (s) => `\x1b[1m${s}\x1b[0m`
@@ -26,11 +21,11 @@ try {
   process.exit(1)
 }
 
-const children = []
+const instances = []
 let aws
 let data
 async function shutdown(code) {
-  for (const c of children) if (c.exitCode === null) try { process.kill(-c.pid, 'SIGTERM') } catch {}
+  await Promise.all(instances.map((i) => i.stop()))
   if (data) await data.close()
   if (aws) await aws.stop()
   process.exit(code)
@@ -38,35 +33,13 @@ async function shutdown(code) {
 process.on('SIGINT', () => shutdown(130))
 process.on('SIGTERM', () => shutdown(143))
 
-function nextBin() {
-  return path.join(app, 'node_modules', 'next', 'dist', 'bin', 'next')
-}
-
-async function waitFor(url, ms = 60_000) {
-  const until = Date.now() + ms
-  while (Date.now() < until) {
-    try {
-      const r = await fetch(url)
-      if (r.status < 500) return
-    } catch {}
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  throw new Error(`${url} did not answer within ${ms} ms`)
-}
-
 async function page(port, p) {
-  const r = await fetch(`http://127.0.0.1:${port}${p}`)
-  const html = await r.text()
-  const stamp = (/id="stamp">([^<]*)</.exec(html) || [])[1]
-  return { cache: r.headers.get('x-nextjs-cache') || '-', stamp }
+  return request(`http://127.0.0.1:${port}`, p)
 }
 
 try {
-  if (!fs.existsSync(nextBin())) {
-    say(bold('Installing the example app (examples/next-app, Next 16)…'))
-    const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: app, stdio: 'inherit' })
-    if (r.status !== 0) throw new Error('npm install in examples/next-app failed')
-  }
+  say(bold('Installing the example app (examples/next-app, Next 16) if needed…'))
+  installApp()
   say(bold('Starting local S3 + DynamoDB (moto; installed into .local/venv on first run)…'))
   aws = await startLocalAws()
   data = await startDataServer(Number(process.env.DEMO_DATA_PORT) || 4599)
@@ -84,23 +57,12 @@ try {
   say(`   S3 + DynamoDB at ${aws.endpoint}; bucket and table "fleetcache-demo"; data API at ${data.url}`)
 
   say(bold('\nBuilding the example app (next build)…'))
-  // Not spawnSync: the data API the build fetches from lives in this process.
-  const build = spawn(process.execPath, [nextBin(), 'build'], { cwd: app, env, stdio: ['ignore', 'inherit', 'inherit'] })
-  children.push(build)
-  const status = await new Promise((r) => build.once('exit', r))
-  if (status !== 0) throw new Error('next build failed')
+  await buildApp(env)
 
   say(bold(`\nStarting two instances: http://127.0.0.1:${PORTS[0]} and http://127.0.0.1:${PORTS[1]}`))
-  PORTS.forEach((port, i) => {
-    const c = spawn(process.execPath, [nextBin(), 'start', '-H', '127.0.0.1', '-p', String(port)], {
-      cwd: app,
-      env: { ...env, FLEETCACHE_DEMO_INSTANCE: String(i + 1) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-      detached: true,
-    })
-    children.push(c)
-  })
-  await Promise.all(PORTS.map((p) => waitFor(`http://127.0.0.1:${p}/api/cached`)))
+  for (const [i, port] of PORTS.entries()) {
+    instances.push(await startApp(port, { ...env, FLEETCACHE_DEMO_INSTANCE: String(i + 1) }))
+  }
 
   const [p1, p2] = PORTS
   say(bold('\n1. /isr on instance 1 renders it once and stores it in S3; instance 2 serves the same page from the shared store'))

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: builds the addon, starts a local S3 + DynamoDB server (moto, on 127.0.0.1), runs
-// `cargo test` and the vitest suites against memory and against that server, then stops it.
+// `cargo fmt --check`, clippy, `cargo test` and the vitest suites against memory and against that
+// server, then the end-to-end suite (the example app on Next 16 and 15.5; installs their packages
+// on first run; FLEETCACHE_SKIP_E2E=1 skips it), then stops the server.
 // Set FLEETCACHE_BUILD_PROFILE=fast for a quicker (non-LTO) addon build while developing.
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
@@ -29,11 +31,20 @@ console.log('\n[test] starting the local S3 + DynamoDB server (moto)')
 const aws = await startLocalAws()
 console.log(`[test] moto listening on ${aws.endpoint}`)
 const env = { ...aws.env, FLEETCACHE_TEST_ENDPOINT: aws.endpoint }
+const e2eOnly = process.argv.includes('--e2e-only')
 try {
+  if (e2eOnly) {
+    ok = run('e2e (example app on Next 16 and 15.5)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok
+    await aws.stop()
+    process.exit(ok ? 0 : 1)
+  }
   ok = run('cargo fmt --check', 'cargo', ['fmt', '--check']) && ok
   ok = run('cargo clippy', 'cargo', ['clippy', '--no-default-features', '--all-targets', '--', '-D', 'warnings']) && ok
   ok = run('cargo test', 'cargo', ['test', '--no-default-features'], env) && ok
   ok = run('vitest', 'npx', ['vitest', 'run'], env) && ok
+  if (process.env.FLEETCACHE_SKIP_E2E !== '1') {
+    ok = run('e2e (example app on Next 16 and 15.5)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok
+  }
 } finally {
   await aws.stop()
 }

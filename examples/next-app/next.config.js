@@ -1,8 +1,10 @@
 // fleetcache as Next's cache handler, configured from FLEETCACHE_* / AWS_* environment variables.
 /** @type {import('next').NextConfig} */
+// FLEETCACHE_E2E_BUILTIN=1 builds the same app with Next's own cache (the e2e suite's reference).
+const builtin = process.env.FLEETCACHE_E2E_BUILTIN === '1'
 module.exports = {
-  cacheHandler: require.resolve('fleetcache/handler'),
-  cacheMaxMemorySize: 0, // fleetcache keeps its own bounded memory tier
+  ...(builtin ? {} : { cacheHandler: require.resolve('fleetcache/handler'), cacheMaxMemorySize: 0 }), // fleetcache keeps its own memory tier
+  distDir: process.env.FLEETCACHE_E2E_DIST || '.next',
   images: { customCacheHandler: true },
   turbopack: { root: require('node:path').join(__dirname, '..', '..') },
 }

@@ -1,0 +1,112 @@
+// End to end: the example app built twice — with fleetcache, and with Next's built-in cache as
+// the reference — driven over real HTTP. Two fleetcache instances share one bucket and table.
+// `next16.e2e.mjs` and `next15.e2e.mjs` run it on each Next version.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { installApp, buildApp, startApp, request } from '../../scripts/next-fleet.mjs'
+import { startDataServer } from '../../scripts/data-server.mjs'
+import { fc } from '../helpers.mjs'
+
+const ep = process.env.FLEETCACHE_TEST_ENDPOINT
+const BOUND = 1_500 // feed bound plus a re-render, generous for a shared machine
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** `dir`: the app; `next16`: run the Next-16-only scenarios; `port`: first of three ports. */
+export function endToEnd({ name, dir, next16, port }) {
+describe.skipIf(!ep)(`${name} end to end`, () => {
+  const run = Date.now().toString(36)
+  let data, A, B, R
+  beforeAll(async () => {
+    installApp(dir)
+    data = await startDataServer(4600 + Math.floor(Math.random() * 300))
+    const base = {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_REGION: 'us-east-1',
+      AWS_ENDPOINT_URL: ep,
+      FLEETCACHE_BUCKET: `e2e-${run}`,
+      FLEETCACHE_TABLE: `e2e-${run}`,
+      FLEETCACHE_DEMO_DATA_URL: data.url,
+      NEXT_TELEMETRY_DISABLED: '1',
+    }
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
+    await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1' }).ensureResources()
+    await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e' }, dir)
+    await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
+    A = await startApp(port, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'A' }, dir)
+    B = await startApp(port + 1, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'B' }, dir)
+    R = await startApp(port + 2, { ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
+  }, 600_000)
+  afterAll(async () => {
+    await Promise.all([A, B, R].filter(Boolean).map((i) => i.stop()))
+    if (data) await data.close()
+  })
+
+  const seq = async (inst, p, n = 3) => {
+    const out = []
+    for (let i = 0; i < n; i++) out.push((await request(inst.url, p)).cache)
+    return out
+  }
+
+  it('runtime-rendered routes: the same MISS/HIT sequence as Next\'s own cache', async () => {
+    // Routes absent from the build output, so both caches start cold.
+    for (const p of ['/items/7', '/posts/9']) {
+      expect(await seq(A, p), p).toEqual(await seq(R, p))
+    }
+  })
+
+  it('a page rendered on A is served by B from the shared store with the same body', async () => {
+    const a = await request(A.url, '/items/8')
+    const b = await request(B.url, '/items/8')
+    expect(a.cache).toBe('MISS')
+    expect(b.cache).toBe('HIT')
+    expect(b.stamp).toBe(a.stamp)
+  })
+
+  it('revalidatePath on A: B serves the new page within the bound', async () => {
+    const before = await request(A.url, '/items/9')
+    await request(B.url, '/items/9')
+    await request(A.url, '/api/revalidate?path=/items/9', { method: 'POST' })
+    await sleep(BOUND)
+    const after = await request(B.url, '/items/9')
+    expect(after.stamp).not.toBe(before.stamp)
+  })
+
+  it.runIf(next16)("revalidateTag('posts', 'max') on A: B serves STALE, then the new data", async () => {
+    const before = await request(B.url, '/fetch-tags')
+    await request(B.url, '/fetch-tags')
+    await request(A.url, '/api/revalidate?tag=posts&profile=max', { method: 'POST' })
+    await sleep(BOUND)
+    const stale = await request(B.url, '/fetch-tags')
+    expect(stale.cache).toBe('STALE')
+    expect(stale.stamp).toBe(before.stamp)
+    await sleep(1500)
+    const fresh = await request(B.url, '/fetch-tags')
+    expect(fresh.stamp).not.toBe(before.stamp)
+  })
+
+  it('revalidateTag(tag) on A: B re-renders in the foreground', async () => {
+    const before = await request(B.url, '/cached-fn')
+    await request(A.url, '/api/revalidate?tag=cached-fn', { method: 'POST' })
+    await sleep(BOUND)
+    const after = await request(B.url, '/cached-fn')
+    expect(after.stamp).not.toBe(before.stamp)
+  })
+
+  it('res.revalidate on A (pages router): B serves the new page', async () => {
+    const before = await request(B.url, '/ssg')
+    await request(A.url, '/api/revalidate-pages?path=/ssg', { method: 'POST' })
+    await sleep(BOUND)
+    const after = await request(B.url, '/ssg')
+    expect(after.stamp).not.toBe(before.stamp)
+  })
+
+  it('redirects and notFound behave as with the built-in cache', async () => {
+    const a = await request(A.url, '/redir/x')
+    const r = await request(R.url, '/redir/x')
+    expect(a.status).toBe(r.status)
+    expect(a.location).toBe(r.location)
+    expect((await request(A.url, '/nf')).status).toBe((await request(R.url, '/nf')).status)
+  })
+})
+}

@@ -1,0 +1,84 @@
+// Building and running the example Next app: shared by the demo and the e2e suite.
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const appDir = path.join(root, 'examples', 'next-app')
+export const nextBin = (dir = appDir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
+
+export const app15Dir = path.join(root, 'examples', 'next15')
+/** Routes that only exist on Next 16 (updateTag). */
+const NEXT16_ONLY = [path.join('app', 'actions')]
+
+/** Copies the example's sources into examples/next15 (minus Next-16-only routes). */
+export function prepareApp15() {
+  for (const part of ['app', 'pages', 'lib', 'public', 'next.config.js']) {
+    const to = path.join(app15Dir, part)
+    fs.rmSync(to, { recursive: true, force: true })
+    fs.cpSync(path.join(appDir, part), to, {
+      recursive: true,
+      filter: (src) => !NEXT16_ONLY.some((p) => src.startsWith(path.join(appDir, p))),
+    })
+  }
+  // Next 15 rejects Next-16-only config keys (images.customCacheHandler, turbopack.root).
+  const cfg = path.join(app15Dir, 'next.config.js')
+  fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').split('\n').filter((l) => !/customCacheHandler|turbopack/.test(l)).join('\n'))
+  return app15Dir
+}
+
+/** Installs the example's packages once. */
+export function installApp(dir = appDir) {
+  if (fs.existsSync(nextBin(dir))) return
+  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' })
+  if (r.status !== 0) throw new Error(`npm install in ${dir} failed`)
+}
+
+/** `next build` (async: the data API the build fetches from may live in this process). */
+export async function buildApp(env, dir = appDir, quiet = process.env.FLEETCACHE_E2E_VERBOSE !== '1') {
+  const child = spawn(process.execPath, [nextBin(dir), 'build'], { cwd: dir, env, stdio: ['ignore', quiet ? 'ignore' : 'inherit', quiet ? 'ignore' : 'inherit'] })
+  const status = await new Promise((r) => child.once('exit', r))
+  if (status !== 0) throw new Error(`next build failed in ${dir}`)
+}
+
+/** `next start` on 127.0.0.1:port; resolves once it answers. */
+export async function startApp(port, env, dir = appDir, quiet = true) {
+  const child = spawn(process.execPath, [nextBin(dir), 'start', '-H', '127.0.0.1', '-p', String(port)], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'inherit'],
+    detached: true,
+  })
+  const url = `http://127.0.0.1:${port}`
+  const until = Date.now() + 60_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next start on ${port} exited with ${child.exitCode}`)
+    try {
+      if ((await fetch(`${url}/api/cached`)).status < 500) break
+    } catch {}
+    if (Date.now() > until) throw new Error(`next start on ${port} did not answer`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  return {
+    url,
+    port,
+    child,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const done = new Promise((r) => child.once('exit', r))
+      try { process.kill(-child.pid, 'SIGTERM') } catch {}
+      await Promise.race([done, new Promise((r) => setTimeout(r, 5000))])
+      try { process.kill(-child.pid, 'SIGKILL') } catch {}
+    },
+  }
+}
+
+/** GET a page: status, x-nextjs-cache, and the `id="stamp"` text (or JSON stamp). */
+export async function request(base, p, init) {
+  const r = await fetch(`${base}${p}`, { redirect: 'manual', ...init })
+  const text = await r.text()
+  let stamp = (/id="stamp">([^<]*)</.exec(text) || [])[1]
+  if (stamp === undefined) try { stamp = JSON.parse(text).stamp } catch {}
+  return { status: r.status, cache: r.headers.get('x-nextjs-cache') || '-', stamp, location: r.headers.get('location') }
+}
