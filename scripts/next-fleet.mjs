@@ -63,6 +63,7 @@ export async function startApp(port, env, dir = appDir, quiet = true) {
   return {
     url,
     port,
+    env,
     child,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return

@@ -11,7 +11,8 @@ const BOUND = 1_500 // feed bound plus a re-render, generous for a shared machin
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** `dir`: the app; `next16`: run the Next-16-only scenarios; `port`: first of three ports. */
-export function endToEnd({ name, dir, next16, port }) {
+export function endToEnd({ name, dir, next16, port: basePort }) {
+const port = basePort + Number(process.env.FLEETCACHE_E2E_PORT_OFFSET || 0)
 describe.skipIf(!ep)(`${name} end to end`, () => {
   const run = Date.now().toString(36)
   let data, A, B, R
@@ -99,6 +100,31 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     await sleep(BOUND)
     const after = await request(B.url, '/ssg')
     expect(after.stamp).not.toBe(before.stamp)
+  })
+
+  // Next 16.4+ only: it reads `cacheControl` back from the handler. Next 15.5 does not, and treats a
+  // runtime-rendered route after a restart as `revalidate = 1` s (STALE) — contract finding 9.
+  it.runIf(next16)('after a restart of both instances, stored entries are served without re-rendering, with their own lifetimes', async () => {
+    const pages = ['/items/11', '/api/cached', '/posts/12']
+    const before = {}
+    for (const p of pages) {
+      before[p] = await request(A.url, p)
+      await request(B.url, p)
+    }
+    const envOf = (inst) => inst.env
+    await Promise.all([A.stop(), B.stop()])
+    A = await startApp(A.port, envOf(A), dir)
+    B = await startApp(B.port, envOf(B), dir)
+    for (const p of pages) {
+      for (const inst of [A, B]) {
+        const r = await request(inst.url, p)
+        expect(r.cache, `${p} on ${inst.port}`).toBe('HIT')
+        expect(r.stamp, p).toBe(before[p].stamp)
+      }
+    }
+    // The route's own lifetime came back with the entry (no fallback to revalidate = 1 s).
+    const cc = (await fetch(`${A.url}/api/cached`)).headers.get('cache-control') || ''
+    expect(cc).toMatch(/s-maxage=30\b/)
   })
 
   it('redirects and notFound behave as with the built-in cache', async () => {
