@@ -56,6 +56,22 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     }
   })
 
+  // Next 16 only for now: on 15.5 this route (generateStaticParams → []) gave HIT,HIT,HIT,HIT with
+  // the built-in cache and MISS,HIT,HIT,HIT with fleetcache — not yet understood (see the issue).
+  it.runIf(next16)('time-based ISR: the same MISS/HIT/STALE sequence as Next\'s own cache', async () => {
+    const timeline = async (inst, p) => {
+      const out = [(await request(inst.url, p)).cache, (await request(inst.url, p)).cache]
+      await sleep(2600)
+      out.push((await request(inst.url, p)).cache)
+      await sleep(800)
+      out.push((await request(inst.url, p)).cache)
+      return out
+    }
+    const [a, r] = await Promise.all([timeline(A, '/short/1'), timeline(R, '/short/1')])
+    expect(a).toEqual(r)
+    expect(a).toEqual(['MISS', 'HIT', 'STALE', 'HIT'])
+  })
+
   it('a page rendered on A is served by B from the shared store with the same body', async () => {
     const a = await request(A.url, '/items/8')
     const b = await request(B.url, '/items/8')
@@ -91,6 +107,20 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     await request(A.url, '/api/revalidate?tag=cached-fn', { method: 'POST' })
     await sleep(BOUND)
     const after = await request(B.url, '/cached-fn')
+    expect(after.stamp).not.toBe(before.stamp)
+  })
+
+  it.runIf(next16)("a server action calling updateTag('posts') on A: B serves the new data", async () => {
+    const before = await request(B.url, '/actions')
+    const html = await (await fetch(`${A.url}/actions`)).text()
+    const field = (/name="(\$ACTION_ID_[0-9a-f]+)"/.exec(html) || [])[1]
+    expect(field, 'the progressive-enhancement action field').toBeDefined()
+    const form = new FormData()
+    form.append(field, '')
+    const res = await fetch(`${A.url}/actions`, { method: 'POST', body: form, redirect: 'manual' })
+    expect(res.status).toBeLessThan(500)
+    await sleep(BOUND)
+    const after = await request(B.url, '/actions')
     expect(after.stamp).not.toBe(before.stamp)
   })
 
