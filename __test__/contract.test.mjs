@@ -171,6 +171,21 @@ for (const backend of backends()) {
       }
     })
 
+    it('a render that follows a revalidation is fresh (set after get → null)', async () => {
+      const tag = `r-${Math.random().toString(36).slice(2)}`
+      const key = `/rerender-${tag}`
+      const value = appPage({ headers: { 'x-next-cache-tags': tag } })
+      await h.get(key, PAGE_CTX)
+      await h.set(key, value, setCtx({ revalidate: 60 }))
+      expect(await h.get(key, PAGE_CTX)).not.toBeNull() // now in memory
+      await sleep(5)
+      await h.revalidateTag([tag])
+      await sleep(5)
+      expect(await h.get(key, PAGE_CTX)).toBeNull() // Next renders now
+      await h.set(key, value, setCtx({ revalidate: 60 }))
+      expect(await h.get(key, PAGE_CTX)).not.toBeNull()
+    })
+
     it('revalidateTag with {expire: N} serves the entry stale: lastModified moved back, never 0, never past expire', async () => {
       const tag = `s-${Math.random().toString(36).slice(2)}`
       const key = `/stale-${tag}`

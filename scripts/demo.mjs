@@ -78,8 +78,9 @@ try {
   await new Promise((r) => setTimeout(r, 400))
   b2 = await page(p2, '/isr')
   say(`   instance 2: ${b2.cache.padEnd(5)} stamp ${b2.stamp}   ${b2.stamp !== a.stamp ? '← re-rendered: instance 2 heard of the revalidation through the feed' : '← still old!'}`)
+  await new Promise((r) => setTimeout(r, 400))
   a = await page(p1, '/isr')
-  say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}`)
+  say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}   ${a.stamp === b2.stamp ? '← the page instance 2 rendered, announced through the feed and loaded from S3' : ''}`)
 
   say(bold(`\n3. revalidateTag('posts', 'max') on instance 2: instance 1 serves /fetch-tags STALE once, then the new data`))
   const f0 = await page(p1, '/fetch-tags')

@@ -365,6 +365,10 @@ impl Core {
 
     /// The hit path: memory and the local tag clock only, no network, no await.
     pub fn get_sync(&self, req: &GetRequest) -> SyncLookup {
+        self.note_render_start(&req.key);
+        if !self.feed.trusting.load(Ordering::Acquire) {
+            return SyncLookup::NeedsBackend;
+        }
         let Some((entry, gen)) = self.l1.get_with_gen(&req.key) else {
             return SyncLookup::NeedsBackend;
         };

@@ -189,6 +189,7 @@ async fn unreadable_feed_drops_memory_until_it_is_back() {
     assert!(matches!(core.get_sync(&req("/o")), SyncLookup::NeedsBackend));
     // DynamoDB down, S3 up: the object is served (fail open), never a rejected get.
     assert!(matches!(core.get(&req("/o")).await, Lookup::Hit { .. }));
+    assert!(matches!(core.get_sync(&req("/o")), SyncLookup::NeedsBackend), "still not served from memory");
 
     tags.down.store(false, std::sync::atomic::Ordering::SeqCst);
     core.poll_feed_once().await;

@@ -140,6 +140,23 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         Lookup::Miss => panic!("stale, not expired"),
     }
 
+    // A render that starts after a revalidation (its get saw the entry expired in memory) is
+    // fresh everywhere, including on the instance that rendered it.
+    assert!(matches!(b.get_sync(&req(&k("/f"))), SyncLookup::Done(Lookup::Hit { .. })));
+    clock.advance(5);
+    a.revalidate_tags(std::slice::from_ref(&tag), None).await.unwrap();
+    b.poll_feed_once().await;
+    clock.advance(5);
+    assert!(matches!(b.get_sync(&req(&k("/f"))), SyncLookup::Done(Lookup::Miss)));
+    clock.advance(5);
+    b.set(k("/f"), Class::Route, Some(page_value("v3")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    assert!(matches!(b.get(&req(&k("/f"))).await, Lookup::Hit { .. }), "fresh on the renderer");
+    a.poll_feed_once().await;
+    match a.get(&req(&k("/f"))).await {
+        Lookup::Hit { entry, .. } => assert_eq!(entry.value, Some(page_value("v3"))),
+        Lookup::Miss => panic!("the revalidating instance takes the other's fresh render"),
+    }
+
     // The render race: a render that started before a revalidation lands after it.
     let race = format!("{ns}-race");
     assert!(matches!(a.get(&req(&k("/race"))).await, Lookup::Miss)); // render starts
