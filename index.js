@@ -439,6 +439,4 @@ module.exports = {
   FleetCacheError,
   // for tests and tools
   _coreFor: (options, serverDistDir) => coreFor(validateOptions(options), serverDistDir),
-  _toNext: toNext,
-  _toInput: toInput,
 }

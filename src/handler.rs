@@ -134,6 +134,15 @@ pub struct Core {
 const RENDER_WINDOW_MS: i64 = 60_000;
 const MAX_TRACKED_KEYS: usize = 100_000;
 
+/// The S3 and DynamoDB stores `cfg` names (standard AWS configuration, explicit options win).
+pub async fn aws_stores(cfg: &Config) -> (S3BlobStore, DynamoTagStore) {
+    let sdk = crate::aws::load_sdk_config(cfg).await;
+    (
+        S3BlobStore::new(&sdk, cfg.bucket.clone(), cfg.s3_endpoint.as_deref(), cfg.force_path_style),
+        DynamoTagStore::new(&sdk, cfg.table.clone(), cfg.dynamodb_endpoint.as_deref()),
+    )
+}
+
 fn new_instance_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -193,20 +202,8 @@ impl Core {
                         tags: Arc::new(MemoryTagStore::default()),
                     },
                     Backend::Aws => {
-                        let sdk = crate::aws::load_sdk_config(&self.cfg).await;
-                        Backends {
-                            blobs: Arc::new(S3BlobStore::new(
-                                &sdk,
-                                self.cfg.bucket.clone(),
-                                self.cfg.s3_endpoint.as_deref(),
-                                self.cfg.force_path_style,
-                            )),
-                            tags: Arc::new(DynamoTagStore::new(
-                                &sdk,
-                                self.cfg.table.clone(),
-                                self.cfg.dynamodb_endpoint.as_deref(),
-                            )),
-                        }
+                        let (s3, ddb) = aws_stores(&self.cfg).await;
+                        Backends { blobs: Arc::new(s3), tags: Arc::new(ddb) }
                     }
                 }
             })
@@ -218,9 +215,7 @@ impl Core {
         if self.cfg.backend == Backend::Memory {
             return Ok(());
         }
-        let sdk = crate::aws::load_sdk_config(&self.cfg).await;
-        let s3 =
-            S3BlobStore::new(&sdk, self.cfg.bucket.clone(), self.cfg.s3_endpoint.as_deref(), self.cfg.force_path_style);
+        let (s3, ddb) = aws_stores(&self.cfg).await;
         if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
             if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
                 let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
@@ -229,7 +224,7 @@ impl Core {
                 }
             }
         }
-        DynamoTagStore::new(&sdk, self.cfg.table.clone(), self.cfg.dynamodb_endpoint.as_deref()).ensure_table().await
+        ddb.ensure_table().await
     }
 
     pub fn now(&self) -> i64 {

@@ -138,9 +138,6 @@ impl L1 {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-    pub fn budget(&self) -> usize {
-        self.budget
-    }
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }

@@ -352,6 +352,16 @@ pub struct NativeStats {
     pub dynamodb_writes: f64,
 }
 
+fn get_request(
+    key: String,
+    kind: Option<String>,
+    tags: Option<Vec<String>>,
+    soft_tags: Option<Vec<String>>,
+    revalidate: Option<f64>,
+) -> GetRequest {
+    GetRequest { key, kind, tags: tags.unwrap_or_default(), soft_tags: soft_tags.unwrap_or_default(), revalidate }
+}
+
 /// One native cache core. `index.js` keeps one per distinct configuration per process.
 #[napi]
 pub struct NativeCache {
@@ -385,13 +395,7 @@ impl NativeCache {
         revalidate: Option<f64>,
         html_gen: Option<f64>,
     ) -> Result<Either3<Object<'e>, Null, Undefined>> {
-        let req = GetRequest {
-            key,
-            kind,
-            tags: tags.unwrap_or_default(),
-            soft_tags: soft_tags.unwrap_or_default(),
-            revalidate,
-        };
+        let req = get_request(key, kind, tags, soft_tags, revalidate);
         Ok(match self.core.get_sync(&req) {
             SyncLookup::Done(Lookup::Hit { entry, last_modified, gen }) => {
                 let html_cached = gen != 0 && html_gen == Some(gen as f64);
@@ -413,13 +417,7 @@ impl NativeCache {
         soft_tags: Option<Vec<String>>,
         revalidate: Option<f64>,
     ) -> Result<PromiseRaw<'e, GetOut>> {
-        let req = GetRequest {
-            key,
-            kind,
-            tags: tags.unwrap_or_default(),
-            soft_tags: soft_tags.unwrap_or_default(),
-            revalidate,
-        };
+        let req = get_request(key, kind, tags, soft_tags, revalidate);
         let core = self.core.clone();
         env.spawn_future(async move { Ok(GetOut(core.get(&req).await)) })
     }
@@ -515,6 +513,7 @@ impl NativeCache {
         use std::sync::atomic::Ordering::Relaxed;
         let s = &self.core.stats;
         let c = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64;
+        let (reads, writes) = self.core.tag_store_requests();
         NativeStats {
             memory_hits: c(&s.memory_hits),
             backend_hits: c(&s.backend_hits),
@@ -544,8 +543,8 @@ impl NativeCache {
             feed_trusted: self.core.feed_trusted(),
             leases_won: c(&s.leases_won),
             leases_lost: c(&s.leases_lost),
-            dynamodb_reads: self.core.tag_store_requests().0 as f64,
-            dynamodb_writes: self.core.tag_store_requests().1 as f64,
+            dynamodb_reads: reads as f64,
+            dynamodb_writes: writes as f64,
         }
     }
 }

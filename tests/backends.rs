@@ -34,10 +34,18 @@ async fn setup(ep: &str) -> (Config, S3BlobStore, DynamoTagStore) {
     };
     let cfg = Config::from_options(opts, &|_| None).unwrap();
     Core::new(cfg.clone()).ensure_resources().await.unwrap();
-    let sdk = fleetcache::aws::load_sdk_config(&cfg).await;
-    let s3 = S3BlobStore::new(&sdk, cfg.bucket.clone(), Some(ep), true);
-    let ddb = DynamoTagStore::new(&sdk, cfg.table.clone(), Some(ep));
+    let (s3, ddb) = fleetcache::handler::aws_stores(&cfg).await;
     (cfg, s3, ddb)
+}
+
+/// Two instances on one bucket and table, with a shared mock clock.
+async fn two_cores(ep: &str) -> (Core, Core, Arc<MockClock>) {
+    let (cfg, s3, ddb) = setup(ep).await;
+    let clock = Arc::new(MockClock::new(common::T0));
+    let (s3, ddb) = (Arc::new(s3), Arc::new(ddb));
+    let a = Core::with_backends(cfg.clone(), clock.clone(), s3.clone(), ddb.clone());
+    let b = Core::with_backends(cfg, clock.clone(), s3, ddb);
+    (a, b, clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,11 +71,7 @@ async fn handler_scenarios_on_s3_and_dynamodb() {
     let Some(ep) = endpoint() else {
         return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
     };
-    let (cfg, s3, ddb) = setup(&ep).await;
-    let clock = Arc::new(MockClock::new(common::T0));
-    let (s3, ddb) = (Arc::new(s3), Arc::new(ddb));
-    let a = Core::with_backends(cfg.clone(), clock.clone(), s3.clone(), ddb.clone());
-    let b = Core::with_backends(cfg, clock.clone(), s3, ddb);
+    let (a, b, clock) = two_cores(&ep).await;
     common::scenarios(&a, &b, &clock, "aws").await;
 }
 
@@ -76,10 +80,6 @@ async fn feed_scenarios_on_s3_and_dynamodb() {
     let Some(ep) = endpoint() else {
         return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
     };
-    let (cfg, s3, ddb) = setup(&ep).await;
-    let clock = Arc::new(MockClock::new(common::T0));
-    let (s3, ddb) = (Arc::new(s3), Arc::new(ddb));
-    let a = Core::with_backends(cfg.clone(), clock.clone(), s3.clone(), ddb.clone());
-    let b = Core::with_backends(cfg, clock.clone(), s3, ddb);
+    let (a, b, clock) = two_cores(&ep).await;
     common::feed_scenarios(&a, &b, &clock, "aws").await;
 }
