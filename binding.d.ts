@@ -22,6 +22,30 @@ export declare class NativeCache {
   getAsync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): Promise<NativeHit | null>
   /** Stores a value; resolves to an `OpResult`, never rejects. */
   set(key: string, input: SetInput): Promise<OpResult>
+  /**
+   * Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
+   * `lastModified`; `written` tells whether this call wrote it. Never rejects.
+   */
+  seed(key: string, input: SetInput, lastModified: number): Promise<SeedResult>
+  /** Registers the build in force (`<prefix>/builds/<id>`); resolves to whether this call created it. */
+  registerBuild(): Promise<boolean>
+  /** Registered builds, oldest first. */
+  listBuilds(): Promise<BuildEntry[]>
+  /** Object keys of the entries that belong to one build alone. */
+  buildObjectKeys(buildId: string): Promise<string[]>
+  /** Deletes objects by key (batches of 1,000). */
+  deleteObjects(keys: Array<string>): Promise<void>
+  /** The marker objects of a build (deleted last by `prune`). */
+  buildMarkerKeys(buildId: string): Array<string>
+  /**
+   * Claims the seeding of the build in force for `ms` across the fleet; false when it is
+   * seeded already or another instance holds the claim.
+   */
+  claimSeeding(ms: number): Promise<boolean>
+  /** Records that the build in force has been seeded. */
+  markSeeded(): Promise<void>
+  /** Checks credentials, bucket, table and every permission the cache needs; never rejects. */
+  doctor(): Promise<DoctorCheck[]>
   /** Records a revalidation (`expire` seconds: undefined/0 = now, N = stale now, expired in N s). */
   revalidateTags(tags: Array<string>, expire?: number | undefined | null): Promise<OpResult>
   /** URL paths of entries carrying any of these tags. */
@@ -42,6 +66,22 @@ export declare class NativeCache {
    */
   encodedLen(key: string): number | null
   stats(): NativeStats
+}
+
+/** A build registered in the store. */
+export interface BuildEntry {
+  buildId: string
+  /** First registered, ms since the epoch. */
+  createdAt: number
+}
+
+/** One finding of `doctor`. */
+export interface DoctorCheck {
+  name: string
+  ok: boolean
+  detail: string
+  /** How to fix it (absent when `ok`). */
+  fix?: string
 }
 
 /** Counters since the core was created. */
@@ -124,6 +164,8 @@ export interface Options {
   feedStaleAfterMs?: number
   /** Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`. */
   leaseMs?: number
+  /** `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`. */
+  shareFetchAcrossBuilds?: boolean
 }
 
 /**
@@ -134,6 +176,15 @@ export declare function pagesRouterPaths(key: string, buildId: string): Array<st
 
 /** The URL path a response-cache key stands for (`/index` → `/`), or null for fetch/image keys. */
 export declare function pathOfKey(key: string): string | null
+
+/** The outcome of a seed write. */
+export interface SeedResult {
+  ok: boolean
+  /** This call wrote the object (false: it was there already, or `ok` is false). */
+  written: boolean
+  code?: string
+  message?: string
+}
 
 /** A value to store, flattened by `index.js` from Next's `IncrementalCacheValue`. */
 export interface SetInput {

@@ -11,7 +11,7 @@ const binding = require('./binding.js')
 const OPTION_NAMES = new Set([
   'backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint',
   'forcePathStyle', 'memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds',
-  'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs',
+  'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs', 'shareFetchAcrossBuilds',
 ])
 const STRING_OPTIONS = ['backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint']
 const NUMBER_OPTIONS = ['memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds', 'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs']
@@ -50,8 +50,10 @@ function validateOptions(options) {
       throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a number, got ${typeof options[name]}`)
     }
   }
-  if (options.forcePathStyle !== undefined && typeof options.forcePathStyle !== 'boolean') {
-    throw new FleetCacheError('FLEETCACHE_CONFIG', `\`forcePathStyle\` must be a boolean, got ${typeof options.forcePathStyle}`)
+  for (const name of ['forcePathStyle', 'shareFetchAcrossBuilds']) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') {
+      throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a boolean, got ${typeof options[name]}`)
+    }
   }
   return { ...options }
 }
@@ -96,6 +98,8 @@ function coreFor(options, serverDistDir) {
     if (id !== undefined) {
       core.adoptBuildId(id)
       adopted.add(core)
+      // Registers the build for `fleetcache prune` (first writer wins; best effort).
+      core.registerBuild().catch((err) => warn('could not register the build', err && err.message))
     }
   }
   return core
@@ -430,8 +434,64 @@ function stats(options) {
   return coreFor(validateOptions(options), undefined).stats()
 }
 
+// ---- deploy tools: seed, prune, doctor ------------------------------------------------------
+
+/**
+ * Puts the prerendered output of `distDir` (default `.next`) into the shared store; see seed.js.
+ * Resolves to `{ buildId, total, written, existing, failed, skipped }`.
+ */
+async function seed(distDir, options, tool = {}) {
+  const base = validateOptions(options)
+  return require('./seed.js').seed(distDir || '.next', base, {
+    ...tool,
+    toInput,
+    coreFor: (o) => coreFor(o, undefined),
+  })
+}
+
+/**
+ * Deletes the entries of every registered build but the newest `keep`, in batches, then their
+ * markers. `dryRun` lists what would go. Resolves to `{ kept: [...], pruned: [{buildId, objects}] }`.
+ */
+async function prune({ keep, dryRun = false, progress } = {}, options) {
+  if (!Number.isInteger(keep) || keep < 1) {
+    throw new FleetCacheError('FLEETCACHE_CONFIG', `keep must be an integer ≥ 1, got ${JSON.stringify(keep)}`)
+  }
+  const core = coreFor(validateOptions(options), undefined)
+  try {
+    const builds = await core.listBuilds()
+    const doomed = builds.slice(0, Math.max(0, builds.length - keep))
+    const report = { kept: builds.slice(doomed.length), pruned: [] }
+    for (const b of doomed) {
+      const keys = await core.buildObjectKeys(b.buildId)
+      const tick = progress === false ? () => {} : (progress || require('./seed.js').progressReporter)(keys.length, process.stderr, `prune ${b.buildId}`)
+      tick(0, 0)
+      if (!dryRun) {
+        for (let i = 0; i < keys.length; i += 1000) {
+          const chunk = keys.slice(i, i + 1000)
+          await core.deleteObjects(chunk)
+          tick(i + chunk.length, i + chunk.length)
+        }
+        await core.deleteObjects(core.buildMarkerKeys(b.buildId))
+      }
+      report.pruned.push({ buildId: b.buildId, createdAt: b.createdAt, objects: keys.length })
+    }
+    return report
+  } catch (err) {
+    throw err instanceof FleetCacheError ? err : fromNative(err)
+  }
+}
+
+/** Checks credentials, bucket, table and permissions: `[{ name, ok, detail, fix? }]`. */
+async function doctor(options) {
+  return coreFor(validateOptions({ ...options, feedIntervalMs: 0 }), undefined).doctor()
+}
+
 module.exports = {
   createCacheHandler,
+  seed,
+  prune,
+  doctor,
   pathsForTags,
   pagesRouterPaths,
   pathOfKey: (key) => binding.pathOfKey(String(key)) ?? null,
@@ -439,4 +499,5 @@ module.exports = {
   FleetCacheError,
   // for tests and tools
   _coreFor: (options, serverDistDir) => coreFor(validateOptions(options), serverDistDir),
+  _toInput: toInput,
 }

@@ -17,6 +17,7 @@ pub const ENV_INDEX_TTL_SECONDS: &str = "FLEETCACHE_INDEX_TTL_SECONDS";
 pub const ENV_FEED_INTERVAL_MS: &str = "FLEETCACHE_FEED_INTERVAL_MS";
 pub const ENV_FEED_STALE_AFTER_MS: &str = "FLEETCACHE_FEED_STALE_AFTER_MS";
 pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
+pub const ENV_SHARE_FETCH: &str = "FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS";
 pub const ENV_FORCE_PATH_STYLE: &str = "FLEETCACHE_S3_FORCE_PATH_STYLE";
 pub const ENV_REGION: &str = "AWS_REGION";
 pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
@@ -82,6 +83,8 @@ pub struct Options {
     pub feed_stale_after_ms: Option<f64>,
     /// Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`.
     pub lease_ms: Option<f64>,
+    /// `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`.
+    pub share_fetch_across_builds: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +108,7 @@ pub struct Config {
     pub feed_interval_ms: u64,
     pub feed_stale_after_ms: u64,
     pub lease_ms: u64,
+    pub share_fetch_across_builds: bool,
     pub connect_timeout_ms: u64,
     pub attempt_timeout_ms: u64,
 }
@@ -274,6 +278,7 @@ impl Config {
             .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
             lease_ms: number(opts.lease_ms, "leaseMs", ENV_LEASE_MS, env, 0.0, 3_600_000.0)?
                 .map_or(DEFAULT_LEASE_MS, |v| v as u64),
+            share_fetch_across_builds: flag(opts.share_fetch_across_builds, ENV_SHARE_FETCH, env)?.unwrap_or(true),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             attempt_timeout_ms: DEFAULT_ATTEMPT_TIMEOUT_MS,
         })

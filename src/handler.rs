@@ -27,6 +27,15 @@ use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
 use crate::tag_clock::TagClock;
 use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, FeedEvent, FeedRecord, IndexRow, TagStore};
 
+/// A build registered in the store (`<prefix>/builds/<id>`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    pub build_id: String,
+    /// When it was first registered, ms since the epoch.
+    pub created_at: i64,
+}
+
 /// What `get` was asked.
 #[derive(Debug, Clone, Default)]
 pub struct GetRequest {
@@ -232,7 +241,7 @@ impl Core {
     }
 
     pub fn object_key(&self, class: Class, key: &str) -> String {
-        keys::object_key(&self.cfg.prefix, &self.build_id.read(), class, key)
+        keys::object_key_with(&self.cfg.prefix, &self.build_id.read(), class, key, self.cfg.share_fetch_across_builds)
     }
 
     /// Takes Next's build ID (from `.next/BUILD_ID`) unless one was configured or adopted
@@ -328,7 +337,10 @@ impl Core {
         }
         let now = self.now();
         let until = now + self.cfg.lease_ms as i64;
-        match b.tags.try_lease(&entry.key, &self.instance_id, now, until).await {
+        // Named by the object key: instances of two builds running side by side regenerate their
+        // own build's copy and never wait on each other.
+        let name = self.object_key(Class::from_kind(req.kind.as_deref()), &entry.key);
+        match b.tags.try_lease(&name, &self.instance_id, now, until).await {
             Ok(lease) => {
                 bump(if lease.won { &self.stats.leases_won } else { &self.stats.leases_lost });
                 self.leases.insert(entry.key.clone(), (lease.until, lease.won));
@@ -500,6 +512,107 @@ impl Core {
             self.log("tag index write failed", &format!("{}: {e}", entry.key));
         }
         announced
+    }
+
+    /// Writes a build-output entry (`fleetcache seed`): stored only when no object exists under
+    /// its key (S3 conditional write), with the build's own `last_modified`, never in memory and
+    /// never announced (no instance can hold an older copy of a key nobody wrote yet). Returns
+    /// whether this call wrote it.
+    pub async fn seed(
+        &self,
+        key: String,
+        class: Class,
+        value: Option<Value>,
+        cache_control: Option<CacheControl>,
+        mut tags: Vec<String>,
+        last_modified: i64,
+    ) -> Result<bool> {
+        tags.sort();
+        tags.dedup();
+        let entry = Entry { key, last_modified, cache_control, tags, value };
+        let weight = entry.weight();
+        if weight > self.cfg.max_entry_bytes {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("{}: entry of {weight} bytes exceeds maxEntryBytes ({})", entry.key, self.cfg.max_entry_bytes),
+            ));
+        }
+        let bytes = codec::encode(&entry, self.cfg.compression_level)?;
+        let b = self.backends().await;
+        let written = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), true).await?;
+        if written {
+            self.write_index(&entry, class).await?;
+        }
+        Ok(written)
+    }
+
+    /// Records that the build in force exists (first writer wins; `prune` orders builds by it).
+    pub async fn register_build(&self) -> Result<bool> {
+        let build_id = self.build_id();
+        let body = serde_json::json!({ "buildId": build_id, "createdAt": self.now() }).to_string();
+        let b = self.backends().await;
+        b.blobs.put(&keys::build_marker_key(&self.cfg.prefix, &build_id), Bytes::from(body), true).await
+    }
+
+    /// Whether this build's output was seeded already (`mark_seeded`).
+    pub async fn is_seeded(&self) -> Result<bool> {
+        let b = self.backends().await;
+        Ok(b.blobs.get(&keys::seeded_marker_key(&self.cfg.prefix, &self.build_id())).await?.is_some())
+    }
+
+    /// Claims the seeding of this build for `ms` (one instance of the fleet wins; the claim
+    /// lapses if it dies). False when it is seeded already or another instance holds the claim.
+    pub async fn claim_seeding(&self, ms: i64) -> Result<bool> {
+        if self.is_seeded().await? {
+            return Ok(false);
+        }
+        let now = self.now();
+        let name = format!("seed#{}", keys::build_marker_key(&self.cfg.prefix, &self.build_id()));
+        let b = self.backends().await;
+        Ok(b.tags.try_lease(&name, &self.instance_id, now, now + ms).await?.won)
+    }
+
+    /// Records that this build's output is in the store.
+    pub async fn mark_seeded(&self) -> Result<()> {
+        let body = serde_json::json!({ "buildId": self.build_id(), "seededAt": self.now() }).to_string();
+        let b = self.backends().await;
+        b.blobs.put(&keys::seeded_marker_key(&self.cfg.prefix, &self.build_id()), Bytes::from(body), false).await?;
+        Ok(())
+    }
+
+    /// Every registered build, oldest first.
+    pub async fn list_builds(&self) -> Result<Vec<BuildInfo>> {
+        let b = self.backends().await;
+        let mut out = Vec::new();
+        for k in b.blobs.list(&keys::builds_prefix(&self.cfg.prefix)).await? {
+            let Some(body) = b.blobs.get(&k).await? else { continue };
+            match serde_json::from_slice::<BuildInfo>(&body) {
+                Ok(info) => out.push(info),
+                Err(e) => self.log("unreadable build marker skipped", &format!("{k}: {e}")),
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.build_id.cmp(&b.build_id)));
+        Ok(out)
+    }
+
+    /// Object keys of the entries that belong to `build_id` alone (pages, routes, per-build fetches).
+    pub async fn build_object_keys(&self, build_id: &str) -> Result<Vec<String>> {
+        let b = self.backends().await;
+        let mut out = Vec::new();
+        for folder in keys::build_folders(&self.cfg.prefix, build_id) {
+            out.extend(b.blobs.list(&folder).await?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes objects (batches of 1,000): a build's entries from [`Core::build_object_keys`], then its marker.
+    pub async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        self.backends().await.blobs.delete(keys).await
+    }
+
+    /// The markers of a build: registration, then "seeded".
+    pub fn build_marker_keys(&self, build_id: &str) -> Vec<String> {
+        vec![keys::seeded_marker_key(&self.cfg.prefix, build_id), keys::build_marker_key(&self.cfg.prefix, build_id)]
     }
 
     async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {

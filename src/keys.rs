@@ -3,7 +3,9 @@
 //! Object keys (always valid S3 keys, at most [`MAX_OBJECT_KEY`] bytes, injective):
 //! - `<prefix>/routes/<buildId>/k<enc(key)>`: APP_PAGE, APP_ROUTE, PAGES (incl. REDIRECT, notFound).
 //!   A new deployment never reads another build's HTML, which references that build's chunks.
-//! - `<prefix>/fetch/k<enc(key)>`: `fetch` and `unstable_cache` (shared across builds).
+//! - `<prefix>/fetch/k<enc(key)>`: `fetch` and `unstable_cache`, shared across builds (default), or
+//!   `<prefix>/fetch-builds/<buildId>/k<enc(key)>` with `shareFetchAcrossBuilds: false`.
+//! - `<prefix>/builds/<buildId>`: one marker per build (first seen, JSON), what `prune` orders by.
 //! - `<prefix>/image/k<enc(key)>`: the image optimizer's cache.
 //!
 //! `enc` percent-encodes every byte outside `[A-Za-z0-9_~/-]` (including `%` and `.`), so it is
@@ -59,17 +61,45 @@ pub fn sha256_hex(s: &str) -> String {
     out
 }
 
+fn enc_build(build_id: &str) -> String {
+    encode_component(build_id).replace('/', "%2F")
+}
+
 /// The folder under which `class` entries of `build_id` live.
-pub fn class_prefix(prefix: &str, build_id: &str, class: Class) -> String {
+pub fn class_prefix(prefix: &str, build_id: &str, class: Class, share_fetch: bool) -> String {
     match class {
-        Class::Route => format!("{prefix}/routes/{}/", encode_component(build_id).replace('/', "%2F")),
-        Class::Fetch => format!("{prefix}/fetch/"),
+        Class::Route => format!("{prefix}/routes/{}/", enc_build(build_id)),
+        Class::Fetch if share_fetch => format!("{prefix}/fetch/"),
+        Class::Fetch => format!("{prefix}/fetch-builds/{}/", enc_build(build_id)),
         Class::Image => format!("{prefix}/image/"),
     }
 }
 
+/// Every folder that holds entries of `build_id` alone (what `prune` deletes).
+pub fn build_folders(prefix: &str, build_id: &str) -> [String; 2] {
+    [class_prefix(prefix, build_id, Class::Route, true), class_prefix(prefix, build_id, Class::Fetch, false)]
+}
+
+/// Where build markers live.
+pub fn builds_prefix(prefix: &str) -> String {
+    format!("{prefix}/builds/")
+}
+
+pub fn build_marker_key(prefix: &str, build_id: &str) -> String {
+    format!("{}{}", builds_prefix(prefix), enc_build(build_id))
+}
+
+/// Written once a build's output has been seeded (the run-time seeding helper checks it).
+pub fn seeded_marker_key(prefix: &str, build_id: &str) -> String {
+    format!("{prefix}/seeded/{}", enc_build(build_id))
+}
+
 pub fn object_key(prefix: &str, build_id: &str, class: Class, key: &str) -> String {
-    let base = class_prefix(prefix, build_id, class);
+    object_key_with(prefix, build_id, class, key, true)
+}
+
+pub fn object_key_with(prefix: &str, build_id: &str, class: Class, key: &str, share_fetch: bool) -> String {
+    let base = class_prefix(prefix, build_id, class, share_fetch);
     let enc = encode_component(key);
     if enc.len() <= MAX_ENCODED {
         format!("{base}k{enc}")
@@ -144,6 +174,16 @@ mod tests {
         assert_ne!(object_key("fc", "b1", Class::Route, "/x"), object_key("fc", "b2", Class::Route, "/x"));
         assert_eq!(object_key("fc", "b1", Class::Fetch, "abc"), object_key("fc", "b2", Class::Fetch, "abc"));
         assert!(object_key("fc", "../b", Class::Route, "/x").starts_with("fc/routes/%2E%2E%2Fb/"));
+        // fetch entries per build when not shared, never under another build's folders
+        let own = object_key_with("fc", "b1", Class::Fetch, "abc", false);
+        assert_ne!(own, object_key_with("fc", "b2", Class::Fetch, "abc", false));
+        assert!(build_folders("fc", "b1").iter().any(|f| own.starts_with(f.as_str())));
+        assert!(!build_folders("fc", "b1")
+            .iter()
+            .any(|f| object_key("fc", "b1", Class::Fetch, "abc").starts_with(f.as_str())));
+        assert!(!build_folders("fc", "b")
+            .iter()
+            .any(|f| object_key("fc", "b2", Class::Route, "/x").starts_with(f.as_str())));
     }
 
     #[test]

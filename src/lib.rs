@@ -7,6 +7,7 @@ pub mod aws;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod doctor;
 pub mod entry;
 pub mod error;
 pub mod feed;

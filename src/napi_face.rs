@@ -189,6 +189,57 @@ impl From<crate::error::Result<()>> for OpResult {
     }
 }
 
+fn invalid_input(msg: String) -> OpResult {
+    OpResult { ok: false, code: Some("FLEETCACHE_INVALID_INPUT".into()), message: Some(msg) }
+}
+
+type SetParts = (Class, Option<Value>, Option<CacheControl>, Vec<String>);
+
+/// A `SetInput` → what the core stores; `Err` is the message of an invalid input.
+fn parts_of(mut input: SetInput) -> std::result::Result<SetParts, String> {
+    let value = to_value(&mut input).map_err(|e| e.reason.clone())?;
+    let class = Class::from_kind(input.class_kind.as_deref().or(input.kind.as_deref()));
+    let cache_control = if input.has_cache_control.unwrap_or(false) {
+        let revalidate = if input.revalidate_never.unwrap_or(false) {
+            Revalidate::Never
+        } else {
+            Revalidate::Seconds(input.revalidate_seconds.unwrap_or(0.0))
+        };
+        Some(CacheControl { revalidate, expire: input.expire })
+    } else {
+        None
+    };
+    Ok((class, value, cache_control, std::mem::take(&mut input.tags)))
+}
+
+/// The outcome of a seed write.
+#[napi(object)]
+pub struct SeedResult {
+    pub ok: bool,
+    /// This call wrote the object (false: it was there already, or `ok` is false).
+    pub written: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A build registered in the store.
+#[napi(object)]
+pub struct BuildEntry {
+    pub build_id: String,
+    /// First registered, ms since the epoch.
+    pub created_at: f64,
+}
+
+/// One finding of `doctor`.
+#[napi(object)]
+pub struct DoctorCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// How to fix it (absent when `ok`).
+    pub fix: Option<String>,
+}
+
 /// A value to store, flattened by `index.js` from Next's `IncrementalCacheValue`.
 #[napi(object)]
 pub struct SetInput {
@@ -424,31 +475,114 @@ impl NativeCache {
 
     /// Stores a value; resolves to an `OpResult`, never rejects.
     #[napi(catch_unwind, ts_return_type = "Promise<OpResult>")]
-    pub fn set<'e>(&self, env: &'e Env, key: String, mut input: SetInput) -> Result<PromiseRaw<'e, OpResult>> {
+    pub fn set<'e>(&self, env: &'e Env, key: String, input: SetInput) -> Result<PromiseRaw<'e, OpResult>> {
         let core = self.core.clone();
-        let value = match to_value(&mut input) {
-            Ok(v) => v,
-            Err(e) => {
-                let msg = e.reason.clone();
-                return env.spawn_future(async move {
-                    Ok(OpResult { ok: false, code: Some("FLEETCACHE_INVALID_INPUT".into()), message: Some(msg) })
-                });
+        match parts_of(input) {
+            Ok((class, value, cache_control, tags)) => {
+                env.spawn_future(
+                    async move { Ok(OpResult::from(core.set(key, class, value, cache_control, tags).await)) },
+                )
             }
-        };
-        let class = Class::from_kind(input.class_kind.as_deref().or(input.kind.as_deref()));
-        let cache_control = if input.has_cache_control.unwrap_or(false) {
-            let revalidate = if input.revalidate_never.unwrap_or(false) {
-                Revalidate::Never
-            } else {
-                Revalidate::Seconds(input.revalidate_seconds.unwrap_or(0.0))
-            };
-            Some(CacheControl { revalidate, expire: input.expire })
-        } else {
-            None
-        };
-        let tags = std::mem::take(&mut input.tags);
-        drop(input);
-        env.spawn_future(async move { Ok(OpResult::from(core.set(key, class, value, cache_control, tags).await)) })
+            Err(msg) => env.spawn_future(async move { Ok(invalid_input(msg)) }),
+        }
+    }
+
+    /// Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
+    /// `lastModified`; `written` tells whether this call wrote it. Never rejects.
+    #[napi(catch_unwind, ts_return_type = "Promise<SeedResult>")]
+    pub fn seed<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        input: SetInput,
+        last_modified: f64,
+    ) -> Result<PromiseRaw<'e, SeedResult>> {
+        let core = self.core.clone();
+        match parts_of(input) {
+            Ok((class, value, cache_control, tags)) => env.spawn_future(async move {
+                Ok(match core.seed(key, class, value, cache_control, tags, last_modified as i64).await {
+                    Ok(written) => SeedResult { ok: true, written, code: None, message: None },
+                    Err(e) => SeedResult {
+                        ok: false,
+                        written: false,
+                        code: Some(e.kind.code().into()),
+                        message: Some(e.context),
+                    },
+                })
+            }),
+            Err(msg) => env.spawn_future(async move {
+                let r = invalid_input(msg);
+                Ok(SeedResult { ok: false, written: false, code: r.code, message: r.message })
+            }),
+        }
+    }
+
+    /// Registers the build in force (`<prefix>/builds/<id>`); resolves to whether this call created it.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn register_build<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, bool>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { core.register_build().await.map_err(js_err) })
+    }
+
+    /// Registered builds, oldest first.
+    #[napi(catch_unwind, ts_return_type = "Promise<BuildEntry[]>")]
+    pub fn list_builds<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<BuildEntry>>> {
+        let core = self.core.clone();
+        env.spawn_future(async move {
+            let builds = core.list_builds().await.map_err(js_err)?;
+            Ok(builds
+                .into_iter()
+                .map(|b| BuildEntry { build_id: b.build_id, created_at: b.created_at as f64 })
+                .collect())
+        })
+    }
+
+    /// Object keys of the entries that belong to one build alone.
+    #[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
+    pub fn build_object_keys<'e>(&self, env: &'e Env, build_id: String) -> Result<PromiseRaw<'e, Vec<String>>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { core.build_object_keys(&build_id).await.map_err(js_err) })
+    }
+
+    /// Deletes objects by key (batches of 1,000).
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn delete_objects<'e>(&self, env: &'e Env, keys: Vec<String>) -> Result<PromiseRaw<'e, ()>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { core.delete_objects(&keys).await.map_err(js_err) })
+    }
+
+    /// The marker objects of a build (deleted last by `prune`).
+    #[napi]
+    pub fn build_marker_keys(&self, build_id: String) -> Vec<String> {
+        self.core.build_marker_keys(&build_id)
+    }
+
+    /// Claims the seeding of the build in force for `ms` across the fleet; false when it is
+    /// seeded already or another instance holds the claim.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn claim_seeding<'e>(&self, env: &'e Env, ms: f64) -> Result<PromiseRaw<'e, bool>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { core.claim_seeding(ms as i64).await.map_err(js_err) })
+    }
+
+    /// Records that the build in force has been seeded.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn mark_seeded<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        let core = self.core.clone();
+        env.spawn_future(async move { core.mark_seeded().await.map_err(js_err) })
+    }
+
+    /// Checks credentials, bucket, table and every permission the cache needs; never rejects.
+    #[napi(catch_unwind, ts_return_type = "Promise<DoctorCheck[]>")]
+    pub fn doctor<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<DoctorCheck>>> {
+        let cfg = self.core.cfg.clone();
+        env.spawn_future(async move {
+            Ok(crate::doctor::run(&cfg)
+                .await
+                .into_iter()
+                .map(|c| DoctorCheck { name: c.name, ok: c.ok, detail: c.detail, fix: c.fix })
+                .collect())
+        })
     }
 
     /// Records a revalidation (`expire` seconds: undefined/0 = now, N = stale now, expired in N s).

@@ -1,0 +1,50 @@
+'use strict'
+// Run-time seeding, for platforms without a deploy step: call `register()` from the app's
+// `instrumentation.js`. On each instance's start it checks whether this build was seeded; if
+// not, one instance of the fleet claims the job (a lease in DynamoDB) and seeds in the
+// background, while every instance — the seeder included — starts serving at once. If the
+// seeder dies, its claim lapses (`claimMs`, default 10 min) and the next instance to start
+// takes over; a seed that already ran writes nothing.
+//
+//   // instrumentation.js
+//   export async function register() {
+//     if (process.env.NEXT_RUNTIME === 'nodejs') {
+//       await (await import('fleetcache/instrumentation')).register({ distDir: '.next' })
+//     }
+//   }
+
+const fs = require('node:fs')
+const path = require('node:path')
+
+/**
+ * Starts seeding this build's output if no instance has (see above). Resolves at once, to
+ * `{ done }`: a promise of the seed report, or `null` when this instance did not seed.
+ * `options` are the cache handler's; `distDir` defaults to `.next` (or `FLEETCACHE_DIST_DIR`).
+ */
+async function register({ distDir, options, claimMs = 600_000, log = console.log } = {}) {
+  if (process.env.NEXT_RUNTIME && process.env.NEXT_RUNTIME !== 'nodejs') return { done: Promise.resolve(null) }
+  if (process.env.NEXT_PHASE === 'phase-production-build') return { done: Promise.resolve(null) }
+  const dir = path.resolve(distDir || process.env.FLEETCACHE_DIST_DIR || '.next')
+  const done = (async () => {
+    let buildId
+    try {
+      buildId = fs.readFileSync(path.join(dir, 'BUILD_ID'), 'utf8').trim()
+    } catch {
+      log(`[fleetcache] run-time seeding skipped: no BUILD_ID in ${dir} (pass distDir)`)
+      return null
+    }
+    const fc = require('./index.js')
+    const core = fc._coreFor({ ...(options || {}), buildId, feedIntervalMs: 0 })
+    if (!(await core.claimSeeding(claimMs))) return null
+    log(`[fleetcache] seeding build ${buildId} from ${dir} (this instance won the claim)`)
+    const report = await fc.seed(dir, options, { progress: false })
+    log(`[fleetcache] seeded build ${buildId}: ${report.written} written, ${report.existing} already there, ${report.failed.length} failed`)
+    return report
+  })().catch((err) => {
+    log(`[fleetcache] run-time seeding failed (the fleet serves on; pages render on first request): ${err && err.message}`)
+    return null
+  })
+  return { done }
+}
+
+module.exports = { register }
