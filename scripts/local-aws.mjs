@@ -18,6 +18,7 @@ const localDir = path.join(root, '.local')
 const venv = path.join(localDir, 'venv')
 const stateFile = path.join(localDir, 'moto.json')
 export const MOTO_SPEC = 'moto[server,s3,dynamodb]>=5.1,<6'
+export const venvPython = path.join(venv, 'bin', 'python')
 
 function log(msg) {
   console.log(`[local-aws] ${msg}`)
@@ -74,11 +75,15 @@ export function awsEnv(endpoint) {
   }
 }
 
-/** Starts a moto server on a free loopback port; `stop()` ends it. */
-export async function startLocalAws({ port, quiet = true } = {}) {
+/**
+ * Starts a moto server on a free loopback port; `stop()` ends it. `env` adds to its environment
+ * (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`, after which moto enforces IAM policies).
+ */
+export async function startLocalAws({ port, quiet = true, env } = {}) {
   const bin = installMoto()
   port = port || (await freePort())
   const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
+    env: { ...process.env, ...env },
     stdio: quiet ? 'ignore' : 'inherit',
     detached: true,
   })

@@ -42,7 +42,10 @@ export async function buildApp(env, dir = appDir, quiet = process.env.FLEETCACHE
   if (status !== 0) throw new Error(`next build failed in ${dir}`)
 }
 
-/** `next start` on 127.0.0.1:port; resolves once it answers. */
+/**
+ * `next start` on 127.0.0.1:port; resolves once it answers. Readiness is probed with a GET of a
+ * POST-only route handler (405, never cached), so no page is requested before the caller does.
+ */
 export async function startApp(port, env, dir = appDir, quiet = true) {
   const child = spawn(process.execPath, [nextBin(dir), 'start', '-H', '127.0.0.1', '-p', String(port)], {
     cwd: dir,
@@ -55,7 +58,7 @@ export async function startApp(port, env, dir = appDir, quiet = true) {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`next start on ${port} exited with ${child.exitCode}`)
     try {
-      if ((await fetch(`${url}/api/cached`)).status < 500) break
+      if ((await fetch(`${url}/api/revalidate`)).status < 500) break
     } catch {}
     if (Date.now() > until) throw new Error(`next start on ${port} did not answer`)
     await new Promise((r) => setTimeout(r, 250))
@@ -75,11 +78,28 @@ export async function startApp(port, env, dir = appDir, quiet = true) {
   }
 }
 
+/** Runs the `fleetcache` command; resolves to its JSON report (it is run with `--json`). */
+export async function fleetcacheCli(args, env) {
+  const child = spawn(process.execPath, [path.join(root, 'cli.js'), ...args, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  const code = await new Promise((r) => child.once('exit', r))
+  try {
+    return { code, report: JSON.parse(out), stderr: err }
+  } catch {
+    throw new Error(`fleetcache ${args.join(' ')} exited ${code}: ${out}\n${err}`)
+  }
+}
+
 /** GET a page: status, x-nextjs-cache, and the `id="stamp"` text (or JSON stamp). */
 export async function request(base, p, init) {
   const r = await fetch(`${base}${p}`, { redirect: 'manual', ...init })
   const text = await r.text()
   let stamp = (/id="stamp">([^<]*)</.exec(text) || [])[1]
   if (stamp === undefined) try { stamp = JSON.parse(text).stamp } catch {}
-  return { status: r.status, cache: r.headers.get('x-nextjs-cache') || '-', stamp, location: r.headers.get('location') }
+  // Which build rendered it: the app layout's footer, else the stamp's prefix (pages router, API).
+  const variant = (/id="variant">([^<]*)</.exec(text) || [])[1] ?? (typeof stamp === 'string' ? stamp.split(' ')[0] : undefined)
+  return { status: r.status, cache: r.headers.get('x-nextjs-cache') || '-', stamp, variant, location: r.headers.get('location'), text }
 }

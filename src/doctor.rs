@@ -156,8 +156,15 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     let objects_arn = format!("arn:aws:s3:::{bucket}/{}/*", cfg.prefix);
     let table_arn = format!("arn:aws:dynamodb:{region}:<account>:table/{table}");
 
-    // Bucket.
-    let bucket_ok = match s3.head_bucket().bucket(bucket).send().await {
+    // Bucket: a one-key listing (needs only s3:ListBucket, as HeadBucket does on AWS).
+    let bucket_ok = match s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("{}/", cfg.prefix))
+        .max_keys(1)
+        .send()
+        .await
+    {
         Ok(_) => {
             checks.push(ok("bucket", format!("`{bucket}` exists and is reachable")));
             true
@@ -169,8 +176,8 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
                     format!("bucket `{bucket}` does not exist"),
                     format!("create it: aws s3api create-bucket --bucket {bucket} (or deploy examples/aws/cloudformation.yaml), or point FLEETCACHE_BUCKET at an existing bucket"),
                 ),
-                Failure::Denied(t) => bad("bucket", format!("HeadBucket on `{bucket}` denied: {t}"), denied_fix("s3:ListBucket", &bucket_arn)),
-                Failure::Other(t) => bad("bucket", format!("HeadBucket on `{bucket}` failed: {t}"), "check the region, endpoint and network path to S3"),
+                Failure::Denied(t) => bad("bucket", format!("listing `{bucket}` denied: {t}"), denied_fix("s3:ListBucket", &bucket_arn)),
+                Failure::Other(t) => bad("bucket", format!("listing `{bucket}` failed: {t}"), "check the region, endpoint and network path to S3"),
             });
             false
         }

@@ -83,3 +83,12 @@ async fn feed_scenarios_on_s3_and_dynamodb() {
     let (a, b, clock) = two_cores(&ep).await;
     common::feed_scenarios(&a, &b, &clock, "aws").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_scenarios_on_s3_and_dynamodb() {
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
+    let (a, b, clock) = two_cores(&ep).await;
+    common::deploy_scenarios(&a, &b, &clock, "aws").await;
+}

@@ -40,6 +40,16 @@ async fn feed_on_memory_backends() {
     feed_scenarios(&a, &b, &clock, "mem").await;
 }
 
+#[tokio::test]
+async fn deploy_on_memory_backends() {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let a = core_with(clock.clone(), blobs.clone(), tags.clone());
+    let b = core_with(clock.clone(), blobs, tags);
+    deploy_scenarios(&a, &b, &clock, "mem").await;
+}
+
 #[test]
 fn pages_router_key_paths() {
     assert_eq!(

@@ -2,7 +2,10 @@
 // the reference — driven over real HTTP. Two fleetcache instances share one bucket and table.
 // `next16.e2e.mjs` and `next15.e2e.mjs` run it on each Next version.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { installApp, buildApp, startApp, request } from '../../scripts/next-fleet.mjs'
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { installApp, buildApp, startApp, request, fleetcacheCli } from '../../scripts/next-fleet.mjs'
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { fc } from '../helpers.mjs'
 
@@ -15,11 +18,11 @@ export function endToEnd({ name, dir, next16, port: basePort }) {
 const port = basePort + Number(process.env.FLEETCACHE_E2E_PORT_OFFSET || 0)
 describe.skipIf(!ep)(`${name} end to end`, () => {
   const run = Date.now().toString(36)
-  let data, A, B, R
+  let data, A, B, R, S, base
   beforeAll(async () => {
     installApp(dir)
     data = await startDataServer(4600 + Math.floor(Math.random() * 300))
-    const base = {
+    base = {
       ...process.env,
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
@@ -32,14 +35,16 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     }
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
     await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1' }).ensureResources()
-    await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e' }, dir)
+    await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e', NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v1' }, dir)
     await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
     A = await startApp(port, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'A' }, dir)
     B = await startApp(port + 1, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'B' }, dir)
+    // A's build registers itself with its first handler (what `prune` orders builds by).
+    await request(A.url, '/items/3')
     R = await startApp(port + 2, { ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
   }, 600_000)
   afterAll(async () => {
-    await Promise.all([A, B, R].filter(Boolean).map((i) => i.stop()))
+    await Promise.all([A, B, R, S].filter(Boolean).map((i) => i.stop()))
     if (data) await data.close()
   })
 
@@ -163,6 +168,114 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     expect(a.status).toBe(r.status)
     expect(a.location).toBe(r.location)
     expect((await request(A.url, '/nf')).status).toBe((await request(R.url, '/nf')).status)
+  })
+
+  // ---- deploy: seed, two builds side by side, concurrent seeds, run-time seeding, prune --------
+  // A second build of the same app with different content ('v2'), seeded, served by S.
+  const seedDist = '.next-seed'
+  const seedEnv = () => ({ ...base, FLEETCACHE_E2E_DIST: seedDist, NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v2' })
+
+  it('next build, fleetcache seed, next start: the first request to every prerendered route is a HIT with the build\'s body', async () => {
+    await buildApp(seedEnv(), dir)
+    const out = path.join(dir, seedDist)
+    const first = await fleetcacheCli(['seed', out], seedEnv())
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.report.failed).toEqual([])
+    expect(first.report.written).toBe(first.report.total)
+    S = await startApp(port + 3, { ...seedEnv(), FLEETCACHE_DEMO_INSTANCE: 'S' }, dir)
+
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'prerender-manifest.json'), 'utf8'))
+    const notFound = new Set(manifest.notFoundRoutes || [])
+    const routes = Object.keys(manifest.routes)
+    // app and pages router, static and from generateStaticParams / getStaticPaths
+    for (const p of ['/', '/isr', '/items/1', '/items/2', '/api/cached', '/ssg', '/posts/1']) expect(routes).toContain(p)
+    for (const p of routes) {
+      const info = manifest.routes[p]
+      const r = await request(S.url, p)
+      expect(r.cache, `${p}: first request`).toBe('HIT')
+      expect(r.status, p).toBe(notFound.has(p) ? 404 : info.initialStatus || 200)
+      if (notFound.has(p)) continue
+      const page = p === '/' ? '/index' : p
+      const file = info.dataRoute === null
+        ? path.join(out, 'server', 'app', `${page}.body`)
+        : path.join(out, 'server', info.dataRoute.endsWith('.json') ? 'pages' : 'app', `${page}.html`)
+      expect(r.text, `${p}: the body the build produced`).toBe(fs.readFileSync(file, 'utf8'))
+    }
+    expect((await request(S.url, '/isr')).variant).toBe('v2')
+  }, 600_000)
+
+  it('seeding twice writes nothing the second time', async () => {
+    const again = await fleetcacheCli(['seed', path.join(dir, seedDist)], seedEnv())
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.report.written).toBe(0)
+    expect(again.report.existing).toBe(again.report.total)
+  })
+
+  it('two builds on one bucket and table never serve each other\'s pages', async () => {
+    const paths = ['/', '/isr', '/items/1', '/items/40', '/posts/1', '/posts/41', '/ssg', '/api/cached', '/fetch-tags', '/cached-fn']
+    const check = async () => {
+      for (const p of paths) {
+        for (const [inst, variant] of [[A, 'v1'], [B, 'v1'], [S, 'v2']]) {
+          const r = await request(inst.url, p)
+          expect(r.status, `${p} on ${inst.port}`).toBe(200)
+          expect(r.variant, `${p} on ${inst.port}`).toBe(variant)
+        }
+      }
+    }
+    await check()
+    // Tags are shared by every build: a revalidation reaches both, and each re-renders its own.
+    await request(A.url, '/api/revalidate?path=/items/40', { method: 'POST' })
+    await request(S.url, '/api/revalidate?tag=posts', { method: 'POST' })
+    await sleep(BOUND)
+    await check()
+  })
+
+  it('two concurrent seeds produce one consistent copy', async () => {
+    const env = { ...seedEnv(), FLEETCACHE_PREFIX: `concurrent-${run}` }
+    const out = path.join(dir, seedDist)
+    const [x, y] = await Promise.all([fleetcacheCli(['seed', out, '--concurrency', '2'], env), fleetcacheCli(['seed', out, '--concurrency', '2'], env)])
+    expect([x.code, y.code]).toEqual([0, 0])
+    expect(x.report.failed.concat(y.report.failed)).toEqual([])
+    expect(x.report.written + y.report.written).toBe(x.report.total)
+    const z = await fleetcacheCli(['seed', out], env)
+    expect(z.report.written).toBe(0)
+    expect(z.report.existing).toBe(z.report.total)
+  })
+
+  it('run-time seeding (instrumentation register()): exactly one of several starting instances seeds, the others go on at once', async () => {
+    const env = { ...seedEnv(), FLEETCACHE_PREFIX: `runtime-${run}` }
+    const script = `
+      const t = Date.now()
+      require(${JSON.stringify(path.resolve('runtime-seed.js'))}).register({ distDir: ${JSON.stringify(path.join(dir, seedDist))}, log: () => {} })
+        .then(async ({ done }) => { const returnedIn = Date.now() - t; const r = await done; console.log(JSON.stringify({ returnedIn, seeded: r && r.written })) })`
+    const runOne = () => new Promise((resolve) => {
+      const c = spawn(process.execPath, ['-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+      let out = ''
+      c.stdout.on('data', (d) => (out += d))
+      c.once('exit', () => resolve(JSON.parse(out)))
+    })
+    const results = await Promise.all([runOne(), runOne(), runOne()])
+    const seeders = results.filter((r) => r.seeded !== undefined && r.seeded !== null)
+    expect(seeders.length).toBe(1)
+    expect(seeders[0].seeded).toBeGreaterThan(0)
+    // Later starts find the build seeded and do nothing.
+    expect((await runOne()).seeded).toBeNull()
+  })
+
+  it('prune --keep 1 leaves only the newest build\'s entries', async () => {
+    const core = fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 })
+    const oldId = fs.readFileSync(path.join(dir, '.next-e2e', 'BUILD_ID'), 'utf8').trim()
+    const newId = fs.readFileSync(path.join(dir, seedDist, 'BUILD_ID'), 'utf8').trim()
+    expect((await core.listBuilds()).map((b) => b.buildId)).toEqual([oldId, newId])
+    const kept = (await core.buildObjectKeys(newId)).length
+    expect((await core.buildObjectKeys(oldId)).length).toBeGreaterThan(0)
+    const r = await fleetcacheCli(['prune', '--keep', '1'], { ...base })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.report.pruned.map((p) => p.buildId)).toEqual([oldId])
+    expect(await core.buildObjectKeys(oldId)).toEqual([])
+    expect((await core.buildObjectKeys(newId)).length).toBe(kept)
+    expect((await core.listBuilds()).map((b) => b.buildId)).toEqual([newId])
+    expect((await request(S.url, '/isr')).variant).toBe('v2')
   })
 })
 }

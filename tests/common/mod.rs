@@ -208,3 +208,78 @@ pub fn clock_now(c: &MockClock) -> i64 {
     use fleetcache::clock::Clock;
     c.now_ms()
 }
+
+/// Deploy tools on two instances running two different builds of one app on shared stores:
+/// seeding (conditional, keeps the build's own time), namespacing, shared tags, build registry,
+/// pruning.
+pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
+    let (x1, x2) = (format!("{ns}-build-1"), format!("{ns}-build-2"));
+    assert_eq!(a.adopt_build_id(&x1), x1);
+    assert_eq!(b.adopt_build_id(&x2), x2);
+    assert!(a.register_build().await.unwrap(), "first registration writes the marker");
+    assert!(!a.register_build().await.unwrap(), "a second one does not");
+    clock.advance(1_000);
+    assert!(b.register_build().await.unwrap());
+
+    let key = format!("/route-cache/APP_PAGE/abc/$/{ns}/seeded");
+    let tag = format!("{ns}-seed-tag");
+    let built_at = clock_now(clock) - 5_000;
+    async fn seed_page(core: &Core, key: &str, tag: &str, html: &str, at: i64) -> bool {
+        core.seed(key.into(), Class::Route, Some(page_value(html)), cc(60.0), vec![tag.into()], at).await.unwrap()
+    }
+    assert!(seed_page(a, &key, &tag, "build 1", built_at).await, "the first seed writes");
+    assert!(!seed_page(a, &key, &tag, "build 1, again", built_at).await, "a second seed writes nothing");
+    match a.get(&req(&key)).await {
+        Lookup::Hit { entry, last_modified, .. } => {
+            assert_eq!(entry.value, Some(page_value("build 1")));
+            assert_eq!(last_modified, built_at, "a seeded entry keeps the build's time");
+        }
+        Lookup::Miss => panic!("a seeded entry is a hit"),
+    }
+    // The other build does not see it, and seeds its own.
+    assert!(matches!(b.get(&req(&key)).await, Lookup::Miss), "build 2 never serves build 1's page");
+    assert!(seed_page(b, &key, &tag, "build 2", built_at).await);
+    match b.get(&req(&key)).await {
+        Lookup::Hit { entry, .. } => assert_eq!(entry.value, Some(page_value("build 2"))),
+        Lookup::Miss => panic!("build 2's own seed is a hit"),
+    }
+    a.clear_memory();
+    match a.get(&req(&key)).await {
+        Lookup::Hit { entry, .. } => assert_eq!(entry.value, Some(page_value("build 1"))),
+        Lookup::Miss => panic!("build 1 still serves its own page"),
+    }
+
+    // fetch entries are shared by both builds (the default)
+    let fkey = format!("{ns}fetchkey");
+    let fetch = Value::Fetch {
+        headers_json: "{}".into(),
+        body: "shared".into(),
+        status: 200.0,
+        url: "https://example.com".into(),
+        revalidate: 60.0,
+        tags: None,
+    };
+    a.set(fkey.clone(), Class::Fetch, Some(fetch), None, vec![]).await.unwrap();
+    let freq = GetRequest { key: fkey, kind: Some("FETCH".into()), revalidate: Some(60.0), ..Default::default() };
+    assert!(matches!(b.get(&freq).await, Lookup::Hit { .. }), "fetch entries are shared across builds");
+
+    // A revalidation on one build reaches the other's entries.
+    clock.advance(10);
+    a.revalidate_tags(std::slice::from_ref(&tag), None).await.unwrap();
+    b.clear_memory();
+    assert!(matches!(b.get(&req(&key)).await, Lookup::Miss), "tags apply to every build");
+
+    // The registry, oldest first; pruning build 1 leaves build 2's entries alone.
+    let ids: Vec<String> = a.list_builds().await.unwrap().into_iter().map(|b| b.build_id).collect();
+    assert_eq!(ids, vec![x1.clone(), x2.clone()]);
+    let old = a.build_object_keys(&x1).await.unwrap();
+    assert_eq!(old, vec![a.object_key(Class::Route, &key)]);
+    let kept = b.build_object_keys(&x2).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    a.delete_objects(&old).await.unwrap();
+    a.delete_objects(&a.build_marker_keys(&x1)).await.unwrap();
+    assert!(a.build_object_keys(&x1).await.unwrap().is_empty());
+    assert_eq!(b.build_object_keys(&x2).await.unwrap(), kept);
+    let ids: Vec<String> = a.list_builds().await.unwrap().into_iter().map(|b| b.build_id).collect();
+    assert_eq!(ids, vec![x2]);
+}

@@ -1,8 +1,9 @@
+import { VARIANT } from '../lib/data'
 export const metadata = { title: 'fleetcache example' }
 export default function RootLayout({ children }) {
   return (
     <html lang="en">
-      <body style={{ fontFamily: 'system-ui', margin: '2rem' }}>{children}</body>
+      <body style={{ fontFamily: 'system-ui', margin: '2rem' }}>{children}<footer>build <span id="variant">{VARIANT}</span></footer></body>
     </html>
   )
 }
