@@ -6,7 +6,8 @@
 import { createRequire } from 'node:module'
 import { startLocalAws } from './local-aws.mjs'
 import { startDataServer } from './data-server.mjs'
-import { installApp, buildApp, startApp, request } from './next-fleet.mjs'
+import path from 'node:path'
+import { installApp, buildApp, startApp, request, appDir, fleetcacheCli } from './next-fleet.mjs'
 
 const once = process.argv.includes('--once')
 const PORTS = [Number(process.env.DEMO_PORT_1) || 3001, Number(process.env.DEMO_PORT_2) || 3002]
@@ -59,21 +60,32 @@ try {
   say(bold('\nBuilding the example app (next build)…'))
   await buildApp(env)
 
+  say(bold('\nSeeding the build\'s prerendered pages into S3 (npx fleetcache seed .next)…'))
+  const seeded = await fleetcacheCli(['seed', path.join(appDir, '.next')], env)
+  if (seeded.code !== 0) throw new Error(`fleetcache seed failed: ${seeded.stderr}`)
+  say(`   build ${seeded.report.buildId}: ${seeded.report.written} entries written, ${seeded.report.existing} already there`)
+
   say(bold(`\nStarting two instances: http://127.0.0.1:${PORTS[0]} and http://127.0.0.1:${PORTS[1]}`))
   for (const [i, port] of PORTS.entries()) {
     instances.push(await startApp(port, { ...env, FLEETCACHE_DEMO_INSTANCE: String(i + 1) }))
   }
 
   const [p1, p2] = PORTS
-  say(bold('\n1. /isr on instance 1 renders it once and stores it in S3; instance 2 serves the same page from the shared store'))
+  say(bold('\n1. Right after the deploy, the prerendered /isr is a HIT on the very first request to each instance (seeded from the build)'))
   let a = await page(p1, '/isr')
   let b2 = await page(p2, '/isr')
   say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}`)
-  say(`   instance 2: ${b2.cache.padEnd(5)} stamp ${b2.stamp}   ${a.stamp === b2.stamp ? '← same page' : '← differs!'}`)
-  b2 = await page(p2, '/isr')
-  say(`   instance 2 again: ${b2.cache} (from its memory, no network)`)
+  say(`   instance 2: ${b2.cache.padEnd(5)} stamp ${b2.stamp}   ${a.stamp === b2.stamp ? '← the page `next build` rendered' : '← differs!'}`)
 
-  say(bold(`\n2. revalidatePath('/isr') on instance 1 only (POST /api/revalidate?path=/isr)`))
+  say(bold('\n2. /items/5 is not prerendered: instance 1 renders it once and stores it in S3; instance 2 serves the same page'))
+  const i1 = await page(p1, '/items/5')
+  let i2 = await page(p2, '/items/5')
+  say(`   instance 1: ${i1.cache.padEnd(5)} stamp ${i1.stamp}`)
+  say(`   instance 2: ${i2.cache.padEnd(5)} stamp ${i2.stamp}   ${i1.stamp === i2.stamp ? '← same page, from the shared store' : '← differs!'}`)
+  i2 = await page(p2, '/items/5')
+  say(`   instance 2 again: ${i2.cache} (from its memory, no network)`)
+
+  say(bold(`\n3. revalidatePath('/isr') on instance 1 only (POST /api/revalidate?path=/isr)`))
   await fetch(`http://127.0.0.1:${p1}/api/revalidate?path=/isr`, { method: 'POST' })
   await new Promise((r) => setTimeout(r, 400))
   b2 = await page(p2, '/isr')
@@ -82,7 +94,7 @@ try {
   a = await page(p1, '/isr')
   say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}   ${a.stamp === b2.stamp ? '← the page instance 2 rendered, announced through the feed and loaded from S3' : ''}`)
 
-  say(bold(`\n3. revalidateTag('posts', 'max') on instance 2: instance 1 serves /fetch-tags STALE once, then the new data`))
+  say(bold(`\n4. revalidateTag('posts', 'max') on instance 2: instance 1 serves /fetch-tags STALE once, then the new data`))
   const f0 = await page(p1, '/fetch-tags')
   await page(p2, '/fetch-tags')
   await fetch(`http://127.0.0.1:${p2}/api/revalidate?tag=posts&profile=max`, { method: 'POST' })
