@@ -434,64 +434,8 @@ function stats(options) {
   return coreFor(validateOptions(options), undefined).stats()
 }
 
-// ---- deploy tools: seed, prune, doctor ------------------------------------------------------
-
-/**
- * Puts the prerendered output of `distDir` (default `.next`) into the shared store; see seed.js.
- * Resolves to `{ buildId, total, written, existing, failed, skipped }`.
- */
-async function seed(distDir, options, tool = {}) {
-  const base = validateOptions(options)
-  return require('./seed.js').seed(distDir || '.next', base, {
-    ...tool,
-    toInput,
-    coreFor: (o) => coreFor(o, undefined),
-  })
-}
-
-/**
- * Deletes the entries of every registered build but the newest `keep`, in batches, then their
- * markers. `dryRun` lists what would go. Resolves to `{ kept: [...], pruned: [{buildId, objects}] }`.
- */
-async function prune({ keep, dryRun = false, progress } = {}, options) {
-  if (!Number.isInteger(keep) || keep < 1) {
-    throw new FleetCacheError('FLEETCACHE_CONFIG', `keep must be an integer ≥ 1, got ${JSON.stringify(keep)}`)
-  }
-  const core = coreFor(validateOptions(options), undefined)
-  try {
-    const builds = await core.listBuilds()
-    const doomed = builds.slice(0, Math.max(0, builds.length - keep))
-    const report = { kept: builds.slice(doomed.length), pruned: [] }
-    for (const b of doomed) {
-      const keys = await core.buildObjectKeys(b.buildId)
-      const tick = progress === false ? () => {} : (progress || require('./seed.js').progressReporter)(keys.length, process.stderr, `prune ${b.buildId}`)
-      tick(0, 0)
-      if (!dryRun) {
-        for (let i = 0; i < keys.length; i += 1000) {
-          const chunk = keys.slice(i, i + 1000)
-          await core.deleteObjects(chunk)
-          tick(i + chunk.length, i + chunk.length)
-        }
-        await core.deleteObjects(core.buildMarkerKeys(b.buildId))
-      }
-      report.pruned.push({ buildId: b.buildId, createdAt: b.createdAt, objects: keys.length })
-    }
-    return report
-  } catch (err) {
-    throw err instanceof FleetCacheError ? err : fromNative(err)
-  }
-}
-
-/** Checks credentials, bucket, table and permissions: `[{ name, ok, detail, fix? }]`. */
-async function doctor(options) {
-  return coreFor(validateOptions({ ...options, feedIntervalMs: 0 }), undefined).doctor()
-}
-
 module.exports = {
   createCacheHandler,
-  seed,
-  prune,
-  doctor,
   pathsForTags,
   pagesRouterPaths,
   pathOfKey: (key) => binding.pathOfKey(String(key)) ?? null,
@@ -500,4 +444,6 @@ module.exports = {
   // for tests and tools
   _coreFor: (options, serverDistDir) => coreFor(validateOptions(options), serverDistDir),
   _toInput: toInput,
+  _validateOptions: validateOptions,
+  _fromNative: fromNative,
 }

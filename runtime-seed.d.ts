@@ -1,5 +1,5 @@
 import type { Options } from './binding'
-import type { SeedReport } from './index'
+import type { SeedReport } from './tools'
 
 /**
  * `fleetcache/instrumentation`: call from the app's `instrumentation.js` `register()`. Resolves

@@ -34,11 +34,10 @@ async function register({ distDir, options, claimMs = 600_000, log = console.log
       log(`[fleetcache] run-time seeding skipped: no BUILD_ID in ${dir} (pass distDir)`)
       return null
     }
-    const fc = require('./index.js')
-    const core = fc._coreFor({ ...(options || {}), buildId, feedIntervalMs: 0 })
+    const core = require('./index.js')._coreFor({ ...(options || {}), buildId, feedIntervalMs: 0 })
     if (!(await core.claimSeeding(claimMs))) return null
     log(`[fleetcache] seeding build ${buildId} from ${dir} (this instance won the claim)`)
-    const report = await fc.seed(dir, options, { progress: false })
+    const report = await require('./tools.js').seed(dir, options, { progress: false })
     log(`[fleetcache] seeded build ${buildId}: ${report.written} written, ${report.existing} already there, ${report.failed.length} failed`)
     return report
   })().catch((err) => {

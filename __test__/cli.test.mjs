@@ -1,0 +1,106 @@
+// The `fleetcache` command's argument handling and the build-output reader, without a server.
+import { describe, it, expect } from 'vitest'
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const root = path.resolve(import.meta.dirname, '..')
+const { normalizePagePath, readBuild } = require('../seed.js')
+
+const cli = (...args) => spawnSync(process.execPath, [path.join(root, 'cli.js'), ...args], {
+  encoding: 'utf8',
+  env: { PATH: process.env.PATH, FLEETCACHE_BACKEND: 'memory' },
+})
+
+describe('fleetcache command', () => {
+  it('bad usage exits 2 and names the problem', () => {
+    let r = cli('prune')
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/prune needs --keep N/)
+    r = cli('prune', '--keep', '0')
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/--keep must be an integer ≥ 1, got "0"/)
+    r = cli('frobnicate')
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/unknown command "frobnicate"/)
+    r = cli('seed', '--bogus')
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/unknown option --bogus/)
+    expect(cli().status).toBe(2)
+    expect(cli('--help').stdout).toMatch(/fleetcache seed \[distDir\]/)
+  })
+
+  it('seed of a directory without a build says what to do', () => {
+    const r = cli('seed', path.join(os.tmpdir(), 'no-such-build'))
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/holds no BUILD_ID: run `next build` first/)
+  })
+
+  it('a bad store option is reported by doctor, not thrown', () => {
+    const r = spawnSync(process.execPath, [path.join(root, 'cli.js'), 'doctor'], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    expect(r.status).toBe(1)
+    expect(r.stdout).toMatch(/FAIL config: .*bucket/)
+  })
+
+  it('seeds a minimal build into the memory backend, and reports what it skipped', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-build-'))
+    fs.writeFileSync(path.join(dir, 'BUILD_ID'), 'b1\n')
+    fs.mkdirSync(path.join(dir, 'server', 'app'), { recursive: true })
+    fs.mkdirSync(path.join(dir, 'server', 'pages'), { recursive: true })
+    fs.writeFileSync(path.join(dir, 'prerender-manifest.json'), JSON.stringify({
+      routes: {
+        '/': { initialRevalidateSeconds: 60, initialExpireSeconds: 600, srcRoute: '/', dataRoute: '/index.rsc' },
+        '/api/x': { initialRevalidateSeconds: false, srcRoute: '/api/x', dataRoute: null },
+        '/p': { initialRevalidateSeconds: 10, srcRoute: null, dataRoute: '/_next/data/b1/p.json' },
+        '/gone': { initialRevalidateSeconds: 10, srcRoute: null, dataRoute: '/_next/data/b1/gone.json' },
+        '/lazy': { initialRevalidateSeconds: 10, srcRoute: '/lazy', dataRoute: '/lazy.rsc' },
+      },
+      notFoundRoutes: ['/gone'],
+    }))
+    const app = path.join(dir, 'server', 'app')
+    fs.writeFileSync(path.join(app, 'index.html'), '<html>home</html>')
+    fs.writeFileSync(path.join(app, 'index.rsc'), 'rsc')
+    fs.writeFileSync(path.join(app, 'index.meta'), JSON.stringify({
+      headers: { 'x-next-cache-tags': '_N_T_/layout' },
+      segmentPaths: ['/_tree'],
+      routeCache: { key: '/route-cache/APP_PAGE/abc/$/index', isFallback: false },
+    }))
+    fs.mkdirSync(path.join(app, 'index.segments'))
+    fs.writeFileSync(path.join(app, 'index.segments', '_tree.segment.rsc'), 'tree')
+    fs.mkdirSync(path.join(app, 'api'))
+    fs.writeFileSync(path.join(app, 'api', 'x.body'), '{"ok":1}')
+    fs.writeFileSync(path.join(app, 'api', 'x.meta'), JSON.stringify({ status: 200, headers: { 'content-type': 'application/json' } }))
+    fs.writeFileSync(path.join(dir, 'server', 'pages', 'p.html'), '<p>p</p>')
+    fs.writeFileSync(path.join(dir, 'server', 'pages', 'p.json'), '{"pageProps":{},"__N_SSG":true}')
+
+    const build = readBuild(dir)
+    expect(build.buildId).toBe('b1')
+    const byPath = Object.fromEntries(build.entries.map((e) => [e.path, e]))
+    expect(byPath['/'].key).toBe('/route-cache/APP_PAGE/abc/$/index') // the key the build recorded
+    expect(byPath['/api/x'].key).toBe('/api/x') // no record: the bare-path style of older versions
+    expect(byPath['/gone'].key).toMatch(/^\/route-cache\/PAGES\/[0-9a-f]{64}\/\$\/gone$/)
+    expect(build.skipped.map((s) => s.path)).toEqual(['/lazy'])
+    const home = byPath['/'].load()
+    expect(home.cacheControl).toEqual({ revalidate: 60, expire: 600 })
+    expect(home.value.segmentData.get('/_tree').toString()).toBe('tree')
+    expect(Buffer.isBuffer(home.value.rscData)).toBe(true)
+    expect(byPath['/api/x'].load().cacheControl).toEqual({ revalidate: false })
+    expect(byPath['/gone'].load().value).toBeNull()
+
+    const r = spawnSync(process.execPath, [path.join(root, 'cli.js'), 'seed', dir, '--json'], { encoding: 'utf8', env: { PATH: process.env.PATH, FLEETCACHE_BACKEND: 'memory' } })
+    expect(r.status, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout)
+    expect(report).toMatchObject({ buildId: 'b1', total: 4, written: 4, existing: 0, failed: [] })
+    expect(r.stderr).toMatch(/seed: 4\/4 \(4 written\)/) // plain progress lines off a terminal
+  })
+
+  it("normalizePagePath matches Next's", () => {
+    expect(normalizePagePath('/')).toBe('/index')
+    expect(normalizePagePath('/index')).toBe('/index/index')
+    expect(normalizePagePath('/index/x')).toBe('/index/index/x')
+    expect(normalizePagePath('/a/b')).toBe('/a/b')
+  })
+})

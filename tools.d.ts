@@ -1,0 +1,36 @@
+// `fleetcache/tools`: the functions behind the `fleetcache` command.
+import type { Options, DoctorCheck, BuildEntry } from './binding'
+
+/** What `seed` did. */
+export interface SeedReport {
+  buildId: string
+  /** Entries found in the build output. */
+  total: number
+  /** Written by this run. */
+  written: number
+  /** Already in the store (a second run, another deploy job, or re-rendered by the fleet). */
+  existing: number
+  failed: { path: string; key: string; message: string }[]
+  /** Manifest routes not seeded, with why (rendered at request time, fallback shells). */
+  skipped: { path: string; why: string }[]
+}
+
+/**
+ * Puts the prerendered output of `distDir` (default `.next`) into the shared store under the keys
+ * Next asks for at run time; conditional writes make it idempotent and safe to run concurrently.
+ * `progress(done, written)` replaces the progress bar (false: silent).
+ */
+export function seed(
+  distDir?: string,
+  options?: Options,
+  tool?: { concurrency?: number; progress?: false | ((done: number, written: number) => void) },
+): Promise<SeedReport>
+
+/** Deletes the entries of every registered build but the newest `keep` (then their markers). */
+export function prune(
+  args: { keep: number; dryRun?: boolean; progress?: false },
+  options?: Options,
+): Promise<{ kept: BuildEntry[]; pruned: { buildId: string; createdAt: number; objects: number }[] }>
+
+/** Checks credentials, bucket, table and every permission the cache needs; never rejects for AWS errors. */
+export function doctor(options?: Options): Promise<DoctorCheck[]>

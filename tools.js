@@ -1,0 +1,60 @@
+'use strict'
+// `fleetcache/tools`: the deploy-time tools behind the `fleetcache` command, kept apart from the
+// handler (`index.js`) so that the module graph Next traces for `cacheHandler` holds no
+// build-output reading code (bundlers' file tracing would otherwise pull in the whole project).
+
+const fc = require('./index.js')
+const seedLib = require('./seed.js')
+
+/**
+ * Puts the prerendered output of `distDir` (default `.next`) into the shared store; see seed.js.
+ * Resolves to `{ buildId, total, written, existing, failed, skipped }`.
+ */
+async function seed(distDir, options, tool = {}) {
+  const base = fc._validateOptions(options)
+  return seedLib.seed(distDir || '.next', base, {
+    ...tool,
+    toInput: fc._toInput,
+    coreFor: (o) => fc._coreFor(o),
+  })
+}
+
+/**
+ * Deletes the entries of every registered build but the newest `keep`, in batches, then their
+ * markers. `dryRun` lists what would go. Resolves to `{ kept: [...], pruned: [{buildId, objects}] }`.
+ */
+async function prune({ keep, dryRun = false, progress } = {}, options) {
+  if (!Number.isInteger(keep) || keep < 1) {
+    throw new fc.FleetCacheError('FLEETCACHE_CONFIG', `keep must be an integer ≥ 1, got ${JSON.stringify(keep)}`)
+  }
+  const core = fc._coreFor(options)
+  try {
+    const builds = await core.listBuilds()
+    const doomed = builds.slice(0, Math.max(0, builds.length - keep))
+    const report = { kept: builds.slice(doomed.length), pruned: [] }
+    for (const b of doomed) {
+      const keys = await core.buildObjectKeys(b.buildId)
+      const tick = progress === false ? () => {} : (progress || seedLib.progressReporter)(keys.length, process.stderr, `prune ${b.buildId}`)
+      tick(0, 0)
+      if (!dryRun) {
+        for (let i = 0; i < keys.length; i += 1000) {
+          const chunk = keys.slice(i, i + 1000)
+          await core.deleteObjects(chunk)
+          tick(i + chunk.length, i + chunk.length)
+        }
+        await core.deleteObjects(core.buildMarkerKeys(b.buildId))
+      }
+      report.pruned.push({ buildId: b.buildId, createdAt: b.createdAt, objects: keys.length })
+    }
+    return report
+  } catch (err) {
+    throw err instanceof fc.FleetCacheError ? err : fc._fromNative(err)
+  }
+}
+
+/** Checks credentials, bucket, table and permissions: `[{ name, ok, detail, fix? }]`. */
+async function doctor(options) {
+  return fc._coreFor({ ...options, feedIntervalMs: 0 }).doctor()
+}
+
+module.exports = { seed, prune, doctor }
