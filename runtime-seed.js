@@ -17,6 +17,10 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
+// The rest of fleetcache (and its native addon) is loaded by package name at run time, out of
+// sight of bundlers: an app's instrumentation file is bundled, and a `.node` file cannot be.
+const load = (name) => require(/* webpackIgnore: true */ /* turbopackIgnore: true */ name)
+
 /**
  * Starts seeding this build's output if no instance has (see above). Resolves at once, to
  * `{ done }`: a promise of the seed report, or `null` when this instance did not seed.
@@ -25,19 +29,19 @@ const path = require('node:path')
 async function register({ distDir, options, claimMs = 600_000, log = console.log } = {}) {
   if (process.env.NEXT_RUNTIME && process.env.NEXT_RUNTIME !== 'nodejs') return { done: Promise.resolve(null) }
   if (process.env.NEXT_PHASE === 'phase-production-build') return { done: Promise.resolve(null) }
-  const dir = path.resolve(distDir || process.env.FLEETCACHE_DIST_DIR || '.next')
+  const dir = path.resolve(/* turbopackIgnore: true */ distDir || process.env.FLEETCACHE_DIST_DIR || '.next')
   const done = (async () => {
     let buildId
     try {
-      buildId = fs.readFileSync(path.join(dir, 'BUILD_ID'), 'utf8').trim()
+      buildId = fs.readFileSync(/* turbopackIgnore: true */ path.join(dir, 'BUILD_ID'), 'utf8').trim()
     } catch {
       log(`[fleetcache] run-time seeding skipped: no BUILD_ID in ${dir} (pass distDir)`)
       return null
     }
-    const core = require('./index.js')._coreFor({ ...(options || {}), buildId, feedIntervalMs: 0 })
+    const core = load('fleetcache')._coreFor({ ...(options || {}), buildId, feedIntervalMs: 0 })
     if (!(await core.claimSeeding(claimMs))) return null
     log(`[fleetcache] seeding build ${buildId} from ${dir} (this instance won the claim)`)
-    const report = await require('./tools.js').seed(dir, options, { progress: false })
+    const report = await load('fleetcache/tools').seed(dir, options, { progress: false })
     log(`[fleetcache] seeded build ${buildId}: ${report.written} written, ${report.existing} already there, ${report.failed.length} failed`)
     return report
   })().catch((err) => {

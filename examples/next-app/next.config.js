@@ -5,6 +5,7 @@ const builtin = process.env.FLEETCACHE_E2E_BUILTIN === '1'
 module.exports = {
   ...(builtin ? {} : { cacheHandler: require.resolve('fleetcache/handler'), cacheMaxMemorySize: 0 }), // fleetcache keeps its own memory tier
   distDir: process.env.FLEETCACHE_E2E_DIST || '.next',
+  serverExternalPackages: ['fleetcache'], // a native addon: loaded from node_modules, never bundled
   images: { customCacheHandler: true },
   turbopack: { root: require('node:path').join(__dirname, '..', '..') },
 }
