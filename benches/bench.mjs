@@ -7,6 +7,7 @@ import os from 'node:os'
 import { startLocalAws } from '../scripts/local-aws.mjs'
 import { realisticPage, jsonBase64 } from './fixtures.mjs'
 import { propagation } from './propagation.mjs'
+import { seedBench } from './seed.mjs'
 
 const require = createRequire(import.meta.url)
 const fc = require('../index.js')
@@ -109,6 +110,13 @@ try {
   console.log(`  set (encode + S3 PutObject + index)            ${fmt(setP.p50)} / ${fmt(setP.p99)}`)
   console.log(`  get, in-memory tier                            ${fmt(memP.p50)} / ${fmt(memP.p99)}`)
   console.log(`  get, from S3 (GetObject + decode + tag states) ${fmt(s3P.p50)} / ${fmt(s3P.p99)}   → memory is ${(s3P.p50 / memP.p50).toFixed(0)}× faster`)
+
+  const sb = await seedBench({ options: awsOpts, n: QUICK ? 50 : 300 })
+  const rate = (r) => ((sb.n / r.ms) * 1000).toFixed(0)
+  console.log(`\nfleetcache seed: ${sb.n} app-router pages like the entry above (conditional PutObject + index rows)`)
+  console.log(`  16 writes in flight   ${sb.parallel.ms.toFixed(0)} ms (${rate(sb.parallel)} entries/s, ${sb.parallel.written} written)`)
+  console.log(`  1 write in flight     ${sb.serial.ms.toFixed(0)} ms (${rate(sb.serial)} entries/s)   → ${(sb.serial.ms / sb.parallel.ms).toFixed(1)}× slower`)
+  console.log(`  second run            ${sb.again.ms.toFixed(0)} ms, ${sb.again.written} written, ${sb.again.existing} already there`)
 
   const p = await propagation({ endpoint: aws.endpoint, env: aws.env, fc, quick: QUICK })
   console.log(`\npropagation: 3 processes, ${p.n} revalidations, default feed interval (250 ms)`)
