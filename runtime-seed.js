@@ -17,9 +17,15 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
-// The rest of fleetcache (and its native addon) is loaded by package name at run time, out of
-// sight of bundlers: an app's instrumentation file is bundled, and a `.node` file cannot be.
-const load = (name) => require(/* webpackIgnore: true */ /* turbopackIgnore: true */ name)
+// The rest of fleetcache (and its native addon) is loaded by package name at run time, from the
+// app's directory, out of sight of bundlers: an app's instrumentation file is bundled, a `.node`
+// file cannot be, and a bundler that sees `require(variable)` tries to bundle a whole directory.
+function load(name) {
+  const nodeModule = typeof process.getBuiltinModule === 'function'
+    ? process.getBuiltinModule('node:module')
+    : eval('require')('node:module') // Node < 20.16
+  return nodeModule.createRequire(path.join(process.cwd(), 'package.json'))(name)
+}
 
 /**
  * Starts seeding this build's output if no instance has (see above). Resolves at once, to

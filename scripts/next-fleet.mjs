@@ -14,7 +14,7 @@ const NEXT16_ONLY = [path.join('app', 'actions')]
 
 /** Copies the example's sources into examples/next15 (minus Next-16-only routes). */
 export function prepareApp15() {
-  for (const part of ['app', 'pages', 'lib', 'public', 'next.config.js']) {
+  for (const part of ['app', 'pages', 'lib', 'public', 'next.config.js', 'instrumentation.js']) {
     const to = path.join(app15Dir, part)
     fs.rmSync(to, { recursive: true, force: true })
     fs.cpSync(path.join(appDir, part), to, {

@@ -41,6 +41,8 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     const seeded = await fleetcacheCli(['seed', path.join(dir, '.next-e2e')], base)
     if (seeded.code !== 0) throw new Error(`fleetcache seed failed: ${seeded.stderr} ${JSON.stringify(seeded.report)}`)
     await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
+    // The built-in cache keeps optimized images on disk across runs: start the reference cold.
+    fs.rmSync(path.join(dir, '.next-builtin', 'cache', 'images'), { recursive: true, force: true })
     A = await startApp(port, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'A' }, dir)
     B = await startApp(port + 1, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'B' }, dir)
     // A's build registers itself with its first handler (what `prune` orders builds by).
