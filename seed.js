@@ -14,8 +14,9 @@
 // `lastModified` is the file's mtime and `cacheControl` the manifest's `initialRevalidateSeconds`
 // / `initialExpireSeconds`: what Next's own file-system cache reports for the same files.
 //
-// Every write is conditional (S3 `If-None-Match: *`): a second run, or several deploy jobs at
-// once, write nothing that is already there, and never overwrite a page the fleet re-rendered.
+// The build's folder is listed first and entries already there are skipped; every write is also
+// conditional (S3 `If-None-Match: *`), so a second run, or several deploy jobs at once, write
+// nothing that is already there, and never overwrite a page the fleet re-rendered.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -203,12 +204,20 @@ async function seed(distDir = '.next', options = {}, { concurrency = 16, progres
   const build = readBuild(distDir)
   const core = coreFor({ ...options, buildId: build.buildId, feedIntervalMs: 0 })
   await core.registerBuild()
+  // One listing (a request per 1,000 keys) spares re-uploading what is there already; the
+  // conditional write still decides when runs overlap.
+  const present = new Set(await core.buildObjectKeys(build.buildId))
   const report = { buildId: build.buildId, total: build.entries.length, written: 0, existing: 0, failed: [], skipped: build.skipped }
   let done = 0
   const tick = progress === false ? () => {} : progress || progressReporter(build.entries.length)
   tick(0, 0)
   await pool(build.entries, concurrency, async (e) => {
     try {
+      if (present.has(core.objectKey(e.key, e.kind))) {
+        report.existing++
+        tick(++done, report.written)
+        return
+      }
       const { value, lastModified, cacheControl } = e.load()
       const input = toInput(value, { kind: e.kind, cacheControl })
       const r = await core.seed(e.key, input, lastModified)
