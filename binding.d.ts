@@ -73,6 +73,8 @@ export interface BuildEntry {
   buildId: string
   /** First registered, ms since the epoch. */
   createdAt: number
+  /** Last started or seeded, ms since the epoch (what `prune` orders by). */
+  lastActiveAt: number
 }
 
 /** One finding of `doctor`. */

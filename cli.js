@@ -103,7 +103,7 @@ async function main(argv) {
     const verb = args.dryRun ? 'would delete' : 'deleted'
     const lines = [
       `kept ${r.kept.length} build(s): ${r.kept.map((b) => b.buildId).join(', ') || '(none registered)'}`,
-      ...r.pruned.map((p) => `${verb} build ${p.buildId} (registered ${new Date(p.createdAt).toISOString()}): ${p.objects} objects`),
+      ...r.pruned.map((p) => `${verb} build ${p.buildId} (last ran ${new Date(p.lastActiveAt).toISOString()}): ${p.objects} objects`),
     ]
     out(r, lines.join('\n'))
     return 0

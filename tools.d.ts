@@ -26,11 +26,11 @@ export function seed(
   tool?: { concurrency?: number; progress?: false | ((done: number, written: number) => void) },
 ): Promise<SeedReport>
 
-/** Deletes the entries of every registered build but the newest `keep` (then their markers). */
+/** Deletes the entries of every registered build but the `keep` that ran (started or were seeded) last, then their markers. */
 export function prune(
   args: { keep: number; dryRun?: boolean; progress?: false },
   options?: Options,
-): Promise<{ kept: BuildEntry[]; pruned: { buildId: string; createdAt: number; objects: number }[] }>
+): Promise<{ kept: BuildEntry[]; pruned: { buildId: string; createdAt: number; lastActiveAt: number; objects: number }[] }>
 
 /** Checks credentials, bucket, table and every permission the cache needs; never rejects for AWS errors. */
 export function doctor(options?: Options): Promise<DoctorCheck[]>

@@ -20,7 +20,8 @@ async function seed(distDir, options, tool = {}) {
 }
 
 /**
- * Deletes the entries of every registered build but the newest `keep`, in batches, then their
+ * Deletes the entries of every registered build but the `keep` that ran last (a rolled-back
+ * build counts as recent), in batches, then their
  * markers. `dryRun` lists what would go. Resolves to `{ kept: [...], pruned: [{buildId, objects}] }`.
  */
 async function prune({ keep, dryRun = false, progress } = {}, options) {
@@ -44,7 +45,7 @@ async function prune({ keep, dryRun = false, progress } = {}, options) {
         }
         await core.deleteObjects(core.buildMarkerKeys(b.buildId))
       }
-      report.pruned.push({ buildId: b.buildId, createdAt: b.createdAt, objects: keys.length })
+      report.pruned.push({ buildId: b.buildId, createdAt: b.createdAt, lastActiveAt: b.lastActiveAt, objects: keys.length })
     }
     return report
   } catch (err) {

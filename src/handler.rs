@@ -34,6 +34,9 @@ pub struct BuildInfo {
     pub build_id: String,
     /// When it was first registered, ms since the epoch.
     pub created_at: i64,
+    /// When an instance of it last started or seeded it (at least `created_at`).
+    #[serde(default)]
+    pub last_active_at: i64,
 }
 
 /// What `get` was asked.
@@ -546,12 +549,19 @@ impl Core {
         Ok(written)
     }
 
-    /// Records that the build in force exists (first writer wins; `prune` orders builds by it).
+    /// Records that the build in force exists (the first registration's time stays) and is
+    /// running now. `prune` keeps the builds that ran last, so a rolled-back build is kept.
+    /// Returns whether this call created the registration.
     pub async fn register_build(&self) -> Result<bool> {
         let build_id = self.build_id();
-        let body = serde_json::json!({ "buildId": build_id, "createdAt": self.now() }).to_string();
+        let now = self.now();
         let b = self.backends().await;
-        b.blobs.put(&keys::build_marker_key(&self.cfg.prefix, &build_id), Bytes::from(body), true).await
+        let body = serde_json::json!({ "buildId": build_id, "createdAt": now }).to_string();
+        let created =
+            b.blobs.put(&keys::build_marker_key(&self.cfg.prefix, &build_id), Bytes::from(body), true).await?;
+        let activity = serde_json::json!({ "buildId": build_id, "createdAt": now, "lastActiveAt": now }).to_string();
+        b.blobs.put(&keys::activity_key(&self.cfg.prefix, &build_id), Bytes::from(activity), false).await?;
+        Ok(created)
     }
 
     /// Whether this build's output was seeded already (`mark_seeded`).
@@ -580,18 +590,28 @@ impl Core {
         Ok(())
     }
 
-    /// Every registered build, oldest first.
+    /// Every registered build, least recently active first.
     pub async fn list_builds(&self) -> Result<Vec<BuildInfo>> {
         let b = self.backends().await;
         let mut out = Vec::new();
         for k in b.blobs.list(&keys::builds_prefix(&self.cfg.prefix)).await? {
             let Some(body) = b.blobs.get(&k).await? else { continue };
-            match serde_json::from_slice::<BuildInfo>(&body) {
-                Ok(info) => out.push(info),
-                Err(e) => self.log("unreadable build marker skipped", &format!("{k}: {e}")),
-            }
+            let mut info = match serde_json::from_slice::<BuildInfo>(&body) {
+                Ok(info) => info,
+                Err(e) => {
+                    self.log("unreadable build marker skipped", &format!("{k}: {e}"));
+                    continue;
+                }
+            };
+            let activity = b.blobs.get(&keys::activity_key(&self.cfg.prefix, &info.build_id)).await?;
+            let last =
+                activity.and_then(|a| serde_json::from_slice::<BuildInfo>(&a).ok()).map_or(0, |a| a.last_active_at);
+            info.last_active_at = last.max(info.created_at);
+            out.push(info);
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.build_id.cmp(&b.build_id)));
+        out.sort_by(|a, b| {
+            (a.last_active_at, a.created_at, &a.build_id).cmp(&(b.last_active_at, b.created_at, &b.build_id))
+        });
         Ok(out)
     }
 
@@ -610,9 +630,13 @@ impl Core {
         self.backends().await.blobs.delete(keys).await
     }
 
-    /// The markers of a build: registration, then "seeded".
+    /// The markers of a build, the registration last.
     pub fn build_marker_keys(&self, build_id: &str) -> Vec<String> {
-        vec![keys::seeded_marker_key(&self.cfg.prefix, build_id), keys::build_marker_key(&self.cfg.prefix, build_id)]
+        vec![
+            keys::seeded_marker_key(&self.cfg.prefix, build_id),
+            keys::activity_key(&self.cfg.prefix, build_id),
+            keys::build_marker_key(&self.cfg.prefix, build_id),
+        ]
     }
 
     async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {

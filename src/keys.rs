@@ -5,7 +5,8 @@
 //!   A new deployment never reads another build's HTML, which references that build's chunks.
 //! - `<prefix>/fetch/k<enc(key)>`: `fetch` and `unstable_cache`, shared across builds (default), or
 //!   `<prefix>/fetch-builds/<buildId>/k<enc(key)>` with `shareFetchAcrossBuilds: false`.
-//! - `<prefix>/builds/<buildId>`: one marker per build (first seen, JSON), what `prune` orders by.
+//! - `<prefix>/builds/<buildId>`: one marker per build (first seen, JSON), and
+//!   `<prefix>/build-activity/<buildId>` (last start); `prune` orders builds by the latter.
 //! - `<prefix>/image/k<enc(key)>`: the image optimizer's cache.
 //!
 //! `enc` percent-encodes every byte outside `[A-Za-z0-9_~/-]` (including `%` and `.`), so it is
@@ -87,6 +88,11 @@ pub fn builds_prefix(prefix: &str) -> String {
 
 pub fn build_marker_key(prefix: &str, build_id: &str) -> String {
     format!("{}{}", builds_prefix(prefix), enc_build(build_id))
+}
+
+/// Rewritten each time an instance of the build starts (or seeds it): when it last ran.
+pub fn activity_key(prefix: &str, build_id: &str) -> String {
+    format!("{prefix}/build-activity/{}", enc_build(build_id))
 }
 
 /// Written once a build's output has been seeded (the run-time seeding helper checks it).

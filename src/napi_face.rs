@@ -228,6 +228,8 @@ pub struct BuildEntry {
     pub build_id: String,
     /// First registered, ms since the epoch.
     pub created_at: f64,
+    /// Last started or seeded, ms since the epoch (what `prune` orders by).
+    pub last_active_at: f64,
 }
 
 /// One finding of `doctor`.
@@ -532,7 +534,11 @@ impl NativeCache {
             let builds = core.list_builds().await.map_err(js_err)?;
             Ok(builds
                 .into_iter()
-                .map(|b| BuildEntry { build_id: b.build_id, created_at: b.created_at as f64 })
+                .map(|b| BuildEntry {
+                    build_id: b.build_id,
+                    created_at: b.created_at as f64,
+                    last_active_at: b.last_active_at as f64,
+                })
                 .collect())
         })
     }

@@ -270,8 +270,17 @@ pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     assert!(matches!(b.get(&req(&key)).await, Lookup::Miss), "tags apply to every build");
 
     // The registry, oldest first; pruning build 1 leaves build 2's entries alone.
-    let ids: Vec<String> = a.list_builds().await.unwrap().into_iter().map(|b| b.build_id).collect();
-    assert_eq!(ids, vec![x1.clone(), x2.clone()]);
+    async fn ids(core: &Core) -> Vec<String> {
+        core.list_builds().await.unwrap().into_iter().map(|b| b.build_id).collect()
+    }
+    assert_eq!(ids(a).await, vec![x1.clone(), x2.clone()]);
+    // A rollback: build 1 starts again, so it is the one to keep.
+    clock.advance(1_000);
+    assert!(!a.register_build().await.unwrap(), "registered before: the first time stays");
+    assert_eq!(ids(a).await, vec![x2.clone(), x1.clone()]);
+    clock.advance(1_000);
+    b.register_build().await.unwrap();
+    assert_eq!(ids(a).await, vec![x1.clone(), x2.clone()]);
     let old = a.build_object_keys(&x1).await.unwrap();
     assert_eq!(old, vec![a.object_key(Class::Route, &key)]);
     let kept = b.build_object_keys(&x2).await.unwrap();
@@ -280,6 +289,5 @@ pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     a.delete_objects(&a.build_marker_keys(&x1)).await.unwrap();
     assert!(a.build_object_keys(&x1).await.unwrap().is_empty());
     assert_eq!(b.build_object_keys(&x2).await.unwrap(), kept);
-    let ids: Vec<String> = a.list_builds().await.unwrap().into_iter().map(|b| b.build_id).collect();
-    assert_eq!(ids, vec![x2]);
+    assert_eq!(ids(a).await, vec![x2]);
 }
