@@ -54,7 +54,7 @@ try {
   }
   Object.assign(process.env, env)
   const fc = require('../index.js')
-  await fc._coreFor({}).ensureResources()
+  await fc._coreFor({ feedIntervalMs: 0 }).ensureResources()
   say(`   S3 + DynamoDB at ${aws.endpoint}; bucket and table "fleetcache-demo"; data API at ${data.url}`)
 
   say(bold('\nBuilding the example app (next build)…'))

@@ -34,7 +34,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
       NEXT_TELEMETRY_DISABLED: '1',
     }
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
-    await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1' }).ensureResources()
+    await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()
     await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e', NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v1' }, dir)
     // Deployed as documented: the build's prerendered output seeded before the instances start
     // (Next's built-in cache reads the same output from disk).

@@ -3,7 +3,7 @@
 export const DATA_URL = process.env.FLEETCACHE_DEMO_DATA_URL || 'http://127.0.0.1:4599'
 // Which build rendered a page (inlined at build time): the e2e suite builds the app twice with
 // different variants and checks that neither build ever serves the other's pages.
-export const VARIANT = process.env.NEXT_PUBLIC_FLEETCACHE_VARIANT || 'v1'
+export const VARIANT = process.env.NEXT_PUBLIC_FLEETCACHE_VARIANT || ''
 export function stamp() {
-  return `${VARIANT} ${new Date().toISOString()} #${Math.random().toString(36).slice(2, 8)}`
+  return `${VARIANT ? `${VARIANT} ` : ''}${new Date().toISOString()} #${Math.random().toString(36).slice(2, 8)}`
 }
