@@ -467,6 +467,32 @@ impl Core {
         Ok(l)
     }
 
+    /// The entry `set` and `seed` store (tags sorted, deduplicated), or a `TooLarge` error past
+    /// `maxEntryBytes`.
+    fn storable_entry(
+        &self,
+        key: String,
+        last_modified: i64,
+        cache_control: Option<CacheControl>,
+        mut tags: Vec<String>,
+        value: Option<Value>,
+    ) -> Result<Entry> {
+        tags.sort();
+        tags.dedup();
+        let entry = Entry { key, last_modified, cache_control, tags, value };
+        let weight = entry.weight();
+        if weight > self.cfg.max_entry_bytes {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "{}: entry of {weight} bytes exceeds maxEntryBytes ({}); not stored",
+                    entry.key, self.cfg.max_entry_bytes
+                ),
+            ));
+        }
+        Ok(entry)
+    }
+
     /// Stores `value` (None = notFound) under `key`.
     pub async fn set(
         &self,
@@ -474,32 +500,23 @@ impl Core {
         class: Class,
         value: Option<Value>,
         cache_control: Option<CacheControl>,
-        mut tags: Vec<String>,
+        tags: Vec<String>,
     ) -> Result<()> {
         bump(&self.stats.sets);
-        tags.sort();
-        tags.dedup();
         let now = self.now();
         let last_modified = match self.render_starts.remove(&key) {
             Some((_, t)) if now - t <= RENDER_WINDOW_MS && t <= now => t,
             _ => now,
         };
         self.leases.remove(&key);
-        let entry = Entry { key, last_modified, cache_control, tags, value };
-        let weight = entry.weight();
-        if weight > self.cfg.max_entry_bytes {
-            bump(&self.stats.too_large);
-            let e = Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "{}: entry of {weight} bytes exceeds maxEntryBytes ({}); not stored",
-                    entry.key, self.cfg.max_entry_bytes
-                ),
-            );
-            self.log("set refused", &e.context);
-            return Err(e);
-        }
-        let entry = Arc::new(entry);
+        let entry = match self.storable_entry(key, last_modified, cache_control, tags, value) {
+            Ok(entry) => Arc::new(entry),
+            Err(e) => {
+                bump(&self.stats.too_large);
+                self.log("set refused", &e.context);
+                return Err(e);
+            }
+        };
         let bytes = codec::encode(&entry, self.cfg.compression_level)?;
         self.l1.insert(entry.clone());
         let b = self.backends().await;
@@ -527,19 +544,10 @@ impl Core {
         class: Class,
         value: Option<Value>,
         cache_control: Option<CacheControl>,
-        mut tags: Vec<String>,
+        tags: Vec<String>,
         last_modified: i64,
     ) -> Result<bool> {
-        tags.sort();
-        tags.dedup();
-        let entry = Entry { key, last_modified, cache_control, tags, value };
-        let weight = entry.weight();
-        if weight > self.cfg.max_entry_bytes {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!("{}: entry of {weight} bytes exceeds maxEntryBytes ({})", entry.key, self.cfg.max_entry_bytes),
-            ));
-        }
+        let entry = self.storable_entry(key, last_modified, cache_control, tags, value)?;
         let bytes = codec::encode(&entry, self.cfg.compression_level)?;
         let b = self.backends().await;
         let written = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), true).await?;

@@ -20,33 +20,31 @@ fn core_with(clock: Arc<MockClock>, blobs: Arc<MemoryBlobStore>, tags: Arc<Memor
     Core::with_backends(Config::memory(), clock, blobs, tags)
 }
 
-#[tokio::test]
-async fn scenarios_on_memory_backends() {
+/// Two instances on one pair of memory stores, with a shared mock clock.
+fn two_memory_cores() -> (Core, Core, Arc<MockClock>) {
     let clock = Arc::new(MockClock::new(T0));
     let blobs = Arc::new(MemoryBlobStore::default());
     let tags = Arc::new(MemoryTagStore::default());
     let a = core_with(clock.clone(), blobs.clone(), tags.clone());
     let b = core_with(clock.clone(), blobs, tags);
+    (a, b, clock)
+}
+
+#[tokio::test]
+async fn scenarios_on_memory_backends() {
+    let (a, b, clock) = two_memory_cores();
     scenarios(&a, &b, &clock, "mem").await;
 }
 
 #[tokio::test]
 async fn feed_on_memory_backends() {
-    let clock = Arc::new(MockClock::new(T0));
-    let blobs = Arc::new(MemoryBlobStore::default());
-    let tags = Arc::new(MemoryTagStore::default());
-    let a = core_with(clock.clone(), blobs.clone(), tags.clone());
-    let b = core_with(clock.clone(), blobs, tags);
+    let (a, b, clock) = two_memory_cores();
     feed_scenarios(&a, &b, &clock, "mem").await;
 }
 
 #[tokio::test]
 async fn deploy_on_memory_backends() {
-    let clock = Arc::new(MockClock::new(T0));
-    let blobs = Arc::new(MemoryBlobStore::default());
-    let tags = Arc::new(MemoryTagStore::default());
-    let a = core_with(clock.clone(), blobs.clone(), tags.clone());
-    let b = core_with(clock.clone(), blobs, tags);
+    let (a, b, clock) = two_memory_cores();
     deploy_scenarios(&a, &b, &clock, "mem").await;
 }
 
