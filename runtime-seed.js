@@ -14,7 +14,6 @@
 //     }
 //   }
 
-const fs = require('node:fs')
 const path = require('node:path')
 
 // The rest of fleetcache (and its native addon) is loaded by package name at run time, from the
@@ -37,17 +36,18 @@ async function register({ distDir, options, claimMs = 600_000, log = console.log
   if (process.env.NEXT_PHASE === 'phase-production-build') return { done: Promise.resolve(null) }
   const dir = path.resolve(/* turbopackIgnore: true */ distDir || process.env.FLEETCACHE_DIST_DIR || '.next')
   const done = (async () => {
+    const tools = load('fleetcache/tools')
     let buildId
     try {
-      buildId = fs.readFileSync(/* turbopackIgnore: true */ path.join(dir, 'BUILD_ID'), 'utf8').trim()
-    } catch {
-      log(`[fleetcache] run-time seeding skipped: no BUILD_ID in ${dir} (pass distDir)`)
+      buildId = tools.readBuildId(dir)
+    } catch (err) {
+      log(`[fleetcache] run-time seeding skipped: ${err.message}`)
       return null
     }
     const core = load('fleetcache')._coreFor({ ...(options || {}), buildId, feedIntervalMs: 0 })
     if (!(await core.claimSeeding(claimMs))) return null
     log(`[fleetcache] seeding build ${buildId} from ${dir} (this instance won the claim)`)
-    const report = await load('fleetcache/tools').seed(dir, options, { progress: false })
+    const report = await tools.seed(dir, options, { progress: false })
     log(`[fleetcache] seeded build ${buildId}: ${report.written} written, ${report.existing} already there, ${report.failed.length} failed`)
     return report
   })().catch((err) => {

@@ -63,14 +63,19 @@ function cacheControlOf(route) {
  * load() }`, where `load()` returns `{ value, lastModified, cacheControl }`. `skipped` lists
  * manifest routes that are not seeded, with why.
  */
-function readBuild(distDir) {
+/** Next's build ID from `<distDir>/BUILD_ID`; throws, saying what to do, when there is none. */
+function readBuildId(distDir) {
   const dir = path.resolve(distDir)
-  let buildId
   try {
-    buildId = fs.readFileSync(path.join(dir, 'BUILD_ID'), 'utf8').trim()
+    return fs.readFileSync(path.join(dir, 'BUILD_ID'), 'utf8').trim()
   } catch {
     throw new Error(`${dir} holds no BUILD_ID: run \`next build\` first, or pass the app's distDir (fleetcache seed <distDir>)`)
   }
+}
+
+function readBuild(distDir) {
+  const dir = path.resolve(distDir)
+  const buildId = readBuildId(dir)
   const manifestFile = path.join(dir, 'prerender-manifest.json')
   const manifest = readJson(manifestFile)
   const entries = []
@@ -233,4 +238,4 @@ async function seed(distDir = '.next', options = {}, { concurrency = 16, progres
   return report
 }
 
-module.exports = { seed, readBuild, normalizePagePath, progressReporter, pool }
+module.exports = { seed, readBuild, readBuildId, normalizePagePath, progressReporter, pool }

@@ -58,4 +58,4 @@ async function doctor(options) {
   return fc._coreFor({ ...options, feedIntervalMs: 0 }).doctor()
 }
 
-module.exports = { seed, prune, doctor }
+module.exports = { seed, prune, doctor, readBuildId: seedLib.readBuildId }

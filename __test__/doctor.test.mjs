@@ -1,25 +1,15 @@
 // `fleetcache doctor` against a moto server that enforces IAM policies: a missing table and a
 // denied permission are each reported with a fix; the shipped least-privilege policy is enough.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { startLocalAws, venvPython } from '../scripts/local-aws.mjs'
+import { runCli as cli } from '../scripts/next-fleet.mjs'
 
 const root = path.resolve(import.meta.dirname, '..')
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT
-
-function cli(args, env) {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [path.join(root, 'cli.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    c.stdout.on('data', (d) => (out += d))
-    c.stderr.on('data', (d) => (err += d))
-    c.once('exit', (code) => resolve({ code, out, err }))
-  })
-}
 
 const baseEnv = (endpoint, keys, extra) => ({
   PATH: process.env.PATH,

@@ -78,14 +78,25 @@ export async function startApp(port, env, dir = appDir, quiet = true) {
   }
 }
 
-/** Runs the `fleetcache` command; resolves to its JSON report (it is run with `--json`). */
-export async function fleetcacheCli(args, env) {
-  const child = spawn(process.execPath, [path.join(root, 'cli.js'), ...args, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `node <args>` with `env`; resolves to its exit code and output. */
+export async function runNode(args, env) {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout.on('data', (d) => (out += d))
   child.stderr.on('data', (d) => (err += d))
   const code = await new Promise((r) => child.once('exit', r))
+  return { code, out, err }
+}
+
+/** Runs the `fleetcache` command; resolves to its output. */
+export function runCli(args, env) {
+  return runNode([path.join(root, 'cli.js'), ...args], env)
+}
+
+/** Runs the `fleetcache` command with `--json`; resolves to its report. */
+export async function fleetcacheCli(args, env) {
+  const { code, out, err } = await runCli([...args, '--json'], env)
   try {
     return { code, report: JSON.parse(out), stderr: err }
   } catch {

@@ -4,8 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawn } from 'node:child_process'
-import { installApp, buildApp, startApp, request, fleetcacheCli } from '../../scripts/next-fleet.mjs'
+import { installApp, buildApp, startApp, request, fleetcacheCli, runNode } from '../../scripts/next-fleet.mjs'
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { fc } from '../helpers.mjs'
 
@@ -19,6 +18,10 @@ const port = basePort + Number(process.env.FLEETCACHE_E2E_PORT_OFFSET || 0)
 describe.skipIf(!ep)(`${name} end to end`, () => {
   const run = Date.now().toString(36)
   let data, A, B, R, S, T, base, seedTotal
+  /** A native core on the suite's bucket and table (no feed), for setting up and inspecting the store. */
+  const storeCore = (extra) => fc._coreFor({
+    bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0, ...extra,
+  })
   beforeAll(async () => {
     installApp(dir)
     data = await startDataServer(4600 + Math.floor(Math.random() * 300))
@@ -34,7 +37,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
       NEXT_TELEMETRY_DISABLED: '1',
     }
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
-    await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()
+    await storeCore().ensureResources()
     await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e', NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v1' }, dir)
     // Deployed as documented: the build's prerendered output seeded before the instances start
     // (Next's built-in cache reads the same output from disk).
@@ -298,12 +301,11 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
       const t = Date.now()
       require(${JSON.stringify(path.resolve('runtime-seed.js'))}).register({ distDir: ${JSON.stringify(path.join(dir, seedDist))}, log: () => {} })
         .then(async ({ done }) => { const returnedIn = Date.now() - t; const r = await done; console.log(JSON.stringify({ returnedIn, seeded: r && r.written })) })`
-    const runOne = () => new Promise((resolve) => {
-      const c = spawn(process.execPath, ['-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] })
-      let out = ''
-      c.stdout.on('data', (d) => (out += d))
-      c.once('exit', () => resolve(JSON.parse(out)))
-    })
+    const runOne = async () => {
+      const r = await runNode(['-e', script], env)
+      expect(r.code, r.err).toBe(0)
+      return JSON.parse(r.out)
+    }
     const results = await Promise.all([runOne(), runOne(), runOne()])
     const seeders = results.filter((r) => r.seeded !== undefined && r.seeded !== null)
     expect(seeders.length).toBe(1)
@@ -315,7 +317,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   it('run-time seeding inside next start (the example\'s instrumentation.js): the build is seeded in the background while the instance serves', async () => {
     const prefix = `inst-${run}`
     T = await startApp(port + 4, { ...seedEnv(), FLEETCACHE_PREFIX: prefix, FLEETCACHE_SEED_ON_START: '1', FLEETCACHE_DEMO_INSTANCE: 'T' }, dir)
-    const core = fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', prefix, feedIntervalMs: 0 })
+    const core = storeCore({ prefix })
     const id = fs.readFileSync(path.join(dir, seedDist, 'BUILD_ID'), 'utf8').trim()
     let n = 0
     for (const until = Date.now() + 30_000; Date.now() < until; await sleep(200)) {
@@ -329,7 +331,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   })
 
   it('prune --keep 1 leaves only the newest build\'s entries', async () => {
-    const core = fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 })
+    const core = storeCore()
     const oldId = fs.readFileSync(path.join(dir, '.next-e2e', 'BUILD_ID'), 'utf8').trim()
     const newId = fs.readFileSync(path.join(dir, seedDist, 'BUILD_ID'), 'utf8').trim()
     expect((await core.listBuilds()).map((b) => b.buildId)).toEqual([oldId, newId])
