@@ -167,8 +167,8 @@ function readBuild(distDir) {
   return { buildId, distDir: dir, entries, skipped }
 }
 
-/** Progress on a terminal: one rewritten line; otherwise a plain line every tenth of the way. */
-function progressReporter(total, out = process.stderr, label = 'seed') {
+/** Progress on a terminal: one rewritten line; otherwise a plain line every tenth of the way. `verb` names what the second count is. */
+function progressReporter(total, out = process.stderr, label = 'seed', verb = 'written') {
   const tty = Boolean(out.isTTY)
   let lastDecile = -1
   let finished = false
@@ -176,12 +176,12 @@ function progressReporter(total, out = process.stderr, label = 'seed') {
     if (tty) {
       const width = 30
       const filled = total === 0 ? width : Math.round((done / total) * width)
-      out.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} (${written} written)`)
+      out.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} (${written} ${verb})`)
       if (done === total) out.write('\n')
     } else {
       const decile = total === 0 ? 10 : Math.floor((done / total) * 10)
       if (decile !== lastDecile || (done === total && !finished)) {
-        out.write(`${label}: ${done}/${total} (${written} written)\n`)
+        out.write(`${label}: ${done}/${total} (${written} ${verb})\n`)
         lastDecile = decile
         finished = done === total
       }

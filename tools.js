@@ -21,21 +21,21 @@ async function seed(distDir, options, tool = {}) {
 
 /**
  * Deletes the entries of every registered build but the `keep` that ran last (a rolled-back
- * build counts as recent), in batches, then their
- * markers. `dryRun` lists what would go. Resolves to `{ kept: [...], pruned: [{buildId, objects}] }`.
+ * build counts as recent), in batches, then their markers. `dryRun` lists what would go;
+ * `progress: false` silences the progress output. Resolves to `{ kept: [...], pruned: [...] }`.
  */
 async function prune({ keep, dryRun = false, progress } = {}, options) {
   if (!Number.isInteger(keep) || keep < 1) {
     throw new fc.FleetCacheError('FLEETCACHE_CONFIG', `keep must be an integer ≥ 1, got ${JSON.stringify(keep)}`)
   }
-  const core = fc._coreFor(options)
+  const core = fc._coreFor({ ...options, feedIntervalMs: 0 })
   try {
     const builds = await core.listBuilds()
     const doomed = builds.slice(0, Math.max(0, builds.length - keep))
     const report = { kept: builds.slice(doomed.length), pruned: [] }
     for (const b of doomed) {
       const keys = await core.buildObjectKeys(b.buildId)
-      const tick = progress === false ? () => {} : (progress || seedLib.progressReporter)(keys.length, process.stderr, `prune ${b.buildId}`)
+      const tick = progress === false ? () => {} : seedLib.progressReporter(keys.length, process.stderr, `prune ${b.buildId}`, 'deleted')
       tick(0, 0)
       if (!dryRun) {
         for (let i = 0; i < keys.length; i += 1000) {
