@@ -7,22 +7,15 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const binding = require('./binding.js')
+const { FleetCacheError } = require('./error.js')
 
 const OPTION_NAMES = new Set([
   'backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint',
   'forcePathStyle', 'memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds',
-  'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs', 'shareFetchAcrossBuilds',
+  'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs', 'shareFetchAcrossBuilds', 'writeDuringBuild',
 ])
 const STRING_OPTIONS = ['backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint']
 const NUMBER_OPTIONS = ['memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds', 'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs']
-
-class FleetCacheError extends Error {
-  constructor(code, message, options) {
-    super(message, options)
-    this.name = 'FleetCacheError'
-    this.code = code
-  }
-}
 
 /** Turns a native error (`FLEETCACHE_X: message`) into a FleetCacheError with `.code`. */
 function fromNative(err) {
@@ -50,7 +43,7 @@ function validateOptions(options) {
       throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a number, got ${typeof options[name]}`)
     }
   }
-  for (const name of ['forcePathStyle', 'shareFetchAcrossBuilds']) {
+  for (const name of ['forcePathStyle', 'shareFetchAcrossBuilds', 'writeDuringBuild']) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') {
       throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a boolean, got ${typeof options[name]}`)
     }
@@ -82,7 +75,8 @@ function buildIdFromDist(serverDistDir) {
  * build (Next's BUILD_ID is adopted by the core when a handler is constructed with
  * `serverDistDir`), so each process runs exactly one feed poller per configuration.
  */
-function coreFor(options, serverDistDir) {
+function coreFor(withJsOnly, serverDistDir) {
+  const { writeDuringBuild, ...options } = withJsOnly
   const key = JSON.stringify(Object.keys(options).sort().map((k) => [k, options[k]]))
   let core = cores.get(key)
   if (core === undefined) {
@@ -358,12 +352,41 @@ function getArgs(ctx) {
   return [kind, undefined, undefined, undefined]
 }
 
+const BUILD_PHASE = 'phase-production-build'
+/** The options that do not name or reach a store: kept by the build phase's process-local store. */
+const LOCAL_OPTIONS = ['memoryBytes', 'maxEntryBytes', 'compressionLevel', 'getTimeoutMs']
+
+function truthyEnv(v) {
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false'
+}
+
+/**
+ * The options a handler runs with. During `next build` (NEXT_PHASE = phase-production-build) the
+ * store is process-local unless `writeDuringBuild` (FLEETCACHE_WRITE_DURING_BUILD=1) says
+ * otherwise: a build stage needs no AWS configuration and makes no network call, and still
+ * dedupes its fetches. Filling the shared store is the deploy step's job (`fleetcache seed`).
+ */
+function effectiveOptions(base, env = process.env) {
+  const { writeDuringBuild, ...native } = base
+  if (env.NEXT_PHASE !== BUILD_PHASE) return native
+  const write = writeDuringBuild !== undefined ? writeDuringBuild : truthyEnv(env.FLEETCACHE_WRITE_DURING_BUILD)
+  if (write) return native
+  const local = { backend: 'memory', feedIntervalMs: 0, leaseMs: 0 }
+  for (const name of LOCAL_OPTIONS) if (native[name] !== undefined) local[name] = native[name]
+  if (!buildNoticeShown) {
+    buildNoticeShown = true
+    console.log('[fleetcache] next build: entries stay in this process, nothing is written to the shared store (fill it in the deploy step with `fleetcache seed`)')
+  }
+  return local
+}
+let buildNoticeShown = false
+
 /**
  * Returns a cache handler class for Next's `cacheHandler`, configured by `options` (environment
  * variables fill what is not given). Invalid options throw at once, naming the option.
  */
 function createCacheHandler(options) {
-  const base = validateOptions(options)
+  const base = effectiveOptions(validateOptions(options))
   // Fail fast on configuration errors, at require time rather than on the first request.
   coreFor(base, undefined)
 
@@ -445,5 +468,6 @@ module.exports = {
   _coreFor: (options, serverDistDir) => coreFor(validateOptions(options), serverDistDir),
   _toInput: toInput,
   _validateOptions: validateOptions,
+  _effectiveOptions: effectiveOptions,
   _fromNative: fromNative,
 }

@@ -2,7 +2,9 @@
 // `npm test`: builds the addon, starts a local S3 + DynamoDB server (moto, on 127.0.0.1), runs
 // `cargo fmt --check`, clippy, `cargo test` and the vitest suites against memory and against that
 // server, then the end-to-end suite (the example app on Next 16 and 15.5; installs their packages
-// on first run; FLEETCACHE_SKIP_E2E=1 skips it), then stops the server.
+// on first run, and the packed package installed outside the repository; FLEETCACHE_SKIP_E2E=1
+// skips it), stops the server, then cross-builds and smoke-tests the Linux platform addons
+// (scripts/platforms.mjs; FLEETCACHE_SKIP_PLATFORMS=1 skips it).
 // Set FLEETCACHE_BUILD_PROFILE=fast for a quicker (non-LTO) addon build while developing.
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
@@ -23,7 +25,7 @@ let ok = run('build', 'node', ['scripts/build.mjs'])
 if (!ok) process.exit(1)
 if (process.env.CI) {
   // The generated binding is committed; CI fails when it drifts from the Rust source.
-  ok = run('generated binding is committed', 'git', ['diff', '--exit-code', '--', 'binding.js', 'binding.d.ts'])
+  ok = run('generated binding is committed', 'git', ['diff', '--exit-code', '--', 'binding.d.ts'])
   if (!ok) process.exit(1)
 }
 
@@ -39,14 +41,18 @@ try {
     process.exit(ok ? 0 : 1)
   }
   ok = run('cargo fmt --check', 'cargo', ['fmt', '--check']) && ok
+  ok = run('versions in step', 'node', ['scripts/sync-versions.mjs', '--check']) && ok
   ok = run('cargo clippy', 'cargo', ['clippy', '--no-default-features', '--all-targets', '--', '-D', 'warnings']) && ok
   ok = run('cargo test', 'cargo', ['test', '--no-default-features'], env) && ok
   ok = run('vitest', 'npx', ['vitest', 'run'], env) && ok
   if (process.env.FLEETCACHE_SKIP_E2E !== '1') {
-    ok = run('e2e (example app on Next 16 and 15.5)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok
+    ok = run('e2e (example app on Next 16 and 15.5; the packed package installed outside the repo)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok
   }
 } finally {
   await aws.stop()
+}
+if (process.env.FLEETCACHE_SKIP_PLATFORMS !== '1') {
+  ok = run('platforms (Linux x64/arm64, gnu/musl: cross-build, glibc floor, smoke test under each platform\'s Node)', 'node', ['scripts/platforms.mjs']) && ok
 }
 console.log(ok ? '\n[test] all suites passed' : '\n[test] FAILED')
 process.exit(ok ? 0 : 1)
