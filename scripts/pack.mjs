@@ -22,7 +22,8 @@ function npmPack(cwd, dest) {
   const r = spawnSync('npm', ['pack', '--json', '--pack-destination', dest], { cwd, encoding: 'utf8', env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true' } })
   if (r.status !== 0) throw new Error(`npm pack in ${cwd} failed:\n${r.stdout}\n${r.stderr}`)
   // npm prints lifecycle output before the JSON report.
-  const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')))[0]
+  const at = r.stdout.search(/^\[\s*\{/m)
+  const json = JSON.parse(r.stdout.slice(at))[0]
   return { tarball: path.join(dest, json.filename), files: json.files.map((f) => f.path).sort(), size: json.size, unpackedSize: json.unpackedSize }
 }
 

@@ -35,6 +35,9 @@ function copyApp(dir, { next16 }) {
   const config = fs.readFileSync(path.join(exampleDir, 'next.config.js'), 'utf8').split('\n')
     .filter((l) => !/turbopack/.test(l) && (next16 || !/customCacheHandler/.test(l)))
   fs.writeFileSync(path.join(dir, 'next.config.js'), config.join('\n'))
+  // App code importing fleetcache, as a user's CDN-purge route would.
+  fs.mkdirSync(path.join(dir, 'app', 'api', 'paths'), { recursive: true })
+  fs.copyFileSync(path.join(root, '__test__', 'fixtures', 'app-paths-route', 'route.js'), path.join(dir, 'app', 'api', 'paths', 'route.js'))
   const example = JSON.parse(fs.readFileSync(path.join(next16 ? exampleDir : path.join(root, 'examples', 'next15'), 'package.json'), 'utf8'))
   const { fleetcache, ...deps } = example.dependencies
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'installed-app', private: true, dependencies: deps }, null, 2))
@@ -156,6 +159,9 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
     for (const p of ['/posts/1', '/fetch-tags', '/items/1']) expect((await request(A.url, p)).cache, p).toBe('HIT')
     expect((await request(A.url, '/items/7')).cache).toBe('MISS')
     expect((await request(A.url, '/items/7')).cache).toBe('HIT')
+    // App code importing fleetcache (serverExternalPackages) shares the handler's store.
+    const paths = await (await fetch(`${A.url}/api/paths?tag=posts`)).json()
+    expect(paths.paths).toContain('/fetch-tags')
     await A.stop()
   })
 
