@@ -1,7 +1,13 @@
 // The hand-written face of fleetcache. The native binding's own types are in binding.d.ts.
-import type { Options, NativeStats, DoctorCheck, BuildEntry } from './binding'
+import type { Options as NativeOptions, NativeStats, DoctorCheck, BuildEntry } from './binding'
 
-export type { Options, NativeStats, DoctorCheck, BuildEntry } from './binding'
+export type { NativeStats, DoctorCheck, BuildEntry } from './binding'
+
+/** The handler's options (README, "Options"); environment variables fill what is not given. */
+export type Options = NativeOptions & {
+  /** During `next build`, use the shared store instead of a process-local one (env `FLEETCACHE_WRITE_DURING_BUILD`). Default false. */
+  writeDuringBuild?: boolean
+}
 
 /** Next's `CacheHandlerValue`, as `get` returns it. */
 export interface CacheHandlerValue {
@@ -41,5 +47,5 @@ export function pathOfKey(key: string): string | null
 export function stats(options?: Options): NativeStats
 
 export class FleetCacheError extends Error {
-  code: 'FLEETCACHE_CONFIG' | 'FLEETCACHE_BACKEND' | 'FLEETCACHE_TIMEOUT' | 'FLEETCACHE_INVALID_INPUT' | 'FLEETCACHE_TOO_LARGE' | 'FLEETCACHE_CORRUPT' | 'FLEETCACHE_CONFLICT' | 'FLEETCACHE_INTERNAL' | string
+  code: 'FLEETCACHE_CONFIG' | 'FLEETCACHE_NO_BINARY' | 'FLEETCACHE_BACKEND' | 'FLEETCACHE_TIMEOUT' | 'FLEETCACHE_INVALID_INPUT' | 'FLEETCACHE_TOO_LARGE' | 'FLEETCACHE_CORRUPT' | 'FLEETCACHE_CONFLICT' | 'FLEETCACHE_INTERNAL' | string
 }

@@ -8,9 +8,9 @@ import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(import.meta.dirname, '..')
-const { normalizePagePath, readBuild } = require('../seed.js')
+const { normalizePagePath, readBuild } = require('../tools/seed.js')
 
-const cli = (...args) => spawnSync(process.execPath, [path.join(root, 'cli.js'), ...args], {
+const cli = (...args) => spawnSync(process.execPath, [path.join(root, 'tools', 'cli.js'), ...args], {
   encoding: 'utf8',
   env: { PATH: process.env.PATH, FLEETCACHE_BACKEND: 'memory' },
 })
@@ -40,7 +40,7 @@ describe('fleetcache command', () => {
   })
 
   it('a bad store option is reported by doctor, not thrown', () => {
-    const r = spawnSync(process.execPath, [path.join(root, 'cli.js'), 'doctor'], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'cli.js'), 'doctor'], { encoding: 'utf8', env: { PATH: process.env.PATH } })
     expect(r.status).toBe(1)
     expect(r.stdout).toMatch(/FAIL config: .*bucket/)
   })
@@ -90,7 +90,7 @@ describe('fleetcache command', () => {
     expect(byPath['/api/x'].load().cacheControl).toEqual({ revalidate: false })
     expect(byPath['/gone'].load().value).toBeNull()
 
-    const r = spawnSync(process.execPath, [path.join(root, 'cli.js'), 'seed', dir, '--json'], { encoding: 'utf8', env: { PATH: process.env.PATH, FLEETCACHE_BACKEND: 'memory' } })
+    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'cli.js'), 'seed', dir, '--json'], { encoding: 'utf8', env: { PATH: process.env.PATH, FLEETCACHE_BACKEND: 'memory' } })
     expect(r.status, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout)
     expect(report).toMatchObject({ buildId: 'b1', total: 4, written: 4, existing: 0, failed: [] })

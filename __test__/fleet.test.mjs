@@ -1,7 +1,7 @@
 // Every instance sees every revalidation: three (or four) separate Node processes, each with its
 // own native core, against one local S3 bucket and DynamoDB table.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { startInstance } from './fleet.mjs'
+import { startInstance } from '../scripts/fleet.mjs'
 import { fc } from './helpers.mjs'
 
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT

@@ -1,7 +1,7 @@
 // Propagation across a fleet: three Node processes (one native core each) on one bucket and
 // table. Measures how long a revalidation takes to reach the other two, and how many DynamoDB
 // requests an idle process sends, idle and while serving 1,000 gets per second.
-import { startInstance } from '../__test__/fleet.mjs'
+import { startInstance } from '../scripts/fleet.mjs'
 
 function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { realisticPage } from './fixtures.mjs'
 
 const require = createRequire(import.meta.url)
-const tools = require('../tools.js')
+const tools = require('../tools/index.js')
 
 function syntheticBuild(n) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-seed-bench-'))

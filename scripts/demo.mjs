@@ -49,7 +49,7 @@ try {
     ...aws.env,
     FLEETCACHE_BUCKET: 'fleetcache-demo',
     FLEETCACHE_TABLE: 'fleetcache-demo',
-    FLEETCACHE_DEMO_DATA_URL: data.url,
+    DEMO_DATA_URL: data.url,
     NEXT_TELEMETRY_DISABLED: '1',
   }
   Object.assign(process.env, env)

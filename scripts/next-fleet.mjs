@@ -91,7 +91,7 @@ export async function runNode(args, env) {
 
 /** Runs the `fleetcache` command; resolves to its output. */
 export function runCli(args, env) {
-  return runNode([path.join(root, 'cli.js'), ...args], env)
+  return runNode([path.join(root, 'tools', 'cli.js'), ...args], env)
 }
 
 /** Runs the `fleetcache` command with `--json`; resolves to its report. */

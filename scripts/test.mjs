@@ -27,6 +27,10 @@ if (process.env.CI) {
   // The generated binding is committed; CI fails when it drifts from the Rust source.
   ok = run('generated binding is committed', 'git', ['diff', '--exit-code', '--', 'binding.d.ts'])
   if (!ok) process.exit(1)
+  // `npm install` on a fresh clone must leave the lock file as committed (and `npm ci` work).
+  ok = run('npm install leaves package-lock.json unchanged', 'npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'])
+  ok = ok && run('package-lock.json unchanged', 'git', ['diff', '--exit-code', '--', 'package-lock.json'])
+  if (!ok) process.exit(1)
 }
 
 console.log('\n[test] starting the local S3 + DynamoDB server (moto)')

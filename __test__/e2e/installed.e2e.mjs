@@ -79,7 +79,7 @@ function fleetcacheNoise(log) {
 }
 
 function runInstalledCli(dir, args, env) {
-  return spawnSync(process.execPath, [path.join(dir, 'node_modules', 'fleetcache', 'cli.js'), ...args], { cwd: dir, env, encoding: 'utf8' })
+  return spawnSync(process.execPath, [path.join(dir, 'node_modules', 'fleetcache', 'tools', 'cli.js'), ...args], { cwd: dir, env, encoding: 'utf8' })
 }
 
 describe.skipIf(!ep)('installed from the packed tarballs, outside the repository', () => {
@@ -106,7 +106,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
       AWS_EC2_METADATA_DISABLED: 'true',
       FLEETCACHE_BUCKET: `installed-${run}`,
       FLEETCACHE_TABLE: `installed-${run}`,
-      FLEETCACHE_DEMO_DATA_URL: data.url,
+      DEMO_DATA_URL: data.url,
       NEXT_TELEMETRY_DISABLED: '1',
     }
     await fc._coreFor({ bucket: awsEnv.FLEETCACHE_BUCKET, table: awsEnv.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()
@@ -121,7 +121,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
 
   it('the tarballs hold the JS face and the addon, no Rust sources, and the main package lists every platform package', () => {
     const files = packed.main.files
-    expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'loader.js', 'handler.js', 'cli.js', 'package.json', 'README.md', 'LICENSE']))
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'loader.js', 'handler.js', 'tools/cli.js', 'tools/index.js', 'tools/seed.js', 'tools/instrumentation.js', 'package.json', 'README.md', 'LICENSE']))
     expect(files.filter((f) => f.endsWith('.rs') || f.endsWith('.node') || f.startsWith('src/') || f === 'Cargo.toml')).toEqual([])
     const manifest = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'fleetcache', 'package.json'), 'utf8'))
     expect(Object.keys(manifest.optionalDependencies).sort()).toEqual(
@@ -143,7 +143,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
   })
 
   it('next build with no AWS configuration: succeeds, makes no network call, prints no fleetcache warning', async () => {
-    const { code, log } = await bareBuild(app, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url, FLEETCACHE_DEMO_DATA_URL: data.url })
+    const { code, log } = await bareBuild(app, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url, DEMO_DATA_URL: data.url })
     expect(code, log).toBe(0)
     expect(trap.count).toBe(0)
     expect(fleetcacheNoise(log)).toEqual([])
@@ -168,7 +168,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
   it("output: 'standalone': the addon is traced into the output, which serves HITs from a folder with no other node_modules", async () => {
     const cfg = path.join(app, 'next.config.js')
     fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace('module.exports = {', "module.exports = {\n  output: 'standalone',"))
-    const { code, log } = await bareBuild(app, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url, FLEETCACHE_DEMO_DATA_URL: data.url })
+    const { code, log } = await bareBuild(app, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url, DEMO_DATA_URL: data.url })
     expect(code, log).toBe(0)
     expect(trap.count).toBe(0)
     expect(fleetcacheNoise(log)).toEqual([])
@@ -205,7 +205,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
     const app15 = path.join(work, 'app15')
     copyApp(app15, { next16: false })
     npmInstall(app15, [packed.main.tarball, ...Object.values(packed.platforms).map((p) => p.tarball)])
-    const { code, log } = await bareBuild(app15, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url, FLEETCACHE_DEMO_DATA_URL: data.url })
+    const { code, log } = await bareBuild(app15, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url, DEMO_DATA_URL: data.url })
     expect(code, log).toBe(0)
     expect(trap.count).toBe(0)
     expect(fleetcacheNoise(log)).toEqual([])

@@ -33,7 +33,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
       AWS_ENDPOINT_URL: ep,
       FLEETCACHE_BUCKET: `e2e-${run}`,
       FLEETCACHE_TABLE: `e2e-${run}`,
-      FLEETCACHE_DEMO_DATA_URL: data.url,
+      DEMO_DATA_URL: data.url,
       NEXT_TELEMETRY_DISABLED: '1',
     }
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
@@ -299,7 +299,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     const env = { ...seedEnv(), FLEETCACHE_PREFIX: `runtime-${run}` }
     const script = `
       const t = Date.now()
-      require(${JSON.stringify(path.resolve('runtime-seed.js'))}).register({ distDir: ${JSON.stringify(path.join(dir, seedDist))}, log: () => {} })
+      require(${JSON.stringify(path.resolve('tools/instrumentation.js'))}).register({ distDir: ${JSON.stringify(path.join(dir, seedDist))}, log: () => {} })
         .then(async ({ done }) => { const returnedIn = Date.now() - t; const r = await done; console.log(JSON.stringify({ returnedIn, seeded: r && r.written })) })`
     const runOne = async () => {
       const r = await runNode(['-e', script], env)

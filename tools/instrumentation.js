@@ -1,7 +1,6 @@
 'use strict'
-// `fleetcache/instrumentation` (this file is named otherwise so that no bundler mistakes it for
-// an app's own instrumentation hook). Run-time seeding, for platforms without a deploy step: call `register()` from the app's
-// `instrumentation.js`. On each instance's start it checks whether this build was seeded; if
+// `fleetcache/instrumentation`: run-time seeding, for platforms without a deploy step: call
+// `register()` from the app's `instrumentation.js`. On each instance's start it checks whether this build was seeded; if
 // not, one instance of the fleet claims the job (a lease in DynamoDB) and seeds in the
 // background, while every instance — the seeder included — starts serving at once. If the
 // seeder dies, its claim lapses (`claimMs`, default 10 min) and the next instance to start

@@ -1,9 +1,10 @@
 'use strict'
-// `fleetcache/tools`: the deploy-time tools behind the `fleetcache` command, kept apart from the
-// handler (`index.js`) so that the module graph Next traces for `cacheHandler` holds no
-// build-output reading code (bundlers' file tracing would otherwise pull in the whole project).
+// `fleetcache/tools`: the deploy-time tools behind the `fleetcache` command. They live in tools/,
+// which the handler (`../index.js`) never requires: the module graph Next traces for
+// `cacheHandler` cannot reach build-output reading code (file tracing would otherwise pull in the
+// whole project).
 
-const fc = require('./index.js')
+const fc = require('../index.js')
 const seedLib = require('./seed.js')
 
 /**

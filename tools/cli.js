@@ -80,7 +80,7 @@ async function main(argv) {
     console.log(USAGE)
     return command === undefined && !args.help ? 2 : 0
   }
-  const fc = require('./tools.js')
+  const fc = require('./index.js')
   const options = storeOptions(args)
   const out = (report, text) => (args.json ? console.log(JSON.stringify(report, null, 2)) : console.log(text))
 
