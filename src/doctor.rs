@@ -148,7 +148,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             }
         },
     }
-    let (s3, ddb) = crate::handler::aws_stores(cfg).await;
+    let (s3, ddb) = crate::stores::aws_stores(cfg).await;
     let (s3, ddb) = (s3.client().clone(), ddb.client().clone());
     let bucket = &cfg.bucket;
     let table = &cfg.table;

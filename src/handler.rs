@@ -6,6 +6,9 @@
 //!   writes S3, then the tag index; failures are returned as values for the JS face to log.
 //! - `revalidateTag` applies to the local tag clock at once, then to the `TagStore`; a failure
 //!   there is returned, because the rest of the fleet has not heard of it.
+//!
+//! The build registry and seeding are in `deploy.rs`, store construction in `stores.rs`, and the
+//! change feed's poller in `feed.rs`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -18,26 +21,15 @@ use parking_lot::Mutex;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
-use crate::config::{Backend, Config};
+use crate::config::Config;
 use crate::entry::{evaluate, CacheControl, Entry, TagState, Value, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{self, Class};
 use crate::l1::L1;
-use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
+use crate::store::BlobStore;
+use crate::stores::Backends;
 use crate::tag_clock::TagClock;
-use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, FeedEvent, FeedRecord, IndexRow, TagStore};
-
-/// A build registered in the store (`<prefix>/builds/<id>`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildInfo {
-    pub build_id: String,
-    /// When it was first registered, ms since the epoch.
-    pub created_at: i64,
-    /// When an instance of it last started or seeded it (at least `created_at`).
-    #[serde(default)]
-    pub last_active_at: i64,
-}
+use crate::tags::{FeedEvent, FeedRecord, IndexRow, TagStore};
 
 /// What `get` was asked.
 #[derive(Debug, Clone, Default)]
@@ -100,11 +92,6 @@ pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-pub(crate) struct Backends {
-    pub blobs: Arc<dyn BlobStore>,
-    pub tags: Arc<dyn TagStore>,
-}
-
 /// Where this process stands in the change feed (see `feed.rs`).
 #[derive(Default)]
 pub(crate) struct FeedState {
@@ -123,7 +110,7 @@ pub struct Core {
     clock: Arc<dyn Clock>,
     l1: L1,
     tag_clock: TagClock,
-    backends: tokio::sync::OnceCell<Backends>,
+    pub(crate) backends: tokio::sync::OnceCell<Backends>,
     /// (tag, key) index rows this process wrote, with when; rewritten after half the TTL.
     indexed: DashMap<(String, String), i64>,
     pub stats: Stats,
@@ -145,15 +132,6 @@ pub struct Core {
 /// A `set` more than this long after the last `get` of its key is stamped with its own time.
 const RENDER_WINDOW_MS: i64 = 60_000;
 const MAX_TRACKED_KEYS: usize = 100_000;
-
-/// The S3 and DynamoDB stores `cfg` names (standard AWS configuration, explicit options win).
-pub async fn aws_stores(cfg: &Config) -> (S3BlobStore, DynamoTagStore) {
-    let sdk = crate::aws::load_sdk_config(cfg).await;
-    (
-        S3BlobStore::new(&sdk, cfg.bucket.clone(), cfg.s3_endpoint.as_deref(), cfg.force_path_style),
-        DynamoTagStore::new(&sdk, cfg.table.clone(), cfg.dynamodb_endpoint.as_deref()),
-    )
-}
 
 fn new_instance_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -203,40 +181,6 @@ impl Core {
         let core = Core::with_clock(cfg, clock);
         let _ = core.backends.set(Backends { blobs, tags });
         core
-    }
-
-    pub(crate) async fn backends(&self) -> &Backends {
-        self.backends
-            .get_or_init(|| async {
-                match self.cfg.backend {
-                    Backend::Memory => Backends {
-                        blobs: Arc::new(MemoryBlobStore::default()),
-                        tags: Arc::new(MemoryTagStore::default()),
-                    },
-                    Backend::Aws => {
-                        let (s3, ddb) = aws_stores(&self.cfg).await;
-                        Backends { blobs: Arc::new(s3), tags: Arc::new(ddb) }
-                    }
-                }
-            })
-            .await
-    }
-
-    /// Creates the bucket and table when missing (local servers, tests, the demo).
-    pub async fn ensure_resources(&self) -> Result<()> {
-        if self.cfg.backend == Backend::Memory {
-            return Ok(());
-        }
-        let (s3, ddb) = aws_stores(&self.cfg).await;
-        if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
-            if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
-                let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
-                if err.kind != ErrorKind::Conflict {
-                    return Err(err);
-                }
-            }
-        }
-        ddb.ensure_table().await
     }
 
     pub fn now(&self) -> i64 {
@@ -469,7 +413,7 @@ impl Core {
 
     /// The entry `set` and `seed` store (tags sorted, deduplicated), or a `TooLarge` error past
     /// `maxEntryBytes`.
-    fn storable_entry(
+    pub(crate) fn storable_entry(
         &self,
         key: String,
         last_modified: i64,
@@ -534,120 +478,7 @@ impl Core {
         announced
     }
 
-    /// Writes a build-output entry (`fleetcache seed`): stored only when no object exists under
-    /// its key (S3 conditional write), with the build's own `last_modified`, never in memory and
-    /// never announced (no instance can hold an older copy of a key nobody wrote yet). Returns
-    /// whether this call wrote it.
-    pub async fn seed(
-        &self,
-        key: String,
-        class: Class,
-        value: Option<Value>,
-        cache_control: Option<CacheControl>,
-        tags: Vec<String>,
-        last_modified: i64,
-    ) -> Result<bool> {
-        let entry = self.storable_entry(key, last_modified, cache_control, tags, value)?;
-        let bytes = codec::encode(&entry, self.cfg.compression_level)?;
-        let b = self.backends().await;
-        let written = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), true).await?;
-        if written {
-            self.write_index(&entry, class).await?;
-        }
-        Ok(written)
-    }
-
-    /// Records that the build in force exists (the first registration's time stays) and is
-    /// running now. `prune` keeps the builds that ran last, so a rolled-back build is kept.
-    /// Returns whether this call created the registration.
-    pub async fn register_build(&self) -> Result<bool> {
-        let build_id = self.build_id();
-        let now = self.now();
-        let b = self.backends().await;
-        let body = serde_json::json!({ "buildId": build_id, "createdAt": now }).to_string();
-        let created =
-            b.blobs.put(&keys::build_marker_key(&self.cfg.prefix, &build_id), Bytes::from(body), true).await?;
-        let activity = serde_json::json!({ "buildId": build_id, "createdAt": now, "lastActiveAt": now }).to_string();
-        b.blobs.put(&keys::activity_key(&self.cfg.prefix, &build_id), Bytes::from(activity), false).await?;
-        Ok(created)
-    }
-
-    /// Whether this build's output was seeded already (`mark_seeded`).
-    pub async fn is_seeded(&self) -> Result<bool> {
-        let b = self.backends().await;
-        Ok(b.blobs.get(&keys::seeded_marker_key(&self.cfg.prefix, &self.build_id())).await?.is_some())
-    }
-
-    /// Claims the seeding of this build for `ms` (one instance of the fleet wins; the claim
-    /// lapses if it dies). False when it is seeded already or another instance holds the claim.
-    pub async fn claim_seeding(&self, ms: i64) -> Result<bool> {
-        if self.is_seeded().await? {
-            return Ok(false);
-        }
-        let now = self.now();
-        let name = format!("seed#{}", keys::build_marker_key(&self.cfg.prefix, &self.build_id()));
-        let b = self.backends().await;
-        Ok(b.tags.try_lease(&name, &self.instance_id, now, now + ms).await?.won)
-    }
-
-    /// Records that this build's output is in the store.
-    pub async fn mark_seeded(&self) -> Result<()> {
-        let body = serde_json::json!({ "buildId": self.build_id(), "seededAt": self.now() }).to_string();
-        let b = self.backends().await;
-        b.blobs.put(&keys::seeded_marker_key(&self.cfg.prefix, &self.build_id()), Bytes::from(body), false).await?;
-        Ok(())
-    }
-
-    /// Every registered build, least recently active first.
-    pub async fn list_builds(&self) -> Result<Vec<BuildInfo>> {
-        let b = self.backends().await;
-        let mut out = Vec::new();
-        for k in b.blobs.list(&keys::builds_prefix(&self.cfg.prefix)).await? {
-            let Some(body) = b.blobs.get(&k).await? else { continue };
-            let mut info = match serde_json::from_slice::<BuildInfo>(&body) {
-                Ok(info) => info,
-                Err(e) => {
-                    self.log("unreadable build marker skipped", &format!("{k}: {e}"));
-                    continue;
-                }
-            };
-            let activity = b.blobs.get(&keys::activity_key(&self.cfg.prefix, &info.build_id)).await?;
-            let last =
-                activity.and_then(|a| serde_json::from_slice::<BuildInfo>(&a).ok()).map_or(0, |a| a.last_active_at);
-            info.last_active_at = last.max(info.created_at);
-            out.push(info);
-        }
-        out.sort_by(|a, b| {
-            (a.last_active_at, a.created_at, &a.build_id).cmp(&(b.last_active_at, b.created_at, &b.build_id))
-        });
-        Ok(out)
-    }
-
-    /// Object keys of the entries that belong to `build_id` alone (pages, routes, per-build fetches).
-    pub async fn build_object_keys(&self, build_id: &str) -> Result<Vec<String>> {
-        let b = self.backends().await;
-        let mut out = Vec::new();
-        for folder in keys::build_folders(&self.cfg.prefix, build_id) {
-            out.extend(b.blobs.list(&folder).await?);
-        }
-        Ok(out)
-    }
-
-    /// Deletes objects (batches of 1,000): a build's entries from [`Core::build_object_keys`], then its marker.
-    pub async fn delete_objects(&self, keys: &[String]) -> Result<()> {
-        self.backends().await.blobs.delete(keys).await
-    }
-
-    /// The markers of a build, the registration last.
-    pub fn build_marker_keys(&self, build_id: &str) -> Vec<String> {
-        vec![
-            keys::seeded_marker_key(&self.cfg.prefix, build_id),
-            keys::activity_key(&self.cfg.prefix, build_id),
-            keys::build_marker_key(&self.cfg.prefix, build_id),
-        ]
-    }
-
-    async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {
+    pub(crate) async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {
         if entry.tags.is_empty() {
             return Ok(());
         }

@@ -1,12 +1,13 @@
 //! fleetcache: a shared ISR and data cache for self-hosted Next.js fleets.
 //!
-//! The napi-free core lives in the modules below and is covered by `cargo test`; `napi.rs`
+//! The napi-free core lives in the modules below and is covered by `cargo test`; `napi_face.rs`
 //! (feature `node`) is the N-API boundary only.
 
 pub mod aws;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod deploy;
 pub mod doctor;
 pub mod entry;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod handler;
 pub mod keys;
 pub mod l1;
 pub mod store;
+pub mod stores;
 pub mod tag_clock;
 pub mod tags;
 

@@ -34,7 +34,7 @@ async fn setup(ep: &str) -> (Config, S3BlobStore, DynamoTagStore) {
     };
     let cfg = Config::from_options(opts, &|_| None).unwrap();
     Core::new(cfg.clone()).ensure_resources().await.unwrap();
-    let (s3, ddb) = fleetcache::handler::aws_stores(&cfg).await;
+    let (s3, ddb) = fleetcache::stores::aws_stores(&cfg).await;
     (cfg, s3, ddb)
 }
 

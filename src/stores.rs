@@ -1,0 +1,63 @@
+//! Store construction: the S3 and DynamoDB stores a [`Config`] names (or the in-memory ones), built
+//! once per core on first use; and creating the bucket and table where they are missing (local
+//! servers, tests, the demo). `doctor.rs` and the integration tests build their clients here too.
+
+use std::sync::Arc;
+
+use crate::config::{Backend, Config};
+use crate::error::{ErrorKind, Result};
+use crate::handler::Core;
+use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
+use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, TagStore};
+
+/// The two stores a core reads and writes.
+pub struct Backends {
+    pub blobs: Arc<dyn BlobStore>,
+    pub tags: Arc<dyn TagStore>,
+}
+
+/// The S3 and DynamoDB stores `cfg` names (standard AWS configuration, explicit options win).
+pub async fn aws_stores(cfg: &Config) -> (S3BlobStore, DynamoTagStore) {
+    let sdk = crate::aws::load_sdk_config(cfg).await;
+    (
+        S3BlobStore::new(&sdk, cfg.bucket.clone(), cfg.s3_endpoint.as_deref(), cfg.force_path_style),
+        DynamoTagStore::new(&sdk, cfg.table.clone(), cfg.dynamodb_endpoint.as_deref()),
+    )
+}
+
+impl Core {
+    /// The stores, constructed on first use.
+    pub(crate) async fn backends(&self) -> &Backends {
+        self.backends
+            .get_or_init(|| async {
+                match self.cfg.backend {
+                    Backend::Memory => Backends {
+                        blobs: Arc::new(MemoryBlobStore::default()),
+                        tags: Arc::new(MemoryTagStore::default()),
+                    },
+                    Backend::Aws => {
+                        let (s3, ddb) = aws_stores(&self.cfg).await;
+                        Backends { blobs: Arc::new(s3), tags: Arc::new(ddb) }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Creates the bucket and table when missing (local servers, tests, the demo).
+    pub async fn ensure_resources(&self) -> Result<()> {
+        if self.cfg.backend == Backend::Memory {
+            return Ok(());
+        }
+        let (s3, ddb) = aws_stores(&self.cfg).await;
+        if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
+            if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
+                let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
+                if err.kind != ErrorKind::Conflict {
+                    return Err(err);
+                }
+            }
+        }
+        ddb.ensure_table().await
+    }
+}
