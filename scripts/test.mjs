@@ -46,8 +46,8 @@ try {
   }
   ok = run('cargo fmt --check', 'cargo', ['fmt', '--check']) && ok
   ok = run('versions in step', 'node', ['scripts/sync-versions.mjs', '--check']) && ok
-  ok = run('cargo clippy', 'cargo', ['clippy', '--no-default-features', '--all-targets', '--', '-D', 'warnings']) && ok
-  ok = run('cargo test', 'cargo', ['test', '--no-default-features'], env) && ok
+  ok = run('cargo clippy (node feature on: the napi boundary is linted too)', 'cargo', ['clippy', '--features', 'conformance', '--all-targets', '--', '-D', 'warnings']) && ok
+  ok = run('cargo test', 'cargo', ['test', '--no-default-features', '--features', 'conformance'], env) && ok
   ok = run('vitest', 'npx', ['vitest', 'run'], env) && ok
   if (process.env.FLEETCACHE_SKIP_E2E !== '1') {
     ok = run('e2e (example app on Next 16 and 15.5; the packed package installed outside the repo)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok

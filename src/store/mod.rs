@@ -22,8 +22,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
-/// The behaviour every `BlobStore` must have. Run by `cargo test` against memory, and against
-/// S3 protocol servers when `FLEETCACHE_TEST_S3` is set (see `tests/backends.rs`).
+/// The behaviour every `BlobStore` must have. Run by `cargo test` against memory, and against an
+/// S3 protocol server by `tests/backends.rs` (feature `conformance`); never in the shipped addon.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance {
     use super::*;
 

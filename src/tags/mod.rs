@@ -69,7 +69,9 @@ pub trait TagStore: Send + Sync + 'static {
     async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>>;
 }
 
-/// The behaviour every `TagStore` must have.
+/// The behaviour every `TagStore` must have. Run by `cargo test` against memory, and against a
+/// DynamoDB protocol server by `tests/backends.rs` (feature `conformance`); never in the shipped addon.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance {
     use super::*;
     use std::sync::Arc;
