@@ -18,6 +18,7 @@ use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::config::{Backend, Config};
+use crate::tags::dynamodb::{ATTR_PK, ATTR_SK, ATTR_TTL};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,13 +105,8 @@ impl Probe<'_> {
 }
 
 fn create_table_fix(table: &str) -> String {
-    format!(
-        "create it: aws dynamodb create-table --table-name {table} --attribute-definitions \
-         AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S --key-schema \
-         AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE --billing-mode PAY_PER_REQUEST \
-         && aws dynamodb update-time-to-live --table-name {table} --time-to-live-specification \
-         Enabled=true,AttributeName=ttl (or deploy examples/aws/cloudformation.yaml)"
-    )
+    let cmd = crate::tags::dynamodb::create_table_command(table).replace(" \\\n  ", " ").replace('\n', " && ");
+    format!("create it: {cmd} (or deploy examples/aws/cloudformation.yaml)")
 }
 
 /// Runs every check against the stores `cfg` names.
@@ -191,11 +187,11 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             let type_of =
                 |name: &str| defs.iter().find(|d| d.attribute_name() == name).map(|d| d.attribute_type().clone());
             let has = |name: &str, kt: KeyType| ks.iter().any(|k| k.attribute_name() == name && *k.key_type() == kt);
-            if has("pk", KeyType::Hash)
-                && has("sk", KeyType::Range)
+            if has(ATTR_PK, KeyType::Hash)
+                && has(ATTR_SK, KeyType::Range)
                 && ks.len() == 2
-                && type_of("pk") == Some(ScalarAttributeType::S)
-                && type_of("sk") == Some(ScalarAttributeType::S)
+                && type_of(ATTR_PK) == Some(ScalarAttributeType::S)
+                && type_of(ATTR_SK) == Some(ScalarAttributeType::S)
             {
                 checks.push(ok("table", format!("`{table}` exists with keys pk (S, hash) + sk (S, range)")));
                 true
@@ -233,7 +229,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
                 let d = out.time_to_live_description();
                 let enabled = d.and_then(|d| d.time_to_live_status()).map(|s| s.as_str().to_string()).unwrap_or_default();
                 let attr = d.and_then(|d| d.attribute_name()).unwrap_or("");
-                if (enabled == "ENABLED" || enabled == "ENABLING") && attr == "ttl" {
+                if (enabled == "ENABLED" || enabled == "ENABLING") && attr == ATTR_TTL {
                     checks.push(ok("table ttl", "enabled on `ttl`"));
                 } else {
                     checks.push(bad(
@@ -291,13 +287,13 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     if table_ok {
         let pk = AttributeValue::S("D#doctor".into());
         let sk = AttributeValue::S(nonce[..16].to_string());
-        let put = ddb.put_item().table_name(table).item("pk", pk.clone()).item("sk", sk.clone()).send().await;
+        let put = ddb.put_item().table_name(table).item(ATTR_PK, pk.clone()).item(ATTR_SK, sk.clone()).send().await;
         let wrote = probe.record("dynamodb:PutItem", &table_arn, put);
         let get = ddb
             .get_item()
             .table_name(table)
-            .key("pk", pk.clone())
-            .key("sk", sk.clone())
+            .key(ATTR_PK, pk.clone())
+            .key(ATTR_SK, sk.clone())
             .consistent_read(true)
             .send()
             .await;
@@ -305,8 +301,8 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         let upd = ddb
             .update_item()
             .table_name(table)
-            .key("pk", pk.clone())
-            .key("sk", sk.clone())
+            .key(ATTR_PK, pk.clone())
+            .key(ATTR_SK, sk.clone())
             .update_expression("ADD n :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
@@ -322,12 +318,12 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             .await;
         probe.record("dynamodb:Query", &table_arn, q);
         let keys = KeysAndAttributes::builder()
-            .keys([("pk".to_string(), pk.clone()), ("sk".to_string(), sk.clone())].into_iter().collect())
+            .keys([(ATTR_PK.to_string(), pk.clone()), (ATTR_SK.to_string(), sk.clone())].into_iter().collect())
             .consistent_read(true)
             .build()
             .expect("keys set");
         probe.record("dynamodb:BatchGetItem", &table_arn, ddb.batch_get_item().request_items(table, keys).send().await);
-        let del = DeleteRequest::builder().key("pk", pk).key("sk", sk).build().expect("key set");
+        let del = DeleteRequest::builder().key(ATTR_PK, pk).key(ATTR_SK, sk).build().expect("key set");
         let bw = ddb
             .batch_write_item()
             .request_items(table, vec![WriteRequest::builder().delete_request(del).build()])

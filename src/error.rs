@@ -1,6 +1,7 @@
 //! One error type for the whole core: a stable kind (mapped to a JS `code`), whether a retry
-//! could help, and a human context line. Each backend maps its SDK errors in exactly one
-//! function (`store::s3::map_err`, `tags::dynamodb::map_err`); nothing else inspects SDK errors.
+//! could help, and a human context line. SDK errors of both backends are mapped in exactly one
+//! function, `aws::map_err`; nothing else inspects SDK errors (`doctor` reads their codes to
+//! explain a failed check).
 
 use std::fmt;
 

@@ -35,14 +35,9 @@
 //! it and then stop trusting their memory (see `feed.rs`).
 //!
 //! ## Create the table
-//! ```sh
-//! aws dynamodb create-table --table-name fleetcache \
-//!   --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S \
-//!   --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE \
-//!   --billing-mode PAY_PER_REQUEST
-//! aws dynamodb update-time-to-live --table-name fleetcache \
-//!   --time-to-live-specification Enabled=true,AttributeName=ttl
-//! ```
+//! [`create_table_command`] gives the AWS CLI commands (string keys `pk` + `sk`, TTL on `ttl`,
+//! on-demand billing); `doctor` prints them when the table is missing, the README shows them, and
+//! [`DynamoTagStore::ensure_table`] creates the same table on local servers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -65,6 +60,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const ATTR_PK: &str = "pk";
 pub const ATTR_SK: &str = "sk";
 pub const ATTR_TTL: &str = "ttl";
+
+/// The AWS CLI commands that create a table for fleetcache named `table` (the one place they are
+/// written; the README shows their output for `my-site-cache`).
+pub fn create_table_command(table: &str) -> String {
+    format!(
+        "aws dynamodb create-table --table-name {table} \\\n  \
+         --attribute-definitions AttributeName={ATTR_PK},AttributeType=S AttributeName={ATTR_SK},AttributeType=S \\\n  \
+         --key-schema AttributeName={ATTR_PK},KeyType=HASH AttributeName={ATTR_SK},KeyType=RANGE \\\n  \
+         --billing-mode PAY_PER_REQUEST\n\
+         aws dynamodb update-time-to-live --table-name {table} \\\n  \
+         --time-to-live-specification Enabled=true,AttributeName={ATTR_TTL}"
+    )
+}
 const ATTR_HARD: &str = "hard";
 const ATTR_STALE: &str = "stale";
 const ATTR_SOFT: &str = "soft";
@@ -536,5 +544,17 @@ impl TagStore for DynamoTagStore {
         }))
         .await?;
         Ok(per_tag.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_shows_the_create_table_command() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&super::create_table_command("my-site-cache")),
+            "README's create-table block is out of step"
+        );
     }
 }
