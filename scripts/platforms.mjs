@@ -127,6 +127,9 @@ function installSysroots() {
       const file = got[0] || fs.readdirSync(debs).find((f) => f.startsWith(`${p.split(':')[0]}_`) && f.endsWith(`_${p.split(':')[1]}.deb`))
       sh('dpkg-deb', ['-x', path.join(debs, file), dest])
     }
+    // trixie's packages are laid out for merged /usr: /lib is a link to usr/lib there, made by
+    // another package. Without it qemu's -L would fall back to the host's /lib.
+    if (!fs.existsSync(path.join(dest, 'lib'))) fs.symlinkSync('usr/lib', path.join(dest, 'lib'))
   }
   fs.writeFileSync(marker, new Date().toISOString())
 }
