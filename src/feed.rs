@@ -1,5 +1,11 @@
 //! The change feed poller: keeps this process's memory honest about what other instances did.
 //!
+//! [`Feed`] owns where this process stands in the feed (cursor, gaps, whether it is being read)
+//! and answers the one question the request path asks: may memory be served now
+//! ([`Feed::trusted`])? It reads through the [`TagStore`] and applies events to the memory it is
+//! given ([`Memory`]: the in-memory tier, the tag clock, the regeneration leases). It knows
+//! nothing of the handler: the core implements [`FeedHost`] and starts [`run`].
+//!
 //! Every `revalidateTag` and every `set` appends an event to an ordered log in the tag store
 //! (numbers from an atomic counter, not wall clocks). Each process runs one task that reads the
 //! counter once per `feedIntervalMs` — a cost independent of request traffic — and only when it
@@ -33,69 +39,148 @@
 //! expired (or stale) instead of fresh. This compares wall clocks of different machines, as Next
 //! itself does: keep them NTP-synchronised.
 
-use std::sync::atomic::Ordering;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Weak;
 use std::time::Duration;
 
+use dashmap::DashMap;
+
+use crate::clock::Clock;
 use crate::error::Error;
-use crate::handler::{bump, Core};
-use crate::tags::{FeedEvent, FeedRecord};
+use crate::l1::L1;
+use crate::log::RateLimitedLog;
+use crate::stats::{bump, Stats};
+use crate::tag_clock::TagClock;
+use crate::tags::{FeedEvent, FeedRecord, TagStore};
 
 /// Further behind than this, a process drops its memory instead of replaying.
 pub const MAX_CATCHUP: u64 = 1_000;
 /// How long a hole in the sequence may stay open before the process stops waiting for it.
 pub const GAP_GRACE_MS: i64 = 2_000;
 
-/// Polls until the core is dropped, at a fixed rate (one poll per `feedIntervalMs`, however long
+/// The memory the feed keeps honest, and where it reports.
+pub struct Memory<'a> {
+    pub l1: &'a L1,
+    pub tag_clock: &'a TagClock,
+    /// Regeneration leases known here: key → (until, held by this instance).
+    pub leases: &'a DashMap<String, (i64, bool)>,
+    pub stats: &'a Stats,
+    pub log: &'a RateLimitedLog,
+    pub clock: &'a dyn Clock,
+}
+
+impl Memory<'_> {
+    fn drop_all(&self) {
+        self.l1.clear();
+        self.tag_clock.clear();
+        self.leases.clear();
+    }
+    fn log(&self, what: &'static str, msg: &str) {
+        self.log.log(self.clock.now_ms(), what, msg);
+    }
+}
+
+/// Where this process stands in the change feed.
+pub struct Feed {
+    interval_ms: u64,
+    stale_after_ms: u64,
+    /// This core's id: its own events are not applied again.
+    origin: String,
+    /// Newest event applied; valid once `started`.
+    cursor: AtomicU64,
+    started: AtomicBool,
+    /// Memory is served only while this holds (the feed is being read, or there is none).
+    trusting: AtomicBool,
+    last_ok: AtomicI64,
+    /// When a hole in the sequence was first seen (0 = none).
+    gap_since: AtomicI64,
+}
+
+/// The owner of a feed as the poller task sees it (the core).
+pub trait FeedHost: Send + Sync + 'static {
+    fn feed(&self) -> &Feed;
+    /// One round: read the head through the host's tag store, apply what is new.
+    fn poll_feed_once(&self) -> impl Future<Output = ()> + Send;
+    /// A round took longer than the feed's staleness limit.
+    fn feed_timed_out(&self);
+}
+
+/// Polls until the host is dropped, at a fixed rate (one poll per `feedIntervalMs`, however long
 /// each poll takes), so the read rate never exceeds 1000 / `feedIntervalMs` per second.
-pub async fn run(core: Weak<Core>) {
-    let period = match core.upgrade() {
-        Some(c) if c.cfg.feed_interval_ms > 0 => Duration::from_millis(c.cfg.feed_interval_ms),
+pub async fn run<H: FeedHost>(host: Weak<H>) {
+    let (period, limit) = match host.upgrade() {
+        Some(h) if h.feed().enabled() => {
+            let f = h.feed();
+            (Duration::from_millis(f.interval_ms), Duration::from_millis(f.stale_after_ms.max(1_000)))
+        }
         _ => return,
     };
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let Some(core) = core.upgrade() else { return };
-        let limit = Duration::from_millis(core.cfg.feed_stale_after_ms.max(1_000));
-        if tokio::time::timeout(limit, core.poll_feed_once()).await.is_err() {
-            core.feed_failed(&Error::new(crate::error::ErrorKind::Timeout, "feed poll timed out"));
+        let Some(h) = host.upgrade() else { return };
+        if tokio::time::timeout(limit, h.poll_feed_once()).await.is_err() {
+            h.feed_timed_out();
         }
     }
 }
 
-impl Core {
-    /// One round of the poller: read the head, apply what is new.
-    pub async fn poll_feed_once(&self) {
-        if self.cfg.feed_interval_ms == 0 {
-            return;
+impl Feed {
+    /// A feed polled every `interval_ms` (0: no feed, memory trusted from the start).
+    pub fn new(interval_ms: u64, stale_after_ms: u64, origin: String) -> Feed {
+        Feed {
+            interval_ms,
+            stale_after_ms,
+            origin,
+            cursor: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            trusting: AtomicBool::new(interval_ms == 0),
+            last_ok: AtomicI64::new(0),
+            gap_since: AtomicI64::new(0),
         }
-        bump(&self.stats.feed_polls);
-        let b = self.backends().await;
-        let head = match b.tags.feed_head().await {
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.interval_ms > 0
+    }
+
+    /// May memory be served now?
+    pub fn trusted(&self) -> bool {
+        self.trusting.load(Ordering::Acquire)
+    }
+
+    /// One round of the poller: read the head, apply what is new. Returns whether memory was
+    /// dropped (a reset, or the feed unreadable for too long).
+    pub async fn poll_once(&self, tags: &dyn TagStore, m: &Memory<'_>) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        bump(&m.stats.feed_polls);
+        let head = match tags.feed_head().await {
             Ok(h) => h,
-            Err(e) => return self.feed_failed(&e),
+            Err(e) => return self.failed(&e, m),
         };
-        let now = self.now();
-        let f = &self.feed;
-        if !f.started.load(Ordering::Acquire) {
-            self.clear_memory();
-            f.cursor.store(head, Ordering::Release);
-            f.started.store(true, Ordering::Release);
-            return self.feed_ok(now);
+        let now = m.clock.now_ms();
+        if !self.started.load(Ordering::Acquire) {
+            m.drop_all();
+            self.cursor.store(head, Ordering::Release);
+            self.started.store(true, Ordering::Release);
+            self.ok(now);
+            return true;
         }
-        let cursor = f.cursor.load(Ordering::Acquire);
+        let cursor = self.cursor.load(Ordering::Acquire);
         if head < cursor {
-            return self.reset_feed(head, "the feed counter went backwards (table recreated?)");
+            return self.reset(head, "the feed counter went backwards (table recreated?)", m);
         }
         if head > cursor + MAX_CATCHUP {
-            return self.reset_feed(head, "more than 1000 events behind");
+            return self.reset(head, "more than 1000 events behind", m);
         }
         if head > cursor {
-            let events = match b.tags.read_feed(cursor + 1, head).await {
+            let events = match tags.read_feed(cursor + 1, head).await {
                 Ok(e) => e,
-                Err(e) => return self.feed_failed(&e),
+                Err(e) => return self.failed(&e, m),
             };
             let mut next = cursor + 1;
             for (seq, rec) in events {
@@ -105,73 +190,79 @@ impl Core {
                 if seq != next {
                     break;
                 }
-                self.apply(rec);
+                self.apply(rec, m);
                 next += 1;
             }
-            f.cursor.store(next - 1, Ordering::Release);
+            self.cursor.store(next - 1, Ordering::Release);
             if next - 1 < head {
-                let since = f.gap_since.load(Ordering::Acquire);
+                let since = self.gap_since.load(Ordering::Acquire);
                 if since == 0 {
-                    f.gap_since.store(now, Ordering::Release);
+                    self.gap_since.store(now, Ordering::Release);
                 } else if now - since > GAP_GRACE_MS {
-                    return self.reset_feed(head, "a feed event never arrived");
+                    return self.reset(head, "a feed event never arrived", m);
                 }
             } else {
-                f.gap_since.store(0, Ordering::Release);
+                self.gap_since.store(0, Ordering::Release);
             }
         }
-        self.feed_ok(now);
+        self.ok(now);
+        false
     }
 
-    fn apply(&self, rec: FeedRecord) {
-        if rec.origin == self.instance_id {
+    fn apply(&self, rec: FeedRecord, m: &Memory<'_>) {
+        if rec.origin == self.origin {
             return;
         }
-        bump(&self.stats.feed_events);
+        bump(&m.stats.feed_events);
         match rec.event {
             FeedEvent::Tags { states } => {
                 for (tag, st) in states {
-                    if self.tag_clock().get(&tag).is_some() {
-                        self.tag_clock().merge(&tag, st);
+                    if m.tag_clock.get(&tag).is_some() {
+                        m.tag_clock.merge(&tag, st);
                     }
                 }
             }
             FeedEvent::Key { key, last_modified } => {
-                if let Some(e) = self.l1().get(&key) {
-                    if e.last_modified < last_modified && self.l1().remove(&key) {
-                        bump(&self.stats.feed_evictions);
+                if let Some(e) = m.l1.get(&key) {
+                    if e.last_modified < last_modified && m.l1.remove(&key) {
+                        bump(&m.stats.feed_evictions);
                     }
                 }
-                self.forget_lease(&key);
+                m.leases.remove(&key);
             }
         }
     }
 
-    fn feed_ok(&self, now: i64) {
-        self.feed.last_ok.store(now, Ordering::Release);
-        self.feed.trusting.store(true, Ordering::Release);
+    fn ok(&self, now: i64) {
+        self.last_ok.store(now, Ordering::Release);
+        self.trusting.store(true, Ordering::Release);
     }
 
-    pub(crate) fn feed_failed(&self, e: &Error) {
-        bump(&self.stats.feed_errors);
-        let now = self.now();
-        let last_ok = self.feed.last_ok.load(Ordering::Acquire);
-        if self.feed.trusting.load(Ordering::Acquire) && now - last_ok > self.cfg.feed_stale_after_ms as i64 {
-            self.feed.trusting.store(false, Ordering::Release);
-            self.clear_memory();
-            bump(&self.stats.feed_resets);
-            self.log("feed unreadable, memory dropped until it is back", &e.to_string());
+    /// A poll failed. Past `feedStaleAfterMs` without a successful read, memory is dropped and not
+    /// served until the feed is read again; returns whether that happened now.
+    pub fn failed(&self, e: &Error, m: &Memory<'_>) -> bool {
+        bump(&m.stats.feed_errors);
+        let now = m.clock.now_ms();
+        let last_ok = self.last_ok.load(Ordering::Acquire);
+        if self.trusting.load(Ordering::Acquire) && now - last_ok > self.stale_after_ms as i64 {
+            self.trusting.store(false, Ordering::Release);
+            m.drop_all();
+            bump(&m.stats.feed_resets);
+            m.log("feed unreadable, memory dropped until it is back", &e.to_string());
+            true
         } else {
-            self.log("feed poll failed", &e.to_string());
+            m.log("feed poll failed", &e.to_string());
+            false
         }
     }
 
-    fn reset_feed(&self, head: u64, why: &str) {
-        self.clear_memory();
-        self.feed.cursor.store(head, Ordering::Release);
-        self.feed.gap_since.store(0, Ordering::Release);
-        bump(&self.stats.feed_resets);
-        self.log("feed reset, memory dropped", why);
-        self.feed_ok(self.now());
+    fn reset(&self, head: u64, why: &str, m: &Memory<'_>) -> bool {
+        m.drop_all();
+        self.cursor.store(head, Ordering::Release);
+        self.gap_since.store(0, Ordering::Release);
+        bump(&m.stats.feed_resets);
+        m.log("feed reset, memory dropped", why);
+        self.ok(m.clock.now_ms());
+        true
     }
 }

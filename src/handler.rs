@@ -11,21 +11,23 @@
 //! change feed's poller in `feed.rs`.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use parking_lot::Mutex;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
 use crate::config::Config;
 use crate::entry::{evaluate, CacheControl, Entry, TagState, Value, Verdict};
 use crate::error::{Error, ErrorKind, Result};
+use crate::feed::{self, Feed, FeedHost};
 use crate::keys::{self, Class};
 use crate::l1::L1;
+use crate::log::RateLimitedLog;
+use crate::stats::{bump, Stats};
 use crate::store::BlobStore;
 use crate::stores::Backends;
 use crate::tag_clock::TagClock;
@@ -62,49 +64,6 @@ pub enum SyncLookup {
     NeedsBackend,
 }
 
-#[derive(Default)]
-pub struct Stats {
-    pub memory_hits: AtomicU64,
-    pub backend_hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub stale: AtomicU64,
-    pub expired: AtomicU64,
-    pub get_errors: AtomicU64,
-    pub get_timeouts: AtomicU64,
-    pub corrupt: AtomicU64,
-    pub served_from_memory_on_error: AtomicU64,
-    pub sets: AtomicU64,
-    pub set_errors: AtomicU64,
-    pub too_large: AtomicU64,
-    pub index_errors: AtomicU64,
-    pub revalidations: AtomicU64,
-    pub revalidate_errors: AtomicU64,
-    pub feed_polls: AtomicU64,
-    pub feed_events: AtomicU64,
-    pub feed_evictions: AtomicU64,
-    pub feed_errors: AtomicU64,
-    pub feed_resets: AtomicU64,
-    pub leases_won: AtomicU64,
-    pub leases_lost: AtomicU64,
-}
-
-pub(crate) fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Where this process stands in the change feed (see `feed.rs`).
-#[derive(Default)]
-pub(crate) struct FeedState {
-    /// Newest event applied; valid once `started`.
-    pub cursor: AtomicU64,
-    pub started: AtomicBool,
-    /// Memory is served only while this holds (the feed is being read).
-    pub trusting: AtomicBool,
-    pub last_ok: AtomicI64,
-    /// When a hole in the sequence was first seen (0 = none).
-    pub gap_since: AtomicI64,
-}
-
 pub struct Core {
     pub cfg: Config,
     clock: Arc<dyn Clock>,
@@ -114,10 +73,10 @@ pub struct Core {
     /// (tag, key) index rows this process wrote, with when; rewritten after half the TTL.
     indexed: DashMap<(String, String), i64>,
     pub stats: Stats,
-    last_log: Mutex<std::collections::HashMap<&'static str, i64>>,
+    log: RateLimitedLog,
     /// Unique per process and core: tells our own feed events from others'.
     pub instance_id: String,
-    pub(crate) feed: FeedState,
+    feed: Feed,
     /// When each key was last asked for: a `set` that follows is stamped with the time its
     /// render could have started, so a revalidation during the render is not overtaken.
     render_starts: DashMap<String, i64>,
@@ -140,7 +99,6 @@ fn new_instance_id() -> String {
         .to_string()
 }
 
-const LOG_EVERY_MS: i64 = 10_000;
 const MAX_INDEXED_MEMO: usize = 100_000;
 
 impl Core {
@@ -149,6 +107,8 @@ impl Core {
     }
 
     pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Core {
+        let instance_id = new_instance_id();
+        let feed = Feed::new(cfg.feed_interval_ms, cfg.feed_stale_after_ms, instance_id.clone());
         let core = Core {
             l1: L1::new(cfg.memory_bytes),
             cfg,
@@ -157,17 +117,15 @@ impl Core {
             backends: tokio::sync::OnceCell::new(),
             indexed: DashMap::new(),
             stats: Stats::default(),
-            last_log: Mutex::new(Default::default()),
-            instance_id: new_instance_id(),
-            feed: FeedState::default(),
+            log: RateLimitedLog::default(),
+            instance_id,
+            feed,
             render_starts: DashMap::new(),
             leases: DashMap::new(),
             build_id: parking_lot::RwLock::new(String::new()),
             build_id_adopted: AtomicBool::new(false),
         };
         *core.build_id.write() = core.cfg.build_id.clone();
-        // Without a feed there is nothing to wait for: memory is trusted from the start.
-        core.feed.trusting.store(core.cfg.feed_interval_ms == 0, Ordering::Release);
         core
     }
 
@@ -205,13 +163,7 @@ impl Core {
     }
 
     pub(crate) fn log(&self, what: &'static str, msg: &str) {
-        let now = self.now();
-        let mut last = self.last_log.lock();
-        let due = last.get(what).is_none_or(|t| now - t >= LOG_EVERY_MS);
-        if due {
-            last.insert(what, now);
-            eprintln!("[fleetcache] {what}: {msg}");
-        }
+        self.log.log(self.now(), what, msg);
     }
 
     fn all_tags<'a>(entry: &'a Entry, req: &'a GetRequest) -> impl Iterator<Item = &'a String> {
@@ -320,7 +272,7 @@ impl Core {
     /// The hit path: memory and the local tag clock only, no network, no await.
     pub fn get_sync(&self, req: &GetRequest) -> SyncLookup {
         self.note_render_start(&req.key);
-        if !self.feed.trusting.load(Ordering::Acquire) {
+        if !self.feed.trusted() {
             return SyncLookup::NeedsBackend;
         }
         let Some((entry, gen)) = self.l1.get_with_gen(&req.key) else {
@@ -542,18 +494,37 @@ impl Core {
         })
     }
 
-    pub(crate) fn tag_clock(&self) -> &TagClock {
-        &self.tag_clock
-    }
-    pub(crate) fn l1(&self) -> &L1 {
-        &self.l1
-    }
-    pub(crate) fn forget_lease(&self, key: &str) {
-        self.leases.remove(key);
+    /// May memory be served now? (The feed answers: it is read, or there is none.)
+    pub fn feed_trusted(&self) -> bool {
+        self.feed.trusted()
     }
 
-    pub fn feed_trusted(&self) -> bool {
-        self.feed.trusting.load(Ordering::Acquire)
+    /// Starts this core's change-feed poller (when the feed is on) with `spawn`, the executor of
+    /// the host (napi's runtime in Node, tokio in tests). The task ends when the core is dropped.
+    pub fn start_feed(self: &Arc<Self>, spawn: impl FnOnce(futures::future::BoxFuture<'static, ()>)) {
+        if self.feed.enabled() {
+            spawn(Box::pin(feed::run(Arc::downgrade(self))));
+        }
+    }
+
+    /// One round of the feed poller (tests drive it by hand).
+    pub async fn poll_feed_once(&self) {
+        let b = self.backends().await;
+        if self.feed.poll_once(b.tags.as_ref(), &self.memory()).await {
+            self.indexed.clear();
+        }
+    }
+
+    /// The memory the feed keeps honest.
+    fn memory(&self) -> feed::Memory<'_> {
+        feed::Memory {
+            l1: &self.l1,
+            tag_clock: &self.tag_clock,
+            leases: &self.leases,
+            stats: &self.stats,
+            log: &self.log,
+            clock: self.clock.as_ref(),
+        }
     }
 
     /// (reads, writes) sent to the tag store so far.
@@ -595,5 +566,20 @@ impl Core {
     }
     pub fn known_tags(&self) -> usize {
         self.tag_clock.len()
+    }
+}
+
+impl FeedHost for Core {
+    fn feed(&self) -> &Feed {
+        &self.feed
+    }
+    async fn poll_feed_once(&self) {
+        Core::poll_feed_once(self).await
+    }
+    fn feed_timed_out(&self) {
+        let e = Error::new(ErrorKind::Timeout, "feed poll timed out");
+        if self.feed.failed(&e, &self.memory()) {
+            self.indexed.clear();
+        }
     }
 }

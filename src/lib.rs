@@ -15,6 +15,8 @@ pub mod feed;
 pub mod handler;
 pub mod keys;
 pub mod l1;
+pub mod log;
+pub mod stats;
 pub mod store;
 pub mod stores;
 pub mod tag_clock;

@@ -428,9 +428,9 @@ impl NativeCache {
     pub fn new(options: Option<Options>) -> Result<Self> {
         let cfg = Config::from_options(options.unwrap_or_default(), &|k| std::env::var(k).ok()).map_err(js_err)?;
         let core = Arc::new(Core::new(cfg));
-        if core.cfg.feed_interval_ms > 0 {
-            napi::bindgen_prelude::spawn(crate::feed::run(Arc::downgrade(&core)));
-        }
+        core.start_feed(|poller| {
+            napi::bindgen_prelude::spawn(poller);
+        });
         Ok(NativeCache { core })
     }
 
