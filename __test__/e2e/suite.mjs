@@ -177,6 +177,10 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   it('after a restart of both instances, stored entries are served without re-rendering, with their own lifetimes', async () => {
     const pages = next16 ? ['/items/11', '/api/cached', '/posts/12'] : ['/items/1', '/api/cached', '/posts/1']
     const before = {}
+    // /api/cached lives 30 s: render it afresh, so the restart below cannot outlast its window
+    // (a copy rendered earlier in the suite may be seconds from going stale).
+    await request(A.url, '/api/revalidate?path=/api/cached', { method: 'POST' })
+    await sleep(BOUND)
     for (const p of pages) {
       // A fresh stored copy first (a seeded route may be past its window and regenerating).
       let r = await request(A.url, p)
