@@ -8,10 +8,11 @@
 //   3. the platform package `fleetcache-<target>`, which npm installs from the main package's
 //      optionalDependencies (only the one matching the machine's os, cpu and libc).
 //
-// Every require of a platform file or package names it literally, and only the ones for the
-// machine it runs on are ever reached: bundlers and file tracers (`output: 'standalone'`) then see
-// which package the addon comes from, and none of them reports the other platforms' packages as
-// missing (they are required through `requireOptional`, whose argument they do not follow).
+// Each platform package is required by its literal name, and only this machine's is ever reached:
+// file tracers (`output: 'standalone'`) then find the package the addon comes from, and in an
+// installed app (under node_modules, traced as an external) the other platforms' missing packages
+// are not reported. The local build and FLEETCACHE_NATIVE_PATH go through `requireOptional`,
+// whose argument tracers do not follow.
 
 const { FleetCacheError } = require('./error.js')
 
@@ -54,7 +55,7 @@ function targetOf(platform = process.platform, arch = process.arch, libc = libcO
 
 const README_SECTION = 'https://www.npmjs.com/package/fleetcache#platforms'
 
-function noBinaryError(target, causes) {
+function noBinaryError(target, cause) {
   const supported = TARGETS.includes(target)
   const why = supported
     ? `the platform package \`fleetcache-${target}\` is not installed (npm skips optional dependencies with --omit=optional or --no-optional, and a lock file made on another platform may lack it: reinstall on this platform)`
@@ -65,7 +66,7 @@ function noBinaryError(target, causes) {
       `Prebuilt binaries exist for ${TARGETS.join(', ')}. ` +
       `To keep Next's own cache where fleetcache has no binary (for example \`next dev\` on a machine without one), ` +
       `see "Platforms" in the README (${README_SECTION}).`,
-    causes.length > 0 ? { cause: causes[causes.length - 1] } : undefined,
+    cause === undefined ? undefined : { cause },
   )
 }
 
@@ -101,13 +102,14 @@ function requirePackage(target) {
 
 /** Loads the addon for `target` (default: this machine's). Throws FLEETCACHE_NO_BINARY. */
 function load(target = targetOf(), env = process.env) {
-  const causes = []
+  // The last error worth reporting (a file or package that exists but fails to load).
+  let cause
   if (env.FLEETCACHE_NATIVE_PATH) return requireOptional(env.FLEETCACHE_NATIVE_PATH)
   const local = `./fleetcache.${target}.node`
   try {
     return requireOptional(local)
   } catch (err) {
-    if (!isNotFound(err, local.slice(2))) causes.push(err)
+    if (!isNotFound(err, local.slice(2))) cause = err
   }
   const pkg = `fleetcache-${target}`
   if (TARGETS.includes(target)) {
@@ -115,10 +117,10 @@ function load(target = targetOf(), env = process.env) {
       return requirePackage(target)
     } catch (err) {
       // A package that exists but fails to load (wrong libc, a corrupt file) is worth reporting.
-      if (!isNotFound(err, pkg)) causes.push(err)
+      if (!isNotFound(err, pkg)) cause = err
     }
   }
-  throw noBinaryError(target, causes)
+  throw noBinaryError(target, cause)
 }
 
 module.exports = { TARGETS, targetOf, libcOf, load, noBinaryError }

@@ -21,6 +21,16 @@ function bareNode(code, env = {}) {
   return spawnSync('env', ['-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), process.execPath, '-e', code], { cwd: root, encoding: 'utf8' })
 }
 
+/** The error `fn` throws (undefined if it returns). */
+function thrownBy(fn) {
+  try {
+    fn()
+  } catch (e) {
+    return e
+  }
+  return undefined
+}
+
 describe('loader', () => {
   it('names targets as the platform packages do', () => {
     expect(loader.targetOf('linux', 'x64', 'gnu')).toBe('linux-x64-gnu')
@@ -33,12 +43,7 @@ describe('loader', () => {
   })
 
   it('a platform without a binary: one FleetCacheError naming it, the platforms that have one, and the README section', () => {
-    let err
-    try {
-      loader.load('freebsd-x64', {})
-    } catch (e) {
-      err = e
-    }
+    const err = thrownBy(() => loader.load('freebsd-x64', {}))
     expect(err).toBeInstanceOf(FleetCacheError)
     expect(err.code).toBe('FLEETCACHE_NO_BINARY')
     expect(err.message).toContain('freebsd-x64')
@@ -47,12 +52,7 @@ describe('loader', () => {
   })
 
   it('a supported platform whose package is missing: says which package and why', () => {
-    let err
-    try {
-      loader.load('linux-arm64-musl', {})
-    } catch (e) {
-      err = e
-    }
+    const err = thrownBy(() => loader.load('linux-arm64-musl', {}))
     expect(err.code).toBe('FLEETCACHE_NO_BINARY')
     expect(err.message).toContain('`fleetcache-linux-arm64-musl` is not installed')
   })
