@@ -3,17 +3,6 @@
 
 /** One native cache core. `index.js` keeps one per distinct configuration per process. */
 export declare class NativeCache {
-  /** Validates options (env vars as fallback); throws `FLEETCACHE_CONFIG: …` naming the option. */
-  constructor(options?: Options | undefined | null)
-  /**
-   * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
-   * the generation whose html JS already holds decoded: a hit of that generation omits it.
-   */
-  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, htmlGen?: number | undefined | null): NativeHit | null | undefined
-  /** The miss path (S3, tag states), bounded by `getTimeoutMs`; resolves to a hit or `null`, never rejects. */
-  getAsync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): Promise<NativeHit | null>
-  /** Stores a value; resolves to an `OpResult`, never rejects. */
-  set(key: string, input: SetInput): Promise<OpResult>
   /**
    * Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
    * `lastModified`; `written` tells whether this call wrote it. Never rejects.
@@ -38,14 +27,30 @@ export declare class NativeCache {
   markSeeded(): Promise<void>
   /** Checks credentials, bucket, table and every permission the cache needs; never rejects. */
   doctor(): Promise<DoctorCheck[]>
+  /** Creates the bucket and table if missing (local development and tests). */
+  ensureResources(): Promise<void>
+  /**
+   * Validates options (env vars as fallback); throws a `FLEETCACHE_CONFIG` error naming the
+   * option (and the nearest known name for an unknown one).
+   */
+  constructor(options?: Options)
+  /**
+   * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
+   * the generation whose html JS already holds decoded: a hit of that generation omits it.
+   */
+  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, htmlGen?: number | undefined | null): NativeHit | null | undefined
+  /** The miss path (S3, tag states), bounded by `getTimeoutMs`; resolves to a hit or `null`, never rejects. */
+  getAsync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): Promise<NativeHit | null>
+  /** Stores a value; resolves to an `OpResult`, never rejects. */
+  set(key: string, input: SetInput): Promise<OpResult>
   /** Records a revalidation (`expire` seconds: undefined/0 = now, N = stale now, expired in N s). */
   revalidateTags(tags: Array<string>, expire?: number | undefined | null): Promise<OpResult>
   /** URL paths of entries carrying any of these tags. */
   pathsForTags(tags: Array<string>): Promise<string[]>
-  /** Creates the bucket and table if missing (local development and tests). */
-  ensureResources(): Promise<void>
   /** Drops this process's in-memory tier and tag clock. */
   clearMemory(): void
+  /** `"aws"` or `"memory"`: the store in use (`memory` during `next build` unless `writeDuringBuild`). */
+  get backend(): string
   /** The build ID page/route entries are namespaced under. */
   get buildId(): string
   /** Adopts Next's build ID (first call wins; ignored when `buildId` is configured). */
@@ -57,7 +62,8 @@ export declare class NativeCache {
    * (benchmarks); null when the key is not in memory.
    */
   encodedLen(key: string): number | null
-  stats(): NativeStats
+  /** Counters and gauges since the core was created (`Stats` in `index.d.ts`). */
+  stats(): Record<string, number | boolean>
 }
 
 /** A build registered in the store. */
@@ -69,6 +75,12 @@ export interface BuildEntry {
   lastActiveAt: number
 }
 
+/**
+ * Checks option names and types against the one option list without creating a core; throws
+ * the same `FLEETCACHE_CONFIG` error the constructor would.
+ */
+export declare function checkOptions(options?: Options): void
+
 /** One finding of `doctor`. */
 export interface DoctorCheck {
   name: string
@@ -76,42 +88,6 @@ export interface DoctorCheck {
   detail: string
   /** How to fix it (absent when `ok`). */
   fix?: string
-}
-
-/** Counters since the core was created. */
-export interface NativeStats {
-  memoryHits: number
-  backendHits: number
-  misses: number
-  stale: number
-  expired: number
-  getErrors: number
-  getTimeouts: number
-  corrupt: number
-  servedFromMemoryOnError: number
-  sets: number
-  setErrors: number
-  tooLarge: number
-  indexErrors: number
-  revalidations: number
-  revalidateErrors: number
-  memoryBytes: number
-  memoryEntries: number
-  memoryBudget: number
-  evictions: number
-  knownTags: number
-  feedPolls: number
-  feedEvents: number
-  feedEvictions: number
-  feedErrors: number
-  feedResets: number
-  /** Whether memory is being served (the feed is being read). */
-  feedTrusted: boolean
-  leasesWon: number
-  leasesLost: number
-  /** Requests sent to DynamoDB by this core (reads, writes). */
-  dynamodbReads: number
-  dynamodbWrites: number
 }
 
 /** The outcome of a write: errors are values so `set` never rejects by accident. */
@@ -160,6 +136,8 @@ export interface Options {
   leaseMs?: number
   /** `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`. */
   shareFetchAcrossBuilds?: boolean
+  /** During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`. */
+  writeDuringBuild?: boolean
 }
 
 /**
@@ -180,39 +158,39 @@ export interface SeedResult {
   message?: string
 }
 
-/** A value to store, flattened by `index.js` from Next's `IncrementalCacheValue`. */
+/**
+ * A value to store, flattened by `index.js` from Next's `IncrementalCacheValue`; the fields
+ * are documented on `next_value::SetFields`.
+ */
 export interface SetInput {
-  /** The value's kind (`APP_PAGE`, …); absent for `set(key, null)`. */
   kind?: string
-  /** Namespace class: `ctx.kind`, or `FETCH` for fetch sets. */
   classKind?: string
   html?: string
   rscData?: Buffer
   postponed?: string
-  /** JSON of `headers` (APP_PAGE, APP_ROUTE, PAGES) or FETCH `data.headers`. */
   headers?: string
   status?: number
   segNames?: Array<string>
   segData?: Array<Buffer>
-  /** APP_ROUTE body / IMAGE buffer. */
   buf?: Buffer
   pageData?: string
   props?: string
-  /** FETCH `data.body`. */
   body?: string
   url?: string
-  /** FETCH / IMAGE `revalidate`. */
   fetchRevalidate?: number
-  /** FETCH value `tags`. */
   fetchTags?: Array<string>
   etag?: string
   upstreamEtag?: string
   extension?: string
-  /** `cacheControl` from ctx: present when `has_cache_control`. */
   hasCacheControl?: boolean
   revalidateSeconds?: number
   revalidateNever?: boolean
   expire?: number
-  /** Tags from ctx.tags and x-next-cache-tags. */
   tags: Array<string>
 }
+
+/**
+ * Logs through the process's one logger: `[fleetcache] what: message` on stderr, at most once
+ * every 10 s per `what`.
+ */
+export declare function warn(what: string, message: string): void

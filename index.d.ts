@@ -1,12 +1,49 @@
 // The hand-written face of fleetcache. The native binding's own types are in binding.d.ts.
-import type { Options as NativeOptions, NativeStats, DoctorCheck, BuildEntry } from './binding'
+import type { Options as NativeOptions, DoctorCheck, BuildEntry } from './binding'
 
-export type { NativeStats, DoctorCheck, BuildEntry } from './binding'
+export type { DoctorCheck, BuildEntry } from './binding'
 
 /** The handler's options (README, "Options"); environment variables fill what is not given. */
-export type Options = NativeOptions & {
-  /** During `next build`, use the shared store instead of a process-local one (env `FLEETCACHE_WRITE_DURING_BUILD`). Default false. */
-  writeDuringBuild?: boolean
+export type Options = NativeOptions
+
+/**
+ * What `stats()` reports: counters since the core was created, then gauges. Their one
+ * definition is the core's (`src/stats.rs`, `Core::stats_snapshot`); a test checks this list
+ * against it.
+ */
+export interface Stats {
+  memoryHits: number
+  backendHits: number
+  misses: number
+  stale: number
+  expired: number
+  getErrors: number
+  getTimeouts: number
+  corrupt: number
+  servedFromMemoryOnError: number
+  sets: number
+  setErrors: number
+  tooLarge: number
+  indexErrors: number
+  revalidations: number
+  revalidateErrors: number
+  feedPolls: number
+  feedEvents: number
+  feedEvictions: number
+  feedErrors: number
+  feedResets: number
+  leasesWon: number
+  leasesLost: number
+  memoryBytes: number
+  memoryEntries: number
+  memoryBudget: number
+  evictions: number
+  knownTags: number
+  /** Whether memory is being served (the feed is being read). */
+  feedTrusted: boolean
+  /** Requests sent to DynamoDB by this core. */
+  dynamodbReads: number
+  dynamodbWrites: number
 }
 
 /** Next's `CacheHandlerValue`, as `get` returns it. */
@@ -44,7 +81,7 @@ export function pagesRouterPaths(key: string, buildId: string): string[]
 export function pathOfKey(key: string): string | null
 
 /** Counters and memory use of the core for `options`. */
-export function stats(options?: Options): NativeStats
+export function stats(options?: Options): Stats
 
 export class FleetCacheError extends Error {
   code: 'FLEETCACHE_CONFIG' | 'FLEETCACHE_NO_BINARY' | 'FLEETCACHE_BACKEND' | 'FLEETCACHE_TIMEOUT' | 'FLEETCACHE_INVALID_INPUT' | 'FLEETCACHE_TOO_LARGE' | 'FLEETCACHE_CORRUPT' | 'FLEETCACHE_CONFLICT' | 'FLEETCACHE_INTERNAL' | string

@@ -9,46 +9,21 @@ const path = require('node:path')
 const binding = require('./binding.js')
 const { FleetCacheError } = require('./error.js')
 
-const OPTION_NAMES = new Set([
-  'backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint',
-  'forcePathStyle', 'memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds',
-  'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs', 'shareFetchAcrossBuilds', 'writeDuringBuild',
-])
-const STRING_OPTIONS = ['backend', 'bucket', 'table', 'prefix', 'buildId', 'region', 's3Endpoint', 'dynamodbEndpoint']
-const NUMBER_OPTIONS = ['memoryBytes', 'getTimeoutMs', 'maxEntryBytes', 'compressionLevel', 'indexTtlSeconds', 'feedIntervalMs', 'feedStaleAfterMs', 'leaseMs']
-
-/** Turns a native error (`FLEETCACHE_X: message`) into a FleetCacheError with `.code`. */
+/** A native error (a JS Error whose `code` is the core's `FLEETCACHE_*` code) as a FleetCacheError. */
 function fromNative(err) {
-  const m = /^(FLEETCACHE_[A-Z_]+): ([\s\S]*)$/.exec(err && err.message ? err.message : String(err))
-  return m ? new FleetCacheError(m[1], m[2], { cause: err }) : new FleetCacheError('FLEETCACHE_INTERNAL', String(err && err.message), { cause: err })
+  if (err instanceof FleetCacheError) return err
+  const code = err && typeof err.code === 'string' && err.code.startsWith('FLEETCACHE_') ? err.code : 'FLEETCACHE_INTERNAL'
+  return new FleetCacheError(code, String(err && err.message !== undefined ? err.message : err), { cause: err })
 }
 
-function validateOptions(options) {
-  if (options === undefined || options === null) return {}
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new FleetCacheError('FLEETCACHE_CONFIG', `options must be an object, got ${Array.isArray(options) ? 'array' : typeof options}`)
+/** Checks option names and types in the core (the one option list) and returns the options object. */
+function checkedOptions(options) {
+  try {
+    binding.checkOptions(options)
+  } catch (err) {
+    throw fromNative(err)
   }
-  for (const name of Object.keys(options)) {
-    if (!OPTION_NAMES.has(name)) {
-      throw new FleetCacheError('FLEETCACHE_CONFIG', `unknown option \`${name}\` (known: ${[...OPTION_NAMES].join(', ')})`)
-    }
-  }
-  for (const name of STRING_OPTIONS) {
-    if (options[name] !== undefined && typeof options[name] !== 'string') {
-      throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a string, got ${typeof options[name]}`)
-    }
-  }
-  for (const name of NUMBER_OPTIONS) {
-    if (options[name] !== undefined && typeof options[name] !== 'number') {
-      throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a number, got ${typeof options[name]}`)
-    }
-  }
-  for (const name of ['forcePathStyle', 'shareFetchAcrossBuilds', 'writeDuringBuild']) {
-    if (options[name] !== undefined && typeof options[name] !== 'boolean') {
-      throw new FleetCacheError('FLEETCACHE_CONFIG', `\`${name}\` must be a boolean, got ${typeof options[name]}`)
-    }
-  }
-  return { ...options }
+  return options === undefined || options === null ? {} : options
 }
 
 // ---- shared native cores -------------------------------------------------------------------
@@ -75,8 +50,7 @@ function buildIdFromDist(serverDistDir) {
  * build (Next's BUILD_ID is adopted by the core when a handler is constructed with
  * `serverDistDir`), so each process runs exactly one feed poller per configuration.
  */
-function coreFor(withJsOnly, serverDistDir) {
-  const { writeDuringBuild, ...options } = withJsOnly
+function coreFor(options, serverDistDir) {
   const key = JSON.stringify(Object.keys(options).sort().map((k) => [k, options[k]]))
   let core = cores.get(key)
   if (core === undefined) {
@@ -335,12 +309,9 @@ function toInput(data, ctx) {
 
 // ---- the handler class ---------------------------------------------------------------------
 
-const warned = new Map()
+/** Through the core's logger: one line per kind of event at most every 10 s, on stderr. */
 function warn(what, detail) {
-  const now = Date.now()
-  if ((warned.get(what) || 0) + 10_000 > now) return
-  warned.set(what, now)
-  console.warn(`[fleetcache] ${what}: ${detail}`)
+  binding.warn(what, String(detail))
 }
 
 function getArgs(ctx) {
@@ -352,41 +323,14 @@ function getArgs(ctx) {
   return [kind, undefined, undefined, undefined]
 }
 
-const BUILD_PHASE = 'phase-production-build'
-/** The options that do not name or reach a store: kept by the build phase's process-local store. */
-const LOCAL_OPTIONS = ['memoryBytes', 'maxEntryBytes', 'compressionLevel', 'getTimeoutMs']
-
-function truthyEnv(v) {
-  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false'
-}
-
-/**
- * The options a handler runs with. During `next build` (NEXT_PHASE = phase-production-build) the
- * store is process-local unless `writeDuringBuild` (FLEETCACHE_WRITE_DURING_BUILD=1) says
- * otherwise: a build stage needs no AWS configuration and makes no network call, and still
- * dedupes its fetches. Filling the shared store is the deploy step's job (`fleetcache seed`).
- */
-function effectiveOptions(base, env = process.env) {
-  const { writeDuringBuild, ...native } = base
-  if (env.NEXT_PHASE !== BUILD_PHASE) return native
-  const write = writeDuringBuild !== undefined ? writeDuringBuild : truthyEnv(env.FLEETCACHE_WRITE_DURING_BUILD)
-  if (write) return native
-  const local = { backend: 'memory', feedIntervalMs: 0, leaseMs: 0 }
-  for (const name of LOCAL_OPTIONS) if (native[name] !== undefined) local[name] = native[name]
-  if (!buildNoticeShown) {
-    buildNoticeShown = true
-    console.log('[fleetcache] next build: entries stay in this process, nothing is written to the shared store (fill it in the deploy step with `fleetcache seed`)')
-  }
-  return local
-}
-let buildNoticeShown = false
-
 /**
  * Returns a cache handler class for Next's `cacheHandler`, configured by `options` (environment
  * variables fill what is not given). Invalid options throw at once, naming the option.
  */
 function createCacheHandler(options) {
-  const base = effectiveOptions(validateOptions(options))
+  // During `next build` the core keeps entries in the process unless `writeDuringBuild` says
+  // otherwise (README, "The build phase"): a build stage needs no AWS configuration.
+  const base = checkedOptions(options)
   // Fail fast on configuration errors, at require time rather than on the first request.
   coreFor(base, undefined)
 
@@ -441,7 +385,7 @@ function createCacheHandler(options) {
 async function pathsForTags(tags, options) {
   const list = typeof tags === 'string' ? [tags] : stringArray(tags)
   try {
-    return await coreFor(validateOptions(options), undefined).pathsForTags(list)
+    return await coreFor(checkedOptions(options), undefined).pathsForTags(list)
   } catch (err) {
     throw err instanceof FleetCacheError ? err : fromNative(err)
   }
@@ -454,7 +398,7 @@ function pagesRouterPaths(key, buildId) {
 
 /** Counters and memory use of the core for `options`. */
 function stats(options) {
-  return coreFor(validateOptions(options), undefined).stats()
+  return coreFor(checkedOptions(options), undefined).stats()
 }
 
 module.exports = {
@@ -465,9 +409,8 @@ module.exports = {
   stats,
   FleetCacheError,
   // for tests and tools
-  _coreFor: (options, serverDistDir) => coreFor(validateOptions(options), serverDistDir),
+  _coreFor: (options, serverDistDir) => coreFor(checkedOptions(options), serverDistDir),
   _toInput: toInput,
-  _validateOptions: validateOptions,
-  _effectiveOptions: effectiveOptions,
+  _checkedOptions: checkedOptions,
   _fromNative: fromNative,
 }

@@ -2,6 +2,7 @@
 // configuration errors name the option.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import net from 'node:net'
+import { createRequire } from 'node:module'
 import { fc } from './helpers.mjs'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'test'
@@ -57,6 +58,8 @@ describe('failures turn into misses', () => {
       [{ backend: 'memory', memoryBytes: -5 }, /memoryBytes/],
       [{ backend: 'memory', getTimeoutMs: '100' }, /getTimeoutMs/],
       [{ backend: 'memory', bukket: 'x' }, /unknown option `bukket`/],
+      [{ backend: 'memory', bucektName: 'x' }, /unknown option `bucektName`: did you mean `bucket`\?/],
+      [{ backend: 'memory', forcePathStyle: 'yes' }, /`forcePathStyle` must be a boolean, got string/],
       [{ backend: 'nope' }, /backend/],
       [{ backend: 'memory', s3Endpoint: 'localhost:1' }, /s3Endpoint/],
       ['bucket', /options must be an object/],
@@ -78,6 +81,26 @@ describe('failures turn into misses', () => {
     } finally {
       if (saved.t !== undefined) process.env.FLEETCACHE_TABLE = saved.t
     }
+  })
+
+  it('native errors carry the core\'s code and message as they are (nothing parsed)', async () => {
+    const binding = createRequire(import.meta.url)('../binding.js')
+    let err
+    try {
+      new binding.NativeCache({ backend: 'memory', memoryBytes: -1 })
+    } catch (e) {
+      err = e
+    }
+    expect(err.code).toBe('FLEETCACHE_CONFIG')
+    expect(err.message).toMatch(/^memoryBytes must be a whole number/)
+    const refused = `http://127.0.0.1:${deadPort}`
+    const core = new binding.NativeCache({ bucket: 'refused-bucket', table: 'refused-table', s3Endpoint: refused, dynamodbEndpoint: refused, region: 'us-east-1', feedIntervalMs: 0 })
+    const rejected = await core.listBuilds().then(() => undefined, (e) => e)
+    expect(rejected.code).toBe('FLEETCACHE_BACKEND')
+    expect(rejected.message).not.toMatch(/^FLEETCACHE_/)
+    const wrapped = await fc.pathsForTags(['t'], { bucket: 'refused-bucket', table: 'refused-table', s3Endpoint: refused, dynamodbEndpoint: refused, region: 'us-east-1', feedIntervalMs: 0 }).then(() => undefined, (e) => e)
+    expect(wrapped).toBeInstanceOf(fc.FleetCacheError)
+    expect(wrapped.code).toBe('FLEETCACHE_BACKEND')
   })
 
   it('constructing the handler is cheap, shares one core, and adopts Next\'s BUILD_ID', async () => {

@@ -89,14 +89,18 @@ describe('the build phase (NEXT_PHASE=phase-production-build)', () => {
     expect(r.stderr).toBe('')
   })
 
-  it('AWS options are set aside; store-independent ones are kept; writeDuringBuild (or FLEETCACHE_WRITE_DURING_BUILD=1) keeps the shared store', () => {
-    const opts = { bucket: 'b', table: 't', region: 'eu-west-1', memoryBytes: 1024, maxEntryBytes: 10 }
-    expect(fc._effectiveOptions(opts, BUILD)).toEqual({ backend: 'memory', feedIntervalMs: 0, leaseMs: 0, memoryBytes: 1024, maxEntryBytes: 10 })
-    expect(fc._effectiveOptions({ ...opts, writeDuringBuild: true }, BUILD)).toEqual(opts)
-    expect(fc._effectiveOptions(opts, { ...BUILD, FLEETCACHE_WRITE_DURING_BUILD: '1' })).toEqual(opts)
-    expect(fc._effectiveOptions({ ...opts, writeDuringBuild: false }, { ...BUILD, FLEETCACHE_WRITE_DURING_BUILD: '1' }).backend).toBe('memory')
-    expect(fc._effectiveOptions(opts, { NEXT_PHASE: 'phase-production-server' })).toEqual(opts)
-    expect(() => fc._validateOptions({ writeDuringBuild: 'yes' })).toThrow(/writeDuringBuild/)
+  it('AWS options are set aside; writeDuringBuild (or FLEETCACHE_WRITE_DURING_BUILD=1) keeps the shared store', () => {
+    // The rules themselves are unit-tested where they live (config.rs, the_build_phase_…).
+    const code = `
+      const fc = require('./index.js')
+      const opts = { bucket: 'build-bucket', table: 'build-table', region: 'eu-west-1', s3Endpoint: 'http://127.0.0.1:9', dynamodbEndpoint: 'http://127.0.0.1:9', feedIntervalMs: 0, memoryBytes: 1024 }
+      console.log(JSON.stringify([fc._coreFor(opts).backend, fc.stats(opts).memoryBudget, fc._coreFor({ ...opts, writeDuringBuild: true }).backend]))`
+    const r = bareNode(code, BUILD)
+    expect(r.status, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout.trim().split('\n').pop())).toEqual(['memory', 1024, 'aws'])
+    const env = bareNode(code.replace(', writeDuringBuild: true', ''), { ...BUILD, FLEETCACHE_WRITE_DURING_BUILD: '1' })
+    expect(JSON.parse(env.stdout.trim().split('\n').pop())).toEqual(['aws', 1024, 'aws'])
+    expect(thrownBy(() => fc.createCacheHandler({ writeDuringBuild: 'yes' })).message).toMatch(/`writeDuringBuild` must be a boolean/)
   })
 
   it('outside the build, a missing bucket is still an error', () => {
@@ -122,6 +126,14 @@ describe('package', () => {
     expect(pkg.engines.node).toBe('>= 20')
     for (const s of ['install', 'postinstall', 'preinstall']) expect(pkg.scripts[s]).toBeUndefined()
     expect(pkg.files).not.toContain('src')
+  })
+
+  it('index.d.ts declares exactly the stats the core reports, with their types', () => {
+    const dts = fs.readFileSync(path.join(root, 'index.d.ts'), 'utf8')
+    const body = /export interface Stats \{([\s\S]*?)\n\}/.exec(dts)[1]
+    const declared = Object.fromEntries([...body.matchAll(/^\s+(\w+): (\w+)$/gm)].map((m) => [m[1], m[2]]))
+    const got = Object.fromEntries(Object.entries(fc.stats({ backend: 'memory', prefix: 'dts' })).map(([k, v]) => [k, typeof v]))
+    expect(got).toEqual(declared)
   })
 })
 

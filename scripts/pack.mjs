@@ -41,9 +41,14 @@ export function packAll({ dest = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcac
     if (!t) throw new Error(`unknown target ${name}`)
     const file = `fleetcache.${name}.node`
     let dir = path.join(root, 'npm', name)
-    if (!fs.existsSync(path.join(dir, file))) {
-      const local = path.join(root, file)
-      if (!fs.existsSync(local)) throw new Error(`no addon for ${name}: run npm run build (host) or node scripts/platforms.mjs build ${name}`)
+    const local = path.join(root, file)
+    // The newer of a cross-build in npm/<target>/ and the local build in the root: a stale
+    // cross-build must never shadow the addon just built from the current sources.
+    const mtime = (f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : -1)
+    if (mtime(local) < 0 && mtime(path.join(dir, file)) < 0) {
+      throw new Error(`no addon for ${name}: run npm run build (host) or node scripts/platforms.mjs build ${name}`)
+    }
+    if (mtime(local) > mtime(path.join(dir, file))) {
       const staged = fs.mkdtempSync(path.join(os.tmpdir(), `fleetcache-${name}-`))
       fs.cpSync(dir, staged, { recursive: true })
       fs.copyFileSync(local, path.join(staged, file))

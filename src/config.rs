@@ -19,6 +19,9 @@ pub const ENV_FEED_STALE_AFTER_MS: &str = "FLEETCACHE_FEED_STALE_AFTER_MS";
 pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
 pub const ENV_SHARE_FETCH: &str = "FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS";
 pub const ENV_FORCE_PATH_STYLE: &str = "FLEETCACHE_S3_FORCE_PATH_STYLE";
+pub const ENV_WRITE_DURING_BUILD: &str = "FLEETCACHE_WRITE_DURING_BUILD";
+pub const ENV_NEXT_PHASE: &str = "NEXT_PHASE";
+pub const BUILD_PHASE: &str = "phase-production-build";
 pub const ENV_REGION: &str = "AWS_REGION";
 pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
 pub const ENV_ENDPOINT_S3: &str = "AWS_ENDPOINT_URL_S3";
@@ -45,46 +48,209 @@ pub enum Backend {
     Memory,
 }
 
-/// Options exactly as a user may pass them; every field optional.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(feature = "node", napi_derive::napi(object))]
-pub struct Options {
-    /// `"aws"` (default) or `"memory"`. Env: `FLEETCACHE_BACKEND`.
-    pub backend: Option<String>,
-    /// S3 bucket holding entries. Required for `aws`. Env: `FLEETCACHE_BUCKET`.
-    pub bucket: Option<String>,
-    /// DynamoDB table holding tag state and the tag index. Required for `aws`. Env: `FLEETCACHE_TABLE`.
-    pub table: Option<String>,
-    /// Key prefix inside the bucket. Default `"fleetcache"`. Env: `FLEETCACHE_PREFIX`.
-    pub prefix: Option<String>,
-    /// Build ID namespacing page/route entries. Default: `.next/BUILD_ID`, else `"default"`. Env: `FLEETCACHE_BUILD_ID`.
-    pub build_id: Option<String>,
-    /// AWS region. Default: the standard AWS chain (`AWS_REGION`, profile), else `us-east-1`.
-    pub region: Option<String>,
-    /// S3 endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`.
-    pub s3_endpoint: Option<String>,
-    /// DynamoDB endpoint URL. Env: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`.
-    pub dynamodb_endpoint: Option<String>,
-    /// Path-style S3 addressing. Default: true when an S3 endpoint is set. Env: `FLEETCACHE_S3_FORCE_PATH_STYLE`.
-    pub force_path_style: Option<bool>,
-    /// Byte budget of the in-memory tier. Default 256 MiB; 0 disables it. Env: `FLEETCACHE_MEMORY_BYTES`.
-    pub memory_bytes: Option<f64>,
-    /// Deadline of a `get` that needs the network, in ms; past it the get is a miss. Default 1000. Env: `FLEETCACHE_GET_TIMEOUT_MS`.
-    pub get_timeout_ms: Option<f64>,
-    /// Largest entry stored, in bytes; larger `set`s are refused and counted. Default 32 MiB. Env: `FLEETCACHE_MAX_ENTRY_BYTES`.
-    pub max_entry_bytes: Option<f64>,
-    /// zstd level, 1–19. Default 3. Env: `FLEETCACHE_COMPRESSION_LEVEL`.
-    pub compression_level: Option<f64>,
-    /// Lifetime of tag-index rows, in seconds. Default 30 days. Env: `FLEETCACHE_INDEX_TTL_SECONDS`.
-    pub index_ttl_seconds: Option<f64>,
-    /// How often the change feed is polled, in ms; 0 turns the feed off. Default 250. Env: `FLEETCACHE_FEED_INTERVAL_MS`.
-    pub feed_interval_ms: Option<f64>,
-    /// After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`.
-    pub feed_stale_after_ms: Option<f64>,
-    /// Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`.
-    pub lease_ms: Option<f64>,
-    /// `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`.
-    pub share_fetch_across_builds: Option<bool>,
+/// An option's value as it arrived from JS, before its type is checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    /// `null` or `undefined`: the option is not given.
+    Absent,
+    /// Any other JS type, by its `typeof` name.
+    Other(&'static str),
+}
+
+impl OptionValue {
+    fn type_name(&self) -> &'static str {
+        match self {
+            OptionValue::Str(_) => "string",
+            OptionValue::Num(_) => "number",
+            OptionValue::Bool(_) => "boolean",
+            OptionValue::Absent => "undefined",
+            OptionValue::Other(t) => t,
+        }
+    }
+    fn wrong(&self, name: &str, want: &str) -> Error {
+        Error::config(format!("`{name}` must be a {want}, got {}", self.type_name()))
+    }
+}
+
+/// The Rust types an option can have, and the JS type each accepts.
+trait OptionType: Sized {
+    fn from_value(v: OptionValue, name: &str) -> Result<Self>;
+}
+
+impl OptionType for String {
+    fn from_value(v: OptionValue, name: &str) -> Result<Self> {
+        match v {
+            OptionValue::Str(s) => Ok(s),
+            v => Err(v.wrong(name, "string")),
+        }
+    }
+}
+
+impl OptionType for f64 {
+    fn from_value(v: OptionValue, name: &str) -> Result<Self> {
+        match v {
+            OptionValue::Num(n) => Ok(n),
+            v => Err(v.wrong(name, "number")),
+        }
+    }
+}
+
+impl OptionType for bool {
+    fn from_value(v: OptionValue, name: &str) -> Result<Self> {
+        match v {
+            OptionValue::Bool(b) => Ok(b),
+            v => Err(v.wrong(name, "boolean")),
+        }
+    }
+}
+
+/// The one list of options: each line gives the Rust field, its type and its JS name (`String`,
+/// `f64`, `bool`); the doc (written `#[doc = "…"]`: napi's type generator reads only plain
+/// string literals) is what users read in `binding.d.ts`.
+macro_rules! options {
+    ($( $(#[doc = $doc:tt])* $field:ident: $ty:ident = $js:literal, )*) => {
+        /// Options exactly as a user may pass them; every field optional.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        #[cfg_attr(feature = "node", napi_derive::napi(object))]
+        pub struct Options {
+            $( $(#[doc = $doc])* pub $field: Option<$ty>, )*
+        }
+
+        /// Every option's JS name, in the order the README documents them.
+        pub const OPTION_NAMES: &[&str] = &[$($js),*];
+
+        impl Options {
+            /// Sets the option named `name` (its JS name); `Ok(false)` when there is none.
+            fn set(&mut self, name: &str, v: OptionValue) -> Result<bool> {
+                if v == OptionValue::Absent {
+                    return Ok(OPTION_NAMES.contains(&name));
+                }
+                match name {
+                    $( $js => self.$field = Some(<$ty as OptionType>::from_value(v, $js)?), )*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+        }
+    };
+}
+
+options! {
+    #[doc = " `\"aws\"` (default) or `\"memory\"`. Env: `FLEETCACHE_BACKEND`."]
+    backend: String = "backend",
+    #[doc = " S3 bucket holding entries. Required for `aws`. Env: `FLEETCACHE_BUCKET`."]
+    bucket: String = "bucket",
+    #[doc = " DynamoDB table holding tag state and the tag index. Required for `aws`. Env: `FLEETCACHE_TABLE`."]
+    table: String = "table",
+    #[doc = " Key prefix inside the bucket. Default `\"fleetcache\"`. Env: `FLEETCACHE_PREFIX`."]
+    prefix: String = "prefix",
+    #[doc = " Build ID namespacing page/route entries. Default: `.next/BUILD_ID`, else `\"default\"`. Env: `FLEETCACHE_BUILD_ID`."]
+    build_id: String = "buildId",
+    #[doc = " AWS region. Default: the standard AWS chain (`AWS_REGION`, profile), else `us-east-1`."]
+    region: String = "region",
+    #[doc = " S3 endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`."]
+    s3_endpoint: String = "s3Endpoint",
+    #[doc = " DynamoDB endpoint URL. Env: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`."]
+    dynamodb_endpoint: String = "dynamodbEndpoint",
+    #[doc = " Path-style S3 addressing. Default: true when an S3 endpoint is set. Env: `FLEETCACHE_S3_FORCE_PATH_STYLE`."]
+    force_path_style: bool = "forcePathStyle",
+    #[doc = " Byte budget of the in-memory tier. Default 256 MiB; 0 disables it. Env: `FLEETCACHE_MEMORY_BYTES`."]
+    memory_bytes: f64 = "memoryBytes",
+    #[doc = " Deadline of a `get` that needs the network, in ms; past it the get is a miss. Default 1000. Env: `FLEETCACHE_GET_TIMEOUT_MS`."]
+    get_timeout_ms: f64 = "getTimeoutMs",
+    #[doc = " Largest entry stored, in bytes; larger `set`s are refused and counted. Default 32 MiB. Env: `FLEETCACHE_MAX_ENTRY_BYTES`."]
+    max_entry_bytes: f64 = "maxEntryBytes",
+    #[doc = " zstd level, 1–19. Default 3. Env: `FLEETCACHE_COMPRESSION_LEVEL`."]
+    compression_level: f64 = "compressionLevel",
+    #[doc = " Lifetime of tag-index rows, in seconds. Default 30 days. Env: `FLEETCACHE_INDEX_TTL_SECONDS`."]
+    index_ttl_seconds: f64 = "indexTtlSeconds",
+    #[doc = " How often the change feed is polled, in ms; 0 turns the feed off. Default 250. Env: `FLEETCACHE_FEED_INTERVAL_MS`."]
+    feed_interval_ms: f64 = "feedIntervalMs",
+    #[doc = " After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`."]
+    feed_stale_after_ms: f64 = "feedStaleAfterMs",
+    #[doc = " Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
+    lease_ms: f64 = "leaseMs",
+    #[doc = " `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`."]
+    share_fetch_across_builds: bool = "shareFetchAcrossBuilds",
+    #[doc = " During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`."]
+    write_during_build: bool = "writeDuringBuild",
+}
+
+/// Optimal-string-alignment distance (edits, with adjacent swaps counting one), case-insensitive.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The known option nearest to a misspelt one, if any is near enough to be a likely meaning.
+pub fn nearest_option(name: &str) -> Option<&'static str> {
+    OPTION_NAMES
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= name.chars().count().max(k.len()) / 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+impl Options {
+    /// Options from `(name, value)` pairs as JS passed them: unknown names and wrong types are
+    /// refused, naming the option (and the nearest known name for a misspelling).
+    pub fn from_entries(entries: impl IntoIterator<Item = (String, OptionValue)>) -> Result<Options> {
+        let mut o = Options::default();
+        for (name, v) in entries {
+            if !o.set(&name, v)? {
+                return Err(Error::config(match nearest_option(&name) {
+                    Some(k) => format!("unknown option `{name}`: did you mean `{k}`?"),
+                    None => format!("unknown option `{name}` (known: {})", OPTION_NAMES.join(", ")),
+                }));
+            }
+        }
+        Ok(o)
+    }
+
+    /// The options in force during `next build` (`NEXT_PHASE` = `phase-production-build`):
+    /// a process-local store that needs no AWS configuration and makes no network call, keeping
+    /// only the options that do not name or reach a store; unless `writeDuringBuild`
+    /// (`FLEETCACHE_WRITE_DURING_BUILD`) asks for the shared store. `None` outside the build.
+    pub fn for_build_phase(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Options>> {
+        if env(ENV_NEXT_PHASE).as_deref() != Some(BUILD_PHASE) {
+            return Ok(None);
+        }
+        if flag(self.write_during_build, ENV_WRITE_DURING_BUILD, env)?.unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(Some(Options {
+            backend: Some("memory".into()),
+            feed_interval_ms: Some(0.0),
+            lease_ms: Some(0.0),
+            memory_bytes: self.memory_bytes,
+            max_entry_bytes: self.max_entry_bytes,
+            compression_level: self.compression_level,
+            get_timeout_ms: self.get_timeout_ms,
+            ..Options::default()
+        }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +277,8 @@ pub struct Config {
     pub share_fetch_across_builds: bool,
     pub connect_timeout_ms: u64,
     pub attempt_timeout_ms: u64,
+    /// `next build` is running and this core keeps entries in the process (`Options::for_build_phase`).
+    pub build_phase_local: bool,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -174,6 +342,10 @@ fn endpoint(
 impl Config {
     /// Validates `opts` with `env` as the fallback (pass `std::env::var` in production).
     pub fn from_options(opts: Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let (opts, build_phase_local) = match opts.for_build_phase(env)? {
+            Some(local) => (local, true),
+            None => (opts, false),
+        };
         let backend = match nonempty(opts.backend.clone()).or_else(|| nonempty(env(ENV_BACKEND))).as_deref() {
             None | Some("aws") => Backend::Aws,
             Some("memory") => Backend::Memory,
@@ -281,6 +453,7 @@ impl Config {
             share_fetch_across_builds: flag(opts.share_fetch_across_builds, ENV_SHARE_FETCH, env)?.unwrap_or(true),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             attempt_timeout_ms: DEFAULT_ATTEMPT_TIMEOUT_MS,
+            build_phase_local,
         })
     }
 
@@ -357,5 +530,109 @@ mod tests {
         let e =
             Config::from_options(Options { backend: Some("memory".into()), ..Default::default() }, &env).unwrap_err();
         assert!(e.context.contains(ENV_GET_TIMEOUT_MS) && e.context.contains("getTimeoutMs"), "{e}");
+    }
+
+    fn entries(pairs: &[(&str, OptionValue)]) -> Vec<(String, OptionValue)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn entries_are_typed_by_the_one_option_list() {
+        let o = Options::from_entries(entries(&[
+            ("bucket", OptionValue::Str("b".into())),
+            ("memoryBytes", OptionValue::Num(1024.0)),
+            ("forcePathStyle", OptionValue::Bool(true)),
+            ("table", OptionValue::Absent),
+        ]))
+        .unwrap();
+        assert_eq!(o.bucket.as_deref(), Some("b"));
+        assert_eq!(o.memory_bytes, Some(1024.0));
+        assert_eq!(o.force_path_style, Some(true));
+        assert_eq!(o.table, None);
+        let e = Options::from_entries(entries(&[("getTimeoutMs", OptionValue::Str("100".into()))])).unwrap_err();
+        assert_eq!(e.context, "`getTimeoutMs` must be a number, got string");
+        let e = Options::from_entries(entries(&[("writeDuringBuild", OptionValue::Other("object"))])).unwrap_err();
+        assert_eq!(e.context, "`writeDuringBuild` must be a boolean, got object");
+        // every listed name is accepted
+        for name in OPTION_NAMES {
+            assert!(Options::from_entries(entries(&[(name, OptionValue::Absent)])).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_option() {
+        let readme = include_str!("../README.md");
+        let table = &readme[readme.find("## Options").unwrap()..];
+        let table = &table[..table.find("\n\n###").unwrap()];
+        let documented: Vec<&str> =
+            table.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
+        let mut want = OPTION_NAMES.to_vec();
+        let mut got = documented.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn unknown_options_are_refused_with_the_nearest_name() {
+        let cases = [
+            ("bucektName", "did you mean `bucket`?"),
+            ("bukket", "did you mean `bucket`?"),
+            ("memoryByte", "did you mean `memoryBytes`?"),
+            ("getTimeout", "did you mean `getTimeoutMs`?"),
+            ("dynamoEndpoint", "did you mean `dynamodbEndpoint`?"),
+            ("region_", "did you mean `region`?"),
+        ];
+        for (name, want) in cases {
+            let e = Options::from_entries(entries(&[(name, OptionValue::Num(1.0))])).unwrap_err();
+            assert_eq!(e.kind.code(), "FLEETCACHE_CONFIG");
+            assert!(e.context.starts_with(&format!("unknown option `{name}`")), "{e}");
+            assert!(e.context.ends_with(want), "{name}: {e}");
+        }
+        let e = Options::from_entries(entries(&[("zzzzzzzzzzzzzzzz", OptionValue::Num(1.0))])).unwrap_err();
+        assert!(e.context.contains("(known: backend, bucket,"), "{e}");
+    }
+
+    #[test]
+    fn the_build_phase_keeps_entries_in_the_process_unless_told_otherwise() {
+        let opts = Options {
+            bucket: Some("b".into()),
+            table: Some("t".into()),
+            region: Some("eu-west-1".into()),
+            memory_bytes: Some(1024.0),
+            max_entry_bytes: Some(10.0),
+            ..Default::default()
+        };
+        let build = |extra: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                if k == ENV_NEXT_PHASE {
+                    return Some(BUILD_PHASE.to_string());
+                }
+                extra.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            }
+        };
+        let local = opts.for_build_phase(&build(&[])).unwrap().unwrap();
+        assert_eq!(
+            local,
+            Options {
+                backend: Some("memory".into()),
+                feed_interval_ms: Some(0.0),
+                lease_ms: Some(0.0),
+                memory_bytes: Some(1024.0),
+                max_entry_bytes: Some(10.0),
+                ..Default::default()
+            }
+        );
+        let write = Options { write_during_build: Some(true), ..opts.clone() };
+        assert_eq!(write.for_build_phase(&build(&[])).unwrap(), None);
+        assert_eq!(opts.for_build_phase(&build(&[(ENV_WRITE_DURING_BUILD, "1")])).unwrap(), None);
+        let no = Options { write_during_build: Some(false), ..opts.clone() };
+        assert!(no.for_build_phase(&build(&[(ENV_WRITE_DURING_BUILD, "1")])).unwrap().is_some());
+        let serve = env_of(&[(ENV_NEXT_PHASE, "phase-production-server")]);
+        assert_eq!(opts.for_build_phase(&serve).unwrap(), None);
+        // the build needs no bucket or table, and says so in the config
+        let c = Config::from_options(Options::default(), &build(&[])).unwrap();
+        assert_eq!((c.backend, c.build_phase_local, c.feed_interval_ms), (Backend::Memory, true, 0));
+        assert!(!Config::memory().build_phase_local);
     }
 }

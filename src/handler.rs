@@ -26,8 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, Feed, FeedHost};
 use crate::keys::{self, Class};
 use crate::l1::L1;
-use crate::log::RateLimitedLog;
-use crate::stats::{bump, Stats};
+use crate::stats::{self, bump, Reading, Stats};
 use crate::store::BlobStore;
 use crate::stores::Backends;
 use crate::tag_clock::TagClock;
@@ -73,7 +72,6 @@ pub struct Core {
     /// (tag, key) index rows this process wrote, with when; rewritten after half the TTL.
     indexed: DashMap<(String, String), i64>,
     pub stats: Stats,
-    log: RateLimitedLog,
     /// Unique per process and core: tells our own feed events from others'.
     pub instance_id: String,
     feed: Feed,
@@ -103,6 +101,12 @@ const MAX_INDEXED_MEMO: usize = 100_000;
 
 impl Core {
     pub fn new(cfg: Config) -> Core {
+        if cfg.build_phase_local {
+            crate::log::notice_once(
+                "build phase",
+                "next build: entries stay in this process, nothing is written to the shared store (fill it in the deploy step with `fleetcache seed`)",
+            );
+        }
         Core::with_clock(cfg, Arc::new(SystemClock))
     }
 
@@ -117,7 +121,6 @@ impl Core {
             backends: tokio::sync::OnceCell::new(),
             indexed: DashMap::new(),
             stats: Stats::default(),
-            log: RateLimitedLog::default(),
             instance_id,
             feed,
             render_starts: DashMap::new(),
@@ -162,8 +165,8 @@ impl Core {
         self.build_id.read().clone()
     }
 
-    pub(crate) fn log(&self, what: &'static str, msg: &str) {
-        self.log.log(self.now(), what, msg);
+    pub(crate) fn log(&self, what: &str, msg: &str) {
+        crate::log::warn(what, msg);
     }
 
     fn all_tags<'a>(entry: &'a Entry, req: &'a GetRequest) -> impl Iterator<Item = &'a String> {
@@ -522,7 +525,6 @@ impl Core {
             tag_clock: &self.tag_clock,
             leases: &self.leases,
             stats: &self.stats,
-            log: &self.log,
             clock: self.clock.as_ref(),
         }
     }
@@ -555,17 +557,29 @@ impl Core {
         codec::encode(&e, self.cfg.compression_level).ok().map(|b| b.len())
     }
 
-    pub fn memory_bytes(&self) -> usize {
-        self.l1.bytes()
-    }
     pub fn memory_entries(&self) -> usize {
         self.l1.len()
     }
-    pub fn evictions(&self) -> u64 {
-        self.l1.evictions()
-    }
-    pub fn known_tags(&self) -> usize {
-        self.tag_clock.len()
+
+    /// What `stats()` reports: every counter, then the gauges, by their JS names.
+    pub fn stats_snapshot(&self) -> Vec<(String, Reading)> {
+        let mut out = Vec::with_capacity(32);
+        self.stats.each(|name, v| out.push((stats::camel(name), Reading::Count(v as f64))));
+        let (reads, writes) = self.tag_store_requests();
+        let gauges = [
+            ("memoryBytes", Reading::Count(self.l1.bytes() as f64)),
+            ("memoryEntries", Reading::Count(self.l1.len() as f64)),
+            ("memoryBudget", Reading::Count(self.cfg.memory_bytes as f64)),
+            ("evictions", Reading::Count(self.l1.evictions() as f64)),
+            ("knownTags", Reading::Count(self.tag_clock.len() as f64)),
+            // Whether memory is being served (the feed is being read).
+            ("feedTrusted", Reading::Flag(self.feed_trusted())),
+            // Requests this core sent to DynamoDB.
+            ("dynamodbReads", Reading::Count(reads as f64)),
+            ("dynamodbWrites", Reading::Count(writes as f64)),
+        ];
+        out.extend(gauges.into_iter().map(|(n, r)| (n.to_string(), r)));
+        out
     }
 }
 

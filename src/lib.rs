@@ -1,7 +1,8 @@
 //! fleetcache: a shared ISR and data cache for self-hosted Next.js fleets.
 //!
-//! The napi-free core lives in the modules below and is covered by `cargo test`; `napi_face.rs`
-//! (feature `node`) is the N-API boundary only.
+//! The napi-free core lives in the modules below and is covered by `cargo test`; `node/`
+//! (feature `node`) is the N-API boundary only: `node/mod.rs` for the handler Next loads,
+//! `node/ops.rs` for the deploy and operations tools.
 
 pub mod aws;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod handler;
 pub mod keys;
 pub mod l1;
 pub mod log;
+pub mod next_value;
 pub mod stats;
 pub mod store;
 pub mod stores;
@@ -25,4 +27,4 @@ pub mod tags;
 // The napi macros register these items with Node; a `cargo test` build of the cdylib sees no caller.
 #[cfg(feature = "node")]
 #[cfg_attr(test, allow(dead_code))]
-mod napi_face;
+mod node;

@@ -1,34 +1,92 @@
 //! The core's counters: plain atomics, bumped on the request path and by the feed poller, read
-//! by `stats()`.
+//! by `stats()`. The list below is their one definition: `Core::stats_snapshot` reads every
+//! counter by name (camelCased for JS) and adds the gauges; the boundary copies the snapshot into
+//! one JS object, and `index.d.ts`'s `Stats` is checked against it by a test.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-#[derive(Default)]
-pub struct Stats {
-    pub memory_hits: AtomicU64,
-    pub backend_hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub stale: AtomicU64,
-    pub expired: AtomicU64,
-    pub get_errors: AtomicU64,
-    pub get_timeouts: AtomicU64,
-    pub corrupt: AtomicU64,
-    pub served_from_memory_on_error: AtomicU64,
-    pub sets: AtomicU64,
-    pub set_errors: AtomicU64,
-    pub too_large: AtomicU64,
-    pub index_errors: AtomicU64,
-    pub revalidations: AtomicU64,
-    pub revalidate_errors: AtomicU64,
-    pub feed_polls: AtomicU64,
-    pub feed_events: AtomicU64,
-    pub feed_evictions: AtomicU64,
-    pub feed_errors: AtomicU64,
-    pub feed_resets: AtomicU64,
-    pub leases_won: AtomicU64,
-    pub leases_lost: AtomicU64,
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])* $name:ident, )*) => {
+        #[derive(Default)]
+        pub struct Stats {
+            $( $(#[doc = $doc])* pub $name: AtomicU64, )*
+        }
+
+        impl Stats {
+            /// Every counter as `(snake_case name, value)`.
+            pub fn each(&self, mut f: impl FnMut(&'static str, u64)) {
+                $( f(stringify!($name), self.$name.load(Ordering::Relaxed)); )*
+            }
+        }
+    };
+}
+
+counters! {
+    memory_hits,
+    backend_hits,
+    misses,
+    stale,
+    expired,
+    get_errors,
+    get_timeouts,
+    corrupt,
+    served_from_memory_on_error,
+    sets,
+    set_errors,
+    too_large,
+    index_errors,
+    revalidations,
+    revalidate_errors,
+    feed_polls,
+    feed_events,
+    feed_evictions,
+    feed_errors,
+    feed_resets,
+    leases_won,
+    leases_lost,
 }
 
 pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One reading of `stats()`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    Count(f64),
+    Flag(bool),
+}
+
+/// `memory_hits` → `memoryHits`: the names JS sees.
+pub fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut up = false;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.push(c.to_ascii_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_camel_cased_for_js() {
+        assert_eq!(camel("served_from_memory_on_error"), "servedFromMemoryOnError");
+        assert_eq!(camel("stale"), "stale");
+        let s = Stats::default();
+        bump(&s.too_large);
+        let mut seen = Vec::new();
+        s.each(|n, v| seen.push((n, v)));
+        assert_eq!(seen.len(), 22);
+        assert!(seen.contains(&("too_large", 1)));
+    }
 }

@@ -12,7 +12,7 @@ const seedLib = require('./seed.js')
  * Resolves to `{ buildId, total, written, existing, failed, skipped }`.
  */
 async function seed(distDir, options, tool = {}) {
-  const base = fc._validateOptions(options)
+  const base = fc._checkedOptions(options)
   return seedLib.seed(distDir || '.next', base, {
     ...tool,
     toInput: fc._toInput,

@@ -1,0 +1,146 @@
+//! The N-API boundary of the deploy and operations tools (`tools/`): seeding, the build
+//! registry, prune's deletions, `doctor`, and creating local resources. One-line delegates to
+//! `deploy.rs`, `doctor.rs` and `stores.rs`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::{settle, NativeCache, SetInput};
+
+/// The outcome of a seed write.
+#[napi(object)]
+pub struct SeedResult {
+    pub ok: bool,
+    /// This call wrote the object (false: it was there already, or `ok` is false).
+    pub written: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A build registered in the store.
+#[napi(object)]
+pub struct BuildEntry {
+    pub build_id: String,
+    /// First registered, ms since the epoch.
+    pub created_at: f64,
+    /// Last started or seeded, ms since the epoch (what `prune` orders by).
+    pub last_active_at: f64,
+}
+
+/// One finding of `doctor`.
+#[napi(object)]
+pub struct DoctorCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// How to fix it (absent when `ok`).
+    pub fix: Option<String>,
+}
+
+#[napi]
+impl NativeCache {
+    /// Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
+    /// `lastModified`; `written` tells whether this call wrote it. Never rejects.
+    #[napi(catch_unwind, ts_return_type = "Promise<SeedResult>")]
+    pub fn seed<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        input: SetInput,
+        last_modified: f64,
+    ) -> Result<PromiseRaw<'e, SeedResult>> {
+        let core = self.core.clone();
+        let parts = input.parts();
+        env.spawn_future(async move {
+            let r = match parts {
+                Ok(p) => core.seed(key, p.class, p.value, p.cache_control, p.tags, last_modified as i64).await,
+                Err(e) => Err(e),
+            };
+            Ok(match r {
+                Ok(written) => SeedResult { ok: true, written, code: None, message: None },
+                Err(e) => {
+                    SeedResult { ok: false, written: false, code: Some(e.kind.code().into()), message: Some(e.context) }
+                }
+            })
+        })
+    }
+
+    /// Registers the build in force (`<prefix>/builds/<id>`); resolves to whether this call created it.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn register_build<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, bool>> {
+        let core = self.core.clone();
+        settle(env, async move { core.register_build().await })
+    }
+
+    /// Registered builds, oldest first.
+    #[napi(catch_unwind, ts_return_type = "Promise<BuildEntry[]>")]
+    pub fn list_builds<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<BuildEntry>>> {
+        let core = self.core.clone();
+        settle(env, async move {
+            let builds = core.list_builds().await?;
+            Ok(builds
+                .into_iter()
+                .map(|b| BuildEntry {
+                    build_id: b.build_id,
+                    created_at: b.created_at as f64,
+                    last_active_at: b.last_active_at as f64,
+                })
+                .collect())
+        })
+    }
+
+    /// Object keys of the entries that belong to one build alone.
+    #[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
+    pub fn build_object_keys<'e>(&self, env: &'e Env, build_id: String) -> Result<PromiseRaw<'e, Vec<String>>> {
+        let core = self.core.clone();
+        settle(env, async move { core.build_object_keys(&build_id).await })
+    }
+
+    /// Deletes objects by key (batches of 1,000).
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn delete_objects<'e>(&self, env: &'e Env, keys: Vec<String>) -> Result<PromiseRaw<'e, ()>> {
+        let core = self.core.clone();
+        settle(env, async move { core.delete_objects(&keys).await })
+    }
+
+    /// The marker objects of a build (deleted last by `prune`).
+    #[napi]
+    pub fn build_marker_keys(&self, build_id: String) -> Vec<String> {
+        self.core.build_marker_keys(&build_id)
+    }
+
+    /// Claims the seeding of the build in force for `ms` across the fleet; false when it is
+    /// seeded already or another instance holds the claim.
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
+    pub fn claim_seeding<'e>(&self, env: &'e Env, ms: f64) -> Result<PromiseRaw<'e, bool>> {
+        let core = self.core.clone();
+        settle(env, async move { core.claim_seeding(ms as i64).await })
+    }
+
+    /// Records that the build in force has been seeded.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn mark_seeded<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        let core = self.core.clone();
+        settle(env, async move { core.mark_seeded().await })
+    }
+
+    /// Checks credentials, bucket, table and every permission the cache needs; never rejects.
+    #[napi(catch_unwind, ts_return_type = "Promise<DoctorCheck[]>")]
+    pub fn doctor<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<DoctorCheck>>> {
+        let cfg = self.core.cfg.clone();
+        env.spawn_future(async move {
+            Ok(crate::doctor::run(&cfg)
+                .await
+                .into_iter()
+                .map(|c| DoctorCheck { name: c.name, ok: c.ok, detail: c.detail, fix: c.fix })
+                .collect())
+        })
+    }
+
+    /// Creates the bucket and table if missing (local development and tests).
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn ensure_resources<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        let core = self.core.clone();
+        settle(env, async move { core.ensure_resources().await })
+    }
+}
