@@ -47,6 +47,12 @@ export declare class NativeCache {
   revalidateTags(tags: Array<string>, expire?: number | undefined | null): Promise<OpResult>
   /** URL paths of entries carrying any of these tags. */
   pathsForTags(tags: Array<string>): Promise<string[]>
+  /**
+   * Delivers what the outbox holds (revalidations and feed events not landed yet), for at most
+   * `ms`, blocking the calling thread (the SIGTERM hook: nothing async runs after it). Returns
+   * how many units are left.
+   */
+  flushBlocking(ms: number): number
   /** Drops this process's in-memory tier and tag clock. */
   clearMemory(): void
   /** `"aws"` or `"memory"`: the store in use (`memory` during `next build` unless `writeDuringBuild`). */
@@ -134,6 +140,8 @@ export interface Options {
   feedStaleAfterMs?: number
   /** Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`. */
   leaseMs?: number
+  /** How long `revalidateTag` waits for DynamoDB, in ms; past it the revalidation stays queued (honoured here, retried until it lands) and the call resolves. Default 2000. Env: `FLEETCACHE_REVALIDATE_TIMEOUT_MS`. */
+  revalidateTimeoutMs?: number
   /** `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`. */
   shareFetchAcrossBuilds?: boolean
   /** During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`. */

@@ -27,6 +27,13 @@ export interface Stats {
   indexErrors: number
   revalidations: number
   revalidateErrors: number
+  /** Revalidations (and set feed events) that did not land within revalidateTimeoutMs and were left to the retry task. */
+  revalidationsQueued: number
+  outboxRetries: number
+  /** Revalidations refused because the outbox was full (each one rejected its caller). */
+  outboxOverflows: number
+  /** Units dropped because the store refused them outright (logged). */
+  outboxGiveUps: number
   feedPolls: number
   feedEvents: number
   feedEvictions: number
@@ -39,6 +46,8 @@ export interface Stats {
   memoryBudget: number
   evictions: number
   knownTags: number
+  /** Revalidations and feed events waiting for DynamoDB. */
+  outboxDepth: number
   /** Whether memory is being served (the feed is being read). */
   feedTrusted: boolean
   /** Requests sent to DynamoDB by this core. */
@@ -59,7 +68,7 @@ export interface FleetCacheHandler {
   get(key: string, ctx?: Record<string, unknown>): Promise<CacheHandlerValue | null>
   /** Never rejects: failures are logged and counted. */
   set(key: string, data: unknown, ctx?: Record<string, unknown>): Promise<void>
-  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s. Rejects with `FLEETCACHE_BACKEND` when DynamoDB cannot record it. */
+  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s. Honoured by this instance at once; waits at most `revalidateTimeoutMs` for DynamoDB, then leaves it queued (retried until it lands). Rejects with `FLEETCACHE_BACKEND` only when it cannot be queued (the outbox is full) or DynamoDB refuses it outright. */
   revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void>
   resetRequestCache(): void
 }

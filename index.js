@@ -60,6 +60,7 @@ function coreFor(options, serverDistDir) {
       throw fromNative(err)
     }
     cores.set(key, core)
+    flushOnSigterm()
   }
   if (serverDistDir !== undefined && !adopted.has(core)) {
     const id = buildIdFromDist(serverDistDir)
@@ -73,6 +74,31 @@ function coreFor(options, serverDistDir) {
   return core
 }
 const adopted = new WeakSet()
+
+/** How long the SIGTERM hook may block to deliver revalidations not landed yet (README, "Faults"). */
+const SHUTDOWN_FLUSH_MS = 5_000
+let sigtermHooked = false
+
+/**
+ * On SIGTERM, delivers every core's outbox (revalidations and feed events DynamoDB has not taken
+ * yet) before the process goes, for at most SHUTDOWN_FLUSH_MS. Synchronous: `next start` exits
+ * from its own SIGTERM handler once its server has closed, and nothing async of ours would run
+ * after that. When no one else listens, the signal is raised again so the process still ends.
+ */
+function flushOnSigterm() {
+  if (sigtermHooked) return
+  sigtermHooked = true
+  process.once('SIGTERM', () => {
+    for (const core of cores.values()) {
+      try {
+        if (core.stats().outboxDepth > 0) core.flushBlocking(SHUTDOWN_FLUSH_MS)
+      } catch (err) {
+        warn('shutdown flush failed', err && err.message)
+      }
+    }
+    if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM')
+  })
+}
 
 // ---- Next values <-> native shapes ---------------------------------------------------------
 

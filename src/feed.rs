@@ -21,8 +21,12 @@
 //!   S3, which every load reads strongly consistently, so a late joiner honours every earlier
 //!   revalidation.
 //! - A process more than 1,000 events behind, or that finds a hole in the sequence that is not
-//!   filled within 2 s (a writer died between taking its number and writing the row, or rows
-//!   expired), drops its memory and jumps to the head.
+//!   filled within 2 s (a writer died between taking its number and writing the row, its write
+//!   failed and waits in its outbox, or rows expired), drops its memory and jumps to the head. It
+//!   keeps reading the holes it gave up on for [`HOLE_MEMORY_MS`] (2 min) and applies an event
+//!   that arrives late: a writer retrying after an outage writes at the number it took for
+//!   `outbox::SEQ_REUSE_MS` (1 min), then takes a new one. A revalidation's tag state and its
+//!   event land together (one transaction), so a state change is never visible without its event.
 //! - A process that cannot read the feed for longer than `feedStaleAfterMs` drops its memory and
 //!   serves nothing from memory until it reads the feed again; meanwhile every `get` goes to S3
 //!   and reads the tag states from DynamoDB. If DynamoDB cannot be read either, the object just
@@ -57,6 +61,14 @@ use crate::tags::{FeedEvent, FeedRecord, TagStore};
 pub const MAX_CATCHUP: u64 = 1_000;
 /// How long a hole in the sequence may stay open before the process stops waiting for it.
 pub const GAP_GRACE_MS: i64 = 2_000;
+/// After giving up on a hole, a process still checks it this long and applies the event if it
+/// arrives (a writer retrying after an outage writes at the number it reserved, for
+/// `outbox::SEQ_REUSE_MS`, which is shorter).
+pub const HOLE_MEMORY_MS: i64 = 120_000;
+/// Holes remembered at most (older ones are forgotten first).
+const MAX_HOLES: usize = 1_000;
+/// Remembered holes read again per poll.
+const HOLES_PER_POLL: usize = 16;
 
 /// The memory the feed keeps honest, and where it reports.
 pub struct Memory<'a> {
@@ -93,6 +105,8 @@ pub struct Feed {
     last_ok: AtomicI64,
     /// When a hole in the sequence was first seen (0 = none).
     gap_since: AtomicI64,
+    /// Holes given up on, with when: read again each poll for [`HOLE_MEMORY_MS`].
+    holes: parking_lot::Mutex<Vec<(u64, i64)>>,
 }
 
 /// The owner of a feed as the poller task sees it (the core).
@@ -137,6 +151,7 @@ impl Feed {
             trusting: AtomicBool::new(interval_ms == 0),
             last_ok: AtomicI64::new(0),
             gap_since: AtomicI64::new(0),
+            holes: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -181,12 +196,14 @@ impl Feed {
                 Err(e) => return self.failed(&e, m),
             };
             let mut next = cursor + 1;
+            let mut later = Vec::new();
             for (seq, rec) in events {
                 if seq < next {
                     continue;
                 }
                 if seq != next {
-                    break;
+                    later.push((seq, rec));
+                    continue;
                 }
                 self.apply(rec, m);
                 next += 1;
@@ -197,14 +214,47 @@ impl Feed {
                 if since == 0 {
                     self.gap_since.store(now, Ordering::Release);
                 } else if now - since > GAP_GRACE_MS {
+                    // Give up on the holes, but keep looking for them: a writer may still fill one.
+                    let present: std::collections::HashSet<u64> = later.iter().map(|(s, _)| *s).collect();
+                    let mut holes = self.holes.lock();
+                    holes.extend((next..=head).filter(|s| !present.contains(s)).map(|s| (s, now)));
+                    let excess = holes.len().saturating_sub(MAX_HOLES);
+                    holes.drain(..excess);
+                    drop(holes);
                     return self.reset(head, "a feed event never arrived", m);
                 }
             } else {
                 self.gap_since.store(0, Ordering::Release);
             }
         }
+        self.recheck_holes(tags, m, now).await;
         self.ok(now);
         false
+    }
+
+    /// Reads remembered holes again and applies the events that have arrived since.
+    async fn recheck_holes(&self, tags: &dyn TagStore, m: &Memory<'_>, now: i64) {
+        let due: Vec<u64> = {
+            let mut holes = self.holes.lock();
+            holes.retain(|(_, since)| now - since <= HOLE_MEMORY_MS);
+            let due = holes.iter().take(HOLES_PER_POLL).map(|(s, _)| *s).collect();
+            let n = holes.len().min(HOLES_PER_POLL);
+            holes.rotate_left(n); // the next poll reads the next ones
+            due
+        };
+        for seq in due {
+            if let Ok(found) = tags.read_feed(seq, seq).await {
+                for (s, rec) in found {
+                    self.apply(rec, m);
+                    self.holes.lock().retain(|(h, _)| *h != s);
+                }
+            }
+        }
+    }
+
+    /// Holes this process gave up on and still looks for.
+    pub fn holes(&self) -> usize {
+        self.holes.lock().len()
     }
 
     fn apply(&self, rec: FeedRecord, m: &Memory<'_>) {

@@ -26,11 +26,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, Feed, FeedHost};
 use crate::keys::{self, Class};
 use crate::l1::L1;
+use crate::outbox::{self, Claim, Outbox, Work};
 use crate::stats::{self, bump, Reading, Stats};
 use crate::store::BlobStore;
 use crate::stores::Backends;
 use crate::tag_clock::TagClock;
-use crate::tags::{FeedEvent, FeedRecord, IndexRow, TagStore};
+use crate::tags::{self, FeedEvent, FeedRecord, IndexRow, TagStore};
 
 /// What `get` was asked.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +75,12 @@ pub struct Core {
     pub stats: Stats,
     /// Unique per process and core: tells our own feed events from others'.
     pub instance_id: String,
-    feed: Feed,
+    pub feed: Feed,
+    /// Revalidations and feed events on their way to DynamoDB (retried until they land).
+    outbox: Outbox,
+    /// Every revalidation made here, kept apart from the tag clock: dropping memory (a feed
+    /// reset) never makes this instance forget what it revalidated itself, landed or not.
+    pinned: TagClock,
     /// When each key was last asked for: a `set` that follows is stamped with the time its
     /// render could have started, so a revalidation during the render is not overtaken.
     render_starts: DashMap<String, i64>,
@@ -84,6 +90,33 @@ pub struct Core {
     /// handler construction reveals (`adopt_build_id`).
     build_id: parking_lot::RwLock<String>,
     build_id_adopted: AtomicBool,
+}
+
+/// Units the retry task attempts at once.
+const RETRY_BATCH: usize = 16;
+
+/// How one attempt at an outbox unit ended.
+enum Attempt {
+    Landed,
+    Queued(Error),
+    GaveUp(Error),
+}
+
+/// A factor in [0.5, 1.5) for retry jitter, from the clock's low bits (no RNG dependency).
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    0.5 + (nanos % 1_000) as f64 / 1_000.0
+}
+
+/// The retry task: attempts due outbox units until the core is dropped.
+async fn retry_outbox(core: std::sync::Weak<Core>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(outbox::FIRST_BACKOFF_MS as u64 / 2)).await;
+        let Some(c) = core.upgrade() else { return };
+        if c.outbox.depth() > 0 {
+            c.retry_outbox_once().await;
+        }
+    }
 }
 
 /// A `set` more than this long after the last `get` of its key is stamped with its own time.
@@ -123,6 +156,8 @@ impl Core {
             stats: Stats::default(),
             instance_id,
             feed,
+            outbox: Outbox::new(outbox::DEFAULT_CAPACITY),
+            pinned: TagClock::default(),
             render_starts: DashMap::new(),
             leases: DashMap::new(),
             build_id: parking_lot::RwLock::new(String::new()),
@@ -177,11 +212,15 @@ impl Core {
     /// `unknown_as_fresh` is false, or if a regeneration lease must be asked for first.
     fn judge(&self, entry: &Arc<Entry>, gen: u64, req: &GetRequest, unknown_as_fresh: bool) -> Option<Lookup> {
         let mut states: Vec<TagState> = Vec::new();
+        let pinned = !self.pinned.is_empty();
         for t in Self::all_tags(entry, req) {
-            match self.tag_clock.get(t) {
-                Some(s) => states.push(s),
-                None if unknown_as_fresh => {}
-                None => return None,
+            let own = if pinned { self.pinned.get(t) } else { None };
+            match (self.tag_clock.get(t), own) {
+                (Some(s), Some(o)) => states.push(s.join(&o)),
+                (Some(s), None) => states.push(s),
+                (None, Some(o)) if unknown_as_fresh => states.push(o),
+                (None, _) if unknown_as_fresh => {}
+                (None, _) => return None,
             }
         }
         let now = self.now();
@@ -462,39 +501,170 @@ impl Core {
 
     /// `revalidateTag(tags, durations)`: `expire_s` None or 0 expires now, N > 0 marks stale now
     /// and expires in N seconds.
+    ///
+    /// Honoured here at once, for good (see `pinned`); recorded in DynamoDB with its feed event
+    /// as one unit per [`tags::MAX_TAGS_PER_UNIT`] tags, through the outbox. Waits at most
+    /// `revalidateTimeoutMs` for the units to land: past it, or after a failed first attempt, the
+    /// units stay queued and are retried until they land, and this resolves `Ok` (the revalidation
+    /// is not lost, and Next would only log a rejection). `Err` only when it could not be queued
+    /// (the outbox is full) or the store refused it outright (a retry cannot help).
     pub async fn revalidate_tags(&self, tags: &[String], expire_s: Option<f64>) -> Result<()> {
         bump(&self.stats.revalidations);
         let now = self.now();
         for t in tags {
             self.tag_clock.apply(t, now, expire_s);
+            self.pinned.apply(t, now, expire_s);
         }
-        let b = self.backends().await;
-        match b.tags.revalidate(tags, now, expire_s).await {
-            Ok(states) => {
-                for (t, st) in &states {
-                    self.tag_clock.merge(t, *st);
+        let mut claims = Vec::new();
+        for unit in tags::units_of(tags) {
+            match self.outbox.push(Work::Revalidate { tags: unit, at: now, expire_s }) {
+                Ok(c) => claims.push(c),
+                Err(e) => {
+                    bump(&self.stats.outbox_overflows);
+                    bump(&self.stats.revalidate_errors);
+                    self.log("revalidateTag not queued", &e.to_string());
+                    return Err(e);
                 }
-                self.announce(FeedEvent::Tags { states }).await.inspect_err(|_| bump(&self.stats.revalidate_errors))
+            }
+        }
+        self.settle(claims, "revalidateTag").await
+    }
+
+    /// Attempts `claims` once each, waiting at most `revalidateTimeoutMs`; what does not land is
+    /// left to the retry task.
+    async fn settle(&self, claims: Vec<Claim<'_>>, what: &str) -> Result<()> {
+        let deadline = Duration::from_millis(self.cfg.revalidate_timeout_ms);
+        let attempts = futures::future::join_all(claims.into_iter().map(|c| self.attempt(c)));
+        match tokio::time::timeout(deadline, attempts).await {
+            Ok(results) => {
+                let mut queued = None;
+                for r in results {
+                    match r {
+                        Attempt::Landed => {}
+                        Attempt::Queued(e) => queued = Some(e),
+                        Attempt::GaveUp(e) => {
+                            bump(&self.stats.revalidate_errors);
+                            return Err(e);
+                        }
+                    }
+                }
+                if let Some(e) = queued {
+                    bump(&self.stats.revalidations_queued);
+                    self.log(
+                        &format!("{what} queued (honoured here; retried until DynamoDB takes it)"),
+                        &e.to_string(),
+                    );
+                }
+                Ok(())
+            }
+            Err(_) => {
+                bump(&self.stats.revalidations_queued);
+                self.log(
+                    &format!("{what} queued (honoured here; retried until DynamoDB takes it)"),
+                    &format!("not landed within revalidateTimeoutMs ({} ms)", self.cfg.revalidate_timeout_ms),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// One attempt at a unit: it lands, is queued for a retry, or is given up.
+    async fn attempt(&self, mut claim: Claim<'_>) -> Attempt {
+        match self.deliver(&mut claim).await {
+            Ok(()) => {
+                claim.landed();
+                Attempt::Landed
             }
             Err(e) => {
-                bump(&self.stats.revalidate_errors);
-                self.log("revalidateTag failed to reach the tag store", &e.to_string());
+                if claim.failed(&e, self.now(), jitter()) {
+                    bump(&self.stats.outbox_give_ups);
+                    self.log("revalidation or feed event given up (a retry cannot fix it)", &e.to_string());
+                    Attempt::GaveUp(e)
+                } else {
+                    bump(&self.stats.outbox_retries);
+                    Attempt::Queued(e)
+                }
+            }
+        }
+    }
+
+    /// Writes a unit: reserves its feed number once (kept across retries), then the state and
+    /// event together (a revalidation) or the event (a `set`).
+    async fn deliver(&self, claim: &mut Claim<'_>) -> Result<()> {
+        let b = self.backends().await;
+        let seq = if self.cfg.feed_interval_ms > 0 {
+            Some(match claim.reusable_seq(self.now()) {
+                Some(s) => s,
+                None => {
+                    let s = b.tags.reserve_seq().await?;
+                    claim.reserved(s, self.now());
+                    s
+                }
+            })
+        } else {
+            None
+        };
+        match claim.unit.work.clone() {
+            Work::Revalidate { tags, at, expire_s } => {
+                let event = seq.map(|s| (s, self.instance_id.as_str()));
+                for (t, st) in b.tags.revalidate_at(event, &tags, at, expire_s).await? {
+                    self.tag_clock.merge(&t, st);
+                }
+                Ok(())
+            }
+            Work::Announce { event, at } => match seq {
+                Some(seq) => b.tags.announce_at(seq, &FeedRecord { origin: self.instance_id.clone(), event }, at).await,
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Appends a `set`'s event to the change feed through the outbox (no-op when the feed is off).
+    async fn announce(&self, event: FeedEvent) -> Result<()> {
+        if self.cfg.feed_interval_ms == 0 {
+            return Ok(());
+        }
+        match self.outbox.push(Work::Announce { event, at: self.now() }) {
+            Ok(c) => self.settle(vec![c], "feed event").await,
+            Err(e) => {
+                bump(&self.stats.outbox_overflows);
+                self.log("feed event not queued (other instances learn of it only on reload)", &e.to_string());
                 Err(e)
             }
         }
     }
 
-    /// Appends an event to the change feed (no-op when the feed is off).
-    async fn announce(&self, event: FeedEvent) -> Result<()> {
-        if self.cfg.feed_interval_ms == 0 {
-            return Ok(());
+    /// One round of the retry task: attempts every unit that is due (tests drive it by hand).
+    pub async fn retry_outbox_once(&self) {
+        let due = self.outbox.claim_ready(self.now(), RETRY_BATCH);
+        futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+    }
+
+    /// Delivers everything the outbox holds, backoff ignored, for at most `deadline_ms` (SIGTERM);
+    /// returns how many units are left.
+    pub async fn flush(&self, deadline_ms: u64) -> usize {
+        let until = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+        let work = async {
+            while self.outbox.depth() > 0 {
+                let due = self.outbox.claim_ready(i64::MAX, RETRY_BATCH);
+                if due.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await; // claimed by callers still waiting
+                    continue;
+                }
+                futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+            }
+        };
+        let _ = tokio::time::timeout_at(until, work).await;
+        let left = self.outbox.depth();
+        if left > 0 {
+            self.log("shutting down with revalidations not landed", &format!("{left} units left in the outbox"));
         }
-        let b = self.backends().await;
-        let rec = FeedRecord { origin: self.instance_id.clone(), event };
-        b.tags.append(&rec, self.now()).await.map(|_| ()).inspect_err(|e| {
-            bump(&self.stats.feed_errors);
-            self.log("feed event not written (other instances learn of it only on reload)", &e.to_string());
-        })
+        left
+    }
+
+    /// Units waiting in the outbox.
+    pub fn outbox_depth(&self) -> usize {
+        self.outbox.depth()
     }
 
     /// May memory be served now? (The feed answers: it is read, or there is none.)
@@ -504,10 +674,11 @@ impl Core {
 
     /// Starts this core's change-feed poller (when the feed is on) with `spawn`, the executor of
     /// the host (napi's runtime in Node, tokio in tests). The task ends when the core is dropped.
-    pub fn start_feed(self: &Arc<Self>, spawn: impl FnOnce(futures::future::BoxFuture<'static, ()>)) {
+    pub fn start_feed(self: &Arc<Self>, mut spawn: impl FnMut(futures::future::BoxFuture<'static, ()>)) {
         if self.feed.enabled() {
             spawn(Box::pin(feed::run(Arc::downgrade(self))));
         }
+        spawn(Box::pin(retry_outbox(Arc::downgrade(self))));
     }
 
     /// One round of the feed poller (tests drive it by hand).
@@ -572,6 +743,8 @@ impl Core {
             ("memoryBudget", Reading::Count(self.cfg.memory_bytes as f64)),
             ("evictions", Reading::Count(self.l1.evictions() as f64)),
             ("knownTags", Reading::Count(self.tag_clock.len() as f64)),
+            // Revalidations and feed events waiting for DynamoDB.
+            ("outboxDepth", Reading::Count(self.outbox.depth() as f64)),
             // Whether memory is being served (the feed is being read).
             ("feedTrusted", Reading::Flag(self.feed_trusted())),
             // Requests this core sent to DynamoDB.

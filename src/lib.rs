@@ -18,6 +18,7 @@ pub mod keys;
 pub mod l1;
 pub mod log;
 pub mod next_value;
+pub mod outbox;
 pub mod stats;
 pub mod store;
 pub mod stores;

@@ -37,6 +37,10 @@ counters! {
     index_errors,
     revalidations,
     revalidate_errors,
+    revalidations_queued,
+    outbox_retries,
+    outbox_overflows,
+    outbox_give_ups,
     feed_polls,
     feed_events,
     feed_evictions,
@@ -86,7 +90,7 @@ mod tests {
         bump(&s.too_large);
         let mut seen = Vec::new();
         s.each(|n, v| seen.push((n, v)));
-        assert_eq!(seen.len(), 22);
+        assert_eq!(seen.len(), 26);
         assert!(seen.contains(&("too_large", 1)));
     }
 }

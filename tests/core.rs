@@ -122,9 +122,23 @@ impl FlakyTags {
 
 #[async_trait::async_trait]
 impl fleetcache::tags::TagStore for FlakyTags {
-    async fn append(&self, r: &fleetcache::tags::FeedRecord, now: i64) -> fleetcache::error::Result<u64> {
+    async fn reserve_seq(&self) -> fleetcache::error::Result<u64> {
         self.check()?;
-        self.inner.append(r, now).await
+        self.inner.reserve_seq().await
+    }
+    async fn announce_at(&self, seq: u64, r: &fleetcache::tags::FeedRecord, now: i64) -> fleetcache::error::Result<()> {
+        self.check()?;
+        self.inner.announce_at(seq, r, now).await
+    }
+    async fn revalidate_at(
+        &self,
+        event: Option<(u64, &str)>,
+        t: &[String],
+        now: i64,
+        e: Option<f64>,
+    ) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
+        self.check()?;
+        self.inner.revalidate_at(event, t, now, e).await
     }
     async fn feed_head(&self) -> fleetcache::error::Result<u64> {
         self.check()?;
@@ -151,15 +165,6 @@ impl fleetcache::tags::TagStore for FlakyTags {
     async fn tag_states(&self, t: &[String]) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
         self.check()?;
         self.inner.tag_states(t).await
-    }
-    async fn revalidate(
-        &self,
-        t: &[String],
-        now: i64,
-        e: Option<f64>,
-    ) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
-        self.check()?;
-        self.inner.revalidate(t, now, e).await
     }
     async fn put_index(&self, r: &[fleetcache::tags::IndexRow], x: i64) -> fleetcache::error::Result<()> {
         self.check()?;
@@ -229,4 +234,88 @@ async fn build_id_is_adopted_once_unless_configured() {
         Arc::new(MemoryTagStore::default()),
     );
     assert_eq!(core.adopt_build_id("B1"), "CONF");
+}
+
+#[tokio::test]
+async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_everywhere_after() {
+    use fleetcache::handler::SyncLookup;
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(FlakyTags { inner: MemoryTagStore::default(), down: false.into() });
+    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    a.set("/o".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert!(matches!(b.get(&req("/o")).await, Lookup::Hit { .. }));
+
+    tags.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(1_000);
+    a.revalidate_tags(&["t".into()], None).await.expect("queued, not rejected");
+    assert_eq!(a.outbox_depth(), 1);
+    assert!(matches!(a.get_sync(&req("/o")), SyncLookup::Done(Lookup::Miss)));
+    // The feed stays unreadable past feedStaleAfterMs: memory and the tag clock are dropped...
+    clock.advance(a.cfg.feed_stale_after_ms as i64 + 1);
+    a.poll_feed_once().await;
+    assert!(!a.feed_trusted());
+    // ...and the S3 object, read with DynamoDB down (fail open), is still judged by what this
+    // instance revalidated itself.
+    assert!(matches!(a.get(&req("/o")).await, Lookup::Miss), "its own revalidation is never forgotten");
+
+    tags.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(10_000);
+    a.retry_outbox_once().await;
+    assert_eq!(a.outbox_depth(), 0, "landed after healing");
+    b.poll_feed_once().await;
+    assert!(matches!(b.get_sync(&req("/o")), SyncLookup::Done(Lookup::Miss)), "the other instance honours it");
+    let late = Core::with_backends(Config::memory(), clock.clone(), blobs, tags);
+    assert!(matches!(late.get(&req("/o")).await, Lookup::Miss), "and so does a late joiner");
+}
+
+#[tokio::test]
+async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_number() {
+    let store = Arc::new(MemoryTagStore::default());
+    let clock = Arc::new(MockClock::new(T0));
+    let a = core_with(clock.clone(), Arc::new(MemoryBlobStore::default()), store.clone());
+    let b = core_with(clock.clone(), Arc::new(MemoryBlobStore::default()), store.clone());
+    b.poll_feed_once().await;
+    // A unit whose feed number was taken by an attempt that then died.
+    use fleetcache::tags::TagStore;
+    let seq = store.reserve_seq().await.unwrap();
+    a.revalidate_tags(&["u".into()], None).await.unwrap();
+    let head = store.feed_head().await.unwrap();
+    assert_eq!(head, seq + 1);
+    // The reader waits for the hole, and the event after it is applied once the hole fills.
+    store.revalidate_at(Some((seq, "dead")), &["v".into()], T0, None).await.unwrap();
+    b.poll_feed_once().await;
+    let events = store.read_feed(1, head).await.unwrap();
+    assert_eq!(events.len(), 2, "one event per number, the retried one included");
+}
+
+#[tokio::test]
+async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied() {
+    use fleetcache::handler::SyncLookup;
+    use fleetcache::tags::TagStore;
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let store = Arc::new(MemoryTagStore::default());
+    let a = core_with(clock.clone(), blobs.clone(), store.clone());
+    let b = core_with(clock.clone(), blobs, store.clone());
+    b.poll_feed_once().await;
+    a.set("/h".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["h".into()]).await.unwrap();
+    assert!(matches!(b.get(&req("/h")).await, Lookup::Hit { .. }));
+    b.poll_feed_once().await;
+    // A writer takes a number and its write fails (it waits in that writer's outbox).
+    let seq = store.reserve_seq().await.unwrap();
+    b.poll_feed_once().await; // sees the hole
+    clock.advance(fleetcache::feed::GAP_GRACE_MS + 1);
+    b.poll_feed_once().await; // gives up on it: memory dropped, hole remembered
+    assert_eq!(b.feed.holes(), 1);
+    assert!(matches!(b.get(&req("/h")).await, Lookup::Hit { .. }), "reloaded, tag states read afresh");
+    // The retry lands at the same number a minute later.
+    clock.advance(50_000);
+    store.revalidate_at(Some((seq, "writer")), &["h".into()], T0 + 52_000, None).await.unwrap();
+    b.poll_feed_once().await;
+    assert_eq!(b.feed.holes(), 0);
+    assert!(matches!(b.get_sync(&req("/h")), SyncLookup::Done(Lookup::Miss)), "the late event is applied");
 }

@@ -327,6 +327,15 @@ impl NativeCache {
         settle(env, async move { core.paths_for_tags(&tags).await })
     }
 
+    /// Delivers what the outbox holds (revalidations and feed events not landed yet), for at most
+    /// `ms`, blocking the calling thread (the SIGTERM hook: nothing async runs after it). Returns
+    /// how many units are left.
+    #[napi(catch_unwind)]
+    pub fn flush_blocking(&self, ms: f64) -> u32 {
+        let core = self.core.clone();
+        napi::bindgen_prelude::block_on(async move { core.flush(ms.max(0.0) as u64).await }) as u32
+    }
+
     /// Drops this process's in-memory tier and tag clock.
     #[napi]
     pub fn clear_memory(&self) {

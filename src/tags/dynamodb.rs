@@ -44,13 +44,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
-    ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, Put, PutRequest,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
-use super::{FeedRecord, IndexRow, Lease, TagStore};
+use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
 use crate::aws::map_err;
 use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
@@ -93,12 +93,25 @@ const FEED_HEAD_PK: &str = "F#head";
 const FEED_PAGE: u64 = 1000;
 const FEED_TTL_SECONDS: i64 = 24 * 3600;
 const CONFLICT_CODES: &[&str] = &["ConditionalCheckFailedException", "TransactionConflictException"];
+/// A transaction is cancelled whole when one of its conditions fails (or it met another).
+const CONFLICT_CODES_TX: &[&str] = &["TransactionCanceledException", "TransactionConflictException"];
 
 pub struct DynamoTagStore {
     client: Client,
     table: String,
     reads: AtomicU64,
     writes: AtomicU64,
+}
+
+/// The item of feed event `seq` (expires after a day).
+fn event_item(seq: u64, record: &FeedRecord, now: i64) -> Result<HashMap<String, AttributeValue>> {
+    let body = rmp_serde::to_vec(record).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+    Ok(HashMap::from([
+        (ATTR_PK.to_string(), s(&feed_pk(seq))),
+        (ATTR_SK.to_string(), s(&feed_sk(seq))),
+        (ATTR_EVENT.to_string(), AttributeValue::B(aws_smithy_types::Blob::new(body))),
+        (ATTR_TTL.to_string(), n(now / 1000 + FEED_TTL_SECONDS)),
+    ]))
 }
 
 fn feed_pk(seq: u64) -> String {
@@ -197,49 +210,59 @@ impl DynamoTagStore {
         Ok(())
     }
 
-    async fn revalidate_one(&self, tag: &str, now: i64, expire_s: Option<f64>) -> Result<TagState> {
-        for attempt in 0..MAX_ATTEMPTS {
-            self.read();
-            self.write();
-            let cur = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(state_key(tag)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| map_err("GetItem", e, CONFLICT_CODES))?;
-            let (mut st, ver) = match cur.item() {
-                Some(item) => (state_of(item), Some(get_n(item, ATTR_VER))),
-                None => (TagState::default(), None),
-            };
-            st.apply(now, expire_s);
-            let mut item = state_key(tag);
-            item.insert(ATTR_HARD.into(), n(st.hard));
-            item.insert(ATTR_STALE.into(), n(st.stale));
-            item.insert(ATTR_SOFT.into(), n(st.soft_expire));
-            item.insert(ATTR_VER.into(), n(ver.unwrap_or(0) + 1));
-            let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
-            let req = match ver {
-                Some(v) => req
-                    .condition_expression("#v = :v")
-                    .expression_attribute_names("#v", ATTR_VER)
-                    .expression_attribute_values(":v", n(v)),
-                None => req.condition_expression("attribute_not_exists(pk)"),
-            };
-            match req.send().await {
-                Ok(_) => return Ok(st),
-                Err(e) => {
-                    let err = map_err("PutItem", e, CONFLICT_CODES);
-                    if err.kind != ErrorKind::Conflict {
-                        return Err(err);
-                    }
-                    backoff(attempt).await;
-                }
-            }
-        }
-        Err(Error::new(ErrorKind::Conflict, format!("revalidate {tag}: too much contention")))
+    /// A tag's state and its optimistic-lock version (`None`: no item yet), read strongly.
+    async fn state_with_version(&self, tag: &str) -> Result<(TagState, Option<i64>)> {
+        self.read();
+        let cur = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(tag)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| map_err("GetItem", e, CONFLICT_CODES))?;
+        Ok(match cur.item() {
+            Some(item) => (state_of(item), Some(get_n(item, ATTR_VER))),
+            None => (TagState::default(), None),
+        })
+    }
+
+    /// The conditional write of a tag's new state: it lands only if nobody wrote since `ver` was read.
+    fn state_put(&self, tag: &str, st: TagState, ver: Option<i64>) -> Result<TransactWriteItem> {
+        let mut item = state_key(tag);
+        item.insert(ATTR_HARD.into(), n(st.hard));
+        item.insert(ATTR_STALE.into(), n(st.stale));
+        item.insert(ATTR_SOFT.into(), n(st.soft_expire));
+        item.insert(ATTR_VER.into(), n(ver.unwrap_or(0) + 1));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = match ver {
+            Some(v) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", ATTR_VER)
+                .expression_attribute_values(":v", n(v)),
+            None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", ATTR_PK),
+        };
+        let put = put.build().map_err(|e| Error::invalid(format!("tag state: {e}")))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Whether the feed event `seq` was written (read strongly).
+    async fn event_exists(&self, seq: u64) -> Result<bool> {
+        self.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(&feed_pk(seq)))
+            .key(ATTR_SK, s(&feed_sk(seq)))
+            .consistent_read(true)
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", ATTR_PK)
+            .send()
+            .await
+            .map_err(|e| map_err("GetItem(feed event)", e, CONFLICT_CODES))?;
+        Ok(out.item().is_some())
     }
 
     /// Every item of partition `pk` (with `sk` between the bounds, if given), all pages.
@@ -348,8 +371,7 @@ impl DynamoTagStore {
 
 #[async_trait]
 impl TagStore for DynamoTagStore {
-    async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64> {
-        let body = rmp_serde::to_vec(record).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+    async fn reserve_seq(&self) -> Result<u64> {
         self.write();
         let out = self
             .client
@@ -368,28 +390,84 @@ impl TagStore for DynamoTagStore {
         if seq == 0 {
             return Err(Error::backend("feed counter returned no sequence number", true));
         }
-        let item = HashMap::from([
-            (ATTR_PK.to_string(), s(&feed_pk(seq))),
-            (ATTR_SK.to_string(), s(&feed_sk(seq))),
-            (ATTR_EVENT.to_string(), AttributeValue::B(aws_smithy_types::Blob::new(body))),
-            (ATTR_TTL.to_string(), n(now / 1000 + FEED_TTL_SECONDS)),
-        ]);
-        let mut last = None;
-        for attempt in 0..3 {
+        Ok(seq)
+    }
+
+    async fn announce_at(&self, seq: u64, record: &FeedRecord, now: i64) -> Result<()> {
+        let item = event_item(seq, record, now)?;
+        self.write();
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", ATTR_PK)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = map_err("PutItem(feed event)", e, CONFLICT_CODES);
+                // There already: an earlier attempt landed and its answer was lost.
+                if err.kind == ErrorKind::Conflict {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn revalidate_at(
+        &self,
+        event: Option<(u64, &str)>,
+        tags: &[String],
+        now: i64,
+        expire_s: Option<f64>,
+    ) -> Result<Vec<(String, TagState)>> {
+        if tags.len() > super::MAX_TAGS_PER_UNIT {
+            return Err(Error::invalid(format!("{} tags in one revalidation unit", tags.len())));
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            if let Some((seq, _)) = event {
+                if attempt > 0 && self.event_exists(seq).await? {
+                    return self.tag_states(tags).await;
+                }
+            }
+            let current = try_join_all(tags.iter().map(|t| self.state_with_version(t))).await?;
+            let mut states = Vec::with_capacity(tags.len());
+            let mut writes = Vec::with_capacity(tags.len() + 1);
+            for (tag, (mut st, ver)) in tags.iter().zip(current) {
+                st.apply(now, expire_s);
+                states.push((tag.clone(), st));
+                writes.push(self.state_put(tag, st, ver)?);
+            }
+            if let Some((seq, origin)) = event {
+                let rec = FeedRecord { origin: origin.to_string(), event: FeedEvent::Tags { states: states.clone() } };
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(event_item(seq, &rec, now)?))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", ATTR_PK)
+                    .build()
+                    .map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
             self.write();
-            match self.client.put_item().table_name(&self.table).set_item(Some(item.clone())).send().await {
-                Ok(_) => return Ok(seq),
+            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok(states),
                 Err(e) => {
-                    let err = map_err("PutItem(feed event)", e, CONFLICT_CODES);
-                    if !err.retryable {
+                    let err = map_err("TransactWriteItems(revalidation)", e, CONFLICT_CODES_TX);
+                    if err.kind != ErrorKind::Conflict {
                         return Err(err);
                     }
-                    last = Some(err);
+                    // A state changed under us, or the event landed before: look again.
                     backoff(attempt).await;
                 }
             }
         }
-        Err(last.unwrap_or_else(|| Error::backend("feed event not written", true)))
+        Err(Error::new(ErrorKind::Conflict, format!("revalidate {tags:?}: too much contention")))
     }
 
     async fn feed_head(&self) -> Result<u64> {
@@ -494,11 +572,6 @@ impl TagStore for DynamoTagStore {
             }
         }
         Ok(tags.iter().map(|t| (t.clone(), found.get(t).copied().unwrap_or_default())).collect())
-    }
-
-    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
-        let states = try_join_all(tags.iter().map(|t| self.revalidate_one(t, now, expire_s))).await?;
-        Ok(tags.iter().cloned().zip(states).collect())
     }
 
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()> {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{FeedRecord, IndexRow, Lease, TagStore};
+use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
 use crate::entry::TagState;
 use crate::error::Result;
 
@@ -13,25 +13,61 @@ use crate::error::Result;
 pub struct MemoryTagStore {
     states: Mutex<HashMap<String, TagState>>,
     index: Mutex<BTreeMap<(String, String), Option<String>>>,
-    feed: Mutex<Vec<FeedRecord>>,
+    /// The feed: the counter, and the rows written (a reserved number not written is a hole).
+    feed: Mutex<(u64, BTreeMap<u64, FeedRecord>)>,
     leases: Mutex<HashMap<String, (String, i64)>>,
 }
 
 #[async_trait]
 impl TagStore for MemoryTagStore {
-    async fn append(&self, record: &FeedRecord, _now: i64) -> Result<u64> {
+    async fn reserve_seq(&self) -> Result<u64> {
         let mut feed = self.feed.lock();
-        feed.push(record.clone());
-        Ok(feed.len() as u64)
+        feed.0 += 1;
+        Ok(feed.0)
+    }
+
+    async fn announce_at(&self, seq: u64, record: &FeedRecord, _now: i64) -> Result<()> {
+        self.feed.lock().1.entry(seq).or_insert_with(|| record.clone());
+        Ok(())
+    }
+
+    async fn revalidate_at(
+        &self,
+        event: Option<(u64, &str)>,
+        tags: &[String],
+        now: i64,
+        expire_s: Option<f64>,
+    ) -> Result<Vec<(String, TagState)>> {
+        let mut feed = self.feed.lock();
+        let mut states = self.states.lock();
+        let landed = event.is_some_and(|(seq, _)| feed.1.contains_key(&seq));
+        let out: Vec<(String, TagState)> = tags
+            .iter()
+            .map(|t| {
+                let st = states.entry(t.clone()).or_default();
+                if !landed {
+                    st.apply(now, expire_s);
+                }
+                (t.clone(), *st)
+            })
+            .collect();
+        if let (Some((seq, origin)), false) = (event, landed) {
+            let rec = FeedRecord { origin: origin.to_string(), event: FeedEvent::Tags { states: out.clone() } };
+            feed.1.insert(seq, rec);
+        }
+        Ok(out)
     }
 
     async fn feed_head(&self) -> Result<u64> {
-        Ok(self.feed.lock().len() as u64)
+        Ok(self.feed.lock().0)
     }
 
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
         let feed = self.feed.lock();
-        Ok((from.max(1)..=to.min(feed.len() as u64)).map(|i| (i, feed[(i - 1) as usize].clone())).collect())
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(feed.1.range(from..=to).map(|(i, r)| (*i, r.clone())).collect())
     }
 
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
@@ -48,18 +84,6 @@ impl TagStore for MemoryTagStore {
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let states = self.states.lock();
         Ok(tags.iter().map(|t| (t.clone(), states.get(t).copied().unwrap_or_default())).collect())
-    }
-
-    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
-        let mut states = self.states.lock();
-        Ok(tags
-            .iter()
-            .map(|t| {
-                let st = states.entry(t.clone()).or_default();
-                st.apply(now, expire_s);
-                (t.clone(), *st)
-            })
-            .collect())
     }
 
     async fn put_index(&self, rows: &[IndexRow], _expires_at_s: i64) -> Result<()> {

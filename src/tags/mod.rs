@@ -9,6 +9,30 @@ use async_trait::async_trait;
 use crate::entry::TagState;
 use crate::error::Result;
 
+/// Tags one revalidation unit (state + event) holds: DynamoDB transactions take 100 items, and
+/// an event of this many tags stays well under the 400 KB item limit for tags of ≤ 2,048 bytes.
+pub const MAX_TAGS_PER_UNIT: usize = 50;
+
+/// Bytes of tag names one unit holds (a feed event must stay under DynamoDB's 400 KB item limit).
+pub const MAX_TAG_BYTES_PER_UNIT: usize = 100_000;
+
+/// Splits `tags` into revalidation units of at most [`MAX_TAGS_PER_UNIT`] tags and
+/// [`MAX_TAG_BYTES_PER_UNIT`] bytes of names (a single longer tag is a unit of its own).
+pub fn units_of(tags: &[String]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0;
+    for t in tags {
+        let full = out.last().is_none_or(|u| u.len() >= MAX_TAGS_PER_UNIT || bytes + t.len() > MAX_TAG_BYTES_PER_UNIT);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += t.len();
+        out.last_mut().expect("pushed above").push(t.clone());
+    }
+    out
+}
+
 /// "This cache key (and URL path, if it has one) carries this tag."
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IndexRow {
@@ -43,9 +67,32 @@ pub struct Lease {
 
 #[async_trait]
 pub trait TagStore: Send + Sync + 'static {
-    /// Appends to the ordered feed and returns the event's sequence number (1, 2, …). Order
-    /// comes from the store (an atomic counter), never from wall clocks.
-    async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64>;
+    /// Takes the next feed sequence number (1, 2, …) from the store's atomic counter. Order comes
+    /// from the store, never from wall clocks. The event is then written at that number by
+    /// [`TagStore::announce_at`] or [`TagStore::revalidate_at`]; until it is, readers see a hole.
+    async fn reserve_seq(&self) -> Result<u64>;
+    /// Writes `record` at `seq` unless a row is there already (a retry of a write whose answer
+    /// was lost): idempotent.
+    async fn announce_at(&self, seq: u64, record: &FeedRecord, now: i64) -> Result<()>;
+    /// Records a revalidation of `tags` at `now` (see [`TagState::apply`]) and, when `event` is
+    /// given, its feed event — `Tags { states }` from `origin` at that sequence number — as one
+    /// unit: both land or neither. Idempotent per sequence number: when the event is there
+    /// already, the unit landed before and its states are read back. Concurrent revalidations of
+    /// one tag never lose each other. At most [`MAX_TAGS_PER_UNIT`] tags.
+    async fn revalidate_at(
+        &self,
+        event: Option<(u64, &str)>,
+        tags: &[String],
+        now: i64,
+        expire_s: Option<f64>,
+    ) -> Result<Vec<(String, TagState)>>;
+    /// Appends to the feed and returns the event's sequence number (`reserve_seq` +
+    /// `announce_at`).
+    async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64> {
+        let seq = self.reserve_seq().await?;
+        self.announce_at(seq, record, now).await?;
+        Ok(seq)
+    }
     /// The sequence number of the newest event (0 = none). One cheap read.
     async fn feed_head(&self) -> Result<u64>;
     /// Events `from..=to` that exist (a missing number is a writer that failed between taking
@@ -60,9 +107,14 @@ pub trait TagStore: Send + Sync + 'static {
     /// The state of each tag; tags never revalidated come back as `TagState::default()`.
     /// Strongly consistent: a revalidation that returned before this call started is seen.
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>>;
-    /// Records a revalidation of `tags` at `now` (see [`TagState::apply`]) and returns the
-    /// resulting states. Concurrent revalidations of one tag never lose each other.
-    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>>;
+    /// Records a revalidation without a feed event and returns the resulting states.
+    async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
+        let mut out = Vec::with_capacity(tags.len());
+        for chunk in tags.chunks(MAX_TAGS_PER_UNIT) {
+            out.extend(self.revalidate_at(None, chunk, now, expire_s).await?);
+        }
+        Ok(out)
+    }
     /// Upserts index rows; they expire (TTL) at `expires_at_s` (epoch seconds).
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()>;
     /// Every index row of these tags.
@@ -102,6 +154,27 @@ pub mod conformance {
             task.await.unwrap();
         }
         assert_eq!(store.tag_states(&[t("hot")]).await.unwrap()[0].1.hard, 10_011);
+
+        // A revalidation and its feed event land together, once per sequence number.
+        let seq = store.reserve_seq().await.unwrap();
+        let first = store.revalidate_at(Some((seq, "o1")), &[t("unit")], 20_000, None).await.unwrap();
+        assert_eq!(first[0].1.hard, 20_000);
+        let again = store.revalidate_at(Some((seq, "o1")), &[t("unit")], 20_500, None).await.unwrap();
+        assert_eq!(again[0].1.hard, 20_000, "a retry of a landed unit changes nothing");
+        let events = store.read_feed(seq, seq).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1.origin, "o1");
+        assert_eq!(events[0].1.event, FeedEvent::Tags { states: first.clone() });
+        // A reserved number with nothing written is a hole until it is written.
+        let hole = store.reserve_seq().await.unwrap();
+        assert_eq!(hole, seq + 1);
+        assert!(store.read_feed(hole, hole).await.unwrap().is_empty());
+        let key_event =
+            FeedRecord { origin: "o2".into(), event: FeedEvent::Key { key: "/k".into(), last_modified: 1 } };
+        store.announce_at(hole, &key_event, 20_000).await.unwrap();
+        store.announce_at(hole, &key_event, 20_000).await.unwrap();
+        assert_eq!(store.read_feed(hole, hole).await.unwrap(), vec![(hole, key_event)]);
+        assert!(store.feed_head().await.unwrap() >= hole);
 
         // More tags than one batch read holds.
         let many: Vec<String> = (0..130).map(|i| t(&format!("m{i}"))).collect();

@@ -1,0 +1,256 @@
+//! The outbox: writes that must reach DynamoDB — revalidations with their feed events, and the
+//! feed events of `set`s — kept in the process until they land.
+//!
+//! A unit is queued *before* its first attempt, so a caller that stops waiting (the
+//! `revalidateTimeoutMs` deadline, a dropped future) never loses it: the attempt's [`Claim`]
+//! hands the unit back on drop, and the retry task ([`run`]) delivers it later, with exponential
+//! backoff and jitter, for as long as the process lives (and on SIGTERM, within a deadline:
+//! `Core::flush`). A unit keeps the feed sequence number it reserved, so every retry writes the
+//! same event: the store makes that idempotent (see `TagStore::revalidate_at`). Retries give up
+//! only on errors no retry can fix (a refused request); overflow of the bounded queue and give-ups
+//! are logged and counted.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::tags::FeedEvent;
+
+/// Units the outbox holds at most; past it a new unit is refused (logged, counted, and the
+/// caller's `revalidateTag` rejects).
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// First retry delay; doubles per attempt up to [`MAX_BACKOFF_MS`], with ±50 % jitter.
+pub const FIRST_BACKOFF_MS: i64 = 100;
+pub const MAX_BACKOFF_MS: i64 = 5_000;
+/// A retry writes its event at the number it reserved for this long; later it takes a new one,
+/// since readers stop looking for a hole `feed::HOLE_MEMORY_MS` after they gave up on it.
+pub const SEQ_REUSE_MS: i64 = 60_000;
+
+/// What one unit writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A revalidation of at most `tags::MAX_TAGS_PER_UNIT` tags, stamped `at`, and its feed event.
+    Revalidate { tags: Vec<String>, at: i64, expire_s: Option<f64> },
+    /// A feed event (a `set`'s `Key` event).
+    Announce { event: FeedEvent, at: i64 },
+}
+
+/// A unit as an attempt sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    pub id: u64,
+    pub work: Work,
+    /// The feed sequence number reserved for its event, once reserved, and when.
+    pub seq: Option<u64>,
+    pub reserved_at: i64,
+    pub attempts: u32,
+}
+
+struct Slot {
+    unit: Unit,
+    claimed: bool,
+    not_before: i64,
+}
+
+pub struct Outbox {
+    capacity: usize,
+    slots: Mutex<BTreeMap<u64, Slot>>,
+    next_id: Mutex<u64>,
+}
+
+/// The right to attempt one unit. Dropped without [`Claim::landed`] or [`Claim::failed`], the
+/// unit goes back to the queue, ready at once (its caller stopped waiting mid-attempt).
+pub struct Claim<'a> {
+    outbox: &'a Outbox,
+    pub unit: Unit,
+    settled: bool,
+}
+
+impl Claim<'_> {
+    /// Records the sequence number reserved at `now` for the unit's event (kept across retries
+    /// for [`SEQ_REUSE_MS`]).
+    pub fn reserved(&mut self, seq: u64, now: i64) {
+        self.unit.seq = Some(seq);
+        self.unit.reserved_at = now;
+        if let Some(s) = self.outbox.slots.lock().get_mut(&self.unit.id) {
+            s.unit.seq = Some(seq);
+            s.unit.reserved_at = now;
+        }
+    }
+
+    /// The reserved sequence number, while readers still look for it (see `feed::HOLE_MEMORY_MS`).
+    pub fn reusable_seq(&self, now: i64) -> Option<u64> {
+        self.unit.seq.filter(|_| now - self.unit.reserved_at < SEQ_REUSE_MS)
+    }
+
+    /// The unit landed: it leaves the outbox.
+    pub fn landed(mut self) {
+        self.settled = true;
+        self.outbox.slots.lock().remove(&self.unit.id);
+    }
+
+    /// The attempt failed at `now`: the unit is retried after a backoff, or given up when `err`
+    /// is one no retry can fix. Returns whether it was given up.
+    pub fn failed(mut self, err: &Error, now: i64, jitter: f64) -> bool {
+        self.settled = true;
+        let mut slots = self.outbox.slots.lock();
+        if !retryable(err) {
+            slots.remove(&self.unit.id);
+            return true;
+        }
+        if let Some(s) = slots.get_mut(&self.unit.id) {
+            s.unit.attempts += 1;
+            s.claimed = false;
+            s.not_before = now + backoff_ms(s.unit.attempts, jitter);
+        }
+        false
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            if let Some(s) = self.outbox.slots.lock().get_mut(&self.unit.id) {
+                s.claimed = false;
+                s.not_before = 0;
+            }
+        }
+    }
+}
+
+/// Whether another attempt could land: backend outages, deadlines and lost conditions (contention)
+/// can; a request the store refuses outright cannot.
+pub fn retryable(err: &Error) -> bool {
+    err.retryable || matches!(err.kind, ErrorKind::Timeout | ErrorKind::Conflict)
+}
+
+/// The delay before attempt `attempts + 1`: 100 ms doubling to 5 s, scaled by `jitter` ∈ [0.5, 1.5).
+pub fn backoff_ms(attempts: u32, jitter: f64) -> i64 {
+    let base = FIRST_BACKOFF_MS.saturating_mul(1i64 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF_MS);
+    (base as f64 * jitter.clamp(0.5, 1.5)) as i64
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Outbox {
+        Outbox { capacity, slots: Mutex::new(BTreeMap::new()), next_id: Mutex::new(0) }
+    }
+
+    /// Queues `work` and claims it for the caller's first attempt; `Err` when the outbox is full.
+    pub fn push(&self, work: Work) -> Result<Claim<'_>> {
+        let mut slots = self.slots.lock();
+        if slots.len() >= self.capacity {
+            return Err(Error::backend(
+                format!("outbox full ({} revalidations and feed events waiting for DynamoDB)", self.capacity),
+                false,
+            ));
+        }
+        let id = {
+            let mut n = self.next_id.lock();
+            *n += 1;
+            *n
+        };
+        let unit = Unit { id, work, seq: None, reserved_at: 0, attempts: 0 };
+        slots.insert(id, Slot { unit: unit.clone(), claimed: true, not_before: 0 });
+        Ok(Claim { outbox: self, unit, settled: false })
+    }
+
+    /// Claims up to `max` units due at `now` (all unclaimed ones when `now` is `i64::MAX`), oldest first.
+    pub fn claim_ready(&self, now: i64, max: usize) -> Vec<Claim<'_>> {
+        let mut slots = self.slots.lock();
+        let mut out = Vec::new();
+        for s in slots.values_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if !s.claimed && s.not_before <= now {
+                s.claimed = true;
+                out.push(Claim { outbox: self, unit: s.unit.clone(), settled: false });
+            }
+        }
+        out
+    }
+
+    /// Units waiting (claimed or not).
+    pub fn depth(&self) -> usize {
+        self.slots.lock().len()
+    }
+
+    /// When the next unclaimed unit is due (`None`: none waits).
+    pub fn next_due(&self) -> Option<i64> {
+        self.slots.lock().values().filter(|s| !s.claimed).map(|s| s.not_before).min()
+    }
+
+    /// The tags of revalidations not landed yet, with when and how (honoured locally meanwhile).
+    pub fn pending_revalidations(&self) -> Vec<(Vec<String>, i64, Option<f64>)> {
+        self.slots
+            .lock()
+            .values()
+            .filter_map(|s| match &s.unit.work {
+                Work::Revalidate { tags, at, expire_s } => Some((tags.clone(), *at, *expire_s)),
+                Work::Announce { .. } => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(tag: &str) -> Work {
+        Work::Revalidate { tags: vec![tag.into()], at: 1, expire_s: None }
+    }
+
+    #[test]
+    fn a_unit_stays_until_it_lands_and_keeps_its_sequence_number() {
+        let o = Outbox::new(10);
+        let mut c = o.push(rev("a")).unwrap();
+        assert!(o.claim_ready(i64::MAX, 10).is_empty(), "claimed by its caller");
+        c.reserved(42, 1_000);
+        assert_eq!(c.reusable_seq(1_000 + SEQ_REUSE_MS - 1), Some(42));
+        assert_eq!(c.reusable_seq(1_000 + SEQ_REUSE_MS), None, "readers have stopped looking for it");
+        assert!(!c.failed(&Error::backend("down", true), 1_000, 1.0));
+        assert_eq!(o.depth(), 1);
+        assert!(o.claim_ready(1_050, 10).is_empty(), "backing off");
+        let mut ready = o.claim_ready(1_100, 10);
+        assert_eq!(ready.len(), 1);
+        let c = ready.pop().unwrap();
+        assert_eq!((c.unit.seq, c.unit.attempts), (Some(42), 1));
+        c.landed();
+        assert_eq!(o.depth(), 0);
+    }
+
+    #[test]
+    fn a_dropped_attempt_gives_the_unit_back_at_once() {
+        let o = Outbox::new(10);
+        {
+            let mut c = o.push(rev("a")).unwrap();
+            c.reserved(7, 0);
+        } // the caller stopped waiting mid-attempt
+        let ready = o.claim_ready(0, 10);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].unit.seq, Some(7));
+        assert_eq!(o.pending_revalidations(), vec![(vec!["a".to_string()], 1, None)]);
+    }
+
+    #[test]
+    fn overflow_and_give_ups_are_errors_not_silence() {
+        let o = Outbox::new(1);
+        let c = o.push(rev("a")).unwrap();
+        let e = o.push(rev("b")).err().unwrap();
+        assert!(e.context.contains("outbox full"), "{e}");
+        assert!(c.failed(&Error::invalid("refused"), 0, 1.0), "not retryable: given up");
+        assert_eq!(o.depth(), 0);
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling_with_jitter() {
+        assert_eq!(backoff_ms(1, 1.0), 100);
+        assert_eq!(backoff_ms(2, 1.0), 200);
+        assert_eq!(backoff_ms(10, 1.0), 5_000);
+        assert_eq!(backoff_ms(40, 1.0), 5_000);
+        assert_eq!(backoff_ms(1, 0.5), 50);
+        assert_eq!(backoff_ms(1, 1.49), 149);
+    }
+}
