@@ -23,6 +23,8 @@ export interface Stats {
   servedFromMemoryOnError: number
   sets: number
   setErrors: number
+  /** S3 writes past setTimeoutMs (the value stayed in memory). */
+  setTimeouts: number
   tooLarge: number
   indexErrors: number
   revalidations: number
@@ -50,6 +52,11 @@ export interface Stats {
   outboxDepth: number
   /** Whether memory is being served (the feed is being read). */
   feedTrusted: boolean
+  /** Circuit breakers (AWS backend): while open, calls to that backend fail fast. */
+  s3BreakerOpen: boolean
+  dynamodbBreakerOpen: boolean
+  /** Calls refused by an open breaker. */
+  breakerRejections: number
   /** Requests sent to DynamoDB by this core. */
   dynamodbReads: number
   dynamodbWrites: number

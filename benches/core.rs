@@ -35,6 +35,7 @@ fn page() -> Entry {
         last_modified: 1_795_000_000_000,
         cache_control: Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(31536000.0) }),
         tags: vec!["_N_T_/products".into(), "products".into()],
+        write_id: 1,
         value: Some(Value::AppPage {
             html,
             rsc_data: Some(rsc.clone()),

@@ -57,6 +57,24 @@ const ops = {
     }
     return { gets: n }
   },
+  /** Sets every key of `keys`, key i tagged `tags[i]`. */
+  async setMany({ keys, tags, html = 'v1' }) {
+    await Promise.all(keys.map((key, i) => handler.set(key, page(html, [tags[i]]), { ...PAGE_CTX, cacheControl: { revalidate: 3600, expire: 31536000 } })))
+  },
+  /** How many of `keys` are hits (a revalidated entry is not). */
+  async countHits({ keys }) {
+    let n = 0
+    for (const key of keys) if (await handler.get(key, PAGE_CTX)) n++
+    return n
+  },
+  /** Revalidates each tag with its own concurrent call; resolves to how long each caller waited (ms). */
+  async revalidateEach({ tags }) {
+    return Promise.all(tags.map(async (t) => {
+      const t0 = performance.now()
+      await handler.revalidateTag([t])
+      return performance.now() - t0
+    }))
+  },
   async stats() {
     return fc.stats(options)
   },

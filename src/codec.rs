@@ -29,6 +29,9 @@ struct WireEntry {
     cache_control: Option<CacheControl>,
     tags: Vec<String>,
     value: Option<WireValue>,
+    /// Added after format 1 shipped: absent in older objects (0).
+    #[serde(default)]
+    write_id: u64,
 }
 
 /// `Value`, except that an APP_PAGE segment equal to `rscData` is stored as `None`.
@@ -97,6 +100,7 @@ pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {
         cache_control: entry.cache_control,
         tags: entry.tags.clone(),
         value: entry.value.as_ref().map(to_wire),
+        write_id: entry.write_id,
     };
     let payload = rmp_serde::to_vec(&wire).map_err(|e| Error::invalid(format!("encode: {e}")))?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() / 3 + 16);
@@ -143,6 +147,7 @@ pub fn decode(bytes: &[u8], max_decoded: usize) -> Result<Entry> {
         cache_control: wire.cache_control,
         tags: wire.tags,
         value: wire.value.map(from_wire).transpose()?,
+        write_id: wire.write_id,
     })
 }
 
@@ -157,6 +162,7 @@ pub(crate) mod tests {
         let mk = |key: &str, value: Option<Value>, cache_control| Entry {
             key: key.into(),
             last_modified: 1_795_365_807_740,
+            write_id: 9,
             cache_control,
             tags: vec!["_N_T_/isr".into(), "posts".into()],
             value,

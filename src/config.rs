@@ -17,6 +17,7 @@ pub const ENV_INDEX_TTL_SECONDS: &str = "FLEETCACHE_INDEX_TTL_SECONDS";
 pub const ENV_FEED_INTERVAL_MS: &str = "FLEETCACHE_FEED_INTERVAL_MS";
 pub const ENV_FEED_STALE_AFTER_MS: &str = "FLEETCACHE_FEED_STALE_AFTER_MS";
 pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
+pub const ENV_SET_TIMEOUT_MS: &str = "FLEETCACHE_SET_TIMEOUT_MS";
 pub const ENV_REVALIDATE_TIMEOUT_MS: &str = "FLEETCACHE_REVALIDATE_TIMEOUT_MS";
 pub const ENV_SHARE_FETCH: &str = "FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS";
 pub const ENV_FORCE_PATH_STYLE: &str = "FLEETCACHE_S3_FORCE_PATH_STYLE";
@@ -39,6 +40,7 @@ pub const DEFAULT_FEED_INTERVAL_MS: u64 = 250;
 pub const DEFAULT_FEED_STALE_AFTER_MS: u64 = 5_000;
 pub const DEFAULT_LEASE_MS: u64 = 15_000;
 pub const DEFAULT_REVALIDATE_TIMEOUT_MS: u64 = 2_000;
+pub const DEFAULT_SET_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_ATTEMPT_TIMEOUT_MS: u64 = 10_000;
 
@@ -175,6 +177,8 @@ options! {
     feed_stale_after_ms: f64 = "feedStaleAfterMs",
     #[doc = " Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
     lease_ms: f64 = "leaseMs",
+    #[doc = " Deadline of a `set`'s S3 write, in ms; past it the value stays in this instance's memory only (logged, counted). Default 2000. Env: `FLEETCACHE_SET_TIMEOUT_MS`."]
+    set_timeout_ms: f64 = "setTimeoutMs",
     #[doc = " How long `revalidateTag` waits for DynamoDB, in ms; past it the revalidation stays queued (honoured here, retried until it lands) and the call resolves. Default 2000. Env: `FLEETCACHE_REVALIDATE_TIMEOUT_MS`."]
     revalidate_timeout_ms: f64 = "revalidateTimeoutMs",
     #[doc = " `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`."]
@@ -279,6 +283,7 @@ pub struct Config {
     pub feed_stale_after_ms: u64,
     pub lease_ms: u64,
     pub revalidate_timeout_ms: u64,
+    pub set_timeout_ms: u64,
     pub share_fetch_across_builds: bool,
     pub connect_timeout_ms: u64,
     pub attempt_timeout_ms: u64,
@@ -455,6 +460,8 @@ impl Config {
             .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
             lease_ms: number(opts.lease_ms, "leaseMs", ENV_LEASE_MS, env, 0.0, 3_600_000.0)?
                 .map_or(DEFAULT_LEASE_MS, |v| v as u64),
+            set_timeout_ms: number(opts.set_timeout_ms, "setTimeoutMs", ENV_SET_TIMEOUT_MS, env, 1.0, 600_000.0)?
+                .map_or(DEFAULT_SET_TIMEOUT_MS, |v| v as u64),
             revalidate_timeout_ms: number(
                 opts.revalidate_timeout_ms,
                 "revalidateTimeoutMs",

@@ -135,6 +135,10 @@ pub struct Entry {
     pub tags: Vec<String>,
     /// `None`: a cached notFound (`set(key, null)`).
     pub value: Option<Value>,
+    /// Which write made this copy (random per `set`/`seed`; 0 = unknown, objects written before
+    /// it existed). A feed `Key` event evicts every copy that is not of the event's write, so all
+    /// instances end up with the object S3 holds, whatever order renders finish in.
+    pub write_id: u64,
 }
 
 impl Entry {
@@ -278,6 +282,7 @@ mod tests {
             last_modified: lm,
             cache_control: Some(CacheControl { revalidate: rev, expire }),
             tags: vec!["t".into()],
+            write_id: 0,
             value: Some(Value::Pages {
                 html: "h".into(),
                 page_data_json: "{}".into(),
@@ -400,6 +405,7 @@ mod tests {
             last_modified: 1_000,
             cache_control: None,
             tags: vec![],
+            write_id: 0,
             value: Some(Value::Fetch {
                 headers_json: "{}".into(),
                 body: "b".into(),

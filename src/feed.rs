@@ -258,11 +258,13 @@ impl Feed {
     }
 
     fn apply(&self, rec: FeedRecord, m: &Memory<'_>) {
-        if rec.origin == self.origin {
-            return;
+        let own = rec.origin == self.origin;
+        if !own {
+            bump(&m.stats.feed_events);
         }
-        bump(&m.stats.feed_events);
         match rec.event {
+            // Our own revalidations are in the tag clock already.
+            FeedEvent::Tags { .. } if own => {}
             FeedEvent::Tags { states } => {
                 for (tag, st) in states {
                     if m.tag_clock.get(&tag).is_some() {
@@ -270,13 +272,23 @@ impl Feed {
                     }
                 }
             }
-            FeedEvent::Key { key, last_modified } => {
+            FeedEvent::Key { key, last_modified, write_id } => {
+                // Any copy but the one this write made goes (ours included: when two of our own
+                // writes race, S3 may hold the earlier), so that every instance converges on the
+                // object S3 holds, whichever write landed last.
                 if let Some(e) = m.l1.get(&key) {
-                    if e.last_modified < last_modified && m.l1.remove(&key) {
+                    let other = if write_id != 0 && e.write_id != 0 {
+                        e.write_id != write_id
+                    } else {
+                        e.last_modified < last_modified
+                    };
+                    if other && m.l1.remove(&key) {
                         bump(&m.stats.feed_evictions);
                     }
                 }
-                m.leases.remove(&key);
+                if !own {
+                    m.leases.remove(&key);
+                }
             }
         }
     }

@@ -175,7 +175,7 @@ impl Core {
         tags: Arc<dyn TagStore>,
     ) -> Core {
         let core = Core::with_clock(cfg, clock);
-        let _ = core.backends.set(Backends { blobs, tags });
+        let _ = core.backends.set(Backends { blobs, tags, breakers: None });
         core
     }
 
@@ -198,6 +198,14 @@ impl Core {
 
     pub fn build_id(&self) -> String {
         self.build_id.read().clone()
+    }
+
+    /// A fresh nonzero id for one write, unique across the fleet in practice (64 random-looking
+    /// bits from this core's id, a counter and the time).
+    fn new_write_id(&self) -> u64 {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let h = keys::sha256_hex(&format!("{}-{}-{}", self.instance_id, N.fetch_add(1, Ordering::Relaxed), self.now()));
+        u64::from_str_radix(&h[..16], 16).unwrap_or(1).max(1)
     }
 
     pub(crate) fn log(&self, what: &str, msg: &str) {
@@ -417,7 +425,7 @@ impl Core {
     ) -> Result<Entry> {
         tags.sort();
         tags.dedup();
-        let entry = Entry { key, last_modified, cache_control, tags, value };
+        let entry = Entry { key, last_modified, cache_control, tags, value, write_id: self.new_write_id() };
         let weight = entry.weight();
         if weight > self.cfg.max_entry_bytes {
             return Err(Error::new(
@@ -458,12 +466,29 @@ impl Core {
         let bytes = codec::encode(&entry, self.cfg.compression_level)?;
         self.l1.insert(entry.clone());
         let b = self.backends().await;
-        if let Err(e) = b.blobs.put(&self.object_key(class, &entry.key), Bytes::from(bytes), false).await {
+        let deadline = Duration::from_millis(self.cfg.set_timeout_ms);
+        let object_key = self.object_key(class, &entry.key);
+        let put = b.blobs.put(&object_key, Bytes::from(bytes), false);
+        let written = match tokio::time::timeout(deadline, put).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => {
+                bump(&self.stats.set_timeouts);
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("S3 write past setTimeoutMs ({} ms)", self.cfg.set_timeout_ms),
+                ))
+            }
+        };
+        if let Err(e) = written {
             bump(&self.stats.set_errors);
             self.log("set failed (kept in this instance's memory only)", &format!("{}: {e}", entry.key));
             return Err(e);
         }
-        let announce = self.announce(FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified });
+        let announce = self.announce(FeedEvent::Key {
+            key: entry.key.clone(),
+            last_modified: entry.last_modified,
+            write_id: entry.write_id,
+        });
         let (index, announced) = futures::join!(self.write_index(&entry, class), announce);
         if let Err(e) = index {
             bump(&self.stats.index_errors);
@@ -747,6 +772,26 @@ impl Core {
             ("outboxDepth", Reading::Count(self.outbox.depth() as f64)),
             // Whether memory is being served (the feed is being read).
             ("feedTrusted", Reading::Flag(self.feed_trusted())),
+            // Circuit breakers (AWS backend): open = calls fail fast.
+            (
+                "s3BreakerOpen",
+                Reading::Flag(self.backends.get().and_then(|b| b.breakers.as_ref()).is_some_and(|b| b.s3.is_open())),
+            ),
+            (
+                "dynamodbBreakerOpen",
+                Reading::Flag(
+                    self.backends.get().and_then(|b| b.breakers.as_ref()).is_some_and(|b| b.dynamodb.is_open()),
+                ),
+            ),
+            (
+                "breakerRejections",
+                Reading::Count(
+                    self.backends
+                        .get()
+                        .and_then(|b| b.breakers.as_ref())
+                        .map_or(0, |b| b.s3.rejected() + b.dynamodb.rejected()) as f64,
+                ),
+            ),
             // Requests this core sent to DynamoDB.
             ("dynamodbReads", Reading::Count(reads as f64)),
             ("dynamodbWrites", Reading::Count(writes as f64)),

@@ -154,6 +154,7 @@ mod tests {
             last_modified: 1,
             cache_control: None,
             tags: vec![],
+            write_id: 0,
             value: Some(Value::Redirect { props_json: "x".repeat(size) }),
         })
     }

@@ -5,6 +5,7 @@
 //! `node/ops.rs` for the deploy and operations tools.
 
 pub mod aws;
+pub mod breaker;
 pub mod clock;
 pub mod codec;
 pub mod config;

@@ -295,7 +295,7 @@ mod tests {
     use super::*;
 
     fn entry(value: Option<Value>, cache_control: Option<CacheControl>) -> Entry {
-        Entry { key: "/k".into(), value, last_modified: 1, cache_control, tags: vec![] }
+        Entry { key: "/k".into(), value, last_modified: 1, cache_control, tags: vec![], write_id: 0 }
     }
 
     #[test]

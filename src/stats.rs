@@ -33,6 +33,7 @@ counters! {
     served_from_memory_on_error,
     sets,
     set_errors,
+    set_timeouts,
     too_large,
     index_errors,
     revalidations,
@@ -90,7 +91,7 @@ mod tests {
         bump(&s.too_large);
         let mut seen = Vec::new();
         s.each(|n, v| seen.push((n, v)));
-        assert_eq!(seen.len(), 26);
+        assert_eq!(seen.len(), 27);
         assert!(seen.contains(&("too_large", 1)));
     }
 }

@@ -4,16 +4,23 @@
 
 use std::sync::Arc;
 
+use crate::breaker::{Breaker, GuardedBlobs, GuardedTags};
 use crate::config::{Backend, Config};
 use crate::error::{ErrorKind, Result};
 use crate::handler::Core;
 use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
 use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, TagStore};
 
-/// The two stores a core reads and writes.
+/// The two stores a core reads and writes, and the breakers in front of them (AWS only).
 pub struct Backends {
     pub blobs: Arc<dyn BlobStore>,
     pub tags: Arc<dyn TagStore>,
+    pub breakers: Option<Breakers>,
+}
+
+pub struct Breakers {
+    pub s3: Arc<Breaker>,
+    pub dynamodb: Arc<Breaker>,
 }
 
 /// The S3 and DynamoDB stores `cfg` names (standard AWS configuration, explicit options win).
@@ -34,10 +41,17 @@ impl Core {
                     Backend::Memory => Backends {
                         blobs: Arc::new(MemoryBlobStore::default()),
                         tags: Arc::new(MemoryTagStore::default()),
+                        breakers: None,
                     },
                     Backend::Aws => {
                         let (s3, ddb) = aws_stores(&self.cfg).await;
-                        Backends { blobs: Arc::new(s3), tags: Arc::new(ddb) }
+                        let b =
+                            Breakers { s3: Arc::new(Breaker::new("S3")), dynamodb: Arc::new(Breaker::new("DynamoDB")) };
+                        Backends {
+                            blobs: Arc::new(GuardedBlobs { inner: Arc::new(s3), breaker: b.s3.clone() }),
+                            tags: Arc::new(GuardedTags { inner: Arc::new(ddb), breaker: b.dynamodb.clone() }),
+                            breakers: Some(b),
+                        }
                     }
                 }
             })

@@ -319,3 +319,34 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     assert_eq!(b.feed.holes(), 0);
     assert!(matches!(b.get_sync(&req("/h")), SyncLookup::Done(Lookup::Miss)), "the late event is applied");
 }
+
+#[tokio::test]
+async fn overlapping_renders_converge_on_the_object_s3_holds() {
+    // Two instances render one key; the render that started first finishes last, so S3 holds
+    // the older-stamped render. Every instance, and a fresh one, must serve what S3 holds.
+    for (first, second) in [(0, 1), (1, 0)] {
+        let (a, b, clock) = two_memory_cores();
+        a.poll_feed_once().await;
+        b.poll_feed_once().await;
+        let cores = [&a, &b];
+        let key = format!("/race-{first}");
+        assert!(matches!(cores[first].get(&req(&key)).await, Lookup::Miss)); // its render starts
+        clock.advance(10);
+        assert!(matches!(cores[second].get(&req(&key)).await, Lookup::Miss)); // the other's starts later
+        clock.advance(10);
+        cores[second].set(key.clone(), Class::Route, Some(page_value("newer-start")), cc(60.0), vec![]).await.unwrap();
+        clock.advance(10);
+        cores[first].set(key.clone(), Class::Route, Some(page_value("older-start")), cc(60.0), vec![]).await.unwrap();
+        a.poll_feed_once().await;
+        b.poll_feed_once().await;
+        let served = |l: Lookup| match l {
+            Lookup::Hit { entry, .. } => match &entry.value {
+                Some(fleetcache::entry::Value::AppPage { html, .. }) => html.clone(),
+                v => panic!("{v:?}"),
+            },
+            Lookup::Miss => "miss".into(),
+        };
+        assert_eq!(served(a.get(&req(&key)).await), "older-start", "A serves what S3 holds");
+        assert_eq!(served(b.get(&req(&key)).await), "older-start", "B serves what S3 holds");
+    }
+}

@@ -46,8 +46,14 @@ pub struct IndexRow {
 pub enum FeedEvent {
     /// Tags were revalidated; the states after it (joined into every tag clock).
     Tags { states: Vec<(String, TagState)> },
-    /// A cache key was rewritten (`set`): copies older than `last_modified` are stale.
-    Key { key: String, last_modified: i64 },
+    /// A cache key was rewritten (`set`): copies of any other write are stale (by `write_id`;
+    /// events from before it existed carry 0 and compare `last_modified`).
+    Key {
+        key: String,
+        last_modified: i64,
+        #[serde(default)]
+        write_id: u64,
+    },
 }
 
 /// A feed event with its position and the instance that wrote it.
@@ -169,8 +175,10 @@ pub mod conformance {
         let hole = store.reserve_seq().await.unwrap();
         assert_eq!(hole, seq + 1);
         assert!(store.read_feed(hole, hole).await.unwrap().is_empty());
-        let key_event =
-            FeedRecord { origin: "o2".into(), event: FeedEvent::Key { key: "/k".into(), last_modified: 1 } };
+        let key_event = FeedRecord {
+            origin: "o2".into(),
+            event: FeedEvent::Key { key: "/k".into(), last_modified: 1, write_id: 3 },
+        };
         store.announce_at(hole, &key_event, 20_000).await.unwrap();
         store.announce_at(hole, &key_event, 20_000).await.unwrap();
         assert_eq!(store.read_feed(hole, hole).await.unwrap(), vec![(hole, key_event)]);
