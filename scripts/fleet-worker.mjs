@@ -67,6 +67,12 @@ const ops = {
     for (const key of keys) if (await handler.get(key, PAGE_CTX)) n++
     return n
   },
+  /** The keys of `keys` that are hits. */
+  async hits({ keys }) {
+    const out = []
+    for (const key of keys) if (await handler.get(key, PAGE_CTX)) out.push(key)
+    return out
+  },
   /** Revalidates each tag with its own concurrent call; resolves to how long each caller waited (ms). */
   async revalidateEach({ tags }) {
     return Promise.all(tags.map(async (t) => {

@@ -49,6 +49,7 @@ try {
   ok = run('cargo clippy (node feature on: the napi boundary is linted too)', 'cargo', ['clippy', '--features', 'conformance', '--all-targets', '--', '-D', 'warnings']) && ok
   ok = run('cargo test', 'cargo', ['test', '--no-default-features', '--features', 'conformance'], env) && ok
   ok = run('vitest', 'npx', ['vitest', 'run'], env) && ok
+  ok = run('faults (revalidations through black holes, refusals and failing writes)', 'npx', ['vitest', 'run', '--config', 'vitest.faults.config.mjs'], env) && ok
   if (process.env.FLEETCACHE_SKIP_E2E !== '1') {
     ok = run('e2e (example app on Next 16 and 15.5; the packed package installed outside the repo)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok
   }

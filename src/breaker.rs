@@ -147,6 +147,9 @@ impl BlobStore for GuardedBlobs {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.breaker.call(self.inner.get(key)).await
     }
+    async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
+        self.breaker.call(self.inner.get_prefixed(key, magic)).await
+    }
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
         self.breaker.call(self.inner.put(key, body, if_absent)).await
     }

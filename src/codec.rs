@@ -92,6 +92,40 @@ fn from_wire(w: WireValue) -> Result<Value> {
     })
 }
 
+/// Bytes all decompressions of this process may hold at once: many concurrent reads of large
+/// (or hostile) objects cannot add up past it; a read that would is a corrupt-counted miss.
+pub const PROCESS_DECODE_BUDGET: usize = 512 * 1024 * 1024;
+static DECODING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// This decode's share of [`PROCESS_DECODE_BUDGET`], given back when it ends.
+struct DecodeBudget(usize);
+
+impl DecodeBudget {
+    fn take(&mut self, n: usize) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let before = DECODING.fetch_add(n, Ordering::AcqRel);
+        self.0 += n;
+        if before + n > PROCESS_DECODE_BUDGET {
+            return Err(Error::corrupt(
+                "decompression budget of this process exhausted (too many large reads at once)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DecodeBudget {
+    fn drop(&mut self) {
+        DECODING.fetch_sub(self.0, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The largest object an entry of at most `max_entry_bytes` can be stored as: the header, and
+/// msgpack's framing on top of an incompressible payload (a generous bound).
+pub fn max_stored_bytes(max_entry_bytes: usize) -> usize {
+    max_entry_bytes.saturating_add(max_entry_bytes / 8).saturating_add(64 * 1024)
+}
+
 /// Encodes `entry`; `level` is the zstd level (1–22).
 pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {
     let wire = WireEntry {
@@ -131,10 +165,19 @@ pub fn decode(bytes: &[u8], max_decoded: usize) -> Result<Entry> {
         COMPRESSION_NONE => body.into(),
         COMPRESSION_ZSTD => {
             let mut out = Vec::new();
-            let dec = zstd::stream::read::Decoder::new(body).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
-            dec.take(max_decoded as u64 + 1).read_to_end(&mut out).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
-            if out.len() > max_decoded {
-                return Err(Error::corrupt("decompressed entry exceeds the size limit"));
+            let mut dec = zstd::stream::read::Decoder::new(body).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+            let mut budget = DecodeBudget(0);
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                let n = dec.read(&mut chunk).map_err(|e| Error::corrupt(format!("zstd: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if out.len() + n > max_decoded {
+                    return Err(Error::corrupt("decompressed entry exceeds the size limit"));
+                }
+                budget.take(n)?;
+                out.extend_from_slice(&chunk[..n]);
             }
             out.into()
         }

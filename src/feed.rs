@@ -67,6 +67,8 @@ pub const GAP_GRACE_MS: i64 = 2_000;
 pub const HOLE_MEMORY_MS: i64 = 120_000;
 /// Holes remembered at most (older ones are forgotten first).
 const MAX_HOLES: usize = 1_000;
+/// Keys whose last rewrite is remembered (see `Memory::marks`); past it the map starts afresh.
+const MAX_KEY_MARKS: usize = 100_000;
 /// Remembered holes read again per poll.
 const HOLES_PER_POLL: usize = 16;
 
@@ -78,10 +80,17 @@ pub struct Memory<'a> {
     pub leases: &'a DashMap<String, (i64, bool)>,
     pub stats: &'a Stats,
     pub clock: &'a dyn Clock,
+    /// Bumped on every drop: a load that read S3 or the tag states before a drop must not put
+    /// what it read back afterwards (the events it would have needed were skipped).
+    pub epoch: &'a AtomicU64,
+    /// Key events applied (a counter), and the count at which each key was last rewritten: a load
+    /// that read a key's object before its rewrite was applied does not keep what it read.
+    pub marks: (&'a AtomicU64, &'a DashMap<String, u64>),
 }
 
 impl Memory<'_> {
     fn drop_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.l1.clear();
         self.tag_clock.clear();
         self.leases.clear();
@@ -265,14 +274,19 @@ impl Feed {
         match rec.event {
             // Our own revalidations are in the tag clock already.
             FeedEvent::Tags { .. } if own => {}
+            // Every tag, known here or not: a load that read a tag's state just before this event
+            // landed merges that older state later, and the join keeps this one.
             FeedEvent::Tags { states } => {
                 for (tag, st) in states {
-                    if m.tag_clock.get(&tag).is_some() {
-                        m.tag_clock.merge(&tag, st);
-                    }
+                    m.tag_clock.merge(&tag, st);
                 }
             }
             FeedEvent::Key { key, last_modified, write_id } => {
+                let mark = m.marks.0.fetch_add(1, Ordering::AcqRel) + 1;
+                if m.marks.1.len() >= MAX_KEY_MARKS {
+                    m.marks.1.clear();
+                }
+                m.marks.1.insert(key.clone(), mark);
                 // Any copy but the one this write made goes (ours included: when two of our own
                 // writes race, S3 may hold the earlier), so that every instance converges on the
                 // object S3 holds, whichever write landed last.

@@ -78,6 +78,11 @@ pub struct Core {
     pub feed: Feed,
     /// Revalidations and feed events on their way to DynamoDB (retried until they land).
     outbox: Outbox,
+    /// Memory drops so far (see `feed::Memory::epoch`).
+    epoch: AtomicU64,
+    /// Key events applied so far, and the count at which each key was last rewritten.
+    feed_marks: AtomicU64,
+    key_marks: DashMap<String, u64>,
     /// Every revalidation made here, kept apart from the tag clock: dropping memory (a feed
     /// reset) never makes this instance forget what it revalidated itself, landed or not.
     pinned: TagClock,
@@ -157,6 +162,9 @@ impl Core {
             instance_id,
             feed,
             outbox: Outbox::new(outbox::DEFAULT_CAPACITY),
+            epoch: AtomicU64::new(0),
+            feed_marks: AtomicU64::new(0),
+            key_marks: DashMap::new(),
             pinned: TagClock::default(),
             render_starts: DashMap::new(),
             leases: DashMap::new(),
@@ -376,21 +384,31 @@ impl Core {
 
     async fn load(&self, req: &GetRequest) -> Result<Lookup> {
         let b = self.backends().await;
+        // What the feed did while we read: a drop (epoch) or a rewrite of this key (its mark)
+        // means what we read may predate an event already applied, so it is used for this
+        // answer only and not kept.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let mark = self.feed_marks.load(Ordering::Acquire);
+        let unchanged = |core: &Core| {
+            core.epoch.load(Ordering::Acquire) == epoch && core.key_marks.get(&req.key).is_none_or(|m| *m <= mark)
+        };
         let (entry, from_backend) = match self.l1.get(&req.key) {
             Some(e) => (e, false),
             None => {
                 let class = Class::from_kind(req.kind.as_deref());
-                let Some(bytes) = b.blobs.get(&self.object_key(class, &req.key)).await? else {
+                let Some(bytes) = b.blobs.get_prefixed(&self.object_key(class, &req.key), codec::MAGIC).await? else {
                     bump(&self.stats.misses);
                     return Ok(Lookup::Miss);
                 };
-                let entry = codec::decode(&bytes, self.cfg.max_entry_bytes.saturating_mul(4))?;
+                let entry = codec::decode(&bytes, codec::max_stored_bytes(self.cfg.max_entry_bytes))?;
                 if entry.key != req.key {
                     return Err(Error::corrupt(format!("object holds key {:?}", entry.key)));
                 }
                 let entry = Arc::new(entry);
                 // Kept even if the tag states cannot be read: the fail-open copy.
-                self.l1.insert_if_newer(entry.clone());
+                if unchanged(self) {
+                    self.l1.insert_if_newer(entry.clone());
+                }
                 (entry, true)
             }
         };
@@ -400,8 +418,24 @@ impl Core {
             set.into_iter().cloned().collect()
         };
         if !unknown.is_empty() {
-            for (tag, st) in b.tags.tag_states(&unknown).await? {
-                self.tag_clock.merge(&tag, st);
+            let states = b.tags.tag_states(&unknown).await?;
+            if self.epoch.load(Ordering::Acquire) == epoch {
+                for (tag, st) in states {
+                    self.tag_clock.merge(&tag, st);
+                }
+            } else {
+                // Judge with what was read, without keeping it.
+                let states: Vec<TagState> = Self::all_tags(&entry, req)
+                    .filter_map(|t| {
+                        states.iter().find(|(n, _)| n == t).map(|(_, s)| *s).or_else(|| self.tag_clock.get(t))
+                    })
+                    .collect();
+                let verdict = evaluate(&entry, states.iter(), req.revalidate, self.now());
+                return Ok(match verdict {
+                    Verdict::Fresh => Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen: 0 },
+                    Verdict::Stale { last_modified } => Lookup::Hit { entry: entry.clone(), last_modified, gen: 0 },
+                    Verdict::Expired => Lookup::Miss,
+                });
             }
         }
         let l = self.judge_with_lease(b, &entry, 0, req).await;
@@ -662,7 +696,10 @@ impl Core {
     /// One round of the retry task: attempts every unit that is due (tests drive it by hand).
     pub async fn retry_outbox_once(&self) {
         let due = self.outbox.claim_ready(self.now(), RETRY_BATCH);
-        futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+        let results = futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+        if results.iter().any(|r| matches!(r, Attempt::Landed)) {
+            self.outbox.expedite(); // DynamoDB answers again: deliver the rest without waiting
+        }
     }
 
     /// Delivers everything the outbox holds, backoff ignored, for at most `deadline_ms` (SIGTERM);
@@ -722,6 +759,8 @@ impl Core {
             leases: &self.leases,
             stats: &self.stats,
             clock: self.clock.as_ref(),
+            epoch: &self.epoch,
+            marks: (&self.feed_marks, &self.key_marks),
         }
     }
 
@@ -741,6 +780,7 @@ impl Core {
 
     /// Forgets everything this process holds in memory (not the shared store).
     pub fn clear_memory(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.l1.clear();
         self.tag_clock.clear();
         self.indexed.clear();

@@ -171,6 +171,13 @@ impl Outbox {
         out
     }
 
+    /// Makes every waiting unit due now (the store answered again: no reason to keep backing off).
+    pub fn expedite(&self) {
+        for s in self.slots.lock().values_mut() {
+            s.not_before = 0;
+        }
+    }
+
     /// Units waiting (claimed or not).
     pub fn depth(&self) -> usize {
         self.slots.lock().len()

@@ -92,3 +92,24 @@ async fn deploy_scenarios_on_s3_and_dynamodb() {
     let (a, b, clock) = two_cores(&ep).await;
     common::deploy_scenarios(&a, &b, &clock, "aws").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_reads_are_bounded_before_the_body_is_read() {
+    use fleetcache::error::ErrorKind;
+    use fleetcache::store::BlobStore;
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
+    let (cfg, s3, _) = setup(&ep).await;
+    // The handler's store refuses what cannot be an entry of maxEntryBytes, by Content-Length.
+    let bounded = fleetcache::stores::aws_stores(&Config { max_entry_bytes: 1 << 20, ..cfg }).await.0;
+    let big = bytes::Bytes::from(vec![b'x'; 12 << 20]);
+    s3.put("foreign/big", big, false).await.unwrap();
+    let e = bounded.get("foreign/big").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge, "{e}");
+    // A small object that is not ours is refused at its first bytes.
+    s3.put("foreign/small", bytes::Bytes::from_static(b"<html>not ours</html>"), false).await.unwrap();
+    assert!(bounded.get("foreign/small").await.unwrap().is_some(), "a plain read takes any bytes");
+    let e = bounded.get_prefixed("foreign/small", fleetcache::codec::MAGIC).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Corrupt, "{e}");
+}

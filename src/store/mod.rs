@@ -13,6 +13,16 @@ use crate::error::Result;
 pub trait BlobStore: Send + Sync + 'static {
     /// `Ok(None)` when the object does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// `get`, refusing (`Corrupt`) an object that does not start with `magic`, as early as the
+    /// store can tell (S3: at the first bytes of the body, which is then not read further).
+    async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
+        match self.get(key).await? {
+            Some(b) if !b.starts_with(magic) => {
+                Err(crate::error::Error::corrupt(format!("{key}: not a fleetcache object")))
+            }
+            other => Ok(other),
+        }
+    }
     /// Writes `body` at `key`. With `if_absent`, an existing object is left alone and the call
     /// returns `Ok(false)` (S3 `If-None-Match: *`).
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool>;

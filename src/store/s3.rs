@@ -14,6 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct S3BlobStore {
     client: Client,
     bucket: String,
+    /// Objects larger than this are refused before their body is read (`Content-Length`), and a
+    /// body that turns out larger is abandoned there: a foreign 300 MB object costs nothing.
+    max_object_bytes: usize,
 }
 
 /// S3 answers a lost `If-None-Match` with 412 PreconditionFailed, or 409 when another
@@ -26,7 +29,55 @@ impl S3BlobStore {
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
-        S3BlobStore { client: Client::from_conf(b.build()), bucket }
+        S3BlobStore { client: Client::from_conf(b.build()), bucket, max_object_bytes: usize::MAX }
+    }
+
+    /// Refuses objects larger than `bytes` (`get` reads at most that much).
+    pub fn with_max_object_bytes(mut self, bytes: usize) -> Self {
+        self.max_object_bytes = bytes;
+        self
+    }
+
+    /// Reads an object, refusing it by `Content-Length` past `max_object_bytes` and at its first
+    /// bytes when they are not `magic`; the body is not read further in either case.
+    async fn read(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(mut out) => {
+                let max = self.max_object_bytes;
+                let too_large = |n: u64| {
+                    Error::new(
+                        ErrorKind::TooLarge,
+                        format!("GetObject {key}: object of {n} bytes exceeds the limit ({max} bytes)"),
+                    )
+                };
+                let declared = out.content_length().unwrap_or(0).max(0) as u64;
+                if declared > max as u64 {
+                    return Err(too_large(declared));
+                }
+                let mut buf = bytes::BytesMut::with_capacity(declared as usize);
+                while let Some(chunk) = out.body.next().await {
+                    let chunk =
+                        chunk.map_err(|e| Error::backend(format!("GetObject {key}: reading body: {e}"), true))?;
+                    if buf.len() + chunk.len() > max {
+                        return Err(too_large((buf.len() + chunk.len()) as u64));
+                    }
+                    buf.extend_from_slice(&chunk);
+                    // Not one of ours: stop reading at the first bytes.
+                    let head = buf.len().min(magic.len());
+                    if buf[..head] != magic[..head] {
+                        return Err(Error::corrupt(format!("GetObject {key}: not a fleetcache object")));
+                    }
+                }
+                Ok(Some(buf.freeze()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => {
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
+                    return Ok(None);
+                }
+                Err(map_err("GetObject", e, CONFLICT_CODES))
+            }
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -40,23 +91,11 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => {
-                let data = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| Error::backend(format!("GetObject {key}: reading body: {e}"), true))?;
-                Ok(Some(data.into_bytes()))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => {
-                if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
-                    return Ok(None);
-                }
-                Err(map_err("GetObject", e, CONFLICT_CODES))
-            }
-        }
+        self.read(key, &[]).await
+    }
+
+    async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
+        self.read(key, magic).await
     }
 
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {

@@ -10,13 +10,14 @@
 //! | regeneration lease | `L#<cache key>` (or `L#h#<sha256>`) | `lease` | `owner` (S), `until` (N, ms), `ttl` (N) |
 //!
 //! ## Cost per operation
-//! - `revalidateTag(tags)`: per tag one strongly consistent `GetItem` + one conditional
-//!   `PutItem` (retried on a lost condition), tags in parallel.
+//! - `revalidateTag(tags)`, per unit of at most 50 tags: one `UpdateItem` (the feed number), per
+//!   tag one strongly consistent `GetItem`, then one `TransactWriteItems` holding every tag's
+//!   conditional `Put` and the event's conditional `Put` (retried whole on a lost condition).
 //! - first load of an entry from S3: one strongly consistent `BatchGetItem` per 100 of its tags.
 //! - `set`: index rows for (tag, key) pairs this process has not written within half the index
 //!   TTL, one `BatchWriteItem` per 25 rows; in the steady state a regeneration writes nothing.
 //! - `pathsForTags(tags)`: one `Query` (paginated) per tag.
-//! - every feed event (`revalidateTag`, `set`): one `UpdateItem` (counter) + one `PutItem` (row).
+//! - the feed event of a `set`: one `UpdateItem` (counter) + one conditional `PutItem` (row).
 //! - the poller, per interval: one strongly consistent `GetItem` of the counter; only when it
 //!   moved, one `Query` per 1,000-event page of the new range.
 //! - a time-stale entry: at most one conditional `PutItem` (+ one `GetItem` when lost) per key
@@ -26,13 +27,14 @@
 //! `set` writes the S3 object first and the index rows after it: a failure between the two
 //! leaves an entry that `pathsForTags` does not list yet (the next `set` of it retries), never an
 //! index row pointing at content that was not written. Index rows outlive their entries until
-//! their TTL: that only over-invalidates a CDN, it never serves wrong content. A tag state write
-//! is a single conditional `PutItem`: it happens whole or not at all; `revalidateTag` reports
-//! which tags failed and may be retried (applying a revalidation twice is harmless).
-//! Tag state is written before its feed event, and an S3 object before its feed event, so an
-//! instance that applies an event always finds what it announces. A writer that dies between
-//! taking a feed number and writing the row leaves a hole; pollers wait a short grace period for
-//! it and then stop trusting their memory (see `feed.rs`).
+//! their TTL: that only over-invalidates a CDN, it never serves wrong content. A revalidation's
+//! tag states and its feed event are one transaction: both land or neither, and a retry at the
+//! same feed number finds the event there and changes nothing (applying a revalidation twice would
+//! be harmless anyway). An S3 object is written before its feed event, so an instance that applies
+//! an event always finds what it announces. A writer whose write fails after taking a feed number
+//! leaves a hole until its retry lands (see `outbox.rs`); one that dies leaves it for good; pollers
+//! wait a short grace period, stop trusting their memory, and keep reading the hole for a while
+//! (see `feed.rs`).
 //!
 //! ## Create the table
 //! [`create_table_command`] gives the AWS CLI commands (string keys `pk` + `sk`, TTL on `ttl`,
