@@ -80,6 +80,25 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
     for (const key of keys) expect((await fresh.call('get', { key })).html).toBe('A')
   }, 120_000)
 
+  it('SIGTERM delivers what the outbox holds before the process goes', async () => {
+    const key = `/sigterm/${run}`
+    const tag = `sigterm-${run}`
+    const D = await startInstance(options, env)
+    await D.call('setMany', { keys: [key], tags: [tag] })
+    await dynamo.set({ mode: 'refuse' })
+    await D.call('revalidateEach', { tags: [tag] }) // queued: DynamoDB refuses connections
+    expect((await D.call('stats')).outboxDepth).toBe(1)
+    const stopped = D.stop() // SIGTERM while DynamoDB is still down; it comes back 1 s later
+    await sleep(1_000)
+    await dynamo.set({ mode: 'pass' })
+    const t0 = Date.now()
+    await stopped
+    expect(Date.now() - t0).toBeLessThan(5_000) // the flush's deadline
+    const fresh = await startInstance(options, env)
+    extra.push(fresh)
+    expect(await fresh.call('countHits', { keys: [key] })).toBe(0)
+  }, 60_000)
+
   for (const f of faults) {
     it(`${f.name} (${f.ms / 1000} s): ${N}/${N} honoured by the maker at once and by everyone after healing`, async () => {
       const keys = Array.from({ length: N }, (_, i) => `/${f.name}/${i}`)

@@ -82,7 +82,9 @@ export function awsEnv(endpoint) {
 export async function startLocalAws({ port, quiet = true, env } = {}) {
   const bin = installMoto()
   port = port || (await freePort())
-  const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
+  // moto_server, with request handling serialized (scripts/moto_serialized.py says why).
+  const python = path.join(path.dirname(bin), 'python')
+  const child = spawn(python, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'moto_serialized.py'), '-H', '127.0.0.1', '-p', String(port)], {
     env: { ...process.env, ...env },
     stdio: quiet ? 'ignore' : 'inherit',
     detached: true,

@@ -713,7 +713,10 @@ impl Core {
                     tokio::time::sleep(Duration::from_millis(20)).await; // claimed by callers still waiting
                     continue;
                 }
-                futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+                let results = futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+                if !results.iter().any(|r| matches!(r, Attempt::Landed)) {
+                    tokio::time::sleep(Duration::from_millis(100)).await; // not back yet: do not spin
+                }
             }
         };
         let _ = tokio::time::timeout_at(until, work).await;
