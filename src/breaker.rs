@@ -184,6 +184,9 @@ impl TagStore for GuardedTags {
     ) -> Result<Vec<(String, TagState)>> {
         self.breaker.call(self.inner.revalidate_at(event, tags, now, expire_s)).await
     }
+    async fn read_events(&self, seqs: &[u64]) -> Result<Vec<(u64, FeedRecord)>> {
+        self.breaker.call(self.inner.read_events(seqs)).await
+    }
     async fn feed_head(&self) -> Result<u64> {
         self.breaker.call(self.inner.feed_head()).await
     }

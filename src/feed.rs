@@ -69,8 +69,8 @@ pub const HOLE_MEMORY_MS: i64 = 120_000;
 const MAX_HOLES: usize = 1_000;
 /// Keys whose last rewrite is remembered (see `Memory::marks`); past it the map starts afresh.
 const MAX_KEY_MARKS: usize = 100_000;
-/// Remembered holes read again per poll.
-const HOLES_PER_POLL: usize = 16;
+/// Remembered holes read again per poll (one batched read).
+const HOLES_PER_POLL: usize = 100;
 
 /// The memory the feed keeps honest, and where it reports.
 pub struct Memory<'a> {
@@ -251,12 +251,13 @@ impl Feed {
             holes.rotate_left(n); // the next poll reads the next ones
             due
         };
-        for seq in due {
-            if let Ok(found) = tags.read_feed(seq, seq).await {
-                for (s, rec) in found {
-                    self.apply(rec, m);
-                    self.holes.lock().retain(|(h, _)| *h != s);
-                }
+        if due.is_empty() {
+            return;
+        }
+        if let Ok(found) = tags.read_events(&due).await {
+            for (s, rec) in found {
+                self.apply(rec, m);
+                self.holes.lock().retain(|(h, _)| *h != s);
             }
         }
     }

@@ -424,10 +424,16 @@ impl Core {
                     self.tag_clock.merge(&tag, st);
                 }
             } else {
-                // Judge with what was read, without keeping it.
+                // Judge with what was read (and what this instance revalidated itself), without
+                // keeping it.
                 let states: Vec<TagState> = Self::all_tags(&entry, req)
                     .filter_map(|t| {
-                        states.iter().find(|(n, _)| n == t).map(|(_, s)| *s).or_else(|| self.tag_clock.get(t))
+                        let read =
+                            states.iter().find(|(n, _)| n == t).map(|(_, s)| *s).or_else(|| self.tag_clock.get(t));
+                        match (read, self.pinned.get(t)) {
+                            (Some(r), Some(o)) => Some(r.join(&o)),
+                            (r, o) => r.or(o),
+                        }
                     })
                     .collect();
                 let verdict = evaluate(&entry, states.iter(), req.revalidate, self.now());

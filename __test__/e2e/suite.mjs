@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { installApp, buildApp, startApp, request, fleetcacheCli, runNode } from '../../scripts/next-fleet.mjs'
 import { startDataServer } from '../../scripts/data-server.mjs'
+import { startFaultProxy } from '../../scripts/fault-proxy.mjs'
 import { fc } from '../helpers.mjs'
 
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT
@@ -219,6 +220,60 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   // A second build of the same app with different content ('v2'), seeded, served by S.
   const seedDist = '.next-seed'
   const seedEnv = () => ({ ...base, FLEETCACHE_E2E_DIST: seedDist, NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v2' })
+
+  it('DynamoDB black-holed for 20 s under load: no 5xx, the page in memory keeps answering, a revalidatePath made meanwhile reaches both instances after healing', async () => {
+    // Two more instances whose DynamoDB traffic goes through a fault proxy (S3 direct).
+    const proxy = await startFaultProxy(ep)
+    const env = { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', AWS_ENDPOINT_URL_DYNAMODB: proxy.url }
+    const F = await Promise.all([startApp(port + 5, { ...env, FLEETCACHE_DEMO_INSTANCE: 'F1' }, dir), startApp(port + 6, { ...env, FLEETCACHE_DEMO_INSTANCE: 'F2' }, dir)])
+    try {
+      const hot = '/items/61'
+      const changed = '/items/62'
+      for (const f of F) for (const p of [hot, hot, changed, changed]) await request(f.url, p)
+      const before = (await request(F[1].url, changed)).stamp
+      const timed = async (f, p) => {
+        const t0 = performance.now()
+        const r = await request(f.url, p)
+        return { status: r.status, ms: performance.now() - t0, at: Date.now() }
+      }
+      const baseline = []
+      for (let i = 0; i < 40; i++) for (const f of F) baseline.push(await timed(f, hot))
+      await proxy.set({ mode: 'blackhole' })
+      const faultStart = Date.now()
+      const during = []
+      let revalidateMs
+      while (Date.now() - faultStart < 20_000) {
+        for (const f of F) during.push(await timed(f, hot))
+        if (revalidateMs === undefined && Date.now() - faultStart > 5_000) {
+          const t0 = performance.now()
+          const r = await request(F[0].url, `/api/revalidate?path=${changed}`, { method: 'POST' })
+          revalidateMs = performance.now() - t0
+          expect(r.status).toBe(200)
+        }
+        await sleep(20)
+      }
+      await proxy.set({ mode: 'pass' })
+      const healed = Date.now()
+      const pct = (xs, q) => { const v = xs.map((x) => x.ms).sort((a, b) => a - b); return v[Math.min(v.length - 1, Math.floor(v.length * q))] }
+      const late = during.filter((x) => x.at - faultStart > 8_000) // the breaker is open by then
+      console.log(`[e2e faults] ${name}: ${during.length} requests during the black hole, ${during.filter((x) => x.status >= 500).length} 5xx; p50/p99 ms: baseline ${pct(baseline, 0.5).toFixed(1)}/${pct(baseline, 0.99).toFixed(1)}, whole fault ${pct(during, 0.5).toFixed(1)}/${pct(during, 0.99).toFixed(1)}, after 8 s ${pct(late, 0.5).toFixed(1)}/${pct(late, 0.99).toFixed(1)}; revalidatePath answered in ${revalidateMs.toFixed(0)} ms`)
+      expect(during.filter((x) => x.status >= 500)).toEqual([])
+      // After healing both instances serve a new render of the revalidated page.
+      for (const f of F) {
+        let stamp = before
+        const until = Date.now() + 30_000
+        while (stamp === before && Date.now() < until) {
+          stamp = (await request(f.url, changed)).stamp
+          if (stamp === before) await sleep(250)
+        }
+        expect(stamp, f.url).not.toBe(before)
+      }
+      console.log(`[e2e faults] ${name}: both instances served the revalidated page ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
+    } finally {
+      await Promise.all(F.map((f) => f.stop()))
+      await proxy.close()
+    }
+  }, 180_000)
 
   it('next build, fleetcache seed, next start: the first request to every prerendered route is a HIT with the build\'s body', async () => {
     await buildApp(seedEnv(), dir)

@@ -557,6 +557,30 @@ impl TagStore for DynamoTagStore {
         (self.reads.load(Ordering::Relaxed), self.writes.load(Ordering::Relaxed))
     }
 
+    async fn read_events(&self, seqs: &[u64]) -> Result<Vec<(u64, FeedRecord)>> {
+        let mut unique = seqs.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let key = |seq: u64| {
+            HashMap::from([(ATTR_PK.to_string(), s(&feed_pk(seq))), (ATTR_SK.to_string(), s(&feed_sk(seq)))])
+        };
+        let items = try_join_all(
+            unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|s| key(*s)).collect())),
+        )
+        .await?;
+        let mut out: Vec<(u64, FeedRecord)> = items
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok())?;
+                let rec = item.get(ATTR_EVENT).and_then(|v| v.as_b().ok())?;
+                Some((seq, rmp_serde::from_slice::<FeedRecord>(rec.as_ref()).ok()?))
+            })
+            .collect();
+        out.sort_by_key(|(s, _)| *s);
+        Ok(out)
+    }
+
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let mut unique: Vec<&String> = tags.iter().collect();
         unique.sort();
