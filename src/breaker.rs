@@ -1,7 +1,9 @@
 //! Circuit breakers, one per backend (S3, DynamoDB): after [`THRESHOLD`] consecutive failures
 //! (errors a retry could fix, deadlines passed, calls abandoned by their caller's deadline) the
 //! breaker opens and every call fails fast for [`OPEN_MS`]; then one call at a time is let through
-//! as a probe, and the first success closes it. So an outage costs each request a memory lookup,
+//! as a probe, and the first success closes it. Probes are background calls only (the feed poller,
+//! the outbox, and the retry task's explicit probes): a request never waits on one, so while a
+//! backend is down every request fails fast ([`Breaker::call_fast`]). So an outage costs each request a memory lookup,
 //! not a connect timeout: `get` falls back to the copy in memory (or a miss), `set` keeps its value
 //! in memory, the outbox keeps its units.
 //!
@@ -19,6 +21,9 @@ use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::BlobStore;
 use crate::tags::{FeedRecord, IndexRow, Lease, TagStore};
+
+/// The object an S3 probe reads (absent: a 404 is an answer, which is all a probe needs).
+pub const PROBE_KEY: &str = "fleetcache-probe/absent";
 
 /// Consecutive failures that open a breaker.
 pub const THRESHOLD: u32 = 5;
@@ -63,13 +68,14 @@ impl Breaker {
         }
     }
 
-    /// Lets a call through at `now`, or refuses it fast while open.
-    pub fn admit(&self, now: i64) -> Result<Permit> {
+    /// Lets a call through at `now`, or refuses it fast while open; `may_probe`: a background call
+    /// that may be the one probe once the open window has passed.
+    pub fn admit(&self, now: i64, may_probe: bool) -> Result<Permit> {
         let until = self.open_until.load(Ordering::Acquire);
         if until == 0 {
             return Ok(Permit::Closed);
         }
-        if now >= until && !self.probing.swap(true, Ordering::AcqRel) {
+        if may_probe && now >= until && !self.probing.swap(true, Ordering::AcqRel) {
             return Ok(Permit::Probe);
         }
         self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -99,6 +105,12 @@ impl Breaker {
         }
     }
 
+    /// Open, its window passed, and no probe in flight: a background caller should probe now.
+    pub fn probe_due(&self) -> bool {
+        let until = self.open_until.load(Ordering::Acquire);
+        until != 0 && now_ms() >= until && !self.probing.load(Ordering::Acquire)
+    }
+
     pub fn is_open(&self) -> bool {
         self.open_until.load(Ordering::Acquire) != 0
     }
@@ -113,10 +125,19 @@ impl Breaker {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Runs `call` through the breaker. A call its caller abandons (a deadline dropped it) counts
-    /// as a failure.
+    /// Runs a background `call` through the breaker (it may be the probe).
     pub async fn call<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        let permit = self.admit(now_ms())?;
+        self.run(call, true).await
+    }
+
+    /// Runs a request-path `call`: never a probe, so it fails fast for as long as the breaker is open.
+    pub async fn call_fast<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        self.run(call, false).await
+    }
+
+    /// A call its caller abandons (a deadline dropped it) counts as a failure.
+    async fn run<T>(&self, call: impl Future<Output = Result<T>>, may_probe: bool) -> Result<T> {
+        let permit = self.admit(now_ms(), may_probe)?;
         struct Abandoned<'a>(&'a Breaker, Permit, bool);
         impl Drop for Abandoned<'_> {
             fn drop(&mut self) {
@@ -145,13 +166,16 @@ pub struct GuardedBlobs {
 #[async_trait]
 impl BlobStore for GuardedBlobs {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.breaker.call(self.inner.get(key)).await
+        self.breaker.call_fast(self.inner.get(key)).await
     }
     async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
-        self.breaker.call(self.inner.get_prefixed(key, magic)).await
+        self.breaker.call_fast(self.inner.get_prefixed(key, magic)).await
     }
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
-        self.breaker.call(self.inner.put(key, body, if_absent)).await
+        self.breaker.call_fast(self.inner.put(key, body, if_absent)).await
+    }
+    async fn probe(&self) -> Result<()> {
+        self.breaker.call(self.inner.get(PROBE_KEY)).await.map(|_| ())
     }
     async fn delete(&self, keys: &[String]) -> Result<()> {
         self.breaker.call(self.inner.delete(keys)).await
@@ -194,16 +218,16 @@ impl TagStore for GuardedTags {
         self.breaker.call(self.inner.read_feed(from, to)).await
     }
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
-        self.breaker.call(self.inner.try_lease(key, owner, now, until)).await
+        self.breaker.call_fast(self.inner.try_lease(key, owner, now, until)).await
     }
     fn request_counts(&self) -> (u64, u64) {
         self.inner.request_counts()
     }
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
-        self.breaker.call(self.inner.tag_states(tags)).await
+        self.breaker.call_fast(self.inner.tag_states(tags)).await
     }
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()> {
-        self.breaker.call(self.inner.put_index(rows, expires_at_s)).await
+        self.breaker.call_fast(self.inner.put_index(rows, expires_at_s)).await
     }
     async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>> {
         self.breaker.call(self.inner.index_rows(tags)).await
@@ -218,22 +242,23 @@ mod tests {
     fn opens_after_repeated_failures_lets_one_probe_through_and_closes_on_success() {
         let b = Breaker::new("S3");
         for _ in 0..THRESHOLD - 1 {
-            b.failure(b.admit(0).unwrap(), 0);
+            b.failure(b.admit(0, false).unwrap(), 0);
         }
         assert!(!b.is_open());
-        b.failure(b.admit(0).unwrap(), 0);
+        b.failure(b.admit(0, false).unwrap(), 0);
         assert!(b.is_open());
-        assert!(b.admit(OPEN_MS - 1).is_err(), "fails fast while open");
+        assert!(b.admit(OPEN_MS - 1, true).is_err(), "fails fast while open");
         assert_eq!(b.rejected(), 1);
-        let probe = b.admit(OPEN_MS).unwrap();
+        assert!(b.admit(OPEN_MS, false).is_err(), "a request never probes");
+        let probe = b.admit(OPEN_MS, true).unwrap();
         assert_eq!(probe, Permit::Probe);
-        assert!(b.admit(OPEN_MS).is_err(), "one probe at a time");
+        assert!(b.admit(OPEN_MS, true).is_err(), "one probe at a time");
         b.failure(probe, OPEN_MS);
-        assert!(b.admit(OPEN_MS + 1).is_err(), "a failed probe reopens it");
-        let probe = b.admit(2 * OPEN_MS).unwrap();
+        assert!(b.admit(OPEN_MS + 1, true).is_err(), "a failed probe reopens it");
+        let probe = b.admit(2 * OPEN_MS, true).unwrap();
         b.success(probe);
         assert!(!b.is_open());
-        assert_eq!(b.admit(2 * OPEN_MS).unwrap(), Permit::Closed);
+        assert_eq!(b.admit(2 * OPEN_MS, false).unwrap(), Permit::Closed);
         assert_eq!(b.opened(), 2);
     }
 

@@ -97,6 +97,9 @@ pub struct Core {
     build_id_adopted: AtomicBool,
 }
 
+/// How long a breaker probe may take.
+const PROBE_TIMEOUT_MS: u64 = 2_000;
+
 /// Units the retry task attempts at once.
 const RETRY_BATCH: usize = 16;
 
@@ -121,6 +124,7 @@ async fn retry_outbox(core: std::sync::Weak<Core>) {
         if c.outbox.depth() > 0 {
             c.retry_outbox_once().await;
         }
+        c.probe_breakers().await;
     }
 }
 
@@ -731,6 +735,20 @@ impl Core {
             self.log("shutting down with revalidations not landed", &format!("{left} units left in the outbox"));
         }
         left
+    }
+
+    /// Probes a backend whose breaker is open and due (requests never probe: they fail fast).
+    async fn probe_breakers(&self) {
+        let Some(b) = self.backends.get() else { return };
+        let Some(br) = &b.breakers else { return };
+        // Bounded: an unanswered probe is abandoned (a failure: the breaker stays open).
+        let limit = Duration::from_millis(PROBE_TIMEOUT_MS);
+        if br.s3.probe_due() {
+            let _ = tokio::time::timeout(limit, b.blobs.probe()).await;
+        }
+        if br.dynamodb.probe_due() {
+            let _ = tokio::time::timeout(limit, b.tags.feed_head()).await;
+        }
     }
 
     /// Units waiting in the outbox.

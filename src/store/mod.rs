@@ -26,6 +26,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Writes `body` at `key`. With `if_absent`, an existing object is left alone and the call
     /// returns `Ok(false)` (S3 `If-None-Match: *`).
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool>;
+    /// Checks the store answers (a breaker's probe; stores without a breaker have nothing to do).
+    async fn probe(&self) -> Result<()> {
+        Ok(())
+    }
     /// Deletes these objects; absent ones are not an error.
     async fn delete(&self, keys: &[String]) -> Result<()>;
     /// Every key under `prefix`, in lexicographic order.
