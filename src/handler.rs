@@ -97,6 +97,9 @@ pub struct Core {
     build_id_adopted: AtomicBool,
 }
 
+/// Of `revalidateTimeoutMs`, what is kept for the answer to reach the caller's promise.
+const SETTLE_MARGIN_MS: u64 = 100;
+
 /// How long a breaker probe may take.
 const PROBE_TIMEOUT_MS: u64 = 2_000;
 
@@ -602,7 +605,9 @@ impl Core {
     /// Attempts `claims` once each, waiting at most `revalidateTimeoutMs`; what does not land is
     /// left to the retry task.
     async fn settle(&self, claims: Vec<Claim<'_>>, what: &str) -> Result<()> {
-        let deadline = Duration::from_millis(self.cfg.revalidate_timeout_ms);
+        // The caller's promise must settle within revalidateTimeoutMs: stop waiting a little
+        // before, leaving time for the answer to reach JS.
+        let deadline = Duration::from_millis(self.cfg.revalidate_timeout_ms.saturating_sub(SETTLE_MARGIN_MS).max(1));
         let attempts = futures::future::join_all(claims.into_iter().map(|c| self.attempt(c)));
         match tokio::time::timeout(deadline, attempts).await {
             Ok(results) => {
