@@ -9,10 +9,9 @@
 //! Every `revalidateTag` and every `set` appends an event to an ordered log in the tag store
 //! (numbers from an atomic counter, not wall clocks). Each process runs one task that reads the
 //! counter once per `feedIntervalMs` — a cost independent of request traffic — and only when it
-//! moved reads the new events and applies them: tag states are joined into the local tag clock
-//! (for tags this process knows), and in-memory copies older than a rewritten key are evicted, so
-//! the next `get` loads the new object from S3. ("Older" is by `lastModified`, to the millisecond:
-//! two writes of one key stamped with the same millisecond on two machines are not told apart.)
+//! moved reads the new events and applies them: tag states are joined into the local tag clock,
+//! and in-memory copies of a rewritten key that are not of that write (by the write's id) are
+//! evicted, so the next `get` loads the object S3 holds.
 //!
 //! ## Late joiners, gaps and outages — the choice made here: drop memory
 //! - A process starts at the counter's current head and drops whatever it loaded before its
@@ -205,13 +204,14 @@ impl Feed {
                 Err(e) => return self.failed(&e, m),
             };
             let mut next = cursor + 1;
-            let mut later = Vec::new();
+            // Events past the first hole: not applied now (the cursor stays before the hole).
+            let mut later = std::collections::HashSet::new();
             for (seq, rec) in events {
                 if seq < next {
                     continue;
                 }
                 if seq != next {
-                    later.push((seq, rec));
+                    later.insert(seq);
                     continue;
                 }
                 self.apply(rec, m);
@@ -224,9 +224,8 @@ impl Feed {
                     self.gap_since.store(now, Ordering::Release);
                 } else if now - since > GAP_GRACE_MS {
                     // Give up on the holes, but keep looking for them: a writer may still fill one.
-                    let present: std::collections::HashSet<u64> = later.iter().map(|(s, _)| *s).collect();
                     let mut holes = self.holes.lock();
-                    holes.extend((next..=head).filter(|s| !present.contains(s)).map(|s| (s, now)));
+                    holes.extend((next..=head).filter(|s| !later.contains(s)).map(|s| (s, now)));
                     let excess = holes.len().saturating_sub(MAX_HOLES);
                     holes.drain(..excess);
                     drop(holes);

@@ -227,6 +227,16 @@ impl Core {
         crate::log::warn(what, msg);
     }
 
+    /// `known` (a tag's state as this process knows it) joined with what this instance revalidated
+    /// itself (`pinned`), which no memory drop forgets.
+    fn with_own(&self, tag: &str, known: Option<TagState>) -> Option<TagState> {
+        let own = if self.pinned.is_empty() { None } else { self.pinned.get(tag) };
+        match (known, own) {
+            (Some(k), Some(o)) => Some(k.join(&o)),
+            (k, o) => k.or(o),
+        }
+    }
+
     fn all_tags<'a>(entry: &'a Entry, req: &'a GetRequest) -> impl Iterator<Item = &'a String> {
         entry.tags.iter().chain(req.tags.iter()).chain(req.soft_tags.iter())
     }
@@ -235,15 +245,11 @@ impl Core {
     /// `unknown_as_fresh` is false, or if a regeneration lease must be asked for first.
     fn judge(&self, entry: &Arc<Entry>, gen: u64, req: &GetRequest, unknown_as_fresh: bool) -> Option<Lookup> {
         let mut states: Vec<TagState> = Vec::new();
-        let pinned = !self.pinned.is_empty();
         for t in Self::all_tags(entry, req) {
-            let own = if pinned { self.pinned.get(t) } else { None };
-            match (self.tag_clock.get(t), own) {
-                (Some(s), Some(o)) => states.push(s.join(&o)),
-                (Some(s), None) => states.push(s),
-                (None, Some(o)) if unknown_as_fresh => states.push(o),
-                (None, _) if unknown_as_fresh => {}
-                (None, _) => return None,
+            match self.tag_clock.get(t) {
+                Some(s) => states.push(self.with_own(t, Some(s)).unwrap_or(s)),
+                None if unknown_as_fresh => states.extend(self.with_own(t, None)),
+                None => return None,
             }
         }
         let now = self.now();
@@ -437,10 +443,7 @@ impl Core {
                     .filter_map(|t| {
                         let read =
                             states.iter().find(|(n, _)| n == t).map(|(_, s)| *s).or_else(|| self.tag_clock.get(t));
-                        match (read, self.pinned.get(t)) {
-                            (Some(r), Some(o)) => Some(r.join(&o)),
-                            (r, o) => r.or(o),
-                        }
+                        self.with_own(t, read)
                     })
                     .collect();
                 let verdict = evaluate(&entry, states.iter(), req.revalidate, self.now());
@@ -609,37 +612,28 @@ impl Core {
         // before, leaving time for the answer to reach JS.
         let deadline = Duration::from_millis(self.cfg.revalidate_timeout_ms.saturating_sub(SETTLE_MARGIN_MS).max(1));
         let attempts = futures::future::join_all(claims.into_iter().map(|c| self.attempt(c)));
-        match tokio::time::timeout(deadline, attempts).await {
+        let queued = match tokio::time::timeout(deadline, attempts).await {
             Ok(results) => {
                 let mut queued = None;
                 for r in results {
                     match r {
                         Attempt::Landed => {}
-                        Attempt::Queued(e) => queued = Some(e),
+                        Attempt::Queued(e) => queued = Some(e.to_string()),
                         Attempt::GaveUp(e) => {
                             bump(&self.stats.revalidate_errors);
                             return Err(e);
                         }
                     }
                 }
-                if let Some(e) = queued {
-                    bump(&self.stats.revalidations_queued);
-                    self.log(
-                        &format!("{what} queued (honoured here; retried until DynamoDB takes it)"),
-                        &e.to_string(),
-                    );
-                }
-                Ok(())
+                queued
             }
-            Err(_) => {
-                bump(&self.stats.revalidations_queued);
-                self.log(
-                    &format!("{what} queued (honoured here; retried until DynamoDB takes it)"),
-                    &format!("not landed within revalidateTimeoutMs ({} ms)", self.cfg.revalidate_timeout_ms),
-                );
-                Ok(())
-            }
+            Err(_) => Some(format!("not landed within revalidateTimeoutMs ({} ms)", self.cfg.revalidate_timeout_ms)),
+        };
+        if let Some(why) = queued {
+            bump(&self.stats.revalidations_queued);
+            self.log(&format!("{what} queued (honoured here; retried until DynamoDB takes it)"), &why);
         }
+        Ok(())
     }
 
     /// One attempt at a unit: it lands, is queued for a retry, or is given up.

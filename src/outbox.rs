@@ -56,7 +56,7 @@ struct Slot {
 pub struct Outbox {
     capacity: usize,
     slots: Mutex<BTreeMap<u64, Slot>>,
-    next_id: Mutex<u64>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// The right to attempt one unit. Dropped without [`Claim::landed`] or [`Claim::failed`], the
@@ -133,7 +133,7 @@ pub fn backoff_ms(attempts: u32, jitter: f64) -> i64 {
 
 impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
-        Outbox { capacity, slots: Mutex::new(BTreeMap::new()), next_id: Mutex::new(0) }
+        Outbox { capacity, slots: Mutex::new(BTreeMap::new()), next_id: std::sync::atomic::AtomicU64::new(0) }
     }
 
     /// Queues `work` and claims it for the caller's first attempt; `Err` when the outbox is full.
@@ -145,11 +145,7 @@ impl Outbox {
                 false,
             ));
         }
-        let id = {
-            let mut n = self.next_id.lock();
-            *n += 1;
-            *n
-        };
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let unit = Unit { id, work, seq: None, reserved_at: 0, attempts: 0 };
         slots.insert(id, Slot { unit: unit.clone(), claimed: true, not_before: 0 });
         Ok(Claim { outbox: self, unit, settled: false })

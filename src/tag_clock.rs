@@ -1,7 +1,8 @@
 //! The local tag clock: what this process knows of the fleet's tag states.
 //!
 //! A tag is *known* once its state was read from the `TagStore` (first load of an entry that
-//! carries it) or written by a local `revalidateTag`. Only entries whose tags are all known are
+//! carries it), written by a local `revalidateTag`, or carried by a feed event (which holds the
+//! tag's whole state after that revalidation). Only entries whose tags are all known are
 //! served on the synchronous hit path; an unknown tag sends the `get` down the async path, which
 //! reads the states first. States only grow (see [`TagState::join`]), so merging a remote read
 //! with a concurrent local write never loses either.
