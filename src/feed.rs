@@ -70,6 +70,10 @@ const MAX_HOLES: usize = 1_000;
 const MAX_KEY_MARKS: usize = 100_000;
 /// Remembered holes read again per poll (one batched read).
 const HOLES_PER_POLL: usize = 100;
+/// The longest a poll waits for the head item (bounded further so that a breaker's worth of
+/// abandoned reads fits inside `feedStaleAfterMs`: when a black-holed DynamoDB makes the feed
+/// stale, the breaker is already open and no request waits on a read that cannot answer).
+const HEAD_TIMEOUT_MS: u64 = 1_000;
 
 /// The memory the feed keeps honest, and where it reports.
 pub struct Memory<'a> {
@@ -179,9 +183,14 @@ impl Feed {
             return false;
         }
         bump(&m.stats.feed_polls);
-        let head = match tags.feed_head().await {
-            Ok(h) => h,
-            Err(e) => return self.failed(&e, m),
+        let limit = HEAD_TIMEOUT_MS.min(self.stale_after_ms / u64::from(crate::breaker::THRESHOLD)).max(100);
+        let head = match tokio::time::timeout(Duration::from_millis(limit), tags.feed_head()).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return self.failed(&e, m),
+            Err(_) => {
+                let e = Error::new(crate::error::ErrorKind::Timeout, format!("feed head: no answer in {limit} ms"));
+                return self.failed(&e, m);
+            }
         };
         let now = m.clock.now_ms();
         if !self.started.load(Ordering::Acquire) {

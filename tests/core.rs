@@ -108,10 +108,18 @@ async fn stale_by_tag_never_returns_zero_or_past_expire() {
 struct FlakyTags {
     inner: MemoryTagStore,
     down: std::sync::atomic::AtomicBool,
+    /// A black hole: calls never answer.
+    hang: std::sync::atomic::AtomicBool,
 }
 
 impl FlakyTags {
-    fn check(&self) -> fleetcache::error::Result<()> {
+    fn new() -> FlakyTags {
+        FlakyTags { inner: MemoryTagStore::default(), down: false.into(), hang: false.into() }
+    }
+    async fn check(&self) -> fleetcache::error::Result<()> {
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             Err(fleetcache::error::Error::backend("down", true))
         } else {
@@ -123,11 +131,11 @@ impl FlakyTags {
 #[async_trait::async_trait]
 impl fleetcache::tags::TagStore for FlakyTags {
     async fn reserve_seq(&self) -> fleetcache::error::Result<u64> {
-        self.check()?;
+        self.check().await?;
         self.inner.reserve_seq().await
     }
     async fn announce_at(&self, seq: u64, r: &fleetcache::tags::FeedRecord, now: i64) -> fleetcache::error::Result<()> {
-        self.check()?;
+        self.check().await?;
         self.inner.announce_at(seq, r, now).await
     }
     async fn revalidate_at(
@@ -137,11 +145,11 @@ impl fleetcache::tags::TagStore for FlakyTags {
         now: i64,
         e: Option<f64>,
     ) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
-        self.check()?;
+        self.check().await?;
         self.inner.revalidate_at(event, t, now, e).await
     }
     async fn feed_head(&self) -> fleetcache::error::Result<u64> {
-        self.check()?;
+        self.check().await?;
         self.inner.feed_head().await
     }
     async fn read_feed(
@@ -149,7 +157,7 @@ impl fleetcache::tags::TagStore for FlakyTags {
         from: u64,
         to: u64,
     ) -> fleetcache::error::Result<Vec<(u64, fleetcache::tags::FeedRecord)>> {
-        self.check()?;
+        self.check().await?;
         self.inner.read_feed(from, to).await
     }
     async fn try_lease(
@@ -159,19 +167,19 @@ impl fleetcache::tags::TagStore for FlakyTags {
         now: i64,
         until: i64,
     ) -> fleetcache::error::Result<fleetcache::tags::Lease> {
-        self.check()?;
+        self.check().await?;
         self.inner.try_lease(k, o, now, until).await
     }
     async fn tag_states(&self, t: &[String]) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
-        self.check()?;
+        self.check().await?;
         self.inner.tag_states(t).await
     }
     async fn put_index(&self, r: &[fleetcache::tags::IndexRow], x: i64) -> fleetcache::error::Result<()> {
-        self.check()?;
+        self.check().await?;
         self.inner.put_index(r, x).await
     }
     async fn index_rows(&self, t: &[String]) -> fleetcache::error::Result<Vec<fleetcache::tags::IndexRow>> {
-        self.check()?;
+        self.check().await?;
         self.inner.index_rows(t).await
     }
 }
@@ -180,7 +188,7 @@ impl fleetcache::tags::TagStore for FlakyTags {
 async fn unreadable_feed_drops_memory_until_it_is_back() {
     use fleetcache::handler::SyncLookup;
     let clock = Arc::new(MockClock::new(T0));
-    let tags = Arc::new(FlakyTags { inner: MemoryTagStore::default(), down: false.into() });
+    let tags = Arc::new(FlakyTags::new());
     let core = Core::with_backends(Config::memory(), clock.clone(), Arc::new(MemoryBlobStore::default()), tags.clone());
     assert!(
         matches!(core.get_sync(&req("/o")), SyncLookup::NeedsBackend),
@@ -241,7 +249,7 @@ async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_e
     use fleetcache::handler::SyncLookup;
     let clock = Arc::new(MockClock::new(T0));
     let blobs = Arc::new(MemoryBlobStore::default());
-    let tags = Arc::new(FlakyTags { inner: MemoryTagStore::default(), down: false.into() });
+    let tags = Arc::new(FlakyTags::new());
     let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
     let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
     a.poll_feed_once().await;
@@ -349,4 +357,30 @@ async fn overlapping_renders_converge_on_the_object_s3_holds() {
         assert_eq!(served(a.get(&req(&key)).await), "older-start", "A serves what S3 holds");
         assert_eq!(served(b.get(&req(&key)).await), "older-start", "B serves what S3 holds");
     }
+}
+
+#[tokio::test]
+async fn a_black_holed_feed_opens_the_breaker_before_memory_stops_being_served() {
+    use fleetcache::breaker::{Breaker, GuardedTags, THRESHOLD};
+    use std::sync::atomic::Ordering::SeqCst;
+    let clock = Arc::new(MockClock::new(T0));
+    let flaky = Arc::new(FlakyTags::new());
+    let breaker = Arc::new(Breaker::new("DynamoDB"));
+    let tags = Arc::new(GuardedTags { inner: flaky.clone(), breaker: breaker.clone() });
+    let mut cfg = Config::memory();
+    cfg.feed_stale_after_ms = 1_000; // each head read is then abandoned after 1000 / THRESHOLD ms
+    let core = Core::with_backends(cfg, clock.clone(), Arc::new(MemoryBlobStore::default()), tags);
+    core.poll_feed_once().await;
+    assert!(core.feed_trusted());
+
+    flaky.hang.store(true, SeqCst);
+    for _ in 0..THRESHOLD {
+        // Each round ends by its own deadline (the mock clock stands still: memory stays trusted).
+        tokio::time::timeout(std::time::Duration::from_secs(5), core.poll_feed_once())
+            .await
+            .expect("a poll of a black-holed feed ends by its deadline");
+    }
+    assert!(core.feed_trusted(), "within feedStaleAfterMs");
+    // So the requests that follow the memory drop fail fast instead of waiting on the black hole.
+    assert!(breaker.is_open(), "a breaker's worth of abandoned head reads fits in feedStaleAfterMs");
 }

@@ -221,59 +221,110 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   const seedDist = '.next-seed'
   const seedEnv = () => ({ ...base, FLEETCACHE_E2E_DIST: seedDist, NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v2' })
 
-  it('DynamoDB black-holed for 20 s under load: no 5xx, the page in memory keeps answering, a revalidatePath made meanwhile reaches both instances after healing', async () => {
-    // Two more instances whose DynamoDB traffic goes through a fault proxy (S3 direct).
-    const proxy = await startFaultProxy(ep)
-    const env = { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', AWS_ENDPOINT_URL_DYNAMODB: proxy.url }
-    const F = await Promise.all([startApp(port + 5, { ...env, FLEETCACHE_DEMO_INSTANCE: 'F1' }, dir), startApp(port + 6, { ...env, FLEETCACHE_DEMO_INSTANCE: 'F2' }, dir)])
-    try {
-      const hot = '/items/61'
-      const changed = '/items/62'
-      for (const f of F) for (const p of [hot, hot, changed, changed]) await request(f.url, p)
-      const before = (await request(F[1].url, changed)).stamp
-      const timed = async (f, p) => {
-        const t0 = performance.now()
-        const r = await request(f.url, p)
-        return { status: r.status, ms: performance.now() - t0, at: Date.now() }
-      }
-      const baseline = []
-      for (let i = 0; i < 40; i++) for (const f of F) baseline.push(await timed(f, hot))
-      await proxy.set({ mode: 'blackhole' })
-      const faultStart = Date.now()
-      const during = []
-      let revalidateMs
-      while (Date.now() - faultStart < 20_000) {
-        for (const f of F) during.push(await timed(f, hot))
-        if (revalidateMs === undefined && Date.now() - faultStart > 5_000) {
-          const t0 = performance.now()
-          const r = await request(F[0].url, `/api/revalidate?path=${changed}`, { method: 'POST' })
-          revalidateMs = performance.now() - t0
-          expect(r.status).toBe(200)
-        }
-        await sleep(20)
-      }
-      await proxy.set({ mode: 'pass' })
-      const healed = Date.now()
-      const pct = (xs, q) => { const v = xs.map((x) => x.ms).sort((a, b) => a - b); return v[Math.min(v.length - 1, Math.floor(v.length * q))] }
-      const late = during.filter((x) => x.at - faultStart > 8_000) // the breaker is open by then
-      console.log(`[e2e faults] ${name}: ${during.length} requests during the black hole, ${during.filter((x) => x.status >= 500).length} 5xx; p50/p99 ms: baseline ${pct(baseline, 0.5).toFixed(1)}/${pct(baseline, 0.99).toFixed(1)}, whole fault ${pct(during, 0.5).toFixed(1)}/${pct(during, 0.99).toFixed(1)}, after 8 s ${pct(late, 0.5).toFixed(1)}/${pct(late, 0.99).toFixed(1)}; revalidatePath answered in ${revalidateMs.toFixed(0)} ms`)
-      expect(during.filter((x) => x.status >= 500)).toEqual([])
-      // After healing both instances serve a new render of the revalidated page.
-      for (const f of F) {
-        let stamp = before
-        const until = Date.now() + 30_000
-        while (stamp === before && Date.now() < until) {
-          stamp = (await request(f.url, changed)).stamp
-          if (stamp === before) await sleep(250)
-        }
-        expect(stamp, f.url).not.toBe(before)
-      }
-      console.log(`[e2e faults] ${name}: both instances served the revalidated page ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
-    } finally {
+  // ---- faults under load: two more instances with DynamoDB and S3 behind loopback fault proxies --
+  // For each fault: a request every ~20 ms to a page both instances hold in memory, a revalidatePath
+  // through the route handler 5 s in; afterwards both must serve the revalidated page. Each
+  // instance's breakers are read from its stats route, so latency is reported before and after the
+  // breaker of the faulty backend opened (README, "Faults").
+  describe('faults under load', () => {
+    const faults = [
+      { name: 'DynamoDB black-holed', proxy: 'dynamodb', fault: { mode: 'blackhole' }, ms: 20_000, breaker: 'dynamodbBreakerOpen' },
+      { name: 'DynamoDB refusing connections', proxy: 'dynamodb', fault: { mode: 'refuse' }, ms: 15_000, breaker: 'dynamodbBreakerOpen' },
+      { name: 'TransactWriteItems throttled', proxy: 'dynamodb', fault: { fail: { op: 'TransactWriteItems', status: 400, code: 'ProvisionedThroughputExceededException' } }, heal: { fail: undefined }, ms: 15_000, breaker: 'dynamodbBreakerOpen' },
+      { name: 'S3 black-holed', proxy: 's3', fault: { mode: 'blackhole' }, ms: 15_000, breaker: 's3BreakerOpen' },
+    ]
+    const proxies = {}
+    let F = []
+    const hot = '/items/61'
+    beforeAll(async () => {
+      proxies.dynamodb = await startFaultProxy(ep)
+      proxies.s3 = await startFaultProxy(ep)
+      const env = { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', AWS_ENDPOINT_URL_DYNAMODB: proxies.dynamodb.url, AWS_ENDPOINT_URL_S3: proxies.s3.url }
+      F = await Promise.all([startApp(port + 5, { ...env, FLEETCACHE_DEMO_INSTANCE: 'F1' }, dir), startApp(port + 6, { ...env, FLEETCACHE_DEMO_INSTANCE: 'F2' }, dir)])
+      for (const f of F) for (const p of [hot, hot]) await request(f.url, p)
+    }, 120_000)
+    afterAll(async () => {
       await Promise.all(F.map((f) => f.stop()))
-      await proxy.close()
+      await Promise.all(Object.values(proxies).map((p) => p.close()))
+    })
+    const statsOf = async (f) => JSON.parse((await request(f.url, '/api/fleetcache-stats')).text)
+    const timed = async (f, p) => {
+      const at = Date.now()
+      const t0 = performance.now()
+      const r = await request(f.url, p)
+      return { f, status: r.status, ms: performance.now() - t0, at }
     }
-  }, 180_000)
+    const pct = (xs, q) => {
+      if (xs.length === 0) return NaN
+      const v = xs.map((x) => x.ms).sort((a, b) => a - b)
+      return v[Math.min(v.length - 1, Math.floor(v.length * q))]
+    }
+    const fmt = (xs) => `${pct(xs, 0.5).toFixed(1)}/${pct(xs, 0.99).toFixed(1)} ms (n=${xs.length})`
+
+    faults.forEach((fault, i) => {
+      it(`${fault.name} for ${fault.ms / 1000} s: no 5xx, the page in memory keeps answering, a revalidatePath made meanwhile reaches both instances after healing`, async () => {
+        const changed = `/items/${70 + i}`
+        // Healed from the previous fault: breakers closed on both instances.
+        const closedBy = Date.now() + 15_000
+        while (Date.now() < closedBy && (await Promise.all(F.map(statsOf))).some((s) => s.s3BreakerOpen || s.dynamodbBreakerOpen)) await sleep(250)
+        for (const f of F) for (const p of [hot, changed, changed]) await request(f.url, p)
+        const before = (await request(F[1].url, changed)).stamp
+        const baseline = []
+        for (let k = 0; k < 40; k++) for (const f of F) baseline.push(await timed(f, hot))
+
+        const proxy = proxies[fault.proxy]
+        await proxy.set(fault.fault)
+        const faultStart = Date.now()
+        const openedAt = new Map() // instance → when its breaker was first seen open
+        let watching = true
+        const watcher = (async () => {
+          while (watching) {
+            await Promise.all(F.map(async (f) => {
+              if (!openedAt.has(f) && (await statsOf(f))[fault.breaker]) openedAt.set(f, Date.now())
+            }))
+            await sleep(100)
+          }
+        })()
+        const during = []
+        let revalidateMs
+        while (Date.now() - faultStart < fault.ms) {
+          for (const f of F) during.push(await timed(f, hot))
+          if (revalidateMs === undefined && Date.now() - faultStart > 5_000) {
+            const t0 = performance.now()
+            const r = await request(F[0].url, `/api/revalidate?path=${changed}`, { method: 'POST' })
+            revalidateMs = performance.now() - t0
+            expect(r.status).toBe(200)
+          }
+          await sleep(20)
+        }
+        watching = false
+        await watcher
+        await proxy.set(fault.heal ?? { mode: 'pass' })
+        const healed = Date.now()
+
+        const opened = during.filter((x) => openedAt.has(x.f) && x.at >= openedAt.get(x.f))
+        const closed = during.filter((x) => !(openedAt.has(x.f) && x.at >= openedAt.get(x.f)))
+        const openedIn = F.map((f) => (openedAt.has(f) ? `${((openedAt.get(f) - faultStart) / 1000).toFixed(1)} s` : 'never')).join(', ')
+        console.log(`[e2e faults] ${name}: ${fault.name}: ${during.length} requests, ${during.filter((x) => x.status >= 500).length} 5xx; p50/p99 baseline ${fmt(baseline)}; breaker (${fault.breaker}) opened after ${openedIn}; before it opened ${fmt(closed)}, once open ${fmt(opened)}; revalidatePath answered in ${revalidateMs.toFixed(0)} ms`)
+        expect(during.filter((x) => x.status >= 500)).toEqual([])
+        // Not a speed target (that is the figure above): a request that waited on the faulty
+        // backend once its breaker was open would take getTimeoutMs (1 s) or more.
+        expect(opened.filter((x) => x.ms >= 1_000).length, 'requests that waited ≥ 1 s once the breaker was open').toBeLessThanOrEqual(Math.floor(opened.length * 0.01))
+
+        // After healing both instances serve a new render of the revalidated page.
+        for (const f of F) {
+          let stamp = before
+          const until = Date.now() + 30_000
+          while (stamp === before && Date.now() < until) {
+            stamp = (await request(f.url, changed)).stamp
+            if (stamp === before) await sleep(250)
+          }
+          expect(stamp, f.url).not.toBe(before)
+        }
+        console.log(`[e2e faults] ${name}: ${fault.name}: both instances served the revalidated page ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
+      }, 120_000)
+    })
+  })
 
   it('next build, fleetcache seed, next start: the first request to every prerendered route is a HIT with the build\'s body', async () => {
     await buildApp(seedEnv(), dir)
