@@ -25,6 +25,14 @@ export interface Stats {
   setErrors: number
   /** S3 writes past setTimeoutMs (the value stayed in memory). */
   setTimeouts: number
+  /** Sets whose S3 write failed, queued for a later upload (the value stayed in memory). */
+  uploadsQueued: number
+  /** Queued uploads that reached S3 (their feed event follows). */
+  uploadsLanded: number
+  /** Queued uploads dropped because S3 meanwhile held a render that started no earlier. */
+  uploadsSuperseded: number
+  /** Failed sets not queued: queued uploads were at their byte limit (memoryBytes / 4). */
+  uploadsDropped: number
   tooLarge: number
   indexErrors: number
   revalidations: number
@@ -48,8 +56,10 @@ export interface Stats {
   memoryBudget: number
   evictions: number
   knownTags: number
-  /** Revalidations and feed events waiting for DynamoDB. */
+  /** Revalidations, feed events and uploads not landed yet. */
   outboxDepth: number
+  /** Bytes of the uploads waiting in the outbox. */
+  queuedUploadBytes: number
   /** Whether memory is being served (the feed is being read). */
   feedTrusted: boolean
   /** Circuit breakers (AWS backend): while open, calls to that backend fail fast. */

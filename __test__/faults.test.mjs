@@ -4,6 +4,7 @@
 // each fault one instance makes 100 revalidations; every caller must return within
 // revalidateTimeoutMs, the maker must honour all 100 at once, and after healing every instance,
 // and a process started afterwards, must honour all 100.
+import http from 'node:http'
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest'
 import { startInstance } from '../scripts/fleet.mjs'
 import { startFaultProxy } from '../scripts/fault-proxy.mjs'
@@ -109,6 +110,69 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
     extra.push(fresh)
     expect(await fresh.call('countHits', { keys: [key] })).toBe(0)
   }, 60_000)
+
+  it('S3 black-holed for 10 s: sets made meanwhile stay in the maker\'s memory and reach S3 and every instance after healing', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `/s3-sets/${run}/${i}`)
+    const tags = keys.map((_, i) => `s3-sets-${run}-${i}`)
+    await A.call('setMany', { keys, tags, html: 'before' })
+    expect(await B.call('countHits', { keys })).toBe(keys.length) // B holds the old values
+    await s3.set({ mode: 'blackhole' })
+    const t0 = Date.now()
+    await A.call('setMany', { keys, tags, html: 'during' })
+    const setMs = Date.now() - t0
+    const during = await A.call('stats')
+    for (const key of keys) expect((await A.call('get', { key })).html).toBe('during')
+    await sleep(Math.max(0, 10_000 - (Date.now() - t0)))
+    await s3.set({ mode: 'pass' })
+    const healed = Date.now()
+    for (const key of keys) {
+      const seen = await B.call('waitFor', { key, until: { html: 'during' }, timeoutMs: 30_000, everyMs: 50 })
+      expect(seen.timedOut, key).toBeUndefined()
+    }
+    const after = await A.call('stats')
+    console.log(`[faults] s3-blackhole sets: ${keys.length} sets answered in ${setMs} ms (setTimeoutMs 2000), uploadsQueued ${during.uploadsQueued}, all on B ${((Date.now() - healed) / 1000).toFixed(1)} s after healing; uploadsLanded ${after.uploadsLanded}, uploadsSuperseded ${after.uploadsSuperseded}`)
+    expect(during.uploadsQueued).toBe(keys.length)
+    expect(after.uploadsLanded).toBe(keys.length)
+    const fresh = await startInstance(options, env)
+    extra.push(fresh)
+    for (const key of keys) expect((await fresh.call('get', { key })).html).toBe('during')
+  }, 90_000)
+
+  it('a 300 MB foreign object at a key costs a process no more memory than maxEntryBytes', async () => {
+    const key = `/foreign/${run}`
+    const objectKey = fc._coreFor({ ...options, feedIntervalMs: 0 }).objectKey(key, 'APP_PAGE')
+    // Streamed straight to the local S3 (unsigned: the local server does not check), 1 MiB at a time.
+    const MiB = 1024 * 1024
+    const size = 300 * MiB
+    await new Promise((resolve, reject) => {
+      const req = http.request(`${ep}/${options.bucket}/${objectKey}`, { method: 'PUT', headers: { 'content-length': size } }, (res) => {
+        res.resume()
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT ${res.statusCode}`))))
+      })
+      req.on('error', reject)
+      const chunk = Buffer.alloc(MiB, 0x61)
+      let sent = 0
+      const pump = () => {
+        while (sent < size) {
+          sent += MiB
+          if (!req.write(chunk)) return req.once('drain', pump)
+        }
+        req.end()
+      }
+      pump()
+    })
+    const D = await startInstance(options, env)
+    extra.push(D)
+    const before = await D.call('memory')
+    const hits = await D.call('getConcurrent', { key, n: 5 })
+    const after = await D.call('memory')
+    const st = await D.call('stats')
+    const grew = after.maxRss - before.maxRss
+    console.log(`[faults] a ${size / MiB} MiB foreign object, 5 concurrent gets: peak RSS grew by ${(grew / MiB).toFixed(1)} MiB (maxEntryBytes ${32} MiB); ${hits} hits, getErrors ${st.getErrors}, corrupt ${st.corrupt}`)
+    await fetch(`${ep}/${options.bucket}/${objectKey}`, { method: 'DELETE' }) // the local server holds it in memory
+    expect(hits).toBe(0)
+    expect(grew).toBeLessThanOrEqual(32 * MiB) // the default maxEntryBytes
+  }, 120_000)
 
   for (const f of faults) {
     it(`${f.name} (${f.ms / 1000} s): ${N}/${N} honoured by the maker at once and by everyone after healing`, async () => {

@@ -84,6 +84,15 @@ const ops = {
   async stats() {
     return fc.stats(options)
   },
+  /** `n` concurrent gets of `key`; how many were hits. */
+  async getConcurrent({ key, n }) {
+    const got = await Promise.all(Array.from({ length: n }, () => handler.get(key, PAGE_CTX)))
+    return got.filter(Boolean).length
+  },
+  /** This process's resident memory now and at its peak, in bytes. */
+  async memory() {
+    return { rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 }
+  },
   async ready() {
     const until = Date.now() + 10_000
     while (!fc.stats(options).feedTrusted && Date.now() < until) await sleep(20)

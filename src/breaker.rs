@@ -174,6 +174,12 @@ impl BlobStore for GuardedBlobs {
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
         self.breaker.call_fast(self.inner.put(key, body, if_absent)).await
     }
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+        self.breaker.call(self.inner.get_versioned(key)).await
+    }
+    async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool> {
+        self.breaker.call(self.inner.put_if(key, body, expected)).await
+    }
     async fn probe(&self) -> Result<()> {
         self.breaker.call(self.inner.get(PROBE_KEY)).await.map(|_| ())
     }

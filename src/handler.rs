@@ -76,8 +76,11 @@ pub struct Core {
     /// Unique per process and core: tells our own feed events from others'.
     pub instance_id: String,
     pub feed: Feed,
-    /// Revalidations and feed events on their way to DynamoDB (retried until they land).
+    /// Revalidations and feed events on their way to DynamoDB, and uploads of failed `set`s on
+    /// their way to S3 (retried until they land).
     outbox: Outbox,
+    /// Bytes held by the queued uploads (bounded by `memoryBytes / 4`).
+    queued_upload_bytes: std::sync::atomic::AtomicUsize,
     /// Memory drops so far (see `feed::Memory::epoch`).
     epoch: AtomicU64,
     /// Key events applied so far, and the count at which each key was last rewritten.
@@ -169,6 +172,7 @@ impl Core {
             instance_id,
             feed,
             outbox: Outbox::new(outbox::DEFAULT_CAPACITY),
+            queued_upload_bytes: std::sync::atomic::AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             feed_marks: AtomicU64::new(0),
             key_marks: DashMap::new(),
@@ -513,12 +517,12 @@ impl Core {
                 return Err(e);
             }
         };
-        let bytes = codec::encode(&entry, self.cfg.compression_level)?;
+        let body = Bytes::from(codec::encode(&entry, self.cfg.compression_level)?);
         self.l1.insert(entry.clone());
         let b = self.backends().await;
         let deadline = Duration::from_millis(self.cfg.set_timeout_ms);
         let object_key = self.object_key(class, &entry.key);
-        let put = b.blobs.put(&object_key, Bytes::from(bytes), false);
+        let put = b.blobs.put(&object_key, body.clone(), false);
         let written = match tokio::time::timeout(deadline, put).await {
             Ok(r) => r.map(|_| ()),
             Err(_) => {
@@ -531,8 +535,7 @@ impl Core {
         };
         if let Err(e) = written {
             bump(&self.stats.set_errors);
-            self.log("set failed (kept in this instance's memory only)", &format!("{}: {e}", entry.key));
-            return Err(e);
+            return self.queue_upload(class, entry, body, e);
         }
         let announce = self.announce(FeedEvent::Key {
             key: entry.key.clone(),
@@ -545,6 +548,92 @@ impl Core {
             self.log("tag index write failed", &format!("{}: {e}", entry.key));
         }
         announced
+    }
+
+    /// A `set` whose S3 write failed (`why`): the value stays in memory and its upload is queued
+    /// in the outbox (resolving the caller), unless a retry cannot help or the queued uploads
+    /// already hold a quarter of `memoryBytes` (then it is logged, counted, and `set` rejects).
+    fn queue_upload(&self, class: Class, entry: Arc<Entry>, body: Bytes, why: Error) -> Result<()> {
+        if !outbox::retryable(&why) {
+            // S3 refused the request itself (access, bucket): a retry would not land either.
+            self.log("set failed (kept in this instance's memory only)", &format!("{}: {why}", entry.key));
+            return Err(why);
+        }
+        let limit = self.cfg.memory_bytes / 4;
+        let n = body.len();
+        let held = self.queued_upload_bytes.fetch_add(n, Ordering::AcqRel) + n;
+        let refused = if held > limit {
+            Some(format!("queued uploads would hold {held} bytes, over memoryBytes / 4 ({limit})"))
+        } else {
+            let key = entry.key.clone();
+            match self.outbox.push(Work::Upload { class, entry, body }) {
+                Ok(claim) => {
+                    // Queued as is: the retry task uploads it once the backoff allows.
+                    claim.failed(&why, self.now(), jitter());
+                    bump(&self.stats.uploads_queued);
+                    self.log("set's S3 write failed; kept in memory, upload queued", &format!("{key}: {why}"));
+                    return Ok(());
+                }
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        self.queued_upload_bytes.fetch_sub(n, Ordering::AcqRel);
+        bump(&self.stats.uploads_dropped);
+        let context = format!("{why}; upload not queued: {}", refused.unwrap_or_default());
+        self.log("set failed (kept in this instance's memory only)", &context);
+        Err(Error { kind: why.kind, retryable: why.retryable, context })
+    }
+
+    /// Uploads a queued `set` — unless S3 now holds a render of the key that started no earlier
+    /// than this one (another instance's, or a later `set` here): then the unit is done, and this
+    /// instance's copy of it evicted, so it serves what S3 holds. The write is conditional on the
+    /// version compared (`If-Match` / `If-None-Match`), so a render landing in between is never
+    /// overwritten: the unit is compared again on its next attempt.
+    async fn upload_queued(&self, class: Class, entry: &Arc<Entry>, body: Bytes) -> Result<()> {
+        let b = self.backends().await;
+        let object_key = self.object_key(class, &entry.key);
+        let expected = match b.blobs.get_versioned(&object_key).await? {
+            None => None,
+            Some((bytes, version)) => match codec::decode(&bytes, codec::max_stored_bytes(self.cfg.max_entry_bytes)) {
+                // An attempt abandoned by its deadline landed after all.
+                Ok(held) if held.write_id == entry.write_id => return self.uploaded(class, entry).await,
+                Ok(held) if held.last_modified >= entry.last_modified => {
+                    bump(&self.stats.uploads_superseded);
+                    self.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
+                    return Ok(());
+                }
+                // Older, or nothing this version can read: replaced, as a `set` would.
+                _ => Some(version),
+            },
+        };
+        if b.blobs.put_if(&object_key, body, expected.as_deref()).await? {
+            self.uploaded(class, entry).await
+        } else {
+            Err(Error {
+                kind: ErrorKind::Conflict,
+                retryable: true,
+                context: format!("{}: the object changed while a queued set was uploaded", entry.key),
+            })
+        }
+    }
+
+    /// A queued upload is in S3: its feed event is queued (it lands with the retry task's next
+    /// round) and its tag index rows written.
+    async fn uploaded(&self, class: Class, entry: &Arc<Entry>) -> Result<()> {
+        bump(&self.stats.uploads_landed);
+        if self.cfg.feed_interval_ms > 0 {
+            let event =
+                FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified, write_id: entry.write_id };
+            if let Err(e) = self.outbox.push(Work::Announce { event, at: self.now() }) {
+                bump(&self.stats.outbox_overflows);
+                self.log("feed event not queued (other instances learn of it only on reload)", &e.to_string());
+            }
+        }
+        if let Err(e) = self.write_index(entry, class).await {
+            bump(&self.stats.index_errors);
+            self.log("tag index write failed", &format!("{}: {e}", entry.key));
+        }
+        Ok(())
     }
 
     pub(crate) async fn write_index(&self, entry: &Entry, class: Class) -> Result<()> {
@@ -638,13 +727,19 @@ impl Core {
 
     /// One attempt at a unit: it lands, is queued for a retry, or is given up.
     async fn attempt(&self, mut claim: Claim<'_>) -> Attempt {
+        let upload_bytes = match &claim.unit.work {
+            Work::Upload { body, .. } => body.len(),
+            _ => 0,
+        };
         match self.deliver(&mut claim).await {
             Ok(()) => {
                 claim.landed();
+                self.queued_upload_bytes.fetch_sub(upload_bytes, Ordering::AcqRel);
                 Attempt::Landed
             }
             Err(e) => {
                 if claim.failed(&e, self.now(), jitter()) {
+                    self.queued_upload_bytes.fetch_sub(upload_bytes, Ordering::AcqRel);
                     bump(&self.stats.outbox_give_ups);
                     self.log("revalidation or feed event given up (a retry cannot fix it)", &e.to_string());
                     Attempt::GaveUp(e)
@@ -659,6 +754,9 @@ impl Core {
     /// Writes a unit: reserves its feed number once (kept across retries), then the state and
     /// event together (a revalidation) or the event (a `set`).
     async fn deliver(&self, claim: &mut Claim<'_>) -> Result<()> {
+        if let Work::Upload { class, entry, body } = &claim.unit.work {
+            return self.upload_queued(*class, entry, body.clone()).await;
+        }
         let b = self.backends().await;
         let seq = if self.cfg.feed_interval_ms > 0 {
             Some(match claim.reusable_seq(self.now()) {
@@ -684,6 +782,7 @@ impl Core {
                 Some(seq) => b.tags.announce_at(seq, &FeedRecord { origin: self.instance_id.clone(), event }, at).await,
                 None => Ok(()),
             },
+            Work::Upload { class, entry, body } => self.upload_queued(class, &entry, body).await,
         }
     }
 
@@ -834,8 +933,9 @@ impl Core {
             ("memoryBudget", Reading::Count(self.cfg.memory_bytes as f64)),
             ("evictions", Reading::Count(self.l1.evictions() as f64)),
             ("knownTags", Reading::Count(self.tag_clock.len() as f64)),
-            // Revalidations and feed events waiting for DynamoDB.
+            // Revalidations, feed events and uploads not landed yet.
             ("outboxDepth", Reading::Count(self.outbox.depth() as f64)),
+            ("queuedUploadBytes", Reading::Count(self.queued_upload_bytes.load(Ordering::Relaxed) as f64)),
             // Whether memory is being served (the feed is being read).
             ("feedTrusted", Reading::Flag(self.feed_trusted())),
             // Circuit breakers (AWS backend): open = calls fail fast.

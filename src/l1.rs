@@ -104,6 +104,16 @@ impl L1 {
         }
     }
 
+    /// Removes the copy of `key` if `pred` holds for it.
+    pub fn remove_if(&self, key: &str, pred: impl Fn(&Entry) -> bool) -> bool {
+        if let Some((_, old)) = self.map.remove_if(key, |_, slot| pred(&slot.entry)) {
+            self.bytes.fetch_sub(old.weight, Ordering::SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+
     pub fn clear(&self) {
         self.map.retain(|_, slot| {
             self.bytes.fetch_sub(slot.weight, Ordering::SeqCst);

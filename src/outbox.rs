@@ -1,5 +1,6 @@
-//! The outbox: writes that must reach DynamoDB — revalidations with their feed events, and the
-//! feed events of `set`s — kept in the process until they land.
+//! The outbox: writes that must reach the store — revalidations with their feed events, the feed
+//! events of `set`s, and the S3 uploads of `set`s whose write failed — kept in the process until
+//! they land.
 //!
 //! A unit is queued *before* its first attempt, so a caller that stops waiting (the
 //! `revalidateTimeoutMs` deadline, a dropped future) never loses it: the attempt's [`Claim`]
@@ -12,7 +13,13 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use parking_lot::Mutex;
+
+use crate::entry::Entry;
+use crate::keys::Class;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::tags::FeedEvent;
@@ -34,6 +41,9 @@ pub enum Work {
     Revalidate { tags: Vec<String>, at: i64, expire_s: Option<f64> },
     /// A feed event (a `set`'s `Key` event).
     Announce { event: FeedEvent, at: i64 },
+    /// A `set` whose S3 write failed: its encoded object, uploaded later unless S3 meanwhile
+    /// holds a render that started no earlier (`Core::upload_queued`); its `Key` event follows.
+    Upload { class: Class, entry: Arc<Entry>, body: Bytes },
 }
 
 /// A unit as an attempt sees it.
@@ -191,7 +201,7 @@ impl Outbox {
             .values()
             .filter_map(|s| match &s.unit.work {
                 Work::Revalidate { tags, at, expire_s } => Some((tags.clone(), *at, *expire_s)),
-                Work::Announce { .. } => None,
+                Work::Announce { .. } | Work::Upload { .. } => None,
             })
             .collect()
     }

@@ -34,6 +34,10 @@ counters! {
     sets,
     set_errors,
     set_timeouts,
+    uploads_queued,
+    uploads_landed,
+    uploads_superseded,
+    uploads_dropped,
     too_large,
     index_errors,
     revalidations,
@@ -91,7 +95,7 @@ mod tests {
         bump(&s.too_large);
         let mut seen = Vec::new();
         s.each(|n, v| seen.push((n, v)));
-        assert_eq!(seen.len(), 27);
+        assert_eq!(seen.len(), 31);
         assert!(seen.contains(&("too_large", 1)));
     }
 }

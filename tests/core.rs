@@ -384,3 +384,102 @@ async fn a_black_holed_feed_opens_the_breaker_before_memory_stops_being_served()
     // So the requests that follow the memory drop fail fast instead of waiting on the black hole.
     assert!(breaker.is_open(), "a breaker's worth of abandoned head reads fits in feedStaleAfterMs");
 }
+
+/// A blob store that can be switched to fail, for S3 outage tests.
+#[derive(Default)]
+struct FlakyBlobs {
+    inner: MemoryBlobStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyBlobs {
+    fn check(&self) -> fleetcache::error::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(fleetcache::error::Error::backend("S3 down", true))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FlakyBlobs {
+    async fn get(&self, key: &str) -> fleetcache::error::Result<Option<Bytes>> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> fleetcache::error::Result<bool> {
+        self.check()?;
+        self.inner.put(key, body, if_absent).await
+    }
+    async fn get_versioned(&self, key: &str) -> fleetcache::error::Result<Option<(Bytes, String)>> {
+        self.check()?;
+        self.inner.get_versioned(key).await
+    }
+    async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> fleetcache::error::Result<bool> {
+        self.check()?;
+        self.inner.put_if(key, body, expected).await
+    }
+    async fn delete(&self, keys: &[String]) -> fleetcache::error::Result<()> {
+        self.check()?;
+        self.inner.delete(keys).await
+    }
+    async fn list(&self, prefix: &str) -> fleetcache::error::Result<Vec<String>> {
+        self.check()?;
+        self.inner.list(prefix).await
+    }
+}
+
+fn html_of(l: Lookup) -> String {
+    match l {
+        Lookup::Hit { entry, .. } => match &entry.value {
+            Some(fleetcache::entry::Value::AppPage { html, .. }) => html.clone(),
+            v => panic!("{v:?}"),
+        },
+        Lookup::Miss => "miss".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_landed_meanwhile() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(FlakyBlobs::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    let count =
+        |c: &Core, name: &str| c.stats_snapshot().into_iter().find(|(n, _)| n == name).map(|(_, r)| r).expect(name);
+    use fleetcache::stats::Reading::Count;
+
+    // S3 down: the set resolves, A keeps serving its value, the upload waits in the outbox.
+    blobs.down.store(true, SeqCst);
+    a.set("/up".into(), Class::Route, Some(page_value("queued")), cc(60.0), vec!["t".into()]).await.expect("queued");
+    a.set("/old".into(), Class::Route, Some(page_value("A's older render")), cc(60.0), vec![]).await.expect("queued");
+    assert_eq!(count(&a, "uploadsQueued"), Count(2.0));
+    assert_eq!(a.outbox_depth(), 2);
+    assert_eq!(html_of(a.get(&req("/up")).await), "queued", "kept in memory");
+
+    // Healed; meanwhile B stores a render of /old that started later than A's.
+    blobs.down.store(false, SeqCst);
+    clock.advance(10);
+    b.set("/old".into(), Class::Route, Some(page_value("B's newer render")), cc(60.0), vec![]).await.unwrap();
+    clock.advance(10_000);
+    a.retry_outbox_once().await; // the uploads
+    a.retry_outbox_once().await; // the feed event of the one that landed
+    assert_eq!(a.outbox_depth(), 0);
+    assert_eq!(count(&a, "uploadsLanded"), Count(1.0));
+    assert_eq!(count(&a, "uploadsSuperseded"), Count(1.0));
+    assert_eq!(count(&a, "queuedUploadBytes"), Count(0.0));
+
+    b.poll_feed_once().await;
+    a.poll_feed_once().await;
+    assert_eq!(html_of(b.get(&req("/up")).await), "queued", "the late upload reached the store");
+    let fresh = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    assert_eq!(html_of(fresh.get(&req("/up")).await), "queued");
+    // The newer render was not overwritten, and A dropped its own older copy for it.
+    assert_eq!(html_of(fresh.get(&req("/old")).await), "B's newer render");
+    assert_eq!(html_of(a.get(&req("/old")).await), "B's newer render");
+}

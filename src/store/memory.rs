@@ -11,13 +11,22 @@ use crate::error::Result;
 
 #[derive(Default)]
 pub struct MemoryBlobStore {
-    objects: Mutex<BTreeMap<String, Bytes>>,
+    /// Each object with its version (a number no other write reused).
+    objects: Mutex<BTreeMap<String, (Bytes, u64)>>,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryBlobStore {
+    fn store(&self, objects: &mut BTreeMap<String, (Bytes, u64)>, key: &str, body: Bytes) {
+        let v = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        objects.insert(key.to_string(), (body, v));
+    }
 }
 
 #[async_trait]
 impl BlobStore for MemoryBlobStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        Ok(self.objects.lock().get(key).cloned())
+        Ok(self.objects.lock().get(key).map(|(b, _)| b.clone()))
     }
 
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
@@ -25,7 +34,21 @@ impl BlobStore for MemoryBlobStore {
         if if_absent && objects.contains_key(key) {
             return Ok(false);
         }
-        objects.insert(key.to_string(), body);
+        self.store(&mut objects, key, body);
+        Ok(true)
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+        Ok(self.objects.lock().get(key).map(|(b, v)| (b.clone(), v.to_string())))
+    }
+
+    async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool> {
+        let mut objects = self.objects.lock();
+        let current = objects.get(key).map(|(_, v)| v.to_string());
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        self.store(&mut objects, key, body);
         Ok(true)
     }
 

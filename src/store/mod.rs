@@ -26,6 +26,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Writes `body` at `key`. With `if_absent`, an existing object is left alone and the call
     /// returns `Ok(false)` (S3 `If-None-Match: *`).
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool>;
+    /// The object at `key` with its version tag (S3: its ETag), for a write conditional on it.
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>>;
+    /// Writes `body` at `key` only if the object there is still the one tagged `expected`, or
+    /// with `None` still absent; `Ok(false)` when it is not (S3 `If-Match` / `If-None-Match: *`).
+    async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool>;
     /// Checks the store answers (a breaker's probe; stores without a breaker have nothing to do).
     async fn probe(&self) -> Result<()> {
         Ok(())
@@ -58,6 +63,20 @@ pub mod conformance {
         assert!(!store.put(&k("a/1"), Bytes::from_static(b"v3"), true).await.unwrap());
         assert_eq!(store.get(&k("a/1")).await.unwrap().as_deref(), Some(&b"v2"[..]));
         assert!(store.put(&k("a/2"), Bytes::from_static(b"new"), true).await.unwrap());
+
+        // writes conditional on the version read
+        let (read, v2) = store.get_versioned(&k("a/1")).await.unwrap().unwrap();
+        assert_eq!(read.as_ref(), b"v2");
+        assert!(store.put_if(&k("a/1"), Bytes::from_static(b"v4"), Some(&v2)).await.unwrap());
+        assert!(!store.put_if(&k("a/1"), Bytes::from_static(b"v5"), Some(&v2)).await.unwrap(), "not the version read");
+        assert!(!store.put_if(&k("a/1"), Bytes::from_static(b"v5"), None).await.unwrap(), "not absent");
+        let (read, v4) = store.get_versioned(&k("a/1")).await.unwrap().unwrap();
+        assert_eq!(read.as_ref(), b"v4");
+        assert_ne!(v4, v2);
+        assert!(store.put(&k("a/1"), Bytes::from_static(b"v2"), false).await.unwrap());
+        assert_eq!(store.get_versioned(&k("a/3")).await.unwrap(), None);
+        assert!(store.put_if(&k("a/3"), Bytes::from_static(b"c"), None).await.unwrap());
+        store.delete(&[k("a/3")]).await.unwrap();
 
         // odd but valid keys
         let odd = k("r/k%2F%24%5B%5D~_-x");

@@ -1,5 +1,5 @@
 //! `BlobStore` on S3 (or any S3 protocol server). One object per entry; conditional creates use
-//! `If-None-Match: *`. Path-style addressing when an endpoint is configured (local servers).
+//! `If-None-Match: *`, writes conditional on the version read `If-Match` with its ETag. Path-style addressing when an endpoint is configured (local servers).
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -40,9 +40,10 @@ impl S3BlobStore {
 
     /// Reads an object, refusing it by `Content-Length` past `max_object_bytes` and at its first
     /// bytes when they are not `magic`; the body is not read further in either case.
-    async fn read(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
+    async fn read(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>)>> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(mut out) => {
+                let etag = out.e_tag().map(str::to_string);
                 let max = self.max_object_bytes;
                 let too_large = |n: u64| {
                     Error::new(
@@ -68,7 +69,7 @@ impl S3BlobStore {
                         return Err(Error::corrupt(format!("GetObject {key}: not a fleetcache object")));
                     }
                 }
-                Ok(Some(buf.freeze()))
+                Ok(Some((buf.freeze(), etag)))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => {
@@ -91,11 +92,40 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.read(key, &[]).await
+        Ok(self.read(key, &[]).await?.map(|(b, _)| b))
     }
 
     async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
-        self.read(key, magic).await
+        Ok(self.read(key, magic).await?.map(|(b, _)| b))
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+        match self.read(key, &[]).await? {
+            Some((b, Some(etag))) => Ok(Some((b, etag))),
+            Some((_, None)) => Err(Error::backend(format!("GetObject {key}: no ETag in the answer"), false)),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool> {
+        let req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
+        let req = match expected {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // An `If-Match` on an object deleted meanwhile answers 404.
+                if expected.is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
+                    return Ok(false);
+                }
+                match map_err("PutObject", e, CONFLICT_CODES) {
+                    err if err.kind == ErrorKind::Conflict => Ok(false),
+                    err => Err(err),
+                }
+            }
+        }
     }
 
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
