@@ -48,17 +48,14 @@ where
             if conflict_codes.contains(&code) {
                 return Error::new(ErrorKind::Conflict, format!("{op}: {code}"));
             }
-            let retryable = matches!(
-                code,
-                "SlowDown"
-                    | "InternalError"
-                    | "ServiceUnavailable"
-                    | "ThrottlingException"
-                    | "ProvisionedThroughputExceededException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-            );
             let msg = se.err().message().unwrap_or("");
+            if matches!(
+                code,
+                "SlowDown" | "ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded"
+            ) {
+                return Error::new(ErrorKind::Throttled, format!("{op}: {code}: {msg}"));
+            }
+            let retryable = matches!(code, "InternalError" | "ServiceUnavailable" | "InternalServerError");
             Error::backend(format!("{op}: {code}: {msg}"), retryable)
         }
         _ => Error::backend(format!("{op}: {}", DisplayErrorContext(&err)), false),

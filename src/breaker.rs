@@ -51,7 +51,8 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Whether an error says the backend is unwell (not: the request was wrong, a condition lost).
+/// Whether an error says the backend is unwell (not: the request was wrong, a condition lost, or
+/// the backend asked to slow down — it answers, and retries already back off).
 fn counts(e: &Error) -> bool {
     e.kind == ErrorKind::Timeout || (e.kind == ErrorKind::Backend && e.retryable)
 }
@@ -279,7 +280,8 @@ mod tests {
         let b = Breaker::new("DynamoDB");
         for _ in 0..THRESHOLD {
             let _ = b.call(async { Err::<(), _>(Error::invalid("bad request")) }).await;
+            let _ = b.call(async { Err::<(), _>(Error::new(ErrorKind::Throttled, "slow down")) }).await;
         }
-        assert!(!b.is_open());
+        assert!(!b.is_open(), "refused and throttled requests: the backend answers");
     }
 }

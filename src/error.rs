@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Conflict,
     /// S3 or DynamoDB answered with an error, or could not be reached.
     Backend,
+    /// S3 or DynamoDB asked to slow down (throttling): retried with backoff, and not counted by
+    /// the circuit breakers (the backend answers; opening would stop the change feed too).
+    Throttled,
 }
 
 impl ErrorKind {
@@ -34,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "FLEETCACHE_TIMEOUT",
             ErrorKind::Conflict => "FLEETCACHE_CONFLICT",
             ErrorKind::Backend => "FLEETCACHE_BACKEND",
+            ErrorKind::Throttled => "FLEETCACHE_THROTTLED",
         }
     }
 }
@@ -49,7 +53,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        let retryable = matches!(kind, ErrorKind::Timeout | ErrorKind::Backend);
+        let retryable = matches!(kind, ErrorKind::Timeout | ErrorKind::Backend | ErrorKind::Throttled);
         Error { kind, retryable, context: context.into() }
     }
     pub fn config(context: impl Into<String>) -> Self {

@@ -457,7 +457,14 @@ impl TagStore for DynamoTagStore {
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
             self.write();
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            // One attempt per call: the outbox is this write's retry loop (with its own backoff),
+            // so a throttled transaction answers at once instead of outliving its caller's deadline
+            // inside the SDK's retries (an abandoned call counts against the breaker).
+            let once = aws_sdk_dynamodb::config::Builder::default()
+                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1));
+            let sent =
+                self.client.transact_write_items().set_transact_items(Some(writes)).customize().config_override(once);
+            match sent.send().await {
                 Ok(_) => return Ok(states),
                 Err(e) => {
                     let err = map_err("TransactWriteItems(revalidation)", e, CONFLICT_CODES_TX);
