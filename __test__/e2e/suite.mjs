@@ -307,9 +307,10 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
         const openedIn = F.map((f) => (openedAt.has(f) ? `${((openedAt.get(f) - faultStart) / 1000).toFixed(1)} s` : 'never')).join(', ')
         console.log(`[e2e faults] ${name}: ${fault.name}: ${during.length} requests, ${during.filter((x) => x.status >= 500).length} 5xx; p50/p99 baseline ${fmt(baseline)}; breaker (${fault.breaker}) opened after ${openedIn}; before it opened ${fmt(closed)}, once open ${fmt(opened)}; revalidatePath answered in ${revalidateMs.toFixed(0)} ms`)
         expect(during.filter((x) => x.status >= 500)).toEqual([])
-        // Not a speed target (that is the figure above): a request that waited on the faulty
-        // backend once its breaker was open would take getTimeoutMs (1 s) or more.
-        expect(opened.filter((x) => x.ms >= 1_000).length, 'requests that waited ≥ 1 s once the breaker was open').toBeLessThanOrEqual(Math.floor(opened.length * 0.01))
+        // Not a speed target (that is the figure above) but a stall detector: a request that
+        // waited on the faulty backend takes getTimeoutMs (1 s) or more. Before this work, 1 %
+        // and more of them did (p99 1,012 ms during a DynamoDB black hole, Next 16).
+        expect(during.filter((x) => x.ms >= 1_000).length, 'requests that waited ≥ 1 s').toBeLessThanOrEqual(Math.floor(during.length * 0.01))
 
         // After healing both instances serve a new render of the revalidated page.
         for (const f of F) {

@@ -1,10 +1,13 @@
-// GET /api/fleetcache-stats — this instance's fleetcache counters (README, "Stats"): memory use,
-// hits and misses, breakers, the revalidation outbox. An operator's view; the e2e suite's fault
-// scenarios read it to learn when a breaker opened. Keep it behind your own auth in production.
+// GET /api/fleetcache-stats — this instance's fleetcache counters (`stats()`, README "Configure
+// Next"): memory use, hits and misses, breakers, the outbox. An operator's view; the e2e suite's
+// fault scenarios read it to learn when a breaker opened. Keep it behind your own auth in
+// production.
 //
-// fleetcache is required at run time from the app's node_modules (through Node's own `require`,
-// which bundlers leave alone), so this reads the very module and native core Next loaded as
-// `cacheHandler`; a bundled copy would hold a core of its own.
+// In an app that installed fleetcache from the registry, `import { stats } from 'fleetcache'`
+// (with `serverExternalPackages: ['fleetcache']`) does the same. This example links the
+// repository (`file:../..`), which Next does not treat as an external package and would bundle,
+// so it requires fleetcache at run time through Node's own `require`: the very module, and native
+// core, Next loaded as `cacheHandler`.
 export const dynamic = 'force-dynamic'
 export function GET() {
   const { createRequire } = process.getBuiltinModule('node:module')
