@@ -196,6 +196,8 @@ export interface SetInput {
   revalidateSeconds?: number
   revalidateNever?: boolean
   expire?: number
+  timestamp?: number
+  stale?: number
   tags: Array<string>
 }
 

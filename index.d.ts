@@ -97,6 +97,39 @@ export interface FleetCacheHandlerClass {
 /** A handler class configured by `options`, env vars filling the rest. Throws `FLEETCACHE_CONFIG` naming a bad option. */
 export function createCacheHandler(options?: Options): FleetCacheHandlerClass
 
+/** Next 16's `CacheEntry` (`'use cache'` results). */
+export interface UseCacheEntry {
+  /** A new stream over the stored bytes on every `get`. */
+  value: ReadableStream<Uint8Array>
+  /** The entry's own tags (soft tags excluded). */
+  tags: string[]
+  /** Seconds, for the client. */
+  stale: number
+  /** When the entry was created, ms since the epoch. */
+  timestamp: number
+  /** Seconds. */
+  expire: number
+  /** Seconds; `-1` when one of its tags (or soft tags) was revalidated with a profile: Next serves it once more and regenerates it. */
+  revalidate: number
+}
+
+/** The handler object Next 16's `cacheHandlers` (`default`, `remote`) loads. */
+export interface UseCacheHandler {
+  /** `undefined` on a miss, an expired tag or soft tag, or any backend trouble; never rejects. Waits for a `set` of the same key still running. */
+  get(cacheKey: string, softTags: string[]): Promise<UseCacheEntry | undefined>
+  /** Awaits the entry and reads its stream once; keeps neither. `expire: 0` (dynamic) results are not stored. Never rejects. */
+  set(cacheKey: string, pendingEntry: Promise<UseCacheEntry>): Promise<void>
+  /** No network: the change feed keeps tag states current. */
+  refreshTags(): Promise<void>
+  /** `Infinity`: soft tags are judged by `get`. No network. */
+  getExpiration(tags: string[]): Promise<number>
+  /** The same revalidation as `FleetCacheHandler.revalidateTag` (one DynamoDB write when Next calls both). */
+  updateTags(tags: string[], durations?: { expire?: number }): Promise<void>
+}
+
+/** The `'use cache'` handler object configured by `options`, env vars filling the rest; shares the core of `createCacheHandler(options)`. */
+export function createUseCacheHandler(options?: Options): UseCacheHandler
+
 /** URL paths of cached app-router pages and route handlers carrying any of `tags`. */
 export function pathsForTags(tags: string | string[], options?: Options): Promise<string[]>
 

@@ -398,13 +398,174 @@ function createCacheHandler(options) {
       const list = typeof tags === 'string' ? [tags] : stringArray(tags)
       if (list.length === 0) return
       const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
-      const r = await this.core.revalidateTags(list, expire)
-      if (!r.ok) throw new FleetCacheError(r.code, `revalidateTag(${JSON.stringify(list)}) did not reach the tag store: ${r.message}`)
+      await revalidateOnce(this.core, list, expire)
     }
 
     resetRequestCache() {}
   }
   return FleetCacheHandler
+}
+
+// ---- revalidations shared by both interfaces ------------------------------------------------
+
+/**
+ * Next calls every `cacheHandlers` entry's `updateTags` and then the `cacheHandler`'s
+ * `revalidateTag` with the same tags and durations, in one turn of the event loop: with both
+ * pointing at fleetcache, that is one revalidation, written to DynamoDB once. Calls with the same
+ * core, tags and `expire` in the same turn share one write.
+ */
+const inFlightRevalidations = new Map()
+function revalidateOnce(core, tags, expire) {
+  const key = JSON.stringify([[...tags].sort(), expire === undefined ? null : expire])
+  let byCore = inFlightRevalidations.get(core)
+  if (byCore === undefined) {
+    byCore = new Map()
+    inFlightRevalidations.set(core, byCore)
+  }
+  let p = byCore.get(key)
+  if (p === undefined) {
+    p = core.revalidateTags(tags, expire).then((r) => {
+      if (!r.ok) throw new FleetCacheError(r.code, `revalidateTag(${JSON.stringify(tags)}) did not reach the tag store: ${r.message}`)
+    })
+    byCore.set(key, p)
+    setImmediate(() => {
+      byCore.delete(key)
+      if (byCore.size === 0) inFlightRevalidations.delete(core)
+    })
+  }
+  return p
+}
+
+// ---- the 'use cache' handler (Next 16 `cacheHandlers`) ------------------------------------------
+
+/** `'use cache'` results whose `set` is still running, by core and key (a `get` waits for them). */
+const pendingUseCacheSets = new Map()
+
+/** A stream over `bytes`, new for each `get` (Next reads each one once). */
+function streamOf(bytes) {
+  return new ReadableStream({
+    start(controller) {
+      if (bytes.length > 0) controller.enqueue(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+      controller.close()
+    },
+  })
+}
+
+/** A native hit → Next's `CacheEntry`; a tag revalidated with a profile gives `revalidate: -1`. */
+function toUseCacheEntry(h) {
+  if (h === null || h === undefined || h.kind !== 'USE_CACHE') return undefined
+  return {
+    value: streamOf(h.buf),
+    tags: h.tags || [],
+    stale: h.stale,
+    timestamp: h.timestamp,
+    expire: h.expire,
+    revalidate: h.tagStale ? -1 : h.revalidate,
+  }
+}
+
+/** Reads a `'use cache'` value stream to its end, into one Buffer. */
+async function drain(stream) {
+  const chunks = []
+  let size = 0
+  const reader = stream.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+      chunks.push(chunk)
+      size += chunk.length
+    }
+  } finally {
+    reader.releaseLock()
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)
+}
+
+/**
+ * Returns the handler object for Next 16's `cacheHandlers.default` and `.remote` (`'use cache'`,
+ * `'use cache: remote'`), configured like `createCacheHandler` and sharing its native core: the
+ * memory tier, the bucket (`<prefix>/use-cache/<buildId>/`), tag states and the change feed.
+ */
+function createUseCacheHandler(options) {
+  const base = checkedOptions(options)
+  coreFor(base, undefined)
+  const core = () => coreFor(base, undefined)
+  const pendingOf = (c) => {
+    let m = pendingUseCacheSets.get(c)
+    if (m === undefined) {
+      m = new Map()
+      pendingUseCacheSets.set(c, m)
+    }
+    return m
+  }
+  return {
+    /** The entry, or `undefined`; never rejects (a rejection would fail the render). */
+    async get(cacheKey, softTags) {
+      try {
+        if (typeof cacheKey !== 'string') return undefined
+        const c = core()
+        const pending = pendingOf(c).get(cacheKey)
+        if (pending !== undefined) await pending
+        const soft = stringArray(softTags)
+        const hit = c.getSync(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined)
+        if (hit !== undefined) return toUseCacheEntry(hit)
+        return toUseCacheEntry(await c.getAsync(cacheKey, 'USE_CACHE', undefined, soft, undefined))
+      } catch (err) {
+        warn("'use cache' get failed, serving a miss", err && err.message)
+        return undefined
+      }
+    },
+
+    /** Awaits the entry, reads its stream once, stores the bytes; keeps neither afterwards. */
+    async set(cacheKey, pendingEntry) {
+      if (typeof cacheKey !== 'string') return
+      const c = core()
+      const pending = pendingOf(c)
+      const work = (async () => {
+        const entry = await pendingEntry
+        const bytes = await drain(entry.value)
+        // `expire: 0` marks a dynamic result: Next's own handler does not store it either.
+        if (!(entry.expire > 0)) return
+        const r = await c.set(cacheKey, {
+          kind: 'USE_CACHE',
+          buf: bytes,
+          hasCacheControl: true,
+          revalidateSeconds: entry.revalidate,
+          expire: entry.expire,
+          timestamp: entry.timestamp,
+          stale: entry.stale,
+          tags: stringArray(entry.tags),
+        })
+        if (!r.ok && r.code === 'FLEETCACHE_INVALID_INPUT') warn("'use cache' set refused", r.message)
+      })()
+      pending.set(cacheKey, work)
+      try {
+        await work
+      } catch (err) {
+        warn("'use cache' set refused", err && err.message)
+      } finally {
+        if (pending.get(cacheKey) === work) pending.delete(cacheKey)
+      }
+    },
+
+    /** Nothing to do: the change feed keeps this process's tag states current. */
+    async refreshTags() {},
+
+    /** `Infinity`: soft tags are judged by `get` itself, from the tag states in memory. */
+    async getExpiration() {
+      return Infinity
+    },
+
+    /** `updateTag`, `revalidateTag`, `revalidatePath`: the same revalidation as the ISR handler's. */
+    async updateTags(tags, durations) {
+      const list = stringArray(tags)
+      if (list.length === 0) return
+      const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
+      await revalidateOnce(core(), list, expire)
+    },
+  }
 }
 
 /** URL paths of cached pages and route handlers that carry any of `tags` (for CDN purges). */
@@ -429,6 +590,7 @@ function stats(options) {
 
 module.exports = {
   createCacheHandler,
+  createUseCacheHandler,
   pathsForTags,
   pagesRouterPaths,
   pathOfKey: (key) => binding.pathOfKey(String(key)) ?? null,

@@ -283,6 +283,15 @@ pub(crate) mod tests {
                 }),
                 Some(CacheControl { revalidate: Revalidate::Seconds(14400.0), expire: None }),
             ),
+            mk(
+                "[\"c06c75be3fa6d56b2d40adaee425d8c479a74d59a1\",[\"a\"],[\"build\"]]",
+                Some(Value::UseCache {
+                    bytes: Bytes::from_static(b"0:\"$@1\"\n1:{\"label\":\"a\"}\n"),
+                    timestamp: 1_795_365_807_740.847_4,
+                    stale: 30.0,
+                }),
+                Some(CacheControl { revalidate: Revalidate::Seconds(900.0), expire: Some(4_294_967_294.0) }),
+            ),
         ]
     }
 

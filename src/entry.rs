@@ -78,6 +78,14 @@ pub enum Value {
         extension: String,
         revalidate: f64,
     },
+    /// A `'use cache'` result (`cacheHandlers`): the bytes its stream delivered, the entry's
+    /// `timestamp` (ms, a float) and `stale` (s, for the client). Its `revalidate` and `expire`
+    /// are the entry's `cache_control`; its explicit tags are the entry's `tags`.
+    UseCache {
+        bytes: Bytes,
+        timestamp: f64,
+        stale: f64,
+    },
 }
 
 impl Value {
@@ -89,6 +97,7 @@ impl Value {
             Value::Redirect { .. } => "REDIRECT",
             Value::Fetch { .. } => "FETCH",
             Value::Image { .. } => "IMAGE",
+            Value::UseCache { .. } => "USE_CACHE",
         }
     }
 
@@ -122,6 +131,7 @@ impl Value {
             Value::Image { buffer, etag, upstream_etag, extension, .. } => {
                 buffer.len() + etag.len() + upstream_etag.len() + extension.len()
             }
+            Value::UseCache { bytes, .. } => bytes.len() + 16,
         }
     }
 }
@@ -251,6 +261,11 @@ pub fn evaluate<'a>(
     }
     if !stale {
         return Verdict::Fresh;
+    }
+    if let Some(Value::UseCache { .. }) = &entry.value {
+        // Next serves a `'use cache'` entry whose `revalidate` is -1 once more and regenerates it;
+        // the handler reports that (`tagStale`) for any moved lastModified. No window applies.
+        return Verdict::Stale { last_modified: lm - 1 };
     }
     // Move lastModified back just past the revalidate window.
     let Some(rev) = entry.revalidate_seconds(ctx_revalidate) else {
@@ -385,6 +400,24 @@ mod tests {
         t.apply(2_000, None);
         t.apply(3_000, Some(31536000.0));
         assert_eq!(evaluate(&e, [&t], None, 4_000), Verdict::Expired);
+    }
+
+    #[test]
+    fn use_cache_entries_are_stale_by_tag_whatever_their_windows() {
+        let e = Entry {
+            key: "[\"a\"]".into(),
+            last_modified: 900_000,
+            // `expire` at Next's default 0xfffffffe s, revalidate longer than expire: no backdating limit applies.
+            cache_control: Some(CacheControl { revalidate: Revalidate::Seconds(4_294_967_294.0), expire: Some(10.0) }),
+            tags: vec!["t".into()],
+            write_id: 0,
+            value: Some(Value::UseCache { bytes: Bytes::from_static(b"x"), timestamp: 900_000.5, stale: 30.0 }),
+        };
+        let mut t = TagState::default();
+        t.apply(950_000, Some(3600.0));
+        assert_eq!(evaluate(&e, [&t], None, 951_000), Verdict::Stale { last_modified: 899_999 });
+        t.apply(960_000, None);
+        assert_eq!(evaluate(&e, [&t], None, 961_000), Verdict::Expired);
     }
 
     #[test]

@@ -289,7 +289,8 @@ impl Core {
 
     /// Stale by time (Next will regenerate it) and subject to the one-regenerator lease.
     fn needs_lease(&self, entry: &Entry, req: &GetRequest, now: i64) -> bool {
-        if self.cfg.lease_ms == 0 || matches!(entry.value, Some(Value::Image { .. })) {
+        // Next judges `'use cache'` results by time itself, and regenerates them in the background.
+        if self.cfg.lease_ms == 0 || matches!(entry.value, Some(Value::Image { .. } | Value::UseCache { .. })) {
             return false;
         }
         let Some(rev) = entry.revalidate_seconds(req.revalidate) else {
@@ -504,8 +505,11 @@ impl Core {
     ) -> Result<()> {
         bump(&self.stats.sets);
         let now = self.now();
-        let last_modified = match self.render_starts.remove(&key) {
-            Some((_, t)) if now - t <= RENDER_WINDOW_MS && t <= now => t,
+        let render_start = self.render_starts.remove(&key);
+        let last_modified = match (&value, render_start) {
+            // Next stamps a `'use cache'` result with when its function started: the render start.
+            (Some(Value::UseCache { timestamp, .. }), _) if *timestamp >= 1.0 => (*timestamp as i64).min(now),
+            (_, Some((_, t))) if now - t <= RENDER_WINDOW_MS && t <= now => t,
             _ => now,
         };
         self.leases.remove(&key);

@@ -8,6 +8,8 @@
 //! - `<prefix>/builds/<buildId>`: one marker per build (first seen, JSON), and
 //!   `<prefix>/build-activity/<buildId>` (last start); `prune` orders builds by the latter.
 //! - `<prefix>/image/k<enc(key)>`: the image optimizer's cache.
+//! - `<prefix>/use-cache/<buildId>/k<enc(key)>`: `'use cache'` results (`cacheHandlers`); their
+//!   keys carry the build ID already, the folder lets `prune` remove a build's results.
 //!
 //! `enc` percent-encodes every byte outside `[A-Za-z0-9_~/-]` (including `%` and `.`), so it is
 //! injective and never produces `.`/`..` path segments. When the result would be too long, the
@@ -25,6 +27,7 @@ pub enum Class {
     Route,
     Fetch,
     Image,
+    UseCache,
 }
 
 impl Class {
@@ -33,6 +36,7 @@ impl Class {
         match kind {
             Some("FETCH") => Class::Fetch,
             Some("IMAGE") => Class::Image,
+            Some("USE_CACHE") => Class::UseCache,
             _ => Class::Route,
         }
     }
@@ -73,12 +77,17 @@ pub fn class_prefix(prefix: &str, build_id: &str, class: Class, share_fetch: boo
         Class::Fetch if share_fetch => format!("{prefix}/fetch/"),
         Class::Fetch => format!("{prefix}/fetch-builds/{}/", enc_build(build_id)),
         Class::Image => format!("{prefix}/image/"),
+        Class::UseCache => format!("{prefix}/use-cache/{}/", enc_build(build_id)),
     }
 }
 
 /// Every folder that holds entries of `build_id` alone (what `prune` deletes).
-pub fn build_folders(prefix: &str, build_id: &str) -> [String; 2] {
-    [class_prefix(prefix, build_id, Class::Route, true), class_prefix(prefix, build_id, Class::Fetch, false)]
+pub fn build_folders(prefix: &str, build_id: &str) -> [String; 3] {
+    [
+        class_prefix(prefix, build_id, Class::Route, true),
+        class_prefix(prefix, build_id, Class::Fetch, false),
+        class_prefix(prefix, build_id, Class::UseCache, true),
+    ]
 }
 
 /// Where build markers live.

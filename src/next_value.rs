@@ -54,7 +54,11 @@ pub struct SetFields<'a> {
     pub revalidate_seconds: Option<f64>,
     pub revalidate_never: bool,
     pub expire: Option<f64>,
-    /// Tags from ctx.tags, ctx.softTags, value tags and x-next-cache-tags.
+    /// USE_CACHE `timestamp` (ms) and `stale` (s).
+    pub timestamp: Option<f64>,
+    pub stale: Option<f64>,
+    /// Tags from ctx.tags, ctx.softTags, value tags and x-next-cache-tags (USE_CACHE: the
+    /// entry's explicit tags).
     pub tags: Vec<String>,
 }
 
@@ -150,6 +154,17 @@ impl SetFields<'_> {
                 extension: self.extension.take().unwrap_or_default(),
                 revalidate: self.fetch_revalidate.unwrap_or(0.0),
             },
+            "USE_CACHE" => {
+                let num = |v: Option<f64>, field: &str| {
+                    v.filter(|x| x.is_finite() && *x >= 0.0)
+                        .ok_or_else(|| Error::invalid(format!("'use cache' entry has no valid {field}")))
+                };
+                Value::UseCache {
+                    bytes: bytes(self.buf).unwrap_or_default(),
+                    timestamp: num(self.timestamp, "timestamp")?,
+                    stale: num(self.stale, "stale")?,
+                }
+            }
             other => return Err(Error::invalid(format!("unknown value kind {other:?}"))),
         }))
     }
@@ -274,6 +289,15 @@ impl<'a> HitLayout<'a> {
                 f.push(("extension", Field::Str(extension)));
                 f.push(("fetchRevalidate", Field::Num(*revalidate)));
                 l.buf = Some(vec![buffer]);
+            }
+            Value::UseCache { bytes, timestamp, stale } => {
+                f.push(("timestamp", Field::Num(*timestamp)));
+                f.push(("stale", Field::Num(*stale)));
+                f.push(("tags", Field::Strs(entry.tags.iter().map(String::as_str).collect())));
+                // A tag of the entry (or a soft tag) was revalidated with a profile: Next must
+                // serve it once more with `revalidate: -1` and regenerate (entry.rs, `evaluate`).
+                f.push(("tagStale", Field::Bool(last_modified < entry.last_modified)));
+                l.buf = Some(vec![bytes]);
             }
         }
         l
@@ -455,5 +479,42 @@ mod tests {
         assert_eq!(l.buf_bytes().unwrap(), b"");
         assert_eq!(l.field("htmlLen"), Some(&Field::Num(0.0)));
         assert_eq!(l.field("pageData"), Some(&Field::Str("{}")));
+    }
+
+    #[test]
+    fn use_cache_entries_in_and_out() {
+        let p = SetFields {
+            kind: Some("USE_CACHE".into()),
+            buf: Some(b"0:\"$@1\""),
+            has_cache_control: true,
+            revalidate_seconds: Some(900.0),
+            expire: Some(4_294_967_294.0),
+            timestamp: Some(1_795_365_992_382.147),
+            stale: Some(300.0),
+            tags: vec!["posts".into()],
+            ..Default::default()
+        }
+        .into_parts()
+        .unwrap();
+        assert_eq!(p.class, Class::UseCache);
+        assert_eq!(p.cache_control.unwrap().expire, Some(4_294_967_294.0), "kept as given: never used as a TTL");
+        let e = Entry {
+            key: "[\"id\"]".into(),
+            value: p.value,
+            last_modified: 1_795_365_992_382,
+            cache_control: p.cache_control,
+            tags: p.tags,
+            write_id: 0,
+        };
+        let l = HitLayout::of(&e, e.last_modified, 0, false);
+        assert_eq!(l.field("timestamp"), Some(&Field::Num(1_795_365_992_382.147)));
+        assert_eq!(l.field("stale"), Some(&Field::Num(300.0)));
+        assert_eq!(l.field("revalidate"), Some(&Field::Num(900.0)));
+        assert_eq!(l.field("tags"), Some(&Field::Strs(vec!["posts"])));
+        assert_eq!(l.field("tagStale"), Some(&Field::Bool(false)));
+        assert_eq!(l.buf_bytes().unwrap(), b"0:\"$@1\"");
+        assert_eq!(HitLayout::of(&e, e.last_modified - 1, 0, false).field("tagStale"), Some(&Field::Bool(true)));
+        let missing = SetFields { kind: Some("USE_CACHE".into()), timestamp: Some(1.0), ..Default::default() };
+        assert!(missing.into_parts().unwrap_err().context.contains("stale"));
     }
 }

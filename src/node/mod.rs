@@ -184,6 +184,8 @@ pub struct SetInput {
     pub revalidate_seconds: Option<f64>,
     pub revalidate_never: Option<bool>,
     pub expire: Option<f64>,
+    pub timestamp: Option<f64>,
+    pub stale: Option<f64>,
     pub tags: Vec<String>,
 }
 
@@ -215,6 +217,8 @@ impl SetInput {
             revalidate_seconds: self.revalidate_seconds,
             revalidate_never: self.revalidate_never.unwrap_or(false),
             expire: self.expire,
+            timestamp: self.timestamp,
+            stale: self.stale,
             tags: self.tags,
         }
         .into_parts()

@@ -260,6 +260,13 @@ pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         tags: None,
     };
     a.set(fkey.clone(), Class::Fetch, Some(fetch), None, vec![]).await.unwrap();
+    // A `'use cache'` result lives under its build, like pages (its key names the build too).
+    let ukey = format!("[\"{ns}-fn\",[],[\"{x1}\"]]");
+    let result = Value::UseCache { bytes: Bytes::from_static(b"0:1\n"), timestamp: clock_now(clock) as f64, stale: 30.0 };
+    let ucc = Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(600.0) });
+    a.set(ukey.clone(), Class::UseCache, Some(result), ucc, vec![]).await.unwrap();
+    let ureq = GetRequest { key: ukey.clone(), kind: Some("USE_CACHE".into()), ..Default::default() };
+    assert!(matches!(a.get(&ureq).await, Lookup::Hit { .. }));
     let freq = GetRequest { key: fkey, kind: Some("FETCH".into()), revalidate: Some(60.0), ..Default::default() };
     assert!(matches!(b.get(&freq).await, Lookup::Hit { .. }), "fetch entries are shared across builds");
 
@@ -282,7 +289,7 @@ pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     b.register_build().await.unwrap();
     assert_eq!(ids(a).await, vec![x1.clone(), x2.clone()]);
     let old = a.build_object_keys(&x1).await.unwrap();
-    assert_eq!(old, vec![a.object_key(Class::Route, &key)]);
+    assert_eq!(old, vec![a.object_key(Class::Route, &key), a.object_key(Class::UseCache, &ukey)]);
     let kept = b.build_object_keys(&x2).await.unwrap();
     assert_eq!(kept.len(), 1);
     a.delete_objects(&old).await.unwrap();
