@@ -145,3 +145,21 @@ describe("'use cache' handler: no network outside get and set", () => {
     expect(fc.stats(opts).dynamodbReads).toBe(0)
   })
 })
+
+describe("'use cache' handler: nothing retained", () => {
+  it('20,000 set/get of 50 KB results: heap after GC grows < 16 MiB, RSS < memoryBytes + 128 MiB (a retained stream per call would be ~1 GiB)', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const path = await import('node:path')
+    const script = path.join(import.meta.dirname, 'fixtures', 'use-cache-leak.mjs')
+    const r = spawnSync(process.execPath, ['--expose-gc', script, '20000'], { encoding: 'utf8', env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true' } })
+    expect(r.status, r.stderr).toBe(0)
+    const m = JSON.parse(r.stdout.trim().split('\n').pop())
+    const MiB = 1024 * 1024
+    const heap = (m.after.heap - m.before.heap) / MiB
+    const rss = (m.after.rss - m.before.rss) / MiB
+    console.log(`[use-cache] ${m.n} set/get of 50 KB (${(m.bytesRead / MiB).toFixed(0)} MiB read back): heap after GC ${(m.before.heap / MiB).toFixed(1)} → ${(m.after.heap / MiB).toFixed(1)} MiB, RSS ${(m.before.rss / MiB).toFixed(0)} → ${(m.after.rss / MiB).toFixed(0)} MiB (memoryBytes ${m.budget / MiB} MiB)`)
+    expect(m.bytesRead).toBe(m.n * 50 * 1024)
+    expect(heap).toBeLessThan(16)
+    expect(rss).toBeLessThan(m.budget / MiB + 128)
+  }, 120_000)
+})

@@ -8,6 +8,7 @@ import { startLocalAws } from '../scripts/local-aws.mjs'
 import { realisticPage, jsonBase64 } from './fixtures.mjs'
 import { propagation } from './propagation.mjs'
 import { seedBench } from './seed.mjs'
+import { useCacheBench } from './use-cache.mjs'
 
 const require = createRequire(import.meta.url)
 const fc = require('../index.js')
@@ -88,6 +89,14 @@ const jsonForm = Buffer.byteLength(jsonBase64({ lastModified: held.lastModified,
 console.log('\nstored bytes for this entry')
 console.log(`  JSON + base64 Buffers (popular JS handlers)   ${jsonForm} B`)
 console.log(`  fleetcache (msgpack + zstd, /_full once)      ${stored} B   → ${(stored / jsonForm).toFixed(3)}× (target ≤ 0.10×)`)
+
+// --- 'use cache' handlers, in memory -------------------------------------------------------------
+const uc = await useCacheBench({ fc, quick: QUICK })
+console.log(`\n'use cache' handler, in memory: fleetcache/use-cache vs Next ${uc.nextVersion}'s built-in default (LRU); get reads its stream`)
+for (const { size, builtin, ours } of uc.sizes) {
+  console.log(`  ${(size / 1024).toFixed(0).padStart(2)} KB  get  built-in ${fmt(builtin.getNs)}/op, fleetcache ${fmt(ours.getNs)}/op → ${(ours.getNs / builtin.getNs).toFixed(2)}×`)
+  console.log(`         set  built-in ${fmt(builtin.setNs)}/op, fleetcache ${fmt(ours.setNs)}/op → ${(ours.setNs / builtin.setNs).toFixed(2)}×`)
+}
 
 // --- S3 / DynamoDB through a local protocol server ----------------------------------------------
 const aws = await startLocalAws()

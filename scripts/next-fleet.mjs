@@ -9,6 +9,8 @@ export const appDir = path.join(root, 'examples', 'next-app')
 export const nextBin = (dir = appDir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
 
 export const app15Dir = path.join(root, 'examples', 'next15')
+/** The Cache Components example (Next 16: 'use cache' through cacheHandlers). */
+export const appCcDir = path.join(root, 'examples', 'cache-components')
 /** Routes that only exist on Next 16 (updateTag). */
 const NEXT16_ONLY = [path.join('app', 'actions')]
 

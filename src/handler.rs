@@ -355,10 +355,16 @@ impl Core {
             return SyncLookup::NeedsBackend;
         };
         match self.judge(&entry, gen, req, false) {
+            Some(Lookup::Miss) => {
+                // Expired by a revalidation. Another instance may have stored a render made after
+                // it already: this copy goes, and the async path reads what S3 holds, so that
+                // render is served here instead of being made again (computed once per fleet
+                // when the instances are not asked at the same moment).
+                self.l1.remove_if(&req.key, |e| std::ptr::eq(e, &*entry));
+                SyncLookup::NeedsBackend
+            }
             Some(l) => {
-                if matches!(l, Lookup::Hit { .. }) {
-                    bump(&self.stats.memory_hits);
-                }
+                bump(&self.stats.memory_hits);
                 SyncLookup::Done(l)
             }
             None => SyncLookup::NeedsBackend,

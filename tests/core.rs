@@ -246,7 +246,6 @@ async fn build_id_is_adopted_once_unless_configured() {
 
 #[tokio::test]
 async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_everywhere_after() {
-    use fleetcache::handler::SyncLookup;
     let clock = Arc::new(MockClock::new(T0));
     let blobs = Arc::new(MemoryBlobStore::default());
     let tags = Arc::new(FlakyTags::new());
@@ -261,7 +260,7 @@ async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_e
     clock.advance(1_000);
     a.revalidate_tags(&["t".into()], None).await.expect("queued, not rejected");
     assert_eq!(a.outbox_depth(), 1);
-    assert!(matches!(a.get_sync(&req("/o")), SyncLookup::Done(Lookup::Miss)));
+    assert!(miss_now(&a, &req("/o")).await);
     // The feed stays unreadable past feedStaleAfterMs: memory and the tag clock are dropped...
     clock.advance(a.cfg.feed_stale_after_ms as i64 + 1);
     a.poll_feed_once().await;
@@ -275,7 +274,7 @@ async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_e
     a.retry_outbox_once().await;
     assert_eq!(a.outbox_depth(), 0, "landed after healing");
     b.poll_feed_once().await;
-    assert!(matches!(b.get_sync(&req("/o")), SyncLookup::Done(Lookup::Miss)), "the other instance honours it");
+    assert!(miss_now(&b, &req("/o")).await, "the other instance honours it");
     let late = Core::with_backends(Config::memory(), clock.clone(), blobs, tags);
     assert!(matches!(late.get(&req("/o")).await, Lookup::Miss), "and so does a late joiner");
 }
@@ -302,7 +301,6 @@ async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_numb
 
 #[tokio::test]
 async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied() {
-    use fleetcache::handler::SyncLookup;
     use fleetcache::tags::TagStore;
     let clock = Arc::new(MockClock::new(T0));
     let blobs = Arc::new(MemoryBlobStore::default());
@@ -325,7 +323,7 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     store.revalidate_at(Some((seq, "writer")), &["h".into()], T0 + 52_000, None).await.unwrap();
     b.poll_feed_once().await;
     assert_eq!(b.feed.holes(), 0);
-    assert!(matches!(b.get_sync(&req("/h")), SyncLookup::Done(Lookup::Miss)), "the late event is applied");
+    assert!(miss_now(&b, &req("/h")).await, "the late event is applied");
 }
 
 #[tokio::test]
@@ -482,4 +480,22 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
     // The newer render was not overwritten, and A dropped its own older copy for it.
     assert_eq!(html_of(fresh.get(&req("/old")).await), "B's newer render");
     assert_eq!(html_of(a.get(&req("/old")).await), "B's newer render");
+}
+
+#[tokio::test]
+async fn a_copy_a_revalidation_expired_gives_way_to_a_render_another_instance_stored_after_it() {
+    use fleetcache::handler::SyncLookup;
+    let (a, b, clock) = two_memory_cores();
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    a.set("/n".into(), Class::Route, Some(page_value("v1")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert!(matches!(b.get(&req("/n")).await, Lookup::Hit { .. }));
+    clock.advance(10);
+    b.revalidate_tags(&["t".into()], None).await.unwrap();
+    // A (which saw the revalidation) renders the page again and stores it; B has not polled.
+    clock.advance(10);
+    a.poll_feed_once().await;
+    a.set("/n".into(), Class::Route, Some(page_value("v2")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert!(matches!(b.get_sync(&req("/n")), SyncLookup::NeedsBackend), "B's copy is expired: ask the store");
+    assert_eq!(html_of(b.get(&req("/n")).await), "v2", "B serves A's render instead of rendering again");
 }

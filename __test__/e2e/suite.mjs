@@ -247,7 +247,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
       await Promise.all(F.map((f) => f.stop()))
       await Promise.all(Object.values(proxies).map((p) => p.close()))
     })
-    const statsOf = async (f) => JSON.parse((await request(f.url, '/api/fleetcache-stats')).text)
+    const statsOf = async (f) => JSON.parse((await request(f.url, '/api/cache-stats')).text)
     const timed = async (f, p) => {
       const at = Date.now()
       const t0 = performance.now()

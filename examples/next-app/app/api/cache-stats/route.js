@@ -1,4 +1,4 @@
-// GET /api/fleetcache-stats — this instance's fleetcache counters (`stats()`, README "Configure
+// GET /api/cache-stats — this instance's fleetcache counters (`stats()`, README "Configure
 // Next"): memory use, hits and misses, breakers, the outbox. An operator's view; the e2e suite's
 // fault scenarios read it to learn when a breaker opened. Keep it behind your own auth in
 // production.
