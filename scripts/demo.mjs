@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // `npm run demo`: the example Next.js app on two instances sharing one local S3 bucket and
-// DynamoDB table (moto on 127.0.0.1), and a revalidation made on one instance reaching the other.
+// DynamoDB table (moto on 127.0.0.1), and a revalidation made on one instance reaching the other;
+// then the Cache Components example ('use cache') the same way.
 //   npm run demo            # walk through it, then keep both instances up until Ctrl-C
 //   npm run demo -- --once  # walk through it and stop
 import { createRequire } from 'node:module'
 import { startLocalAws } from './local-aws.mjs'
 import { startDataServer } from './data-server.mjs'
 import path from 'node:path'
-import { installApp, buildApp, startApp, request, appDir, fleetcacheCli } from './next-fleet.mjs'
+import { installApp, buildApp, startApp, request, appDir, appCcDir, fleetcacheCli } from './next-fleet.mjs'
 
 const once = process.argv.includes('--once')
 const PORTS = [Number(process.env.DEMO_PORT_1) || 3001, Number(process.env.DEMO_PORT_2) || 3002]
+/** The Cache Components example's two instances. */
+const CC_PORTS = [PORTS[0] + 2, PORTS[1] + 2]
 const bold = (s) => `\x1b[1m${s}\x1b[0m`
 const say = (s) => console.log(s)
 
@@ -106,6 +109,23 @@ try {
   say(`   next:    ${f1.cache.padEnd(5)} ${f1.stamp}   (served stale while regenerating)`)
   say(`   then:    ${f2.cache.padEnd(5)} ${f2.stamp}`)
 
+  say(bold(`\n5. Cache Components (examples/cache-components, Next 16): a 'use cache' result on a fleet`))
+  say('   building it and starting two more instances (cacheHandlers → fleetcache/use-cache)…')
+  installApp(appCcDir)
+  await buildApp(env, appCcDir)
+  for (const [i, port] of CC_PORTS.entries()) {
+    instances.push(await startApp(port, { ...env, FLEETCACHE_DEMO_INSTANCE: `cc${i + 1}` }, appCcDir))
+  }
+  const [c1, c2] = CC_PORTS
+  const u1 = await page(c1, '/uc/1')
+  let u2 = await page(c2, '/uc/1')
+  say(`   instance cc1: ${u1.stamp}`)
+  say(`   instance cc2: ${u2.stamp}   ${u1.stamp === u2.stamp ? '← computed once, on cc1, served from the shared store' : '← differs!'}`)
+  await fetch(`http://127.0.0.1:${c1}/api/revalidate?tag=uc-items`, { method: 'POST' })
+  await new Promise((r) => setTimeout(r, 400))
+  u2 = await page(c2, '/uc/1')
+  say(`   revalidateTag('uc-items') on cc1, then cc2: ${u2.stamp}   ${u2.stamp !== u1.stamp ? '← recomputed: the revalidation reached cc2 through the feed' : '← still old!'}`)
+
   const s = `http://127.0.0.1`
   say(bold('\nTry it yourself:'))
   say(`   curl -s -o /dev/null -D - ${s}:${p2}/isr | grep -i x-nextjs-cache`)
@@ -113,6 +133,8 @@ try {
   say(`   curl -s ${s}:${p2}/isr | grep -o 'id="stamp">[^<]*'          # new stamp on the other instance`)
   say(`   curl -s -X POST '${s}:${p1}/api/revalidate?tag=posts&profile=max'`)
   say(`   curl -s -X POST '${s}:${p1}/api/revalidate-pages?path=/ssg'  # pages router res.revalidate`)
+  say(`   curl -s ${s}:${c2}/uc/1 | grep -o 'id="stamp">[^<]*'           # a 'use cache' result`)
+  say(`   curl -s -X POST '${s}:${c1}/api/revalidate?tag=uc-items'`)
   if (once) await shutdown(0)
   say(bold('\nBoth instances keep running. Ctrl-C stops everything this demo started.'))
 } catch (err) {

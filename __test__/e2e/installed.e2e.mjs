@@ -121,7 +121,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
 
   it('the tarballs hold the JS face and the addon, no Rust sources, and the main package lists every platform package', () => {
     const files = packed.main.files
-    expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'loader.js', 'handler.js', 'tools/cli.js', 'tools/index.js', 'tools/seed.js', 'tools/instrumentation.js', 'package.json', 'README.md', 'LICENSE']))
+    expect(files).toEqual(expect.arrayContaining(['index.js', 'binding.js', 'loader.js', 'handler.js', 'use-cache.js', 'use-cache.d.ts', 'tools/cli.js', 'tools/index.js', 'tools/seed.js', 'tools/instrumentation.js', 'package.json', 'README.md', 'LICENSE']))
     expect(files.filter((f) => f.endsWith('.rs') || f.endsWith('.node') || f.startsWith('src/') || f === 'Cargo.toml')).toEqual([])
     const manifest = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'fleetcache', 'package.json'), 'utf8'))
     expect(Object.keys(manifest.optionalDependencies).sort()).toEqual(
@@ -199,6 +199,28 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
     expect((await request(S.url, '/posts/1')).cache).toBe('HIT')
     expect((await request(S.url, '/items/8')).cache).toBe('MISS')
     expect((await request(S.url, '/items/8')).cache).toBe('HIT')
+  })
+
+  it("Cache Components (cacheHandlers → fleetcache/use-cache): next build with no AWS configuration is quiet, and a 'use cache' result is computed once", async () => {
+    const appcc = path.join(work, 'appcc')
+    const ccDir = path.join(root, 'examples', 'cache-components')
+    fs.cpSync(path.join(ccDir, 'app'), path.join(appcc, 'app'), { recursive: true })
+    const config = fs.readFileSync(path.join(ccDir, 'next.config.js'), 'utf8').split('\n').filter((l) => !/turbopack/.test(l))
+    fs.writeFileSync(path.join(appcc, 'next.config.js'), config.join('\n'))
+    const { fleetcache, ...deps } = JSON.parse(fs.readFileSync(path.join(ccDir, 'package.json'), 'utf8')).dependencies
+    fs.writeFileSync(path.join(appcc, 'package.json'), JSON.stringify({ name: 'installed-cc', private: true, dependencies: deps }, null, 2))
+    npmInstall(appcc, [packed.main.tarball, ...Object.values(packed.platforms).map((p) => p.tarball)])
+    const { code, log } = await bareBuild(appcc, home, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ENDPOINT_URL: trap.url })
+    expect(code, log).toBe(0)
+    expect(trap.count).toBe(0)
+    expect(fleetcacheNoise(log)).toEqual([])
+    const C = await startApp(PORT + 2, awsEnv, appcc)
+    started.push(C)
+    const first = await request(C.url, '/uc/1')
+    expect(first.stamp).toBeDefined()
+    expect((await request(C.url, '/uc/1')).stamp).toBe(first.stamp)
+    const st = JSON.parse((await request(C.url, '/api/cache-stats')).text)
+    expect(st.memoryEntries).toBeGreaterThan(0)
   })
 
   it('Next 15.5 (webpack): next build with no AWS configuration prints no fleetcache warning', async () => {
