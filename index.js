@@ -507,7 +507,7 @@ function createUseCacheHandler(options) {
         if (typeof cacheKey !== 'string') return undefined
         const c = core()
         const pending = pendingOf(c).get(cacheKey)
-        if (pending !== undefined) await pending
+        if (pending !== undefined) await pending.then(undefined, () => {}) // its failure is set's to log
         const soft = stringArray(softTags)
         const hit = c.getSync(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined)
         if (hit !== undefined) return toUseCacheEntry(hit)

@@ -110,6 +110,13 @@ for (const backend of backends()) {
       const broken = { ...entry(), value: new ReadableStream({ start(c) { c.enqueue(enc.encode('0:')); c.error(new Error('render failed')) } }) }
       await expect(uc.set(key('broken'), Promise.resolve(broken))).resolves.toBeUndefined()
       await expect(uc.set(key('rejected'), Promise.reject(new Error('no entry')))).resolves.toBeUndefined()
+      // A get waiting on a set that fails resolves too (a miss).
+      let fail
+      const failing = uc.set(key('fails'), new Promise((_, reject) => (fail = reject)))
+      const waiting = uc.get(key('fails'), [])
+      fail(new Error('render failed'))
+      await expect(waiting).resolves.toBeUndefined()
+      await failing
       expect(await uc.get(key('broken'), [])).toBeUndefined()
       await expect(uc.get(42, [])).resolves.toBeUndefined()
       await expect(uc.get(key('x'), 'not an array')).resolves.toBeUndefined()
