@@ -6,6 +6,7 @@ const builtin = process.env.FLEETCACHE_E2E_BUILTIN === '1'
 /** @type {import('next').NextConfig} */
 module.exports = {
   cacheComponents: true,
+  partialPrefetching: true,
   ...(builtin
     ? {}
     : {

@@ -6,6 +6,7 @@ export async function POST(request) {
   const tag = url.searchParams.get('tag')
   const profile = url.searchParams.get('profile')
   if (path) revalidatePath(path)
-  if (tag) profile ? revalidateTag(tag, profile) : revalidateTag(tag)
+  // Without a profile: expire now (`{ expire: 0 }`, what one-argument revalidateTag did).
+  if (tag) revalidateTag(tag, profile || { expire: 0 })
   return Response.json({ revalidated: { path, tag, profile } })
 }
