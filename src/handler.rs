@@ -79,8 +79,6 @@ pub struct Core {
     /// Revalidations and feed events on their way to DynamoDB, and uploads of failed `set`s on
     /// their way to S3 (retried until they land).
     outbox: Outbox,
-    /// Bytes held by the queued uploads (bounded by `memoryBytes / 4`).
-    queued_upload_bytes: std::sync::atomic::AtomicUsize,
     /// Memory drops so far (see `feed::Memory::epoch`).
     epoch: AtomicU64,
     /// Key events applied so far, and the count at which each key was last rewritten.
@@ -161,6 +159,8 @@ impl Core {
     pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Core {
         let instance_id = new_instance_id();
         let feed = Feed::new(cfg.feed_interval_ms, cfg.feed_stale_after_ms, instance_id.clone());
+        // Queued uploads of failed `set`s hold at most a quarter of the memory budget.
+        let outbox = Outbox::new(outbox::DEFAULT_CAPACITY).with_upload_limit(cfg.memory_bytes / 4);
         let core = Core {
             l1: L1::new(cfg.memory_bytes),
             cfg,
@@ -171,8 +171,7 @@ impl Core {
             stats: Stats::default(),
             instance_id,
             feed,
-            outbox: Outbox::new(outbox::DEFAULT_CAPACITY),
-            queued_upload_bytes: std::sync::atomic::AtomicUsize::new(0),
+            outbox,
             epoch: AtomicU64::new(0),
             feed_marks: AtomicU64::new(0),
             key_marks: DashMap::new(),
@@ -424,7 +423,7 @@ impl Core {
                     bump(&self.stats.misses);
                     return Ok(Lookup::Miss);
                 };
-                let entry = codec::decode(&bytes, codec::max_stored_bytes(self.cfg.max_entry_bytes))?;
+                let entry = self.decode(&bytes)?;
                 if entry.key != req.key {
                     return Err(Error::corrupt(format!("object holds key {:?}", entry.key)));
                 }
@@ -547,17 +546,21 @@ impl Core {
             bump(&self.stats.set_errors);
             return self.queue_upload(class, entry, body, e);
         }
-        let announce = self.announce(FeedEvent::Key {
-            key: entry.key.clone(),
-            last_modified: entry.last_modified,
-            write_id: entry.write_id,
-        });
-        let (index, announced) = futures::join!(self.write_index(&entry, class), announce);
-        if let Err(e) = index {
+        let announce = self.announce(Self::key_event(&entry));
+        futures::join!(self.index(&entry, class), announce).1
+    }
+
+    /// An object read from the store, decoded within what `maxEntryBytes` allows.
+    fn decode(&self, bytes: &[u8]) -> Result<Entry> {
+        codec::decode(bytes, codec::max_stored_bytes(self.cfg.max_entry_bytes))
+    }
+
+    /// Writes `entry`'s tag index rows; a failure is counted and logged, never the caller's.
+    async fn index(&self, entry: &Entry, class: Class) {
+        if let Err(e) = self.write_index(entry, class).await {
             bump(&self.stats.index_errors);
             self.log("tag index write failed", &format!("{}: {e}", entry.key));
         }
-        announced
     }
 
     /// A `set` whose S3 write failed (`why`): the value stays in memory and its upload is queued
@@ -569,29 +572,22 @@ impl Core {
             self.log("set failed (kept in this instance's memory only)", &format!("{}: {why}", entry.key));
             return Err(why);
         }
-        let limit = self.cfg.memory_bytes / 4;
-        let n = body.len();
-        let held = self.queued_upload_bytes.fetch_add(n, Ordering::AcqRel) + n;
-        let refused = if held > limit {
-            Some(format!("queued uploads would hold {held} bytes, over memoryBytes / 4 ({limit})"))
-        } else {
-            let key = entry.key.clone();
-            match self.outbox.push(Work::Upload { class, entry, body }) {
-                Ok(claim) => {
-                    // Queued as is: the retry task uploads it once the backoff allows.
-                    claim.failed(&why, self.now(), jitter());
-                    bump(&self.stats.uploads_queued);
-                    self.log("set's S3 write failed; kept in memory, upload queued", &format!("{key}: {why}"));
-                    return Ok(());
-                }
-                Err(e) => Some(e.to_string()),
+        let key = entry.key.clone();
+        match self.outbox.push(Work::Upload { class, entry, body }) {
+            Ok(claim) => {
+                // Queued as is: the retry task uploads it once the backoff allows.
+                claim.failed(&why, self.now(), jitter());
+                bump(&self.stats.uploads_queued);
+                self.log("set's S3 write failed; kept in memory, upload queued", &format!("{key}: {why}"));
+                Ok(())
             }
-        };
-        self.queued_upload_bytes.fetch_sub(n, Ordering::AcqRel);
-        bump(&self.stats.uploads_dropped);
-        let context = format!("{why}; upload not queued: {}", refused.unwrap_or_default());
-        self.log("set failed (kept in this instance's memory only)", &context);
-        Err(Error { kind: why.kind, retryable: why.retryable, context })
+            Err(refused) => {
+                bump(&self.stats.uploads_dropped);
+                let context = format!("{why}; upload not queued (memoryBytes / 4 bounds queued uploads): {refused}");
+                self.log("set failed (kept in this instance's memory only)", &context);
+                Err(Error { kind: why.kind, retryable: why.retryable, context })
+            }
+        }
     }
 
     /// Uploads a queued `set` — unless S3 now holds a render of the key that started no earlier
@@ -604,7 +600,7 @@ impl Core {
         let object_key = self.object_key(class, &entry.key);
         let expected = match b.blobs.get_versioned(&object_key).await? {
             None => None,
-            Some((bytes, version)) => match codec::decode(&bytes, codec::max_stored_bytes(self.cfg.max_entry_bytes)) {
+            Some((bytes, version)) => match self.decode(&bytes) {
                 // An attempt abandoned by its deadline landed after all.
                 Ok(held) if held.write_id == entry.write_id => return self.uploaded(class, entry).await,
                 Ok(held) if held.last_modified >= entry.last_modified => {
@@ -631,18 +627,9 @@ impl Core {
     /// round) and its tag index rows written.
     async fn uploaded(&self, class: Class, entry: &Arc<Entry>) -> Result<()> {
         bump(&self.stats.uploads_landed);
-        if self.cfg.feed_interval_ms > 0 {
-            let event =
-                FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified, write_id: entry.write_id };
-            if let Err(e) = self.outbox.push(Work::Announce { event, at: self.now() }) {
-                bump(&self.stats.outbox_overflows);
-                self.log("feed event not queued (other instances learn of it only on reload)", &e.to_string());
-            }
-        }
-        if let Err(e) = self.write_index(entry, class).await {
-            bump(&self.stats.index_errors);
-            self.log("tag index write failed", &format!("{}: {e}", entry.key));
-        }
+        // Dropped unattempted, the claim leaves the event to the retry task (due at once).
+        let _ = self.queue_announce(Self::key_event(entry));
+        self.index(entry, class).await;
         Ok(())
     }
 
@@ -737,19 +724,13 @@ impl Core {
 
     /// One attempt at a unit: it lands, is queued for a retry, or is given up.
     async fn attempt(&self, mut claim: Claim<'_>) -> Attempt {
-        let upload_bytes = match &claim.unit.work {
-            Work::Upload { body, .. } => body.len(),
-            _ => 0,
-        };
         match self.deliver(&mut claim).await {
             Ok(()) => {
                 claim.landed();
-                self.queued_upload_bytes.fetch_sub(upload_bytes, Ordering::AcqRel);
                 Attempt::Landed
             }
             Err(e) => {
                 if claim.failed(&e, self.now(), jitter()) {
-                    self.queued_upload_bytes.fetch_sub(upload_bytes, Ordering::AcqRel);
                     bump(&self.stats.outbox_give_ups);
                     self.log("revalidation or feed event given up (a retry cannot fix it)", &e.to_string());
                     Attempt::GaveUp(e)
@@ -761,34 +742,20 @@ impl Core {
         }
     }
 
-    /// Writes a unit: reserves its feed number once (kept across retries), then the state and
-    /// event together (a revalidation) or the event (a `set`).
+    /// Writes a unit: the state and event together (a revalidation), the event (a `set`'s), or
+    /// a queued upload.
     async fn deliver(&self, claim: &mut Claim<'_>) -> Result<()> {
-        if let Work::Upload { class, entry, body } = &claim.unit.work {
-            return self.upload_queued(*class, entry, body.clone()).await;
-        }
         let b = self.backends().await;
-        let seq = if self.cfg.feed_interval_ms > 0 {
-            Some(match claim.reusable_seq(self.now()) {
-                Some(s) => s,
-                None => {
-                    let s = b.tags.reserve_seq().await?;
-                    claim.reserved(s, self.now());
-                    s
-                }
-            })
-        } else {
-            None
-        };
         match claim.unit.work.clone() {
             Work::Revalidate { tags, at, expire_s } => {
+                let seq = self.feed_seq(b, claim).await?;
                 let event = seq.map(|s| (s, self.instance_id.as_str()));
                 for (t, st) in b.tags.revalidate_at(event, &tags, at, expire_s).await? {
                     self.tag_clock.merge(&t, st);
                 }
                 Ok(())
             }
-            Work::Announce { event, at } => match seq {
+            Work::Announce { event, at } => match self.feed_seq(b, claim).await? {
                 Some(seq) => b.tags.announce_at(seq, &FeedRecord { origin: self.instance_id.clone(), event }, at).await,
                 None => Ok(()),
             },
@@ -796,18 +763,46 @@ impl Core {
         }
     }
 
-    /// Appends a `set`'s event to the change feed through the outbox (no-op when the feed is off).
-    async fn announce(&self, event: FeedEvent) -> Result<()> {
+    /// The feed number of the unit's event (`None` when the feed is off), reserved once and kept
+    /// across retries.
+    async fn feed_seq(&self, b: &Backends, claim: &mut Claim<'_>) -> Result<Option<u64>> {
         if self.cfg.feed_interval_ms == 0 {
-            return Ok(());
+            return Ok(None);
+        }
+        if let Some(s) = claim.reusable_seq(self.now()) {
+            return Ok(Some(s));
+        }
+        let s = b.tags.reserve_seq().await?;
+        claim.reserved(s, self.now());
+        Ok(Some(s))
+    }
+
+    /// The feed event of a write of `entry`.
+    fn key_event(entry: &Entry) -> FeedEvent {
+        FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified, write_id: entry.write_id }
+    }
+
+    /// Queues a `set`'s feed event in the outbox (`None` when the feed is off); overflow is
+    /// counted and logged.
+    fn queue_announce(&self, event: FeedEvent) -> Result<Option<Claim<'_>>> {
+        if self.cfg.feed_interval_ms == 0 {
+            return Ok(None);
         }
         match self.outbox.push(Work::Announce { event, at: self.now() }) {
-            Ok(c) => self.settle(vec![c], "feed event").await,
+            Ok(c) => Ok(Some(c)),
             Err(e) => {
                 bump(&self.stats.outbox_overflows);
                 self.log("feed event not queued (other instances learn of it only on reload)", &e.to_string());
                 Err(e)
             }
+        }
+    }
+
+    /// Appends a `set`'s event to the change feed through the outbox, waiting as `settle` does.
+    async fn announce(&self, event: FeedEvent) -> Result<()> {
+        match self.queue_announce(event)? {
+            Some(c) => self.settle(vec![c], "feed event").await,
+            None => Ok(()),
         }
     }
 
@@ -945,7 +940,7 @@ impl Core {
             ("knownTags", Reading::Count(self.tag_clock.len() as f64)),
             // Revalidations, feed events and uploads not landed yet.
             ("outboxDepth", Reading::Count(self.outbox.depth() as f64)),
-            ("queuedUploadBytes", Reading::Count(self.queued_upload_bytes.load(Ordering::Relaxed) as f64)),
+            ("queuedUploadBytes", Reading::Count(self.outbox.upload_bytes() as f64)),
             // Whether memory is being served (the feed is being read).
             ("feedTrusted", Reading::Flag(self.feed_trusted())),
             // Circuit breakers (AWS backend): open = calls fail fast.

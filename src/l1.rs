@@ -96,12 +96,7 @@ impl L1 {
     }
 
     pub fn remove(&self, key: &str) -> bool {
-        if let Some((_, old)) = self.map.remove(key) {
-            self.bytes.fetch_sub(old.weight, Ordering::SeqCst);
-            true
-        } else {
-            false
-        }
+        self.remove_if(key, |_| true)
     }
 
     /// Removes the copy of `key` if `pred` holds for it.

@@ -65,6 +65,8 @@ struct Slot {
 
 pub struct Outbox {
     capacity: usize,
+    /// Bytes the queued uploads may hold together (see [`Outbox::with_upload_limit`]).
+    upload_limit: usize,
     slots: Mutex<BTreeMap<u64, Slot>>,
     next_id: std::sync::atomic::AtomicU64,
 }
@@ -141,12 +143,34 @@ pub fn backoff_ms(attempts: u32, jitter: f64) -> i64 {
     (base as f64 * jitter.clamp(0.5, 1.5)) as i64
 }
 
+fn upload_bytes(slots: &BTreeMap<u64, Slot>) -> usize {
+    slots
+        .values()
+        .map(|s| match &s.unit.work {
+            Work::Upload { body, .. } => body.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
-        Outbox { capacity, slots: Mutex::new(BTreeMap::new()), next_id: std::sync::atomic::AtomicU64::new(0) }
+        Outbox {
+            capacity,
+            upload_limit: usize::MAX,
+            slots: Mutex::new(BTreeMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
-    /// Queues `work` and claims it for the caller's first attempt; `Err` when the outbox is full.
+    /// Bounds the bytes queued uploads hold together: past it an upload is refused.
+    pub fn with_upload_limit(mut self, bytes: usize) -> Outbox {
+        self.upload_limit = bytes;
+        self
+    }
+
+    /// Queues `work` and claims it for the caller's first attempt; `Err` when the outbox is full
+    /// (or, for an upload, when the queued uploads would pass their byte limit).
     pub fn push(&self, work: Work) -> Result<Claim<'_>> {
         let mut slots = self.slots.lock();
         if slots.len() >= self.capacity {
@@ -154,6 +178,15 @@ impl Outbox {
                 format!("outbox full ({} revalidations and feed events waiting for DynamoDB)", self.capacity),
                 false,
             ));
+        }
+        if let Work::Upload { body, .. } = &work {
+            let held = upload_bytes(&slots) + body.len();
+            if held > self.upload_limit {
+                return Err(Error::backend(
+                    format!("queued uploads would hold {held} bytes, over their limit ({})", self.upload_limit),
+                    false,
+                ));
+            }
         }
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let unit = Unit { id, work, seq: None, reserved_at: 0, attempts: 0 };
@@ -187,6 +220,11 @@ impl Outbox {
     /// Units waiting (claimed or not).
     pub fn depth(&self) -> usize {
         self.slots.lock().len()
+    }
+
+    /// Bytes the queued uploads hold.
+    pub fn upload_bytes(&self) -> usize {
+        upload_bytes(&self.slots.lock())
     }
 
     /// When the next unclaimed unit is due (`None`: none waits).
@@ -255,6 +293,31 @@ mod tests {
         assert!(e.context.contains("outbox full"), "{e}");
         assert!(c.failed(&Error::invalid("refused"), 0, 1.0), "not retryable: given up");
         assert_eq!(o.depth(), 0);
+    }
+
+    #[test]
+    fn queued_uploads_are_bounded_by_their_bytes() {
+        let upload = |n: usize| Work::Upload {
+            class: Class::Route,
+            entry: Arc::new(Entry {
+                key: "/k".into(),
+                last_modified: 1,
+                cache_control: None,
+                tags: vec![],
+                value: None,
+                write_id: 1,
+            }),
+            body: Bytes::from(vec![0u8; n]),
+        };
+        let o = Outbox::new(10).with_upload_limit(10);
+        let first = o.push(upload(6)).unwrap();
+        o.push(rev("a")).unwrap();
+        assert_eq!(o.upload_bytes(), 6);
+        let e = o.push(upload(6)).err().unwrap();
+        assert!(e.context.contains("queued uploads would hold 12 bytes"), "{e}");
+        first.landed();
+        assert_eq!(o.upload_bytes(), 0);
+        o.push(upload(6)).unwrap();
     }
 
     #[test]

@@ -30,11 +30,10 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
-        let mut objects = self.objects.lock();
-        if if_absent && objects.contains_key(key) {
-            return Ok(false);
+        if if_absent {
+            return self.put_if(key, body, None).await;
         }
-        self.store(&mut objects, key, body);
+        self.store(&mut self.objects.lock(), key, body);
         Ok(true)
     }
 

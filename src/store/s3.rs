@@ -1,5 +1,6 @@
 //! `BlobStore` on S3 (or any S3 protocol server). One object per entry; conditional creates use
-//! `If-None-Match: *`, writes conditional on the version read `If-Match` with its ETag. Path-style addressing when an endpoint is configured (local servers).
+//! `If-None-Match: *`, writes conditional on the version read `If-Match` with its ETag.
+//! Path-style addressing when an endpoint is configured (local servers).
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -129,21 +130,11 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
-        let mut req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
         if if_absent {
-            req = req.if_none_match("*");
+            return self.put_if(key, body, None).await;
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = map_err("PutObject", e, CONFLICT_CODES);
-                if err.kind == ErrorKind::Conflict && if_absent {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
+        req.send().await.map(|_| true).map_err(|e| map_err("PutObject", e, CONFLICT_CODES))
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {
