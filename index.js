@@ -395,10 +395,7 @@ function createCacheHandler(options) {
     }
 
     async revalidateTag(tags, durations) {
-      const list = typeof tags === 'string' ? [tags] : stringArray(tags)
-      if (list.length === 0) return
-      const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
-      await revalidateOnce(this.core, list, expire)
+      await revalidateOnce(this.core, typeof tags === 'string' ? [tags] : stringArray(tags), durations)
     }
 
     resetRequestCache() {}
@@ -412,10 +409,13 @@ function createCacheHandler(options) {
  * Next calls every `cacheHandlers` entry's `updateTags` and then the `cacheHandler`'s
  * `revalidateTag` with the same tags and durations, in one turn of the event loop: with both
  * pointing at fleetcache, that is one revalidation, written to DynamoDB once. Calls with the same
- * core, tags and `expire` in the same turn share one write.
+ * core, tags and `expire` in the same turn share one write. `durations` undefined or
+ * `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s.
  */
 const inFlightRevalidations = new Map()
-function revalidateOnce(core, tags, expire) {
+function revalidateOnce(core, tags, durations) {
+  if (tags.length === 0) return Promise.resolve()
+  const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
   const key = JSON.stringify([[...tags].sort(), expire === undefined ? null : expire])
   let byCore = inFlightRevalidations.get(core)
   if (byCore === undefined) {
@@ -489,29 +489,25 @@ async function drain(stream) {
  * memory tier, the bucket (`<prefix>/use-cache/<buildId>/`), tag states and the change feed.
  */
 function createUseCacheHandler(options) {
-  const base = checkedOptions(options)
-  coreFor(base, undefined)
-  const core = () => coreFor(base, undefined)
-  const pendingOf = (c) => {
-    let m = pendingUseCacheSets.get(c)
-    if (m === undefined) {
-      m = new Map()
-      pendingUseCacheSets.set(c, m)
-    }
-    return m
+  // One core for these options, for the life of the process (at require time: a bad option
+  // fails the server at start).
+  const core = coreFor(checkedOptions(options), undefined)
+  let pending = pendingUseCacheSets.get(core)
+  if (pending === undefined) {
+    pending = new Map()
+    pendingUseCacheSets.set(core, pending)
   }
   return {
     /** The entry, or `undefined`; never rejects (a rejection would fail the render). */
     async get(cacheKey, softTags) {
       try {
         if (typeof cacheKey !== 'string') return undefined
-        const c = core()
-        const pending = pendingOf(c).get(cacheKey)
-        if (pending !== undefined) await pending.then(undefined, () => {}) // its failure is set's to log
+        const setting = pending.get(cacheKey)
+        if (setting !== undefined) await setting.then(undefined, () => {}) // its failure is set's to log
         const soft = stringArray(softTags)
-        const hit = c.getSync(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined)
+        const hit = core.getSync(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined)
         if (hit !== undefined) return toUseCacheEntry(hit)
-        return toUseCacheEntry(await c.getAsync(cacheKey, 'USE_CACHE', undefined, soft, undefined))
+        return toUseCacheEntry(await core.getAsync(cacheKey, 'USE_CACHE', undefined, soft, undefined))
       } catch (err) {
         warn("'use cache' get failed, serving a miss", err && err.message)
         return undefined
@@ -521,14 +517,12 @@ function createUseCacheHandler(options) {
     /** Awaits the entry, reads its stream once, stores the bytes; keeps neither afterwards. */
     async set(cacheKey, pendingEntry) {
       if (typeof cacheKey !== 'string') return
-      const c = core()
-      const pending = pendingOf(c)
       const work = (async () => {
         const entry = await pendingEntry
         const bytes = await drain(entry.value)
         // `expire: 0` marks a dynamic result: Next's own handler does not store it either.
         if (!(entry.expire > 0)) return
-        const r = await c.set(cacheKey, {
+        const r = await core.set(cacheKey, {
           kind: 'USE_CACHE',
           buf: bytes,
           hasCacheControl: true,
@@ -560,10 +554,7 @@ function createUseCacheHandler(options) {
 
     /** `updateTag`, `revalidateTag`, `revalidatePath`: the same revalidation as the ISR handler's. */
     async updateTags(tags, durations) {
-      const list = stringArray(tags)
-      if (list.length === 0) return
-      const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
-      await revalidateOnce(core(), list, expire)
+      await revalidateOnce(core, stringArray(tags), durations)
     },
   }
 }
