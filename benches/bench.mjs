@@ -9,6 +9,7 @@ import { realisticPage, jsonBase64 } from './fixtures.mjs'
 import { propagation } from './propagation.mjs'
 import { seedBench } from './seed.mjs'
 import { useCacheBench } from './use-cache.mjs'
+import { measure } from './measure.mjs'
 
 const require = createRequire(import.meta.url)
 const fc = require('../index.js')
@@ -20,18 +21,6 @@ function fmt(ns) {
   return ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(2)} µs`
 }
 
-/** Runs `fn` (async) `iters` times after a warm-up; returns ns per op (median of 5 batches). */
-async function measure(fn, iters) {
-  for (let i = 0; i < Math.min(iters, 2000); i++) await fn()
-  const batches = []
-  for (let b = 0; b < 5; b++) {
-    const t0 = process.hrtime.bigint()
-    for (let i = 0; i < iters; i++) await fn()
-    batches.push(Number(process.hrtime.bigint() - t0) / iters)
-  }
-  batches.sort((a, b) => a - b)
-  return batches[2]
-}
 
 async function percentiles(fn, iters) {
   const samples = []

@@ -3,21 +3,11 @@
 // with release builds), so two builds can alternate in one session and their ratios be compared.
 import { createRequire } from 'node:module'
 import path from 'node:path'
+import { measure } from './measure.mjs'
 const root = path.resolve(process.argv[2])
 const require = createRequire(path.join(root, 'x.js'))
 const fc = require('./index.js')
 const { realisticPage } = await import(path.join(root, 'benches', 'fixtures.mjs'))
-async function measure(fn, iters) {
-  for (let i = 0; i < 2000; i++) await fn()
-  const b = []
-  for (let k = 0; k < 5; k++) {
-    const t0 = process.hrtime.bigint()
-    for (let i = 0; i < iters; i++) await fn()
-    b.push(Number(process.hrtime.bigint() - t0) / iters)
-  }
-  b.sort((x, y) => x - y)
-  return b[2]
-}
 const page = realisticPage()
 const key = '/route-cache/APP_PAGE/' + 'ab'.repeat(32) + '/$/products'
 const ctxGet = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }

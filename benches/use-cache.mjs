@@ -4,6 +4,7 @@
 // reads its stream to the end, as Next does.
 import { createRequire } from 'node:module'
 import { appDir, installApp } from '../scripts/next-fleet.mjs'
+import { measure } from './measure.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -21,22 +22,12 @@ function entry(bytes) {
 async function run(handler, bytes, iters) {
   const keys = Array.from({ length: 100 }, (_, i) => JSON.stringify(['c06c75be3fa6d56b2d40adaee425d8c479a74d59a1', [String(i)], ['build']]))
   const soft = ['_N_T_/layout', '_N_T_/items/layout', '_N_T_/items/page', '_N_T_/items']
-  const time = async (fn) => {
-    for (let i = 0; i < Math.min(iters, 1000); i++) await fn(i) // warm up
-    const batches = []
-    for (let b = 0; b < 5; b++) {
-      const t0 = process.hrtime.bigint()
-      for (let i = 0; i < iters; i++) await fn(i)
-      batches.push(Number(process.hrtime.bigint() - t0) / iters)
-    }
-    return batches.sort((a, b) => a - b)[2]
-  }
-  const setNs = await time((i) => handler.set(keys[i % 100], Promise.resolve(entry(bytes))))
-  const getNs = await time(async (i) => {
+  const setNs = await measure((i) => handler.set(keys[i % 100], Promise.resolve(entry(bytes))), iters)
+  const getNs = await measure(async (i) => {
     const e = await handler.get(keys[i % 100], soft)
     if (!e) throw new Error('miss')
     await new Response(e.value).arrayBuffer()
-  })
+  }, iters)
   return { setNs, getNs }
 }
 
