@@ -14,6 +14,25 @@ export const appCcDir = path.join(root, 'examples', 'cache-components')
 /** Routes that only exist on Next 16 (updateTag). */
 const NEXT16_ONLY = [path.join('app', 'actions')]
 
+/**
+ * The environment of an app instance (or tool) on the local S3 + DynamoDB server at `endpoint`,
+ * with a bucket and table of its own named `name`; `extra` adds to it.
+ */
+export function localFleetEnv(endpoint, name, extra = {}) {
+  return {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    FLEETCACHE_BUCKET: name,
+    FLEETCACHE_TABLE: name,
+    NEXT_TELEMETRY_DISABLED: '1',
+    ...extra,
+  }
+}
+
 /** Copies the example's sources into examples/next15 (minus Next-16-only routes). */
 export function prepareApp15() {
   for (const part of ['app', 'pages', 'lib', 'public', 'next.config.js', 'instrumentation.js']) {

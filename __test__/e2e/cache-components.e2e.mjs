@@ -4,7 +4,7 @@
 // Each page shows a stamp its cached function computed (when, a random part, which instance), so
 // "served" and "recomputed" can be told apart.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { installApp, buildApp, startApp, request, appCcDir as dir } from '../../scripts/next-fleet.mjs'
+import { installApp, buildApp, startApp, request, localFleetEnv, appCcDir as dir } from '../../scripts/next-fleet.mjs'
 import { fc } from '../helpers.mjs'
 
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT
@@ -34,16 +34,7 @@ describe.skipIf(!ep)("Cache Components end to end ('use cache' on Next 16)", () 
 
   beforeAll(async () => {
     installApp(dir)
-    base = {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL: ep,
-      FLEETCACHE_BUCKET: `cc-${run}`,
-      FLEETCACHE_TABLE: `cc-${run}`,
-      NEXT_TELEMETRY_DISABLED: '1',
-    }
+    base = localFleetEnv(ep, `cc-${run}`)
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
     await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()
     await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e' }, dir)

@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { packAll, hostTarget } from '../../scripts/pack.mjs'
-import { startApp, request, nextBin } from '../../scripts/next-fleet.mjs'
+import { startApp, request, nextBin, localFleetEnv } from '../../scripts/next-fleet.mjs'
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { fc } from '../helpers.mjs'
 
@@ -97,18 +97,7 @@ describe.skipIf(!ep)('installed from the packed tarballs, outside the repository
     npmInstall(app, [packed.main.tarball, ...Object.values(packed.platforms).map((p) => p.tarball)])
     data = await startDataServer(4900 + Math.floor(Math.random() * 90))
     trap = await connectionTrap()
-    awsEnv = {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL: ep,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      FLEETCACHE_BUCKET: `installed-${run}`,
-      FLEETCACHE_TABLE: `installed-${run}`,
-      DEMO_DATA_URL: data.url,
-      NEXT_TELEMETRY_DISABLED: '1',
-    }
+    awsEnv = localFleetEnv(ep, `installed-${run}`, { DEMO_DATA_URL: data.url })
     await fc._coreFor({ bucket: awsEnv.FLEETCACHE_BUCKET, table: awsEnv.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()
   }, 600_000)
 

@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import fs from 'node:fs'
 import path from 'node:path'
-import { installApp, buildApp, startApp, request, fleetcacheCli, runNode } from '../../scripts/next-fleet.mjs'
+import { installApp, buildApp, startApp, request, fleetcacheCli, runNode, localFleetEnv } from '../../scripts/next-fleet.mjs'
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { startFaultProxy } from '../../scripts/fault-proxy.mjs'
 import { fc } from '../helpers.mjs'
@@ -26,17 +26,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   beforeAll(async () => {
     installApp(dir)
     data = await startDataServer(4600 + Math.floor(Math.random() * 300))
-    base = {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_REGION: 'us-east-1',
-      AWS_ENDPOINT_URL: ep,
-      FLEETCACHE_BUCKET: `e2e-${run}`,
-      FLEETCACHE_TABLE: `e2e-${run}`,
-      DEMO_DATA_URL: data.url,
-      NEXT_TELEMETRY_DISABLED: '1',
-    }
+    base = localFleetEnv(ep, `e2e-${run}`, { DEMO_DATA_URL: data.url })
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
     await storeCore().ensureResources()
     await buildApp({ ...base, FLEETCACHE_E2E_DIST: '.next-e2e', NEXT_PUBLIC_FLEETCACHE_VARIANT: 'v1' }, dir)
