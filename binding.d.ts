@@ -68,6 +68,12 @@ export declare class NativeCache {
    * (benchmarks); null when the key is not in memory.
    */
   encodedLen(key: string): number | null
+  /** Every metric `metrics()` exports (rendered as Prometheus text by `index.js`). */
+  metricSamples(): Array<MetricSample>
+  /** A call refused for bad input in JS: counted (`invalidInputs`) and logged. */
+  noteInvalid(what: string, message: string): void
+  /** What the store holds for a URL path or cache key, decoded (`fleetcache inspect`). */
+  inspect(what: string): Promise<InspectedEntry[]>
   /** Counters and gauges since the core was created (`Stats` in `index.d.ts`). */
   stats(): Record<string, number | boolean>
 }
@@ -87,13 +93,112 @@ export interface BuildEntry {
  */
 export declare function checkOptions(options?: Options): void
 
+/**
+ * Sets the log level and format for this process (`FLEETCACHE_LOG`, `FLEETCACHE_LOG_FORMAT`
+ * otherwise).
+ */
+export declare function configureLog(level?: string | undefined | null, json?: boolean | undefined | null): void
+
+/** A per-operation line, written only at `FLEETCACHE_LOG=debug`. */
+export declare function debug(what: string, message: string): void
+
+/** Whether `FLEETCACHE_LOG=debug` is in force (JS skips building debug lines otherwise). */
+export declare function debugEnabled(): boolean
+
 /** One finding of `doctor`. */
 export interface DoctorCheck {
   name: string
   ok: boolean
+  /** Works, but probably not as meant (`ok` is true). */
+  warning: boolean
   detail: string
   /** How to fix it (absent when `ok`). */
   fix?: string
+}
+
+/** A stored entry, decoded (`fleetcache inspect`). */
+export interface InspectedEntry {
+  objectKey: string
+  key: string
+  /** `APP_PAGE`, `APP_ROUTE`, `PAGES`, `REDIRECT`, `FETCH`, `IMAGE`, `USE_CACHE` or `NOT_FOUND`. */
+  kind: string
+  buildId: string
+  storedBytes: number
+  decodedBytes: number
+  lastModified: number
+  ageMs: number
+  /** Seconds; absent with `revalidateNever` or without cache control. */
+  revalidate?: number
+  revalidateNever: boolean
+  expire?: number
+  tags: Array<InspectedTag>
+  /** Which write made it (hex). */
+  writeId: string
+  tagVerdict: string
+}
+
+/** A tag of an inspected entry and its state (ms since the epoch; absent = never). */
+export interface InspectedTag {
+  tag: string
+  expiredAt?: number
+  staleAt?: number
+  softExpireAt?: number
+}
+
+/** One exported metric series (`metrics()`). */
+export interface MetricSample {
+  name: string
+  /** `counter`, `gauge` or `histogram`. */
+  kind: string
+  help: string
+  /** Label names and values, alternating. */
+  labels: Array<string>
+  /** Counter/gauge value; a histogram's count. */
+  value: number
+  /** Histograms: bucket upper bounds in seconds (the last is Infinity) and cumulative counts. */
+  bucketBounds?: Array<number>
+  bucketCounts?: Array<number>
+  sum?: number
+}
+
+/**
+ * A hit as `getSync`/`getAsync` hand it to `index.js` (built field by field by `hit_object`
+ * from `next_value::HitLayout`; this struct only declares its type). Absent fields are not set.
+ */
+export interface NativeHit {
+  lastModified: number
+  revalidate?: number | false
+  expire?: number
+  /** Absent for a cached notFound (`set(key, null)`). */
+  kind?: string
+  /** Every binary field back to back: html, RSC data and segments; or a body/buffer. */
+  buf?: Buffer
+  htmlLen?: number
+  rscLen?: number
+  segNames?: Array<string>
+  /** `[start, end)` of each segment in `buf`, flattened. */
+  segBounds?: Array<number>
+  postponed?: string
+  /** JSON text. */
+  headers?: string
+  status?: number
+  /** JSON text. */
+  pageData?: string
+  /** JSON text. */
+  props?: string
+  body?: string
+  url?: string
+  fetchRevalidate?: number
+  tags?: Array<string>
+  etag?: string
+  upstreamEtag?: string
+  extension?: string
+  /** Generation of the in-memory copy (html decoded by JS is reused while it matches). */
+  gen?: number
+  timestamp?: number
+  stale?: number
+  /** A `'use cache'` entry one of whose tags was revalidated with a profile. */
+  tagStale?: boolean
 }
 
 /** The outcome of a write: errors are values so `set` never rejects by accident. */
@@ -202,7 +307,14 @@ export interface SetInput {
 }
 
 /**
- * Logs through the process's one logger: `[fleetcache] what: message` on stderr, at most once
- * every 10 s per `what`.
+ * Routes every log line (the core's and `index.js`'s) to `sink(level, event, message)` on the
+ * JS thread, instead of stderr/stdout; `null` routes them back. The function does not keep the
+ * process alive.
+ */
+export declare function setLogSink(sink: ((level: 'error' | 'warn' | 'info' | 'debug', event: string, message: string) => void) | null): void
+
+/**
+ * Logs through the process's one logger: `[fleetcache] what: message` on stderr (or the sink),
+ * at most once every 10 s per `what`.
  */
 export declare function warn(what: string, message: string): void

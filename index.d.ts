@@ -3,8 +3,25 @@ import type { Options as NativeOptions, DoctorCheck, BuildEntry } from './bindin
 
 export type { DoctorCheck, BuildEntry } from './binding'
 
+/**
+ * Where log lines go instead of stderr (`logger` option): console, pino, winston… Each method is
+ * called with one string, `"<event>: <message>"`. `info`/`debug` fall back to `log` if absent.
+ */
+export interface Logger {
+  error(message: string): unknown
+  warn(message: string): unknown
+  info?(message: string): unknown
+  debug?(message: string): unknown
+  log?(message: string): unknown
+}
+
 /** The handler's options (README, "Options"); environment variables fill what is not given. */
-export type Options = NativeOptions
+export type Options = Omit<NativeOptions, 'backend'> & {
+  /** `"aws"` (default): S3 + DynamoDB; `"memory"`: process-local stores, for tests. Env: `FLEETCACHE_BACKEND`. */
+  backend?: 'aws' | 'memory'
+  /** Routes fleetcache's log lines into the app's logger (one per process: the last given wins). */
+  logger?: Logger
+}
 
 /**
  * What `stats()` reports: counters since the core was created, then gauges. Their one
@@ -51,6 +68,8 @@ export interface Stats {
   feedResets: number
   leasesWon: number
   leasesLost: number
+  /** Calls refused for input of the wrong type or range (FLEETCACHE_INVALID_INPUT; for get, a miss). */
+  invalidInputs: number
   memoryBytes: number
   memoryEntries: number
   memoryBudget: number
@@ -79,19 +98,32 @@ export interface CacheHandlerValue {
   cacheControl?: { revalidate: number | false; expire?: number }
 }
 
-/** The class Next's `cacheHandler` loads. */
+/** What Next passes as `ctx` to `get`/`set` (the fields fleetcache reads; Next's own context types are assignable). */
+export interface HandlerContext {
+  kind?: string
+  kindHint?: string
+  fetchCache?: boolean
+  tags?: string[]
+  softTags?: string[]
+  revalidate?: number | false
+  cacheControl?: { revalidate: number | false; expire?: number }
+  isRoutePPREnabled?: boolean
+  isFallback?: boolean
+}
+
+/** The class Next's `cacheHandler` loads (assignable to Next's own `CacheHandler`; a type test pins it). */
 export interface FleetCacheHandler {
-  /** Never rejects: a miss, backend error or passed deadline resolves `null`. */
-  get(key: string, ctx?: Record<string, unknown>): Promise<CacheHandlerValue | null>
-  /** Never rejects: failures are logged and counted. */
-  set(key: string, data: unknown, ctx?: Record<string, unknown>): Promise<void>
-  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s. Honoured by this instance at once; waits at most `revalidateTimeoutMs` for DynamoDB, then leaves it queued (retried until it lands). Rejects with `FLEETCACHE_BACKEND` only when it cannot be queued (the outbox is full) or DynamoDB refuses it outright. */
+  /** Never rejects: a miss, backend error, passed deadline or a key that is not a string resolves `null` (the latter counted in `invalidInputs`). */
+  get(key: string, ctx?: HandlerContext): Promise<CacheHandlerValue | null>
+  /** Rejects only with `FLEETCACHE_INVALID_INPUT` for a value of the wrong type or range; store failures are logged and counted. */
+  set(key: string, data: unknown, ctx?: HandlerContext): Promise<void>
+  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s (`Infinity` or past 4294967294 means forever). Honoured by this instance at once; waits at most `revalidateTimeoutMs` for DynamoDB, then leaves it queued (retried until it lands). Rejects with `FLEETCACHE_INVALID_INPUT` for tags that are not strings or an `expire` that is NaN or negative, and with `FLEETCACHE_BACKEND` only when it cannot be queued (the outbox is full) or DynamoDB refuses it outright. */
   revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void>
   resetRequestCache(): void
 }
 
 export interface FleetCacheHandlerClass {
-  new (ctx?: Record<string, unknown>): FleetCacheHandler
+  new (ctx?: { serverDistDir?: string }): FleetCacheHandler
 }
 
 /** A handler class configured by `options`, env vars filling the rest. Throws `FLEETCACHE_CONFIG` naming a bad option. */
@@ -141,6 +173,23 @@ export function pathOfKey(key: string): string | null
 
 /** Counters and memory use of the core for `options`. */
 export function stats(options?: Options): Stats
+
+/**
+ * The metrics of this process's core(s) in the Prometheus text format (README, "Metrics"):
+ * `fleetcache_*_total` counters, gauges and `*_seconds` histograms. With `options`, that
+ * configuration's core only; without, every core of the process (labelled `prefix` if several).
+ */
+export function metrics(options?: Options): string
+
+/** `text/plain; version=0.0.4; charset=utf-8`: the `Content-Type` to serve `metrics()` with. */
+export const METRICS_CONTENT_TYPE: string
+
+/**
+ * Reports the same metrics through OpenTelemetry (`@opentelemetry/api`'s global MeterProvider,
+ * or the `api` given) as observable instruments named `fleetcache.<name>`; histograms as
+ * `.sum`/`.count`. Returns false when `@opentelemetry/api` is not installed.
+ */
+export function registerOpenTelemetry(api?: unknown, options?: Options): boolean
 
 export class FleetCacheError extends Error {
   code: 'FLEETCACHE_CONFIG' | 'FLEETCACHE_NO_BINARY' | 'FLEETCACHE_BACKEND' | 'FLEETCACHE_THROTTLED' | 'FLEETCACHE_TIMEOUT' | 'FLEETCACHE_INVALID_INPUT' | 'FLEETCACHE_TOO_LARGE' | 'FLEETCACHE_CORRUPT' | 'FLEETCACHE_CONFLICT' | 'FLEETCACHE_INTERNAL' | string

@@ -16,14 +16,126 @@ function fromNative(err) {
   return new FleetCacheError(code, String(err && err.message !== undefined ? err.message : err), { cause: err })
 }
 
-/** Checks option names and types in the core (the one option list) and returns the options object. */
+/**
+ * Checks option names and types in the core (the one option list) and returns the options the
+ * core takes. `logger` is the JS face's own option: it is checked and installed here.
+ */
 function checkedOptions(options) {
+  let native = options
+  if (options !== null && typeof options === 'object' && !Array.isArray(options) && 'logger' in options) {
+    const { logger, ...rest } = options
+    useLogger(logger)
+    native = rest
+  }
   try {
-    binding.checkOptions(options)
+    binding.checkOptions(native)
   } catch (err) {
     throw fromNative(err)
   }
-  return options === undefined || options === null ? {} : options
+  return native === undefined || native === null ? {} : native
+}
+
+// ---- logs -----------------------------------------------------------------------------------
+
+const LEVELS = ['error', 'warn', 'info', 'debug']
+let installedLogger
+
+/**
+ * Routes fleetcache's log lines to `logger` (`{ error, warn, info, debug }` functions: console,
+ * pino, winston…, each called with one string `"<event>: <message>"`), instead of stderr.
+ * `undefined`/`null` leaves the lines where they are. One logger per process: the last wins.
+ */
+function useLogger(logger) {
+  if (logger === undefined || logger === null) return
+  if (typeof logger !== 'object' && typeof logger !== 'function') {
+    throw new FleetCacheError('FLEETCACHE_CONFIG', `\`logger\` must be an object with error/warn/info/debug functions, got ${typeof logger}`)
+  }
+  const missing = ['error', 'warn'].filter((l) => typeof logger[l] !== 'function')
+  if (missing.length > 0) {
+    throw new FleetCacheError('FLEETCACHE_CONFIG', `\`logger\` has no ${missing.join('/')} function (it needs error, warn, info and debug; info/debug may fall back to log)`)
+  }
+  if (installedLogger === logger) return
+  installedLogger = logger
+  binding.setLogSink((level, event, message) => {
+    const line = event ? `${event}: ${message}` : message
+    const fn = typeof logger[level] === 'function' ? logger[level] : typeof logger.log === 'function' ? logger.log : undefined
+    if (fn === undefined || !LEVELS.includes(level)) return
+    try {
+      fn.call(logger, line)
+    } catch {
+      // A throwing logger must not take the request down with it.
+    }
+  })
+}
+
+// ---- keys -----------------------------------------------------------------------------------
+
+/**
+ * A JS string as the core receives it, losslessly. N-API hands strings over as UTF-8, which
+ * turns every lone surrogate into U+FFFD, so `'/a\uD800b'` and `'/a\uFFFDb'` would be one key.
+ * Well-formed strings without U+FFFF pass unchanged (the common case: two scans, no copy);
+ * others become U+FFFF followed by the string with each lone surrogate and each U+FFFF written
+ * as U+FFFF + four hex digits — well-formed, starting with U+FFFF, and decodable, so no two
+ * strings meet.
+ */
+function lossless(s) {
+  if (s.isWellFormed() && !s.includes('\uFFFF')) return s
+  let out = '\uFFFF'
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1)
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        out += s[i] + s[i + 1]
+        i++
+        continue
+      }
+    }
+    if ((c >= 0xd800 && c <= 0xdfff) || c === 0xffff) out += '\uFFFF' + c.toString(16).padStart(4, '0')
+    else out += s[i]
+  }
+  return out
+}
+
+function invalid(message) {
+  return new FleetCacheError('FLEETCACHE_INVALID_INPUT', message)
+}
+
+/** Tags as given to `revalidateTag`/`updateTags`: a string or an array of strings, else a FLEETCACHE_INVALID_INPUT error. */
+function tagList(tags, what) {
+  const list = typeof tags === 'string' ? [tags] : tags
+  if (!Array.isArray(list)) throw invalid(`${what}: tags must be a string or an array of strings, got ${describe(tags)}`)
+  for (const t of list) {
+    if (typeof t !== 'string') throw invalid(`${what}: every tag must be a string, got ${describe(t)}`)
+    if (t.length === 0) throw invalid(`${what}: a tag must not be empty`)
+  }
+  return list.map(lossless)
+}
+
+/** `durations` of a revalidation: undefined, or `{ expire?: number }` (checked for range by the core). */
+function expireOf(durations, what) {
+  if (durations === undefined || durations === null) return undefined
+  if (typeof durations !== 'object') throw invalid(`${what}: durations must be an object like { expire: 0 }, got ${describe(durations)}`)
+  const e = durations.expire
+  if (e === undefined || e === null) return undefined
+  if (typeof e !== 'number') throw invalid(`${what}: durations.expire must be a number of seconds, got ${describe(e)}`)
+  return e
+}
+
+/** The tags and `expire` of a revalidation, or a counted FLEETCACHE_INVALID_INPUT error. */
+function checkedRevalidation(core, tags, durations, what) {
+  try {
+    return [tagList(tags, what), expireOf(durations, what)]
+  } catch (err) {
+    core.noteInvalid(`${what} refused`, err.message)
+    throw err
+  }
+}
+
+function describe(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'string' ? JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v) : typeof v
 }
 
 // ---- shared native cores -------------------------------------------------------------------
@@ -247,7 +359,7 @@ function tagsOf(data, ctx) {
       for (const t of header.split(',')) if (t) tags.add(t)
     }
   }
-  return [...tags]
+  return [...tags].map(lossless)
 }
 
 function buf(v, field) {
@@ -341,13 +453,18 @@ function warn(what, detail) {
 }
 
 function getArgs(ctx) {
-  const c = ctx || {}
-  const kind = c.kind || (c.kindHint === 'fetch' ? 'FETCH' : undefined)
+  const c = ctx !== null && typeof ctx === 'object' ? ctx : {}
+  const kind = typeof c.kind === 'string' ? c.kind : c.kindHint === 'fetch' ? 'FETCH' : undefined
   if (kind === 'FETCH') {
-    return [kind, Array.isArray(c.tags) ? c.tags : undefined, Array.isArray(c.softTags) ? c.softTags : undefined, typeof c.revalidate === 'number' ? c.revalidate : undefined]
+    const tags = Array.isArray(c.tags) ? stringArray(c.tags).map(lossless) : undefined
+    const softTags = Array.isArray(c.softTags) ? stringArray(c.softTags).map(lossless) : undefined
+    return [kind, tags, softTags, typeof c.revalidate === 'number' && c.revalidate >= 0 ? c.revalidate : undefined]
   }
   return [kind, undefined, undefined, undefined]
 }
+
+/** Whether `FLEETCACHE_LOG=debug` is in force (read once: debug lines cost nothing otherwise). */
+const debugOn = binding.debugEnabled()
 
 /**
  * Returns a cache handler class for Next's `cacheHandler`, configured by `options` (environment
@@ -368,8 +485,12 @@ function createCacheHandler(options) {
 
     get(key, ctx) {
       try {
-        if (typeof key !== 'string') return Promise.resolve(null)
+        if (typeof key !== 'string') {
+          this.core.noteInvalid('get with a bad key, serving a miss', `key must be a string, got ${describe(key)}`)
+          return Promise.resolve(null)
+        }
         const [kind, tags, softTags, revalidate] = getArgs(ctx)
+        key = lossless(key)
         const cache = this.htmlCache
         const known = cache.get(key)
         const hit = this.core.getSync(key, kind, tags, softTags, revalidate, known === undefined ? undefined : known.gen)
@@ -384,18 +505,35 @@ function createCacheHandler(options) {
       }
     }
 
+    /** Rejects only for input of the wrong type (FLEETCACHE_INVALID_INPUT); store failures are logged and counted. */
     async set(key, data, ctx) {
+      let input
       try {
-        if (typeof key !== 'string') throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `key must be a string, got ${typeof key}`)
-        const r = await this.core.set(key, toInput(data, ctx || {}))
-        if (!r.ok && r.code === 'FLEETCACHE_INVALID_INPUT') warn('set refused', r.message)
+        if (typeof key !== 'string') throw invalid(`set: key must be a string, got ${describe(key)}`)
+        if (ctx !== undefined && ctx !== null && typeof ctx !== 'object') throw invalid(`set: ctx must be an object, got ${describe(ctx)}`)
+        input = toInput(data, ctx || {})
       } catch (err) {
-        warn('set refused', err && err.message)
+        this.core.noteInvalid('set refused', err && err.message)
+        throw err instanceof FleetCacheError ? err : invalid(String(err && err.message))
       }
+      key = lossless(key)
+      if (debugOn) binding.debug('set', `${key} (${input.kind || 'notFound'})`)
+      let pending
+      try {
+        pending = this.core.set(key, input)
+      } catch (err) {
+        // A field of the wrong type, found while converting it (the message names the field).
+        const e = invalid(`set(${JSON.stringify(key)}): ${err && err.message}`)
+        this.core.noteInvalid('set refused', e.message)
+        throw e
+      }
+      const r = await pending
+      if (!r.ok && r.code === 'FLEETCACHE_INVALID_INPUT') throw new FleetCacheError(r.code, `set(${JSON.stringify(key)}): ${r.message}`)
     }
 
     async revalidateTag(tags, durations) {
-      await revalidateOnce(this.core, typeof tags === 'string' ? [tags] : stringArray(tags), durations)
+      const [list, expire] = checkedRevalidation(this.core, tags, durations, 'revalidateTag')
+      await revalidateOnce(this.core, list, expire)
     }
 
     resetRequestCache() {}
@@ -413,9 +551,9 @@ function createCacheHandler(options) {
  * `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s.
  */
 const inFlightRevalidations = new Map()
-function revalidateOnce(core, tags, durations) {
+function revalidateOnce(core, tags, expire) {
   if (tags.length === 0) return Promise.resolve()
-  const expire = durations && typeof durations.expire === 'number' ? durations.expire : undefined
+  if (debugOn) binding.debug('revalidateTag', `${JSON.stringify(tags)}${expire === undefined ? '' : ` expire ${expire}`}`)
   const key = JSON.stringify([[...tags].sort(), expire === undefined ? null : expire])
   let byCore = inFlightRevalidations.get(core)
   if (byCore === undefined) {
@@ -425,7 +563,9 @@ function revalidateOnce(core, tags, durations) {
   let p = byCore.get(key)
   if (p === undefined) {
     p = core.revalidateTags(tags, expire).then((r) => {
-      if (!r.ok) throw new FleetCacheError(r.code, `revalidateTag(${JSON.stringify(tags)}) did not reach the tag store: ${r.message}`)
+      if (r.ok) return
+      if (r.code === 'FLEETCACHE_INVALID_INPUT') throw new FleetCacheError(r.code, `revalidateTag(${JSON.stringify(tags)}): ${r.message}`)
+      throw new FleetCacheError(r.code, `revalidateTag(${JSON.stringify(tags)}) did not reach the tag store: ${r.message}`)
     })
     byCore.set(key, p)
     setImmediate(() => {
@@ -501,10 +641,14 @@ function createUseCacheHandler(options) {
     /** The entry, or `undefined`; never rejects (a rejection would fail the render). */
     async get(cacheKey, softTags) {
       try {
-        if (typeof cacheKey !== 'string') return undefined
+        if (typeof cacheKey !== 'string') {
+          core.noteInvalid("'use cache' get with a bad key, serving a miss", `cacheKey must be a string, got ${describe(cacheKey)}`)
+          return undefined
+        }
+        cacheKey = lossless(cacheKey)
         const setting = pending.get(cacheKey)
         if (setting !== undefined) await setting.then(undefined, () => {}) // its failure is set's to log
-        const soft = stringArray(softTags)
+        const soft = stringArray(softTags).map(lossless)
         const hit = core.getSync(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined)
         if (hit !== undefined) return toUseCacheEntry(hit)
         return toUseCacheEntry(await core.getAsync(cacheKey, 'USE_CACHE', undefined, soft, undefined))
@@ -516,7 +660,12 @@ function createUseCacheHandler(options) {
 
     /** Awaits the entry, reads its stream once, stores the bytes; keeps neither afterwards. */
     async set(cacheKey, pendingEntry) {
-      if (typeof cacheKey !== 'string') return
+      if (typeof cacheKey !== 'string') {
+        const err = invalid(`'use cache' set: cacheKey must be a string, got ${describe(cacheKey)}`)
+        core.noteInvalid("'use cache' set refused", err.message)
+        throw err
+      }
+      cacheKey = lossless(cacheKey)
       const work = (async () => {
         const entry = await pendingEntry
         const bytes = await drain(entry.value)
@@ -530,7 +679,7 @@ function createUseCacheHandler(options) {
           expire: entry.expire,
           timestamp: entry.timestamp,
           stale: entry.stale,
-          tags: stringArray(entry.tags),
+          tags: stringArray(entry.tags).map(lossless),
         })
         if (!r.ok && r.code === 'FLEETCACHE_INVALID_INPUT') warn("'use cache' set refused", r.message)
       })()
@@ -554,14 +703,15 @@ function createUseCacheHandler(options) {
 
     /** `updateTag`, `revalidateTag`, `revalidatePath`: the same revalidation as the ISR handler's. */
     async updateTags(tags, durations) {
-      await revalidateOnce(core, stringArray(tags), durations)
+      const [list, expire] = checkedRevalidation(core, tags, durations, 'updateTags')
+      await revalidateOnce(core, list, expire)
     },
   }
 }
 
 /** URL paths of cached pages and route handlers that carry any of `tags` (for CDN purges). */
 async function pathsForTags(tags, options) {
-  const list = typeof tags === 'string' ? [tags] : stringArray(tags)
+  const list = tagList(tags, 'pathsForTags')
   try {
     return await coreFor(checkedOptions(options), undefined).pathsForTags(list)
   } catch (err) {
@@ -579,6 +729,147 @@ function stats(options) {
   return coreFor(checkedOptions(options), undefined).stats()
 }
 
+// ---- metrics --------------------------------------------------------------------------------
+
+/** The cores to report: the one for `options`, or every core of the process (labelled by prefix). */
+function coresToReport(options) {
+  if (options !== undefined) return [[undefined, coreFor(checkedOptions(options), undefined)]]
+  const out = []
+  for (const [key, core] of cores) {
+    const opts = Object.fromEntries(JSON.parse(key))
+    out.push([cores.size > 1 ? String(opts.prefix || process.env.FLEETCACHE_PREFIX || 'fleetcache') : undefined, core])
+  }
+  return out
+}
+
+/** Every sample of the cores to report, with `prefix` added when there are several. */
+function samples(options) {
+  const out = []
+  for (const [prefix, core] of coresToReport(options)) {
+    for (const s of core.metricSamples()) {
+      if (prefix !== undefined) s.labels.push('prefix', prefix)
+      out.push(s)
+    }
+  }
+  return out
+}
+
+function familyName(s) {
+  return `fleetcache_${s.name}${s.kind === 'counter' ? '_total' : ''}`
+}
+
+function labelText(pairs, extra) {
+  const all = extra === undefined ? pairs : [...pairs, ...extra]
+  if (all.length === 0) return ''
+  const parts = []
+  for (let i = 0; i < all.length; i += 2) {
+    const v = String(all[i + 1]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+    parts.push(`${all[i]}="${v}"`)
+  }
+  return `{${parts.join(',')}}`
+}
+
+function num(v) {
+  if (v === Infinity) return '+Inf'
+  if (v === -Infinity) return '-Inf'
+  if (Number.isNaN(v)) return 'NaN'
+  return String(v)
+}
+
+/**
+ * The metrics of this process's fleetcache core(s) in the Prometheus text exposition format
+ * (0.0.4): counters (`fleetcache_*_total`), gauges and histograms (`*_seconds`). Serve it from a
+ * route (README, "Metrics"). With `options`, only that configuration's core; without, every
+ * core the process created (labelled `prefix` when there are several).
+ */
+function metrics(options) {
+  const families = new Map()
+  for (const s of samples(options)) {
+    const name = familyName(s)
+    let f = families.get(name)
+    if (f === undefined) {
+      f = { help: s.help, kind: s.kind, samples: [] }
+      families.set(name, f)
+    }
+    f.samples.push(s)
+  }
+  const lines = []
+  for (const [name, f] of families) {
+    lines.push(`# HELP ${name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`)
+    lines.push(`# TYPE ${name} ${f.kind}`)
+    for (const s of f.samples) {
+      if (s.kind !== 'histogram') {
+        lines.push(`${name}${labelText(s.labels)} ${num(s.value)}`)
+        continue
+      }
+      for (let i = 0; i < s.bucketBounds.length; i++) {
+        lines.push(`${name}_bucket${labelText(s.labels, ['le', num(s.bucketBounds[i])])} ${s.bucketCounts[i]}`)
+      }
+      lines.push(`${name}_sum${labelText(s.labels)} ${num(s.sum)}`)
+      lines.push(`${name}_count${labelText(s.labels)} ${num(s.value)}`)
+    }
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** The `Content-Type` of `metrics()`'s text. */
+const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+/**
+ * Reports fleetcache's metrics through OpenTelemetry, for apps that use `@opentelemetry/api`
+ * (with an SDK MeterProvider registered): one observable instrument per family, read when the
+ * SDK collects. `api` defaults to the app's own `@opentelemetry/api`; returns false (and does
+ * nothing) when there is none. Histograms are reported as their `_sum` and `_count` counters
+ * (asynchronous instruments cannot carry buckets); Prometheus text has the buckets.
+ */
+/** Metric families that exist only once a core has created its S3 and DynamoDB clients. */
+const LATE_FAMILIES = [
+  ['breaker_open', 'gauge', "1 while the backend's circuit breaker is open"],
+  ['breaker_opened', 'counter', "times the backend's circuit breaker opened"],
+  ['breaker_rejections', 'counter', 'calls failed fast by an open breaker'],
+  ['backend_requests', 'counter', 'S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)'],
+  ['backend_request_duration_seconds', 'histogram', 'latency of S3 and DynamoDB operations'],
+]
+
+function registerOpenTelemetry(api, options) {
+  if (api === undefined) {
+    try {
+      api = require(require.resolve('@opentelemetry/api', { paths: [process.cwd(), __dirname] }))
+    } catch {
+      return false
+    }
+  }
+  const meter = api.metrics.getMeter('fleetcache', require('./package.json').version)
+  // One reading per collection, shared by every instrument's callback.
+  let reading = { at: 0, samples: [] }
+  const current = () => {
+    const now = Date.now()
+    if (now - reading.at > 100) reading = { at: now, samples: samples(options) }
+    return reading.samples
+  }
+  const attrs = (labels) => {
+    const o = {}
+    for (let i = 0; i < labels.length; i += 2) o[labels[i]] = labels[i + 1]
+    return o
+  }
+  // Families known now, and those that appear once the S3/DynamoDB clients exist.
+  const families = new Map(current().map((x) => [x.name, [x.kind, x.help]]))
+  for (const [name, kind, help] of LATE_FAMILIES) if (!families.has(name)) families.set(name, [kind, help])
+  for (const [name, [kind, help]] of families) {
+    const parts = kind === 'histogram' ? [['.sum', 'sum'], ['.count', 'value']] : [['', 'value']]
+    for (const [suffix, field] of parts) {
+      const inst =
+        kind === 'gauge'
+          ? meter.createObservableGauge(`fleetcache.${name}${suffix}`, { description: help })
+          : meter.createObservableCounter(`fleetcache.${name}${suffix}`, { description: help })
+      inst.addCallback((result) => {
+        for (const x of current()) if (x.name === name) result.observe(x[field], attrs(x.labels))
+      })
+    }
+  }
+  return true
+}
+
 module.exports = {
   createCacheHandler,
   createUseCacheHandler,
@@ -586,6 +877,9 @@ module.exports = {
   pagesRouterPaths,
   pathOfKey: (key) => binding.pathOfKey(String(key)) ?? null,
   stats,
+  metrics,
+  METRICS_CONTENT_TYPE,
+  registerOpenTelemetry,
   FleetCacheError,
   // for tests and tools
   _coreFor: (options, serverDistDir) => coreFor(checkedOptions(options), serverDistDir),

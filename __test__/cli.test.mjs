@@ -30,7 +30,37 @@ describe('fleetcache command', () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(/unknown option --bogus/)
     expect(cli().status).toBe(2)
-    expect(cli('--help').stdout).toMatch(/fleetcache seed \[distDir\]/)
+    expect(cli('--help').stdout).toMatch(/seed \[distDir\]/)
+  })
+
+  it('flags are per command, checked, and suggested', () => {
+    let r = cli('sede')
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/unknown command "sede" \(did you mean `seed`\?\)/)])
+    r = cli('doctor', '--keep', '3', '--concurrency', '9')
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/doctor: unknown option --keep/)])
+    r = cli('seed', '--concurency', '4')
+    expect(r.stderr).toMatch(/unknown option --concurency \(did you mean --concurrency\?\)/)
+    r = cli('seed', '--dry-run=false')
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/--dry-run takes no value/)])
+    r = cli('prune', '--keep')
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/--keep needs a value/)])
+    r = cli('prune', '--keep', '2x')
+    expect(r.stderr).toMatch(/--keep must be an integer/)
+    r = cli('inspect')
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/inspect needs <path\|key>/)])
+    r = cli('doctor', 'extra')
+    expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/doctor takes no arguments/)])
+  })
+
+  it('--version and per-command help', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+    expect(cli('--version').stdout.trim()).toBe(pkg.version)
+    const help = cli('seed', '--help')
+    expect(help.status).toBe(0)
+    expect(help.stdout).toMatch(/^usage: fleetcache seed \[distDir\]/)
+    expect(help.stdout).toMatch(/--dry-run/)
+    expect(help.stdout).not.toMatch(/--keep/)
+    expect(cli('help', 'inspect').stdout).toMatch(/--build-id/)
   })
 
   it('seed of a directory without a build says what to do', () => {
@@ -95,6 +125,53 @@ describe('fleetcache command', () => {
     const report = JSON.parse(r.stdout)
     expect(report).toMatchObject({ buildId: 'b1', total: 4, written: 4, existing: 0, failed: [] })
     expect(r.stderr).toMatch(/seed: 4\/4 \(4 written\)/) // plain progress lines off a terminal
+
+    const dry = spawnSync(process.execPath, [path.join(root, 'tools', 'cli.js'), 'seed', dir, '--dry-run'], { encoding: 'utf8', env: { PATH: process.env.PATH, FLEETCACHE_BACKEND: 'memory' } })
+    expect(dry.status, dry.stderr).toBe(0)
+    expect(dry.stdout).toMatch(/dry run, nothing written: build b1: 4 entries, 4 would be written/)
+    expect(dry.stdout).toMatch(/would write \/api\/x \(APP_ROUTE, 8 B\)/)
+  })
+
+  it.skipIf(!process.env.FLEETCACHE_TEST_ENDPOINT)('against S3 + DynamoDB: seed --dry-run writes nothing, inspect decodes what seed wrote', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-build-'))
+    fs.writeFileSync(path.join(dir, 'BUILD_ID'), 'b-inspect\n')
+    fs.mkdirSync(path.join(dir, 'server', 'app'), { recursive: true })
+    fs.writeFileSync(path.join(dir, 'prerender-manifest.json'), JSON.stringify({
+      routes: { '/isr': { initialRevalidateSeconds: 60, initialExpireSeconds: 600, srcRoute: '/isr', dataRoute: '/isr.rsc' } },
+    }))
+    const app = path.join(dir, 'server', 'app')
+    fs.writeFileSync(path.join(app, 'isr.html'), '<html>isr</html>')
+    fs.writeFileSync(path.join(app, 'isr.rsc'), 'rsc')
+    fs.writeFileSync(path.join(app, 'isr.meta'), JSON.stringify({
+      headers: { 'x-next-cache-tags': '_N_T_/layout,_N_T_/isr,posts' },
+      routeCache: { key: '/route-cache/APP_PAGE/abc/$/isr', isFallback: false },
+    }))
+    const ep = process.env.FLEETCACHE_TEST_ENDPOINT
+    const env = {
+      PATH: process.env.PATH, AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1',
+      AWS_ENDPOINT_URL: ep, FLEETCACHE_BUCKET: `fc-cli-${process.pid}`, FLEETCACHE_TABLE: `fc-cli-${process.pid}`, FLEETCACHE_PREFIX: `cli${Date.now()}`,
+    }
+    const run = (...args) => spawnSync(process.execPath, [path.join(root, 'tools', 'cli.js'), ...args], { encoding: 'utf8', env })
+    // The bucket and table, created as the tests' other cores do.
+    const mk = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(root, 'index.js'))})._coreFor({}).ensureResources().then(() => process.exit(0), (e) => { console.error(e); process.exit(1) })`], { encoding: 'utf8', env })
+    expect(mk.status, mk.stderr).toBe(0)
+    let r = run('seed', dir, '--dry-run')
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/1 would be written/)
+    r = run('inspect', '/isr', '--build-id', 'b-inspect')
+    expect([r.status, r.stdout]).toEqual([1, expect.stringMatching(/nothing stored for \/isr/)])
+    r = run('seed', dir, '--json')
+    expect(JSON.parse(r.stdout)).toMatchObject({ total: 1, written: 1, existing: 0 }) // the dry run wrote nothing
+    r = run('inspect', '/isr')
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^\/route-cache\/APP_PAGE\/abc\/\$\/isr\n  kind APP_PAGE, build b-inspect/)
+    expect(r.stdout).toMatch(/revalidate 60 s, expire 600 s/)
+    expect(r.stdout).toMatch(/posts: never revalidated/)
+    r = run('inspect', '/isr', '--json')
+    const j = JSON.parse(r.stdout)
+    expect(j.entries[0]).toMatchObject({ kind: 'APP_PAGE', buildId: 'b-inspect', revalidate: 60, expire: 600, tagVerdict: 'no tag revalidated since it was written' })
+    expect(j.entries[0].storedBytes).toBeGreaterThan(0)
+    expect(j.entries[0].tags.map((t) => t.tag).sort()).toEqual(['_N_T_/isr', '_N_T_/layout', 'posts'])
   })
 
   it("normalizePagePath matches Next's", () => {

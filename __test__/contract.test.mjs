@@ -249,15 +249,21 @@ for (const backend of backends()) {
       expect((await h.get(key, PAGE_CTX)).value.html).toBe('version 2')
     })
 
-    it('bad input from JS never throws from get or set', async () => {
+    it('bad input from JS: get is a miss, set rejects with FLEETCACHE_INVALID_INPUT and stores nothing', async () => {
       expect(await h.get(undefined, PAGE_CTX)).toBeNull()
       expect(await h.get(42)).toBeNull()
       expect(await h.get('/never-set', undefined)).toBeNull()
-      await expect(h.set('/bad', { kind: 'APP_PAGE', html: 1 }, setCtx({ revalidate: 1 }))).resolves.toBeUndefined()
-      await expect(h.set('/bad', { kind: 'WHAT' }, {})).resolves.toBeUndefined()
-      await expect(h.set('/bad', { kind: 'APP_PAGE', html: 'x', rscData: 'not a buffer' }, {})).resolves.toBeUndefined()
-      await expect(h.set('/bad', { kind: 'APP_PAGE', html: 'x', segmentData: {} }, {})).resolves.toBeUndefined()
-      await expect(h.set(null, null, {})).resolves.toBeUndefined()
+      const bad = [
+        ['/bad', { kind: 'APP_PAGE', html: 1 }, setCtx({ revalidate: 1 })],
+        ['/bad', { kind: 'WHAT' }, {}],
+        ['/bad', { kind: 'APP_PAGE', html: 'x', rscData: 'not a buffer' }, {}],
+        ['/bad', { kind: 'APP_PAGE', html: 'x', segmentData: {} }, {}],
+        [null, null, {}],
+        ['/bad', { kind: 'APP_PAGE', html: 'x' }, 'ctx'],
+      ]
+      for (const [key, data, ctx] of bad) {
+        await expect(h.set(key, data, ctx), JSON.stringify([key, data, ctx])).rejects.toMatchObject({ code: 'FLEETCACHE_INVALID_INPUT' })
+      }
       expect(await h.get('/bad', PAGE_CTX)).toBeNull()
       h.resetRequestCache()
     })

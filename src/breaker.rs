@@ -38,6 +38,8 @@ pub struct Breaker {
     probing: AtomicBool,
     rejected: AtomicU64,
     opened: AtomicU64,
+    /// Every request let through: by operation, outcome and latency.
+    pub metrics: crate::metrics::BackendMetrics,
 }
 
 /// How a call was let through.
@@ -66,6 +68,7 @@ impl Breaker {
             probing: AtomicBool::new(false),
             rejected: AtomicU64::new(0),
             opened: AtomicU64::new(0),
+            metrics: Default::default(),
         }
     }
 
@@ -126,30 +129,41 @@ impl Breaker {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Runs a background `call` through the breaker (it may be the probe).
-    pub async fn call<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        self.run(call, true).await
+    /// Runs a background `call` (operation `op`) through the breaker (it may be the probe).
+    pub async fn call<T>(&self, op: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        self.run(op, call, true).await
     }
 
     /// Runs a request-path `call`: never a probe, so it fails fast for as long as the breaker is open.
-    pub async fn call_fast<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        self.run(call, false).await
+    pub async fn call_fast<T>(&self, op: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        self.run(op, call, false).await
     }
 
-    /// A call its caller abandons (a deadline dropped it) counts as a failure.
-    async fn run<T>(&self, call: impl Future<Output = Result<T>>, may_probe: bool) -> Result<T> {
+    /// A call its caller abandons (a deadline dropped it) counts as a failure. Every call let
+    /// through is timed and recorded in `metrics` by its outcome.
+    async fn run<T>(&self, op: &'static str, call: impl Future<Output = Result<T>>, may_probe: bool) -> Result<T> {
         let permit = self.admit(now_ms(), may_probe)?;
-        struct Abandoned<'a>(&'a Breaker, Permit, bool);
+        struct Abandoned<'a>(&'a Breaker, Permit, bool, &'static str, std::time::Instant);
         impl Drop for Abandoned<'_> {
             fn drop(&mut self) {
                 if !self.2 {
                     self.0.failure(self.1, now_ms());
+                    self.0.metrics.record(self.3, "abandoned", self.4.elapsed().as_secs_f64() * 1000.0);
                 }
             }
         }
-        let mut guard = Abandoned(self, permit, false);
+        let started = std::time::Instant::now();
+        let mut guard = Abandoned(self, permit, false, op, started);
         let r = call.await;
         guard.2 = true;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &r {
+            Ok(_) => self.metrics.record(op, "ok", ms),
+            Err(e) => self.metrics.record(op, e.kind.code(), ms),
+        }
+        crate::log::debug(self.name, || {
+            format!("{op} {} in {ms:.1} ms", r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".to_string()))
+        });
         match &r {
             Err(e) if counts(e) => self.failure(permit, now_ms()),
             _ => self.success(permit),
@@ -167,28 +181,28 @@ pub struct GuardedBlobs {
 #[async_trait]
 impl BlobStore for GuardedBlobs {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.breaker.call_fast(self.inner.get(key)).await
+        self.breaker.call_fast("GetObject", self.inner.get(key)).await
     }
     async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
-        self.breaker.call_fast(self.inner.get_prefixed(key, magic)).await
+        self.breaker.call_fast("GetObject", self.inner.get_prefixed(key, magic)).await
     }
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
-        self.breaker.call_fast(self.inner.put(key, body, if_absent)).await
+        self.breaker.call_fast("PutObject", self.inner.put(key, body, if_absent)).await
     }
     async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
-        self.breaker.call(self.inner.get_versioned(key)).await
+        self.breaker.call("GetObject", self.inner.get_versioned(key)).await
     }
     async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool> {
-        self.breaker.call(self.inner.put_if(key, body, expected)).await
+        self.breaker.call("PutObject", self.inner.put_if(key, body, expected)).await
     }
     async fn probe(&self) -> Result<()> {
-        self.breaker.call(self.inner.get(PROBE_KEY)).await.map(|_| ())
+        self.breaker.call("GetObject(probe)", self.inner.get(PROBE_KEY)).await.map(|_| ())
     }
     async fn delete(&self, keys: &[String]) -> Result<()> {
-        self.breaker.call(self.inner.delete(keys)).await
+        self.breaker.call("DeleteObjects", self.inner.delete(keys)).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.breaker.call(self.inner.list(prefix)).await
+        self.breaker.call("ListObjectsV2", self.inner.list(prefix)).await
     }
 }
 
@@ -201,10 +215,10 @@ pub struct GuardedTags {
 #[async_trait]
 impl TagStore for GuardedTags {
     async fn reserve_seq(&self) -> Result<u64> {
-        self.breaker.call(self.inner.reserve_seq()).await
+        self.breaker.call("UpdateItem(feed head)", self.inner.reserve_seq()).await
     }
     async fn announce_at(&self, seq: u64, record: &FeedRecord, now: i64) -> Result<()> {
-        self.breaker.call(self.inner.announce_at(seq, record, now)).await
+        self.breaker.call("PutItem(feed event)", self.inner.announce_at(seq, record, now)).await
     }
     async fn revalidate_at(
         &self,
@@ -213,31 +227,31 @@ impl TagStore for GuardedTags {
         now: i64,
         expire_s: Option<f64>,
     ) -> Result<Vec<(String, TagState)>> {
-        self.breaker.call(self.inner.revalidate_at(event, tags, now, expire_s)).await
+        self.breaker.call("TransactWriteItems(revalidation)", self.inner.revalidate_at(event, tags, now, expire_s)).await
     }
     async fn read_events(&self, seqs: &[u64]) -> Result<Vec<(u64, FeedRecord)>> {
-        self.breaker.call(self.inner.read_events(seqs)).await
+        self.breaker.call("BatchGetItem(feed events)", self.inner.read_events(seqs)).await
     }
     async fn feed_head(&self) -> Result<u64> {
-        self.breaker.call(self.inner.feed_head()).await
+        self.breaker.call("GetItem(feed head)", self.inner.feed_head()).await
     }
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
-        self.breaker.call(self.inner.read_feed(from, to)).await
+        self.breaker.call("Query(feed)", self.inner.read_feed(from, to)).await
     }
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
-        self.breaker.call_fast(self.inner.try_lease(key, owner, now, until)).await
+        self.breaker.call_fast("PutItem(lease)", self.inner.try_lease(key, owner, now, until)).await
     }
     fn request_counts(&self) -> (u64, u64) {
         self.inner.request_counts()
     }
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
-        self.breaker.call_fast(self.inner.tag_states(tags)).await
+        self.breaker.call_fast("BatchGetItem(tag states)", self.inner.tag_states(tags)).await
     }
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()> {
-        self.breaker.call_fast(self.inner.put_index(rows, expires_at_s)).await
+        self.breaker.call_fast("BatchWriteItem(index)", self.inner.put_index(rows, expires_at_s)).await
     }
     async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>> {
-        self.breaker.call(self.inner.index_rows(tags)).await
+        self.breaker.call("Query(index)", self.inner.index_rows(tags)).await
     }
 }
 
@@ -273,14 +287,14 @@ mod tests {
     async fn an_abandoned_call_counts_as_a_failure_and_a_refused_request_does_not() {
         let b = Breaker::new("DynamoDB");
         for _ in 0..THRESHOLD {
-            let hung = b.call(std::future::pending::<Result<()>>());
+            let hung = b.call("t", std::future::pending::<Result<()>>());
             let _ = tokio::time::timeout(std::time::Duration::from_millis(1), hung).await;
         }
         assert!(b.is_open());
         let b = Breaker::new("DynamoDB");
         for _ in 0..THRESHOLD {
-            let _ = b.call(async { Err::<(), _>(Error::invalid("bad request")) }).await;
-            let _ = b.call(async { Err::<(), _>(Error::new(ErrorKind::Throttled, "slow down")) }).await;
+            let _ = b.call("t", async { Err::<(), _>(Error::invalid("bad request")) }).await;
+            let _ = b.call("t", async { Err::<(), _>(Error::new(ErrorKind::Throttled, "slow down")) }).await;
         }
         assert!(!b.is_open(), "refused and throttled requests: the backend answers");
     }

@@ -349,6 +349,47 @@ fn endpoint(
     Ok(v)
 }
 
+/// `prefix`: 1–128 characters of letters, digits, `-`, `_`, `.` in non-empty `/`-separated
+/// segments (no `.`/`..` segment). It names S3 folders and the app's namespace in the table, so
+/// characters S3 or a shell would treat specially (NUL, `#`, spaces, `%`, …) are refused.
+pub fn check_prefix(prefix: &str) -> Result<()> {
+    let ok_chars = prefix.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/'));
+    if prefix.is_empty()
+        || prefix.len() > 128
+        || !ok_chars
+        || prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(Error::config(format!(
+            "`prefix` {prefix:?} must be 1–128 characters of letters, digits, `-`, `_`, `.` in non-empty `/`-separated segments"
+        )));
+    }
+    Ok(())
+}
+
+/// A build ID (configured, or Next's `BUILD_ID`): 1–128 printable characters, no `/`, `#`, `%`
+/// or whitespace. The error completes a sentence about the ID.
+pub fn check_build_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(format!("must be 1–128 characters, got {} ({:?})", id.len(), id.chars().take(40).collect::<String>()));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control() || c.is_whitespace() || matches!(c, '/' | '#' | '%')) {
+        return Err(format!("{id:?} contains {c:?}: use letters, digits and punctuation other than `/`, `#`, `%`"));
+    }
+    Ok(())
+}
+
+/// Next's `INFINITE_CACHE` (`0xfffffffe` s, ~136 years): durations at or past it mean "forever".
+pub const MAX_DURATION_S: f64 = 4_294_967_294.0;
+
+/// A duration in seconds from JS (`revalidate`, `expire`): NaN or negative is refused (the
+/// message names `what`), anything past [`MAX_DURATION_S`] (Infinity included) clamps to it.
+pub fn duration_s(v: f64, what: &str) -> Result<f64> {
+    if v.is_nan() || v < 0.0 {
+        return Err(Error::invalid(format!("{what} must be a non-negative number of seconds, got {v}")));
+    }
+    Ok(v.min(MAX_DURATION_S))
+}
+
 impl Config {
     /// Validates `opts` with `env` as the fallback (pass `std::env::var` in production).
     pub fn from_options(opts: Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
@@ -387,20 +428,22 @@ impl Config {
                 return Err(Error::config(format!("`table` {t:?} is not a valid DynamoDB table name")));
             }
         }
+        // An explicit empty prefix is a mistake (it would silently mean the default); an empty
+        // environment variable is unset.
+        if opts.prefix.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err(Error::config("`prefix` must not be empty (leave it out for the default \"fleetcache\")"));
+        }
         let prefix =
             nonempty(opts.prefix).or_else(|| nonempty(env(ENV_PREFIX))).unwrap_or_else(|| DEFAULT_PREFIX.into());
         let prefix = prefix.trim_matches('/').to_string();
-        if prefix.is_empty() || prefix.len() > 128 || prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-            return Err(Error::config(format!(
-                "`prefix` {prefix:?} must be 1–128 characters of non-empty path segments"
-            )));
+        check_prefix(&prefix)?;
+        if opts.build_id.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err(Error::config("`buildId` must not be empty (leave it out to use Next's BUILD_ID)"));
         }
         let explicit_build_id = nonempty(opts.build_id).or_else(|| nonempty(env(ENV_BUILD_ID)));
         let build_id_explicit = explicit_build_id.is_some();
         let build_id = explicit_build_id.unwrap_or_else(|| DEFAULT_BUILD_ID.into());
-        if build_id.len() > 128 {
-            return Err(Error::config("`buildId` must be at most 128 characters"));
-        }
+        check_build_id(&build_id).map_err(|e| Error::config(format!("`buildId` {e}")))?;
         let s3_endpoint = endpoint(opts.s3_endpoint, "s3Endpoint", ENV_ENDPOINT_S3, env)?;
         let dynamodb_endpoint = endpoint(opts.dynamodb_endpoint, "dynamodbEndpoint", ENV_ENDPOINT_DYNAMODB, env)?;
         let force_path_style = flag(opts.force_path_style, ENV_FORCE_PATH_STYLE, env)?.unwrap_or(s3_endpoint.is_some());
@@ -491,6 +534,37 @@ mod tests {
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn prefix_and_build_id_are_checked() {
+        let with = |prefix: Option<&str>, build: Option<&str>| {
+            Config::from_options(
+                Options {
+                    backend: Some("memory".into()),
+                    prefix: prefix.map(Into::into),
+                    build_id: build.map(Into::into),
+                    ..Default::default()
+                },
+                &|_| None,
+            )
+        };
+        for bad in ["", "  ", "a#b", "a b", "a\0b", "a//b", "x/../y", "100%", &"p".repeat(129)] {
+            let e = with(Some(bad), None).unwrap_err();
+            assert!(e.context.contains("`prefix`"), "{bad:?}: {e}");
+        }
+        assert_eq!(with(Some("/sites/shop-1/"), None).unwrap().prefix, "sites/shop-1");
+        for bad in ["", "a/b", "a b", "a#b", "x\u{7}", &"b".repeat(129)] {
+            let e = with(None, Some(bad)).unwrap_err();
+            assert!(e.context.contains("`buildId`"), "{bad:?}: {e}");
+        }
+        assert_eq!(with(None, Some("v1.2.3+git.abc_DEF-9")).unwrap().build_id, "v1.2.3+git.abc_DEF-9");
+        // An empty variable is unset, not an error.
+        let c = Config::from_options(Options { backend: Some("memory".into()), ..Default::default() }, &env_of(&[(ENV_PREFIX, "")]))
+            .unwrap();
+        assert_eq!(c.prefix, DEFAULT_PREFIX);
+        assert_eq!(duration_s(f64::INFINITY, "x").unwrap(), MAX_DURATION_S);
+        assert!(duration_s(f64::NAN, "x").is_err());
     }
 
     #[test]

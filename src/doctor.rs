@@ -25,16 +25,18 @@ use crate::tags::dynamodb::{ATTR_PK, ATTR_SK, ATTR_TTL};
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Works, but probably not as meant (`ok` stays true).
+    pub warning: bool,
     pub detail: String,
     pub fix: Option<String>,
 }
 
 fn ok(name: &str, detail: impl Into<String>) -> Check {
-    Check { name: name.into(), ok: true, detail: detail.into(), fix: None }
+    Check { name: name.into(), ok: true, warning: false, detail: detail.into(), fix: None }
 }
 
 fn bad(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check { name: name.into(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+    Check { name: name.into(), ok: false, warning: false, detail: detail.into(), fix: Some(fix.into()) }
 }
 
 /// How a request failed, as far as a fix is concerned.
@@ -50,7 +52,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
         SdkError::ServiceError(se) => {
             (se.err().code().unwrap_or("").to_string(), se.err().message().unwrap_or("").to_string())
         }
-        other => (String::new(), aws_smithy_types::error::display::DisplayErrorContext(other).to_string()),
+        other => (String::new(), crate::aws::summarize(other)),
     };
     let text = if code.is_empty() { message.clone() } else { format!("{code}: {message}") };
     let text = if text.trim().is_empty() { format!("HTTP {}", status.unwrap_or(0)) } else { text };
@@ -104,9 +106,20 @@ impl Probe<'_> {
     }
 }
 
-fn create_table_fix(table: &str) -> String {
+/// `aws s3api create-bucket` for `region`: outside us-east-1 S3 needs the location constraint.
+pub fn create_bucket_command(bucket: &str, region: &str) -> String {
+    if region.is_empty() || region == "us-east-1" {
+        format!("aws s3api create-bucket --bucket {bucket} --region us-east-1")
+    } else {
+        format!(
+            "aws s3api create-bucket --bucket {bucket} --region {region} --create-bucket-configuration LocationConstraint={region}"
+        )
+    }
+}
+
+fn create_table_fix(table: &str, region: &str) -> String {
     let cmd = crate::tags::dynamodb::create_table_command(table).replace(" \\\n  ", " ").replace('\n', " && ");
-    format!("create it: {cmd} (or deploy examples/aws/cloudformation.yaml)")
+    format!("create it in {region} (AWS_REGION={region}): {cmd} (or deploy examples/aws/cloudformation.yaml)")
 }
 
 /// Runs every check against the stores `cfg` names.
@@ -117,8 +130,17 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         return checks;
     }
     checks.push(ok("config", format!("bucket `{}`, table `{}`, prefix `{}`", cfg.bucket, cfg.table, cfg.prefix)));
-    let sdk = crate::aws::load_sdk_config(cfg).await;
+    let (sdk, defaulted) = crate::aws::load_sdk_config_reporting(cfg).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    if defaulted {
+        checks.push(Check {
+            name: "region".into(),
+            ok: true,
+            warning: true,
+            detail: format!("no region configured (option `region`, AWS_REGION, AWS_PROFILE): using {region}"),
+            fix: Some("set AWS_REGION (or `region`) to the region of the bucket and table".into()),
+        });
+    }
     match sdk.credentials_provider() {
         None => {
             checks.push(bad(
@@ -137,7 +159,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             Err(e) => {
                 checks.push(bad(
                     "credentials",
-                    format!("no usable AWS credentials: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)),
+                    format!("no usable AWS credentials: {}", crate::aws::summarize(&e)),
                     "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an IAM role (ECS task role, IRSA, instance profile)",
                 ));
                 return checks;
@@ -170,7 +192,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
                 Failure::NotFound(_) => bad(
                     "bucket",
                     format!("bucket `{bucket}` does not exist"),
-                    format!("create it: aws s3api create-bucket --bucket {bucket} (or deploy examples/aws/cloudformation.yaml), or point FLEETCACHE_BUCKET at an existing bucket"),
+                    format!("create it: {} (or deploy examples/aws/cloudformation.yaml), or point FLEETCACHE_BUCKET at an existing bucket", create_bucket_command(bucket, &region)),
                 ),
                 Failure::Denied(t) => bad("bucket", format!("listing `{bucket}` denied: {t}"), denied_fix("s3:ListBucket", &bucket_arn)),
                 Failure::Other(t) => bad("bucket", format!("listing `{bucket}` failed: {t}"), "check the region, endpoint and network path to S3"),
@@ -199,7 +221,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
                 checks.push(bad(
                     "table",
                     format!("`{table}` exists but its key schema is not pk (string, hash) + sk (string, range)"),
-                    format!("use a table created for fleetcache: {}", create_table_fix(table)),
+                    format!("use a table created for fleetcache: {}", create_table_fix(table, &region)),
                 ));
                 false
             }
@@ -207,7 +229,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         Err(e) => {
             checks.push(match classify(&e) {
                 Failure::NotFound(_) => {
-                    bad("table", format!("table `{table}` does not exist in {region}"), create_table_fix(table))
+                    bad("table", format!("table `{table}` does not exist in {region}"), create_table_fix(table, &region))
                 }
                 Failure::Denied(t) => bad(
                     "table",
@@ -339,4 +361,15 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         }
     }
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_fixes_name_the_region() {
+        assert_eq!(super::create_bucket_command("b", "us-east-1"), "aws s3api create-bucket --bucket b --region us-east-1");
+        let eu = super::create_bucket_command("b", "eu-west-1");
+        assert!(eu.contains("--region eu-west-1 --create-bucket-configuration LocationConstraint=eu-west-1"), "{eu}");
+        assert!(super::create_table_fix("t", "eu-west-1").contains("AWS_REGION=eu-west-1"));
+    }
 }

@@ -89,6 +89,8 @@ pub struct Memory<'a> {
     /// Key events applied (a counter), and the count at which each key was last rewritten: a load
     /// that read a key's object before its rewrite was applied does not keep what it read.
     pub marks: (&'a AtomicU64, &'a DashMap<String, u64>),
+    /// From a change being made elsewhere to its event being applied here.
+    pub feed_lag: &'a crate::metrics::SharedHistogram,
 }
 
 impl Memory<'_> {
@@ -279,6 +281,9 @@ impl Feed {
         let own = rec.origin == self.origin;
         if !own {
             bump(&m.stats.feed_events);
+            if rec.at > 0 {
+                m.feed_lag.observe_ms((m.clock.now_ms() - rec.at) as f64);
+            }
         }
         match rec.event {
             // Our own revalidations are in the tag clock already.

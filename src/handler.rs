@@ -27,6 +27,7 @@ use crate::feed::{self, Feed, FeedHost};
 use crate::keys::{self, Class};
 use crate::l1::L1;
 use crate::outbox::{self, Claim, Outbox, Work};
+use crate::metrics::{self, Kind, Sample};
 use crate::stats::{self, bump, Reading, Stats};
 use crate::store::BlobStore;
 use crate::stores::Backends;
@@ -96,6 +97,8 @@ pub struct Core {
     /// handler construction reveals (`adopt_build_id`).
     build_id: parking_lot::RwLock<String>,
     build_id_adopted: AtomicBool,
+    /// The change feed's lag, as this instance applies others' events.
+    pub feed_lag: crate::metrics::SharedHistogram,
 }
 
 /// Of `revalidateTimeoutMs`, what is kept for the answer to reach the caller's promise.
@@ -180,6 +183,7 @@ impl Core {
             leases: DashMap::new(),
             build_id: parking_lot::RwLock::new(String::new()),
             build_id_adopted: AtomicBool::new(false),
+            feed_lag: Default::default(),
         };
         *core.build_id.write() = core.cfg.build_id.clone();
         core
@@ -208,7 +212,11 @@ impl Core {
     /// Takes Next's build ID (from `.next/BUILD_ID`) unless one was configured or adopted
     /// already; returns the build ID in force.
     pub fn adopt_build_id(&self, id: &str) -> String {
-        if !self.cfg.build_id_explicit && !id.is_empty() && !self.build_id_adopted.swap(true, Ordering::AcqRel) {
+        if let Err(e) = crate::config::check_build_id(id) {
+            self.log("BUILD_ID not adopted", &format!("Next's build ID {e}; keeping {:?}", self.build_id()));
+            return self.build_id();
+        }
+        if !self.cfg.build_id_explicit && !self.build_id_adopted.swap(true, Ordering::AcqRel) {
             *self.build_id.write() = id.to_string();
         }
         self.build_id()
@@ -364,6 +372,7 @@ impl Core {
             }
             Some(l) => {
                 bump(&self.stats.memory_hits);
+                crate::log::debug("get", || format!("{}: memory hit", req.key));
                 SyncLookup::Done(l)
             }
             None => SyncLookup::NeedsBackend,
@@ -421,6 +430,7 @@ impl Core {
                 let class = Class::from_kind(req.kind.as_deref());
                 let Some(bytes) = b.blobs.get_prefixed(&self.object_key(class, &req.key), codec::MAGIC).await? else {
                     bump(&self.stats.misses);
+                    crate::log::debug("get", || format!("{}: miss (not in the store; Next renders)", req.key));
                     return Ok(Lookup::Miss);
                 };
                 let entry = self.decode(&bytes)?;
@@ -470,6 +480,15 @@ impl Core {
             Lookup::Hit { .. } => bump(&self.stats.memory_hits),
             Lookup::Miss => {}
         }
+        crate::log::debug("get", || {
+            let what = match (&l, from_backend) {
+                (Lookup::Hit { last_modified, .. }, _) if *last_modified != entry.last_modified => "stale hit (Next regenerates)",
+                (Lookup::Hit { .. }, true) => "S3 hit",
+                (Lookup::Hit { .. }, false) => "memory hit",
+                (Lookup::Miss, _) => "miss (expired or revalidated; Next renders)",
+            };
+            format!("{}: {what}", req.key)
+        });
         Ok(l)
     }
 
@@ -551,7 +570,7 @@ impl Core {
     }
 
     /// An object read from the store, decoded within what `maxEntryBytes` allows.
-    fn decode(&self, bytes: &[u8]) -> Result<Entry> {
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Entry> {
         codec::decode(bytes, codec::max_stored_bytes(self.cfg.max_entry_bytes))
     }
 
@@ -670,6 +689,13 @@ impl Core {
     /// is not lost, and Next would only log a rejection). `Err` only when it could not be queued
     /// (the outbox is full) or the store refused it outright (a retry cannot help).
     pub async fn revalidate_tags(&self, tags: &[String], expire_s: Option<f64>) -> Result<()> {
+        let expire_s = match expire_s.map(|e| crate::config::duration_s(e, "revalidateTag's `expire`")).transpose() {
+            Ok(e) => e,
+            Err(e) => {
+                bump(&self.stats.invalid_inputs);
+                return Err(e);
+            }
+        };
         bump(&self.stats.revalidations);
         let now = self.now();
         for t in tags {
@@ -756,7 +782,7 @@ impl Core {
                 Ok(())
             }
             Work::Announce { event, at } => match self.feed_seq(b, claim).await? {
-                Some(seq) => b.tags.announce_at(seq, &FeedRecord { origin: self.instance_id.clone(), event }, at).await,
+                Some(seq) => b.tags.announce_at(seq, &FeedRecord::new(self.instance_id.as_str(), event), at).await,
                 None => Ok(()),
             },
             Work::Upload { class, entry, body } => self.upload_queued(class, &entry, body).await,
@@ -891,6 +917,7 @@ impl Core {
             clock: self.clock.as_ref(),
             epoch: &self.epoch,
             marks: (&self.feed_marks, &self.key_marks),
+            feed_lag: &self.feed_lag,
         }
     }
 
@@ -969,6 +996,77 @@ impl Core {
         ];
         out.extend(gauges.into_iter().map(|(n, r)| (n.to_string(), r)));
         out
+    }
+
+    /// Everything `metrics()` exports (see [`crate::metrics`]): the counters by family, gauges,
+    /// breaker states, the feed's lag and every S3/DynamoDB request's outcome and latency.
+    pub fn metric_samples(&self) -> Vec<Sample> {
+        let mut out = Vec::with_capacity(96);
+        self.stats.each(|name, v| {
+            let (family, help, labels) = metrics::counter_family(name);
+            out.push(Sample::scalar(family, Kind::Counter, help, labels, v as f64));
+        });
+        let g = |name: &str, help: &'static str, v: f64| Sample::scalar(name, Kind::Gauge, help, vec![], v);
+        out.push(g("memory_bytes", "bytes held by the in-memory tier", self.l1.bytes() as f64));
+        out.push(g("memory_entries", "entries held by the in-memory tier", self.l1.len() as f64));
+        out.push(g("memory_budget_bytes", "the in-memory tier's byte budget (memoryBytes)", self.cfg.memory_bytes as f64));
+        out.push(Sample::scalar(
+            "memory_evictions",
+            Kind::Counter,
+            "entries evicted from the in-memory tier to stay in budget",
+            vec![],
+            self.l1.evictions() as f64,
+        ));
+        out.push(g("known_tags", "tags whose state this instance knows", self.tag_clock.len() as f64));
+        out.push(g(
+            "outbox_depth",
+            "revalidations, feed events and uploads not landed yet (the revalidation queue)",
+            self.outbox.depth() as f64,
+        ));
+        out.push(g("outbox_upload_bytes", "bytes of failed sets queued for upload", self.outbox.upload_bytes() as f64));
+        out.push(g("feed_trusted", "1 while the change feed is read (memory is served), else 0", f64::from(u8::from(self.feed_trusted()))));
+        out.push(Sample::histogram(
+            "feed_lag_seconds",
+            "from a change on another instance to its feed event being applied here",
+            vec![],
+            &self.feed_lag.get(),
+        ));
+        let (reads, writes) = self.tag_store_requests();
+        let rq = "DynamoDB requests sent by the tag store, by kind";
+        out.push(Sample::scalar("dynamodb_requests", Kind::Counter, rq, vec![("kind", "read".into())], reads as f64));
+        out.push(Sample::scalar("dynamodb_requests", Kind::Counter, rq, vec![("kind", "write".into())], writes as f64));
+        if let Some(br) = self.backends.get().and_then(|b| b.breakers.as_ref()) {
+            for (name, b) in [("s3", &br.s3), ("dynamodb", &br.dynamodb)] {
+                let l = || vec![("backend", name.to_string())];
+                out.push(Sample::scalar("breaker_open", Kind::Gauge, "1 while the backend's circuit breaker is open", l(), f64::from(u8::from(b.is_open()))));
+                out.push(Sample::scalar("breaker_opened", Kind::Counter, "times the backend's circuit breaker opened", l(), b.opened() as f64));
+                out.push(Sample::scalar("breaker_rejections", Kind::Counter, "calls failed fast by an open breaker", l(), b.rejected() as f64));
+                for (op, m) in b.metrics.snapshot() {
+                    for (outcome, n) in &m.outcomes {
+                        out.push(Sample::scalar(
+                            "backend_requests",
+                            Kind::Counter,
+                            "S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)",
+                            vec![("backend", name.to_string()), ("op", op.to_string()), ("outcome", outcome.to_string())],
+                            *n as f64,
+                        ));
+                    }
+                    out.push(Sample::histogram(
+                        "backend_request_duration_seconds",
+                        "latency of S3 and DynamoDB operations",
+                        vec![("backend", name.to_string()), ("op", op.to_string())],
+                        &m.latency,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// A call refused for bad input (a wrong type from JS): counted, and logged with `what`.
+    pub fn note_invalid(&self, what: &str, msg: &str) {
+        bump(&self.stats.invalid_inputs);
+        self.log(what, msg);
     }
 }
 

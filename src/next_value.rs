@@ -14,6 +14,7 @@
 use bytes::Bytes;
 
 use crate::entry::{CacheControl, Entry, Revalidate, Value};
+use crate::config::duration_s;
 use crate::error::{Error, Result};
 use crate::keys::Class;
 
@@ -80,14 +81,18 @@ impl SetFields<'_> {
     pub fn into_parts(mut self) -> Result<SetParts> {
         let value = self.value()?;
         let class = Class::from_kind(self.class_kind.as_deref().or(self.kind.as_deref()));
-        let cache_control = self.has_cache_control.then(|| CacheControl {
-            revalidate: if self.revalidate_never {
-                Revalidate::Never
-            } else {
-                Revalidate::Seconds(self.revalidate_seconds.unwrap_or(0.0))
-            },
-            expire: self.expire,
-        });
+        let cache_control = if self.has_cache_control {
+            Some(CacheControl {
+                revalidate: if self.revalidate_never {
+                    Revalidate::Never
+                } else {
+                    Revalidate::Seconds(duration_s(self.revalidate_seconds.unwrap_or(0.0), "cacheControl.revalidate")?)
+                },
+                expire: self.expire.map(|e| duration_s(e, "cacheControl.expire")).transpose()?,
+            })
+        } else {
+            None
+        };
         Ok(SetParts { class, value, cache_control, tags: std::mem::take(&mut self.tags) })
     }
 
@@ -346,6 +351,28 @@ mod tests {
         assert!(matches!(p.value, Some(Value::Pages { ref page_data_json, .. }) if page_data_json == "null"));
         let p = SetFields { kind: Some("REDIRECT".into()), ..Default::default() }.into_parts().unwrap();
         assert_eq!(p.value, Some(Value::Redirect { props_json: "null".into() }));
+    }
+
+    #[test]
+    fn durations_that_are_not_durations_are_refused_and_forever_clamps() {
+        let cc = |revalidate: f64, expire: Option<f64>| {
+            SetFields { has_cache_control: true, revalidate_seconds: Some(revalidate), expire, ..Default::default() }
+                .into_parts()
+                .map(|p| p.cache_control.unwrap())
+        };
+        for bad in [f64::NAN, -5.0, -0.5] {
+            let e = cc(bad, None).unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::InvalidInput);
+            assert!(e.context.contains("cacheControl.revalidate"), "{e}");
+        }
+        assert!(cc(60.0, Some(f64::NAN)).unwrap_err().context.contains("cacheControl.expire"));
+        assert!(cc(60.0, Some(-1.0)).is_err());
+        for forever in [f64::INFINITY, 1e300] {
+            let c = cc(forever, Some(forever)).unwrap();
+            assert_eq!(c.revalidate, Revalidate::Seconds(crate::config::MAX_DURATION_S));
+            assert_eq!(c.expire, Some(crate::config::MAX_DURATION_S));
+        }
+        assert_eq!(cc(0.0, None).unwrap().revalidate, Revalidate::Seconds(0.0));
     }
 
     #[test]

@@ -53,6 +53,7 @@ counters! {
     feed_resets,
     leases_won,
     leases_lost,
+    invalid_inputs,
 }
 
 pub fn bump(c: &AtomicU64) {
@@ -95,7 +96,7 @@ mod tests {
         bump(&s.too_large);
         let mut seen = Vec::new();
         s.each(|n, v| seen.push((n, v)));
-        assert_eq!(seen.len(), 31);
+        assert_eq!(seen.len(), 32);
         assert!(seen.contains(&("too_large", 1)));
     }
 }

@@ -29,7 +29,7 @@ pub async fn aws_stores(cfg: &Config) -> (S3BlobStore, DynamoTagStore) {
     (
         S3BlobStore::new(&sdk, cfg.bucket.clone(), cfg.s3_endpoint.as_deref(), cfg.force_path_style)
             .with_max_object_bytes(crate::codec::max_stored_bytes(cfg.max_entry_bytes)),
-        DynamoTagStore::new(&sdk, cfg.table.clone(), cfg.dynamodb_endpoint.as_deref()),
+        DynamoTagStore::new(&sdk, cfg.table.clone(), cfg.prefix.clone(), cfg.dynamodb_endpoint.as_deref()),
     )
 }
 

@@ -113,3 +113,37 @@ async fn s3_reads_are_bounded_before_the_body_is_read() {
     let e = bounded.get_prefixed("foreign/small", fleetcache::codec::MAGIC).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Corrupt, "{e}");
 }
+
+/// Two apps on one table under different prefixes: neither sees the other's tag states, index
+/// rows, leases or feed events; a tag longer than DynamoDB's key limit is stored by its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_prefixes_share_one_table_without_touching_each_other() {
+    use fleetcache::tags::{FeedEvent, FeedRecord, IndexRow, TagStore};
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
+    let (cfg, _, a) = setup(&ep).await;
+    let other = Config { prefix: "other-app".into(), ..cfg };
+    let b = fleetcache::stores::aws_stores(&other).await.1;
+    let long = "x".repeat(3_000);
+    a.revalidate(&["shared".into(), long.clone()], 5_000, None).await.unwrap();
+    let seen_by_b = b.tag_states(&["shared".into(), long.clone()]).await.unwrap();
+    assert!(seen_by_b.iter().all(|(_, s)| s.hard == 0), "{seen_by_b:?}");
+    let seen_by_a = a.tag_states(&["shared".into(), long.clone()]).await.unwrap();
+    assert!(seen_by_a.iter().all(|(_, s)| s.hard == 5_000), "the long tag too: {seen_by_a:?}");
+
+    let row = |tag: &str| IndexRow { tag: tag.into(), key: "/p".into(), path: Some("/p".into()) };
+    a.put_index(&[row("shared"), row(&long)], 4_000_000_000).await.unwrap();
+    assert_eq!(a.index_rows(&["shared".into(), long.clone()]).await.unwrap().len(), 2);
+    assert!(b.index_rows(&["shared".into()]).await.unwrap().is_empty());
+
+    assert!(a.try_lease("/p", "a", 1, 100_000).await.unwrap().won);
+    assert!(b.try_lease("/p", "b", 1, 100_000).await.unwrap().won, "leases are per app");
+
+    let seq = a.append(&FeedRecord::new("a", FeedEvent::Key { key: "/p".into(), last_modified: 1, write_id: 1 }), 9).await.unwrap();
+    let mine = a.read_feed(seq, seq).await.unwrap();
+    assert!(matches!(mine[0].1.event, FeedEvent::Key { .. }));
+    let theirs = b.read_feed(seq, seq).await.unwrap();
+    assert_eq!(theirs.len(), 1, "the position is kept (no hole)");
+    assert_eq!(theirs[0].1.event, FeedEvent::Tags { states: vec![] }, "but nothing to apply");
+}

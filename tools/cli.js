@@ -1,126 +1,285 @@
 #!/usr/bin/env node
 'use strict'
-// The `fleetcache` command: deploy-time tools around the shared store.
+// The `fleetcache` command: deploy-time and operations tools around the shared store.
 //
-//   fleetcache seed [distDir]         put the build's prerendered pages into the store
-//   fleetcache prune --keep N         delete entries of all but the newest N builds
-//   fleetcache doctor                 check credentials, bucket, table and permissions
+//   fleetcache seed [distDir]          put the build's prerendered pages into the store
+//   fleetcache prune --keep N          delete entries of all but the newest N builds
+//   fleetcache doctor                  check credentials, bucket, table and permissions
+//   fleetcache inspect <path|key>      show what the store holds for a page or cache key
 //
-// The store is named as for the cache handler: FLEETCACHE_BUCKET, FLEETCACHE_TABLE,
-// FLEETCACHE_PREFIX, AWS_REGION, AWS_ENDPOINT_URL… or the flags below.
+// Each command has its own flags (node's util.parseArgs, strict): an unknown flag is an error
+// naming the nearest known one. The store is named as for the cache handler: FLEETCACHE_BUCKET,
+// FLEETCACHE_TABLE, FLEETCACHE_PREFIX, AWS_REGION, AWS_ENDPOINT_URL… or the store flags.
 
-const USAGE = `usage:
-  fleetcache seed [distDir] [--concurrency N]    (distDir defaults to .next)
-  fleetcache prune --keep N [--dry-run]
-  fleetcache doctor
+const { parseArgs } = require('node:util')
 
-store options (else the FLEETCACHE_* / AWS_* environment variables):
-  --bucket NAME  --table NAME  --prefix PREFIX  --region REGION  --endpoint URL
-  --json         print the report as JSON on stdout`
-
-const FLAGS = {
-  '--bucket': 'bucket',
-  '--table': 'table',
-  '--prefix': 'prefix',
-  '--region': 'region',
-  '--endpoint': 'endpoint',
-  '--concurrency': 'concurrency',
-  '--keep': 'keep',
+const STORE = {
+  bucket: { type: 'string', help: 'S3 bucket (else FLEETCACHE_BUCKET)' },
+  table: { type: 'string', help: 'DynamoDB table (else FLEETCACHE_TABLE)' },
+  prefix: { type: 'string', help: 'key prefix (else FLEETCACHE_PREFIX, default fleetcache)' },
+  region: { type: 'string', help: 'AWS region (else AWS_REGION / the profile)' },
+  endpoint: { type: 'string', help: 'S3 and DynamoDB endpoint URL (local servers; else AWS_ENDPOINT_URL)' },
+  json: { type: 'boolean', help: 'print the report as JSON on stdout' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
 }
-const SWITCHES = { '--dry-run': 'dryRun', '--json': 'json', '--help': 'help', '-h': 'help' }
 
-class UsageError extends Error {}
+const COMMANDS = {
+  seed: {
+    args: '[distDir]',
+    summary: "put the build's prerendered pages into the store (distDir defaults to .next)",
+    options: {
+      concurrency: { type: 'string', help: 'parallel writes (default 16)' },
+      'dry-run': { type: 'boolean', help: 'list what would be written; write nothing' },
+      ...STORE,
+    },
+    maxPositionals: 1,
+  },
+  prune: {
+    args: '--keep N',
+    summary: 'delete the entries of all but the N builds that ran last',
+    options: {
+      keep: { type: 'string', help: 'how many of the newest builds to keep (required)' },
+      'dry-run': { type: 'boolean', help: 'list what would be deleted; delete nothing' },
+      ...STORE,
+    },
+    maxPositionals: 0,
+  },
+  doctor: {
+    args: '',
+    summary: 'check credentials, region, bucket, table and every permission the cache needs',
+    options: { ...STORE },
+    maxPositionals: 0,
+  },
+  inspect: {
+    args: '<path|key>',
+    summary: 'decode what the store holds for a URL path (/isr) or a cache key',
+    options: {
+      'build-id': { type: 'string', help: 'build whose pages to look at (default: the one that ran last)' },
+      ...STORE,
+    },
+    minPositionals: 1,
+    maxPositionals: 1,
+  },
+}
 
-function parse(argv) {
-  const args = { positional: [] }
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i]
-    let v
-    const eq = a.indexOf('=')
-    if (a.startsWith('--') && eq !== -1) {
-      v = a.slice(eq + 1)
-      a = a.slice(0, eq)
-    }
-    if (FLAGS[a]) {
-      if (v === undefined) v = argv[++i]
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`)
-      args[FLAGS[a]] = v
-    } else if (SWITCHES[a]) {
-      args[SWITCHES[a]] = true
-    } else if (a.startsWith('-')) {
-      throw new UsageError(`unknown option ${a}`)
-    } else {
-      args.positional.push(a)
+class UsageError extends Error {
+  constructor(message, command) {
+    super(message)
+    this.command = command
+  }
+}
+
+function version() {
+  return require('../package.json').version
+}
+
+function usage() {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => `${c} ${COMMANDS[c].args}`.length))
+  return [
+    'usage: fleetcache <command> [options]',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([c, d]) => `  ${`${c} ${d.args}`.padEnd(width)}  ${d.summary}`),
+    '',
+    'fleetcache <command> --help shows its options; fleetcache --version prints the version.',
+  ].join('\n')
+}
+
+function commandUsage(name) {
+  const d = COMMANDS[name]
+  const flags = Object.entries(d.options).map(([k, o]) => [`--${k}${o.type === 'string' ? ' VALUE' : ''}${o.short ? `, -${o.short}` : ''}`, o.help])
+  const width = Math.max(...flags.map((f) => f[0].length))
+  return [`usage: fleetcache ${name} ${d.args}`.trimEnd(), '', d.summary, '', 'options:', ...flags.map(([f, h]) => `  ${f.padEnd(width)}  ${h}`)].join('\n')
+}
+
+/** Optimal-string-alignment distance, for "did you mean". */
+function distance(a, b) {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)])
+  for (let j = 1; j <= b.length; j++) d[0][j] = j
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
     }
   }
-  return args
+  return d[a.length][b.length]
 }
 
-function storeOptions(args) {
+function nearest(word, candidates) {
+  let best
+  for (const c of candidates) {
+    const dist = distance(word, c)
+    if (dist <= Math.max(1, Math.floor(Math.max(word.length, c.length) / 3)) && (best === undefined || dist < best[0])) best = [dist, c]
+  }
+  return best && best[1]
+}
+
+/** `argv` → `{ command, values, positionals }`, or a UsageError naming what is wrong. */
+function parse(argv) {
+  if (argv.length === 0) throw new UsageError('no command given')
+  const [first, ...rest] = argv
+  if (first === '--version' || first === '-v') return { command: 'version' }
+  if (first === '--help' || first === '-h' || first === 'help') return { command: 'help', topic: rest[0] }
+  if (first.startsWith('-')) throw new UsageError(`${first}: the command comes first`)
+  const d = COMMANDS[first]
+  if (d === undefined) {
+    const near = nearest(first, Object.keys(COMMANDS))
+    throw new UsageError(`unknown command ${JSON.stringify(first)}${near ? ` (did you mean \`${near}\`?)` : ''}`)
+  }
+  // `--dry-run=false` must not mean true: boolean flags take no value.
+  for (const a of rest) {
+    const m = /^--([^=]+)=/.exec(a)
+    if (m && d.options[m[1]] && d.options[m[1]].type === 'boolean') {
+      throw new UsageError(`--${m[1]} takes no value (leave it out for false)`, first)
+    }
+  }
+  const options = Object.fromEntries(Object.entries(d.options).map(([k, o]) => [k, o.short ? { type: o.type, short: o.short } : { type: o.type }]))
+  let parsed
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true })
+  } catch (err) {
+    const m = /Unknown option '(-{1,2}[^']+)'/.exec(err.message)
+    if (m) {
+      const flag = m[1].replace(/^-+/, '')
+      const near = nearest(flag, Object.keys(d.options))
+      throw new UsageError(`${first}: unknown option ${m[1]}${near ? ` (did you mean --${near}?)` : ''}`, first)
+    }
+    const missing = /Option '(-[^']+)' argument missing/.exec(err.message)
+    if (missing) throw new UsageError(`${first}: ${missing[1].replace(/ <value>$/, '').replace(/^-[a-z], /, '')} needs a value`, first)
+    throw new UsageError(`${first}: ${err.message}`, first)
+  }
+  const { values, positionals } = parsed
+  if (values.help) return { command: 'help', topic: first }
+  for (const [k, v] of Object.entries(values)) {
+    if (typeof v === 'string' && v.startsWith('--')) throw new UsageError(`${first}: --${k} needs a value, got ${v}`, first)
+  }
+  if (positionals.length > d.maxPositionals) {
+    throw new UsageError(`${first} takes ${d.maxPositionals === 0 ? 'no arguments' : `at most ${d.maxPositionals} argument`}, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`, first)
+  }
+  if (positionals.length < (d.minPositionals || 0)) throw new UsageError(`${first} needs ${d.args}`, first)
+  return { command: first, values, positionals }
+}
+
+function storeOptions(values) {
   const o = {}
-  for (const k of ['bucket', 'table', 'prefix', 'region']) if (args[k] !== undefined) o[k] = args[k]
-  if (args.endpoint !== undefined) {
-    o.s3Endpoint = args.endpoint
-    o.dynamodbEndpoint = args.endpoint
+  for (const k of ['bucket', 'table', 'prefix', 'region']) if (values[k] !== undefined) o[k] = values[k]
+  if (values.endpoint !== undefined) {
+    o.s3Endpoint = values.endpoint
+    o.dynamodbEndpoint = values.endpoint
   }
   return o
 }
 
-function int(args, name, min) {
-  const v = args[name]
+function int(values, name, min) {
+  const v = values[name]
   const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`)
+  if (v === undefined || !/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`)
+  }
   return n
 }
 
-async function main(argv) {
-  const args = parse(argv)
-  const [command, ...rest] = args.positional
-  if (args.help || command === undefined || command === 'help') {
-    console.log(USAGE)
-    return command === undefined && !args.help ? 2 : 0
+function kib(n) {
+  return n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KiB`
+}
+
+function ago(ms) {
+  const s = Math.round(ms / 1000)
+  if (s < 120) return `${s} s ago`
+  if (s < 7200) return `${Math.round(s / 60)} min ago`
+  return `${(s / 3600).toFixed(1)} h ago`
+}
+
+function describeEntry(e) {
+  const cc = e.revalidateNever ? 'revalidate never' : e.revalidate !== undefined ? `revalidate ${e.revalidate} s` : 'no cacheControl'
+  const tags = e.tags.length === 0
+    ? ['  tags: none']
+    : ['  tags:', ...e.tags.map((t) => {
+        const states = []
+        if (t.expiredAt) states.push(`expired at ${new Date(t.expiredAt).toISOString()}`)
+        if (t.staleAt) states.push(`stale since ${new Date(t.staleAt).toISOString()}`)
+        if (t.softExpireAt) states.push(`expires ${new Date(t.softExpireAt).toISOString()}`)
+        return `    ${t.tag}: ${states.length ? states.join(', ') : 'never revalidated'}`
+      })]
+  return [
+    `${e.key}`,
+    `  kind ${e.kind}, build ${e.buildId}`,
+    `  object ${e.objectKey}`,
+    `  size ${kib(e.storedBytes)} stored, ${kib(e.decodedBytes)} in memory`,
+    `  written ${new Date(e.lastModified).toISOString()} (${ago(e.ageMs)}), ${cc}${e.expire !== undefined ? `, expire ${e.expire} s` : ''}`,
+    `  write ${e.writeId}; ${e.tagVerdict}`,
+    ...tags,
+  ].join('\n')
+}
+
+async function main(argv, out = console.log, err = console.error) {
+  const { command, values, positionals, topic } = parse(argv)
+  if (command === 'version') {
+    out(version())
+    return 0
   }
-  const fc = require('./index.js')
-  const options = storeOptions(args)
-  const out = (report, text) => (args.json ? console.log(JSON.stringify(report, null, 2)) : console.log(text))
+  if (command === 'help') {
+    out(topic && COMMANDS[topic] ? commandUsage(topic) : usage())
+    return 0
+  }
+  const tools = require('./index.js')
+  const options = storeOptions(values)
+  const report = (r, text) => out(values.json ? JSON.stringify(r, null, 2) : text)
 
   if (command === 'seed') {
-    if (rest.length > 1) throw new UsageError('seed takes one directory')
-    const concurrency = args.concurrency === undefined ? 16 : int(args, 'concurrency', 1)
-    const r = await fc.seed(rest[0] || '.next', options, { concurrency })
-    const lines = [
-      `seeded build ${r.buildId}: ${r.total} entries, ${r.written} written, ${r.existing} already there, ${r.failed.length} failed`,
-      ...r.skipped.map((s) => `  skipped ${s.path}: ${s.why}`),
-      ...r.failed.map((f) => `  FAILED ${f.path} (${f.key}): ${f.message}`),
-    ]
-    out(r, lines.join('\n'))
+    const concurrency = values.concurrency === undefined ? 16 : int(values, 'concurrency', 1)
+    const dryRun = Boolean(values['dry-run'])
+    const r = await tools.seed(positionals[0] || '.next', options, { concurrency, dryRun })
+    const lines = dryRun
+      ? [
+          `dry run, nothing written: build ${r.buildId}: ${r.total} entries, ${r.wouldWrite.length} would be written, ${r.existing} already there`,
+          ...r.wouldWrite.map((w) => `  would write ${w.path} (${w.kind}, ${kib(w.bytes)}) → ${w.objectKey}`),
+          ...r.skipped.map((s) => `  skipped ${s.path}: ${s.why}`),
+        ]
+      : [
+          `seeded build ${r.buildId}: ${r.total} entries, ${r.written} written, ${r.existing} already there, ${r.failed.length} failed`,
+          ...r.skipped.map((s) => `  skipped ${s.path}: ${s.why}`),
+          ...r.failed.map((f) => `  FAILED ${f.path} (${f.key}): ${f.message}`),
+        ]
+    report(r, lines.join('\n'))
     return r.failed.length === 0 ? 0 : 1
   }
   if (command === 'prune') {
-    if (args.keep === undefined) throw new UsageError('prune needs --keep N (how many of the newest builds to keep)')
-    const keep = int(args, 'keep', 1)
-    const r = await fc.prune({ keep, dryRun: Boolean(args.dryRun) }, options)
-    const verb = args.dryRun ? 'would delete' : 'deleted'
+    if (values.keep === undefined) throw new UsageError('prune needs --keep N (how many of the newest builds to keep)', 'prune')
+    const keep = int(values, 'keep', 1)
+    const dryRun = Boolean(values['dry-run'])
+    const r = await tools.prune({ keep, dryRun }, options)
+    const verb = dryRun ? 'would delete' : 'deleted'
     const lines = [
       `kept ${r.kept.length} build(s): ${r.kept.map((b) => b.buildId).join(', ') || '(none registered)'}`,
       ...r.pruned.map((p) => `${verb} build ${p.buildId} (last ran ${new Date(p.lastActiveAt).toISOString()}): ${p.objects} objects`),
     ]
-    out(r, lines.join('\n'))
+    report(r, lines.join('\n'))
     return 0
   }
   if (command === 'doctor') {
     let checks
     try {
-      checks = await fc.doctor(options)
-    } catch (err) {
-      checks = [{ name: 'config', ok: false, detail: err.message, fix: 'set FLEETCACHE_BUCKET and FLEETCACHE_TABLE (or --bucket/--table) and fix the option named above' }]
+      checks = await tools.doctor(options)
+    } catch (e) {
+      checks = [{ name: 'config', ok: false, warning: false, detail: e.message, fix: 'set FLEETCACHE_BUCKET and FLEETCACHE_TABLE (or --bucket/--table) and fix the option named above' }]
     }
-    const lines = checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`)
+    const lines = checks.map((c) => `${c.ok ? (c.warning ? 'warn' : 'ok  ') : 'FAIL'} ${c.name}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`)
     const failed = checks.filter((c) => !c.ok).length
-    lines.push(failed === 0 ? 'everything fleetcache needs is in place' : `${failed} problem(s) found`)
-    out(checks, lines.join('\n'))
+    const warned = checks.filter((c) => c.ok && c.warning).length
+    lines.push(failed === 0 ? `everything fleetcache needs is in place${warned ? ` (${warned} warning(s))` : ''}` : `${failed} problem(s) found`)
+    report(checks, lines.join('\n'))
     return failed === 0 ? 0 : 1
   }
+  if (command === 'inspect') {
+    const r = await tools.inspect(positionals[0], options, { buildId: values['build-id'] })
+    const text = r.entries.length === 0
+      ? `nothing stored for ${positionals[0]} (build ${r.buildId})`
+      : r.entries.map(describeEntry).join('\n\n')
+    report(r, text)
+    return r.entries.length === 0 ? 1 : 0
+  }
+  /* c8 ignore next */
   throw new UsageError(`unknown command ${JSON.stringify(command)}`)
 }
 
@@ -129,7 +288,7 @@ if (require.main === module) {
     (code) => process.exit(code),
     (err) => {
       if (err instanceof UsageError) {
-        console.error(`fleetcache: ${err.message}\n\n${USAGE}`)
+        console.error(`fleetcache: ${err.message}\n\n${err.command ? commandUsage(err.command) : usage()}`)
         process.exit(2)
       }
       console.error(`fleetcache: ${err && err.code ? `${err.code}: ` : ''}${err && err.message ? err.message : err}`)
@@ -138,4 +297,4 @@ if (require.main === module) {
   )
 }
 
-module.exports = { main, parse }
+module.exports = { main, parse, UsageError }

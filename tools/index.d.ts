@@ -1,5 +1,8 @@
 // `fleetcache/tools`: the functions behind the `fleetcache` command.
-import type { Options, DoctorCheck, BuildEntry } from './binding'
+import type { Options } from '../index'
+import type { DoctorCheck, BuildEntry, InspectedEntry } from '../binding'
+
+export type { InspectedEntry } from '../binding'
 
 /** What `seed` did. */
 export interface SeedReport {
@@ -13,6 +16,9 @@ export interface SeedReport {
   failed: { path: string; key: string; message: string }[]
   /** Manifest routes not seeded, with why (rendered at request time, fallback shells). */
   skipped: { path: string; why: string }[]
+  /** `dryRun`: nothing was written; these entries would have been. */
+  dryRun?: true
+  wouldWrite?: { path: string; key: string; objectKey: string; kind: string; bytes: number }[]
 }
 
 /**
@@ -23,7 +29,7 @@ export interface SeedReport {
 export function seed(
   distDir?: string,
   options?: Options,
-  tool?: { concurrency?: number; progress?: false | ((done: number, written: number) => void) },
+  tool?: { concurrency?: number; progress?: false | ((done: number, written: number) => void); dryRun?: boolean },
 ): Promise<SeedReport>
 
 /** Deletes the entries of every registered build but the `keep` that ran (started or were seeded) last, then their markers. */
@@ -34,3 +40,10 @@ export function prune(
 
 /** Checks credentials, bucket, table and every permission the cache needs; never rejects for AWS errors. */
 export function doctor(options?: Options): Promise<DoctorCheck[]>
+
+/** What the store holds for a URL path (the build's page/route entries) or a cache key, decoded. */
+export function inspect(
+  what: string,
+  options?: Options,
+  tool?: { buildId?: string },
+): Promise<{ buildId: string; entries: InspectedEntry[] }>

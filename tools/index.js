@@ -12,6 +12,7 @@ const seedLib = require('./seed.js')
  * Resolves to `{ buildId, total, written, existing, failed, skipped }`.
  */
 async function seed(distDir, options, tool = {}) {
+  // tool: { concurrency, progress, dryRun }
   const base = fc._checkedOptions(options)
   return seedLib.seed(distDir || '.next', base, {
     ...tool,
@@ -54,9 +55,31 @@ async function prune({ keep, dryRun = false, progress } = {}, options) {
   }
 }
 
-/** Checks credentials, bucket, table and permissions: `[{ name, ok, detail, fix? }]`. */
+/** Checks credentials, bucket, table and permissions: `[{ name, ok, warning, detail, fix? }]`. */
 async function doctor(options) {
   return fc._coreFor({ ...options, feedIntervalMs: 0 }).doctor()
 }
 
-module.exports = { seed, prune, doctor, readBuildId: seedLib.readBuildId }
+/**
+ * What the store holds for a URL path (`/isr`: the page and route entries of `buildId`) or a
+ * cache key (any class), decoded. `buildId` defaults to the options' / `FLEETCACHE_BUILD_ID`,
+ * else the build registered last.
+ */
+async function inspect(what, options = {}, { buildId } = {}) {
+  if (typeof what !== 'string' || what.length === 0) {
+    throw new fc.FleetCacheError('FLEETCACHE_INVALID_INPUT', `inspect needs a URL path or cache key, got ${JSON.stringify(what)}`)
+  }
+  try {
+    let build = buildId || options.buildId || process.env.FLEETCACHE_BUILD_ID
+    if (!build) {
+      const builds = await fc._coreFor({ ...options, feedIntervalMs: 0 }).listBuilds()
+      build = builds.length > 0 ? builds.reduce((a, b) => (b.lastActiveAt > a.lastActiveAt ? b : a)).buildId : undefined
+    }
+    const core = fc._coreFor({ ...options, ...(build ? { buildId: build } : {}), feedIntervalMs: 0 })
+    return { buildId: core.buildId, entries: await core.inspect(what) }
+  } catch (err) {
+    throw err instanceof fc.FleetCacheError ? err : fc._fromNative(err)
+  }
+}
+
+module.exports = { seed, prune, doctor, inspect, readBuildId: seedLib.readBuildId }

@@ -1,5 +1,5 @@
-import type { Options } from './binding'
-import type { SeedReport } from './tools'
+import type { Options } from '../index'
+import type { SeedReport } from './index'
 
 /**
  * `fleetcache/instrumentation`: call from the app's `instrumentation.js` `register()`. Resolves

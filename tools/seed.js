@@ -203,16 +203,22 @@ async function pool(items, limit, fn) {
 
 /**
  * Seeds `distDir`'s prerendered output into the store `options` name. Resolves to
- * `{ buildId, total, written, existing, failed: [{path, key, message}], skipped }`.
+ * `{ buildId, total, written, existing, failed: [{path, key, message}], skipped }`. With
+ * `dryRun`, writes nothing (not even the build marker) and lists in `wouldWrite` the entries a
+ * real run would write (`[{path, key, objectKey, kind, bytes}]`).
  */
-async function seed(distDir = '.next', options = {}, { concurrency = 16, progress, toInput, coreFor } = {}) {
+async function seed(distDir = '.next', options = {}, { concurrency = 16, progress, toInput, coreFor, dryRun = false } = {}) {
   const build = readBuild(distDir)
   const core = coreFor({ ...options, buildId: build.buildId, feedIntervalMs: 0 })
-  await core.registerBuild()
+  if (!dryRun) await core.registerBuild()
   // One listing (a request per 1,000 keys) spares re-uploading what is there already; the
   // conditional write still decides when runs overlap.
   const present = new Set(await core.buildObjectKeys(build.buildId))
   const report = { buildId: build.buildId, total: build.entries.length, written: 0, existing: 0, failed: [], skipped: build.skipped }
+  if (dryRun) {
+    report.dryRun = true
+    report.wouldWrite = []
+  }
   let done = 0
   const tick = progress === false ? () => {} : progress || progressReporter(build.entries.length)
   tick(0, 0)
@@ -225,6 +231,12 @@ async function seed(distDir = '.next', options = {}, { concurrency = 16, progres
       }
       const { value, lastModified, cacheControl } = e.load()
       const input = toInput(value, { kind: e.kind, cacheControl })
+      if (dryRun) {
+        const bytes = (input.html ? Buffer.byteLength(input.html) : 0) + (input.rscData ? input.rscData.length : 0) + (input.buf ? input.buf.length : 0)
+        report.wouldWrite.push({ path: e.path, key: e.key, objectKey: core.objectKey(e.key, e.kind), kind: e.kind, bytes })
+        tick(++done, report.written)
+        return
+      }
       const r = await core.seed(e.key, input, lastModified)
       if (!r.ok) report.failed.push({ path: e.path, key: e.key, message: `${r.code}: ${r.message}` })
       else if (r.written) report.written++
@@ -234,7 +246,8 @@ async function seed(distDir = '.next', options = {}, { concurrency = 16, progres
     }
     tick(++done, report.written)
   })
-  if (report.failed.length === 0) await core.markSeeded()
+  if (report.failed.length === 0 && !dryRun) await core.markSeeded()
+  if (dryRun) report.wouldWrite.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   return report
 }
 

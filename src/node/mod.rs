@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::config::{Config, OptionValue, Options};
@@ -124,6 +125,95 @@ fn hit_object<'e>(env: &'e Env, entry: &Entry, last_modified: i64, gen: u64, htm
         o.set("buf", concat_buffer(env, &parts)?)?;
     }
     Ok(o)
+}
+
+/// A hit as `getSync`/`getAsync` hand it to `index.js` (built field by field by `hit_object`
+/// from `next_value::HitLayout`; this struct only declares its type). Absent fields are not set.
+#[napi(object, object_from_js = false)]
+#[allow(dead_code)]
+pub struct NativeHit {
+    pub last_modified: f64,
+    #[napi(ts_type = "number | false")]
+    pub revalidate: Option<f64>,
+    pub expire: Option<f64>,
+    /// Absent for a cached notFound (`set(key, null)`).
+    pub kind: Option<String>,
+    /// Every binary field back to back: html, RSC data and segments; or a body/buffer.
+    pub buf: Option<Buffer>,
+    pub html_len: Option<f64>,
+    pub rsc_len: Option<f64>,
+    pub seg_names: Option<Vec<String>>,
+    /// `[start, end)` of each segment in `buf`, flattened.
+    pub seg_bounds: Option<Vec<f64>>,
+    pub postponed: Option<String>,
+    /// JSON text.
+    pub headers: Option<String>,
+    pub status: Option<f64>,
+    /// JSON text.
+    pub page_data: Option<String>,
+    /// JSON text.
+    pub props: Option<String>,
+    pub body: Option<String>,
+    pub url: Option<String>,
+    pub fetch_revalidate: Option<f64>,
+    pub tags: Option<Vec<String>>,
+    pub etag: Option<String>,
+    pub upstream_etag: Option<String>,
+    pub extension: Option<String>,
+    /// Generation of the in-memory copy (html decoded by JS is reused while it matches).
+    pub gen: Option<f64>,
+    pub timestamp: Option<f64>,
+    pub stale: Option<f64>,
+    /// A `'use cache'` entry one of whose tags was revalidated with a profile.
+    pub tag_stale: Option<bool>,
+}
+
+/// One exported metric series (`metrics()`).
+#[napi(object)]
+pub struct MetricSample {
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: String,
+    pub help: String,
+    /// Label names and values, alternating.
+    pub labels: Vec<String>,
+    /// Counter/gauge value; a histogram's count.
+    pub value: f64,
+    /// Histograms: bucket upper bounds in seconds (the last is Infinity) and cumulative counts.
+    pub bucket_bounds: Option<Vec<f64>>,
+    pub bucket_counts: Option<Vec<f64>>,
+    pub sum: Option<f64>,
+}
+
+/// A tag of an inspected entry and its state (ms since the epoch; absent = never).
+#[napi(object)]
+pub struct InspectedTag {
+    pub tag: String,
+    pub expired_at: Option<f64>,
+    pub stale_at: Option<f64>,
+    pub soft_expire_at: Option<f64>,
+}
+
+/// A stored entry, decoded (`fleetcache inspect`).
+#[napi(object)]
+pub struct InspectedEntry {
+    pub object_key: String,
+    pub key: String,
+    /// `APP_PAGE`, `APP_ROUTE`, `PAGES`, `REDIRECT`, `FETCH`, `IMAGE`, `USE_CACHE` or `NOT_FOUND`.
+    pub kind: String,
+    pub build_id: String,
+    pub stored_bytes: f64,
+    pub decoded_bytes: f64,
+    pub last_modified: f64,
+    pub age_ms: f64,
+    /// Seconds; absent with `revalidateNever` or without cache control.
+    pub revalidate: Option<f64>,
+    pub revalidate_never: bool,
+    pub expire: Option<f64>,
+    pub tags: Vec<InspectedTag>,
+    /// Which write made it (hex).
+    pub write_id: String,
+    pub tag_verdict: String,
 }
 
 /// `get`'s async answer: an object for a hit, `null` for a miss.
@@ -307,7 +397,12 @@ impl NativeCache {
         env.spawn_future(async move {
             Ok(OpResult::from(match parts {
                 Ok(p) => core.set(key, p.class, p.value, p.cache_control, p.tags).await,
-                Err(e) => Err(e),
+                Err(e) => {
+                    if e.kind == crate::error::ErrorKind::InvalidInput {
+                        core.note_invalid("set refused", &format!("{key}: {}", e.context));
+                    }
+                    Err(e)
+                }
             }))
         })
     }
@@ -380,6 +475,71 @@ impl NativeCache {
         self.core.encoded_len(&key).map(|n| n as f64)
     }
 
+    /// Every metric `metrics()` exports (rendered as Prometheus text by `index.js`).
+    #[napi]
+    pub fn metric_samples(&self) -> Vec<MetricSample> {
+        self.core
+            .metric_samples()
+            .into_iter()
+            .map(|s| MetricSample {
+                name: s.name,
+                kind: s.kind.name().to_string(),
+                help: s.help.to_string(),
+                labels: s.labels.into_iter().flat_map(|(k, v)| [k.to_string(), v]).collect(),
+                value: s.value,
+                bucket_bounds: (s.kind == crate::metrics::Kind::Histogram)
+                    .then(|| s.buckets.iter().map(|b| b.0).collect()),
+                bucket_counts: (s.kind == crate::metrics::Kind::Histogram)
+                    .then(|| s.buckets.iter().map(|b| b.1 as f64).collect()),
+                sum: (s.kind == crate::metrics::Kind::Histogram).then_some(s.sum),
+            })
+            .collect()
+    }
+
+    /// A call refused for bad input in JS: counted (`invalidInputs`) and logged.
+    #[napi]
+    pub fn note_invalid(&self, what: String, message: String) {
+        self.core.note_invalid(&what, &message)
+    }
+
+    /// What the store holds for a URL path or cache key, decoded (`fleetcache inspect`).
+    #[napi(catch_unwind, ts_return_type = "Promise<InspectedEntry[]>")]
+    pub fn inspect<'e>(&self, env: &'e Env, what: String) -> Result<PromiseRaw<'e, Vec<InspectedEntry>>> {
+        let core = self.core.clone();
+        settle(env, async move {
+            Ok(core
+                .inspect(&what)
+                .await?
+                .into_iter()
+                .map(|i| InspectedEntry {
+                    object_key: i.object_key,
+                    key: i.key,
+                    kind: i.kind.to_string(),
+                    build_id: i.build_id,
+                    stored_bytes: i.stored_bytes as f64,
+                    decoded_bytes: i.decoded_bytes as f64,
+                    last_modified: i.last_modified as f64,
+                    age_ms: i.age_ms as f64,
+                    revalidate: i.revalidate,
+                    revalidate_never: i.revalidate_never,
+                    expire: i.expire,
+                    tags: i
+                        .tags
+                        .into_iter()
+                        .map(|(tag, st)| InspectedTag {
+                            tag,
+                            expired_at: (st.hard > 0).then_some(st.hard as f64),
+                            stale_at: (st.stale > 0).then_some(st.stale as f64),
+                            soft_expire_at: (st.soft_expire > 0).then_some(st.soft_expire as f64),
+                        })
+                        .collect(),
+                    write_id: format!("{:016x}", i.write_id),
+                    tag_verdict: i.tag_verdict.to_string(),
+                })
+                .collect())
+        })
+    }
+
     /// Counters and gauges since the core was created (`Stats` in `index.d.ts`).
     #[napi(ts_return_type = "Record<string, number | boolean>")]
     pub fn stats<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
@@ -407,11 +567,45 @@ pub fn pages_router_paths(key: String, build_id: String) -> Vec<String> {
     keys::pages_router_paths(&key, &build_id)
 }
 
-/// Logs through the process's one logger: `[fleetcache] what: message` on stderr, at most once
-/// every 10 s per `what`.
+/// Logs through the process's one logger: `[fleetcache] what: message` on stderr (or the sink),
+/// at most once every 10 s per `what`.
 #[napi]
 pub fn warn(what: String, message: String) {
     crate::log::warn(&what, &message)
+}
+
+/// A per-operation line, written only at `FLEETCACHE_LOG=debug`.
+#[napi]
+pub fn debug(what: String, message: String) {
+    crate::log::debug(&what, || message)
+}
+
+/// Whether `FLEETCACHE_LOG=debug` is in force (JS skips building debug lines otherwise).
+#[napi]
+pub fn debug_enabled() -> bool {
+    crate::log::enabled(crate::log::Level::Debug)
+}
+
+/// The JS function lines go to: `(level, event, message)`.
+type LogSinkFn = ThreadsafeFunction<(String, String, String), (), (String, String, String), Status, false, true>;
+
+/// Routes every log line (the core's and `index.js`'s) to `sink(level, event, message)` on the
+/// JS thread, instead of stderr/stdout; `null` routes them back. The function does not keep the
+/// process alive.
+#[napi(ts_args_type = "sink: ((level: 'error' | 'warn' | 'info' | 'debug', event: string, message: string) => void) | null")]
+pub fn set_log_sink(sink: Option<LogSinkFn>) {
+    crate::log::set_sink(sink.map(|f| -> crate::log::Sink {
+        Box::new(move |level, what, msg| {
+            f.call((level.name().to_string(), what.to_string(), msg.to_string()), ThreadsafeFunctionCallMode::NonBlocking);
+        })
+    }))
+}
+
+/// Sets the log level and format for this process (`FLEETCACHE_LOG`, `FLEETCACHE_LOG_FORMAT`
+/// otherwise).
+#[napi]
+pub fn configure_log(level: Option<String>, json: Option<bool>) {
+    crate::log::configure(level.as_deref(), json)
 }
 
 /// Checks option names and types against the one option list without creating a core; throws

@@ -32,6 +32,8 @@ pub struct BuildEntry {
 pub struct DoctorCheck {
     pub name: String,
     pub ok: bool,
+    /// Works, but probably not as meant (`ok` is true).
+    pub warning: bool,
     pub detail: String,
     /// How to fix it (absent when `ok`).
     pub fix: Option<String>,
@@ -132,7 +134,7 @@ impl NativeCache {
             Ok(crate::doctor::run(&cfg)
                 .await
                 .into_iter()
-                .map(|c| DoctorCheck { name: c.name, ok: c.ok, detail: c.detail, fix: c.fix })
+                .map(|c| DoctorCheck { name: c.name, ok: c.ok, warning: c.warning, detail: c.detail, fix: c.fix })
                 .collect())
         })
     }

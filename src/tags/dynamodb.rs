@@ -82,6 +82,8 @@ const ATTR_VER: &str = "ver";
 const ATTR_KEY: &str = "key";
 const ATTR_PATH: &str = "path";
 const TAG_PREFIX: &str = "T#";
+/// Longer tags are keyed by their hash (see `tag_part`).
+pub const MAX_TAG_KEY_BYTES: usize = 1024;
 const INDEX_PREFIX: &str = "I#";
 const STATE_SK: &str = "state";
 const BATCH_GET_MAX: usize = 100;
@@ -101,13 +103,17 @@ const CONFLICT_CODES_TX: &[&str] = &["TransactionCanceledException", "Transactio
 pub struct DynamoTagStore {
     client: Client,
     table: String,
+    /// The app's `prefix`: tag states, index rows, leases and feed events of one app never meet
+    /// another's in a shared table.
+    ns: String,
     reads: AtomicU64,
     writes: AtomicU64,
 }
 
-/// The item of feed event `seq` (expires after a day).
-fn event_item(seq: u64, record: &FeedRecord, now: i64) -> Result<HashMap<String, AttributeValue>> {
-    let body = rmp_serde::to_vec(record).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+/// The item of feed event `seq` (expires after a day), stamped with its time and namespace.
+fn event_item(seq: u64, record: &FeedRecord, now: i64, ns: &str) -> Result<HashMap<String, AttributeValue>> {
+    let stamped = FeedRecord { at: now, ns: ns.to_string(), ..record.clone() };
+    let body = rmp_serde::to_vec(&stamped).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
     Ok(HashMap::from([
         (ATTR_PK.to_string(), s(&feed_pk(seq))),
         (ATTR_SK.to_string(), s(&feed_sk(seq))),
@@ -135,8 +141,23 @@ fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
 fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
-fn state_key(tag: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([(ATTR_PK.to_string(), s(&format!("{TAG_PREFIX}{tag}"))), (ATTR_SK.to_string(), s(STATE_SK))])
+/// A tag as it appears in partition keys: `t<tag>`, or `h<sha256(tag)>` when longer than
+/// [`MAX_TAG_KEY_BYTES`] (DynamoDB keys hold 2,048 bytes); the two forms never collide.
+fn tag_part(tag: &str) -> String {
+    if tag.len() <= MAX_TAG_KEY_BYTES {
+        format!("t{tag}")
+    } else {
+        format!("h{}", sha256_hex(tag))
+    }
+}
+
+/// A decoded feed record of another namespace (an app sharing the table under another
+/// `prefix`) keeps its place in the sequence but carries nothing to apply.
+fn own(mut rec: FeedRecord, ns: &str) -> FeedRecord {
+    if rec.ns != ns {
+        rec.event = FeedEvent::Tags { states: Vec::new() };
+    }
+    rec
 }
 fn index_sk(key: &str) -> String {
     if key.len() <= 1000 {
@@ -154,7 +175,7 @@ async fn backoff(attempt: usize) {
 }
 
 impl DynamoTagStore {
-    pub fn new(sdk: &aws_config::SdkConfig, table: String, endpoint: Option<&str>) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, table: String, ns: String, endpoint: Option<&str>) -> Self {
         let mut b = aws_sdk_dynamodb::config::Builder::from(sdk);
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
@@ -162,6 +183,7 @@ impl DynamoTagStore {
         DynamoTagStore {
             client: Client::from_conf(b.build()),
             table,
+            ns,
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         }
@@ -169,6 +191,16 @@ impl DynamoTagStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    fn state_key(&self, tag: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(ATTR_PK.to_string(), s(&self.state_pk(tag))), (ATTR_SK.to_string(), s(STATE_SK))])
+    }
+    fn state_pk(&self, tag: &str) -> String {
+        format!("{TAG_PREFIX}{}#{}", self.ns, tag_part(tag))
+    }
+    fn index_pk(&self, tag: &str) -> String {
+        format!("{INDEX_PREFIX}{}#{}", self.ns, tag_part(tag))
     }
 
     fn read(&self) {
@@ -219,7 +251,7 @@ impl DynamoTagStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(state_key(tag)))
+            .set_key(Some(self.state_key(tag)))
             .consistent_read(true)
             .send()
             .await
@@ -232,7 +264,7 @@ impl DynamoTagStore {
 
     /// The conditional write of a tag's new state: it lands only if nobody wrote since `ver` was read.
     fn state_put(&self, tag: &str, st: TagState, ver: Option<i64>) -> Result<TransactWriteItem> {
-        let mut item = state_key(tag);
+        let mut item = self.state_key(tag);
         item.insert(ATTR_HARD.into(), n(st.hard));
         item.insert(ATTR_STALE.into(), n(st.stale));
         item.insert(ATTR_SOFT.into(), n(st.soft_expire));
@@ -396,7 +428,7 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn announce_at(&self, seq: u64, record: &FeedRecord, now: i64) -> Result<()> {
-        let item = event_item(seq, record, now)?;
+        let item = event_item(seq, record, now, &self.ns)?;
         self.write();
         let res = self
             .client
@@ -446,10 +478,10 @@ impl TagStore for DynamoTagStore {
                 writes.push(self.state_put(tag, st, ver)?);
             }
             if let Some((seq, origin)) = event {
-                let rec = FeedRecord { origin: origin.to_string(), event: FeedEvent::Tags { states: states.clone() } };
+                let rec = FeedRecord::new(origin, FeedEvent::Tags { states: states.clone() });
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(event_item(seq, &rec, now)?))
+                    .set_item(Some(event_item(seq, &rec, now, &self.ns)?))
                     .condition_expression("attribute_not_exists(#pk)")
                     .expression_attribute_names("#pk", ATTR_PK)
                     .build()
@@ -507,7 +539,8 @@ impl TagStore for DynamoTagStore {
                 let rec = item
                     .get(ATTR_EVENT)
                     .and_then(|v| v.as_b().ok())
-                    .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok());
+                    .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok())
+                    .map(|r| own(r, &self.ns));
                 if let (Some(seq), Some(rec)) = (seq, rec) {
                     out.push((seq, rec));
                 }
@@ -517,7 +550,7 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
-        let pk = format!("L#{}", index_sk(key));
+        let pk = format!("L#{}#{}", self.ns, index_sk(key));
         let item = HashMap::from([
             (ATTR_PK.to_string(), s(&pk)),
             (ATTR_SK.to_string(), s("lease")),
@@ -581,7 +614,7 @@ impl TagStore for DynamoTagStore {
             .filter_map(|item| {
                 let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok())?;
                 let rec = item.get(ATTR_EVENT).and_then(|v| v.as_b().ok())?;
-                Some((seq, rmp_serde::from_slice::<FeedRecord>(rec.as_ref()).ok()?))
+                Some((seq, own(rmp_serde::from_slice::<FeedRecord>(rec.as_ref()).ok()?, &self.ns)))
             })
             .collect();
         out.sort_by_key(|(s, _)| *s);
@@ -593,25 +626,24 @@ impl TagStore for DynamoTagStore {
         unique.sort();
         unique.dedup();
         let items = try_join_all(
-            unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|t| state_key(t)).collect())),
+            unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|t| self.state_key(t)).collect())),
         )
         .await?;
+        // By partition key: a long tag's key is its hash, which does not give the tag back.
         let mut found: HashMap<String, TagState> = HashMap::new();
         for item in items.into_iter().flatten() {
             if let Some(pk) = get_s(&item, ATTR_PK) {
-                if let Some(tag) = pk.strip_prefix(TAG_PREFIX) {
-                    found.insert(tag.to_string(), state_of(&item));
-                }
+                found.insert(pk, state_of(&item));
             }
         }
-        Ok(tags.iter().map(|t| (t.clone(), found.get(t).copied().unwrap_or_default())).collect())
+        Ok(tags.iter().map(|t| (t.clone(), found.get(&self.state_pk(t)).copied().unwrap_or_default())).collect())
     }
 
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()> {
         // One request per (pk, sk): DynamoDB rejects duplicates inside a batch.
         let mut unique: BTreeMap<(String, String), &IndexRow> = BTreeMap::new();
         for r in rows {
-            unique.insert((format!("{INDEX_PREFIX}{}", r.tag), index_sk(&r.key)), r);
+            unique.insert((self.index_pk(&r.tag), index_sk(&r.key)), r);
         }
         let mut requests = Vec::with_capacity(unique.len());
         for ((pk, sk), r) in unique {
@@ -638,7 +670,7 @@ impl TagStore for DynamoTagStore {
 
     async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>> {
         let per_tag = try_join_all(tags.iter().map(|tag| async move {
-            let items = self.query_all(format!("{INDEX_PREFIX}{tag}"), None).await?;
+            let items = self.query_all(self.index_pk(tag), None).await?;
             Ok::<_, Error>(
                 items
                     .iter()

@@ -26,8 +26,8 @@ impl TagStore for MemoryTagStore {
         Ok(feed.0)
     }
 
-    async fn announce_at(&self, seq: u64, record: &FeedRecord, _now: i64) -> Result<()> {
-        self.feed.lock().1.entry(seq).or_insert_with(|| record.clone());
+    async fn announce_at(&self, seq: u64, record: &FeedRecord, now: i64) -> Result<()> {
+        self.feed.lock().1.entry(seq).or_insert_with(|| FeedRecord { at: now, ..record.clone() });
         Ok(())
     }
 
@@ -52,7 +52,8 @@ impl TagStore for MemoryTagStore {
             })
             .collect();
         if let (Some((seq, origin)), false) = (event, landed) {
-            let rec = FeedRecord { origin: origin.to_string(), event: FeedEvent::Tags { states: out.clone() } };
+            let mut rec = FeedRecord::new(origin, FeedEvent::Tags { states: out.clone() });
+            rec.at = now;
             feed.1.insert(seq, rec);
         }
         Ok(out)

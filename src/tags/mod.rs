@@ -61,6 +61,20 @@ pub enum FeedEvent {
 pub struct FeedRecord {
     pub origin: String,
     pub event: FeedEvent,
+    /// When the change was made (ms; stamped by the store from the write's `now`): readers
+    /// measure the feed's lag from it.
+    #[serde(default)]
+    pub at: i64,
+    /// The namespace (`prefix`) of the app that wrote it: apps sharing one table skip each
+    /// other's events (the DynamoDB store stamps and checks it).
+    #[serde(default)]
+    pub ns: String,
+}
+
+impl FeedRecord {
+    pub fn new(origin: impl Into<String>, event: FeedEvent) -> FeedRecord {
+        FeedRecord { origin: origin.into(), event, at: 0, ns: String::new() }
+    }
 }
 
 /// Outcome of a regeneration lease attempt.
@@ -183,13 +197,13 @@ pub mod conformance {
         let hole = store.reserve_seq().await.unwrap();
         assert_eq!(hole, seq + 1);
         assert!(store.read_feed(hole, hole).await.unwrap().is_empty());
-        let key_event = FeedRecord {
-            origin: "o2".into(),
-            event: FeedEvent::Key { key: "/k".into(), last_modified: 1, write_id: 3 },
-        };
+        let key_event = FeedRecord::new("o2", FeedEvent::Key { key: "/k".into(), last_modified: 1, write_id: 3 });
         store.announce_at(hole, &key_event, 20_000).await.unwrap();
         store.announce_at(hole, &key_event, 20_000).await.unwrap();
-        assert_eq!(store.read_feed(hole, hole).await.unwrap(), vec![(hole, key_event.clone())]);
+        let read = store.read_feed(hole, hole).await.unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!((read[0].1.origin.as_str(), &read[0].1.event), ("o2", &key_event.event));
+        assert_eq!(read[0].1.at, 20_000, "stamped with the write's time");
         assert_eq!(store.read_events(&[hole, seq, hole + 1_000_000]).await.unwrap().len(), 2, "the ones that exist");
         assert!(store.feed_head().await.unwrap() >= hole);
 

@@ -1,0 +1,188 @@
+//! Histograms and per-request backend metrics, and the one list of what `metrics()` exports.
+//!
+//! The core's counters live in [`crate::stats`]; this module adds what counters cannot say:
+//! latency histograms of S3 and DynamoDB requests (timed in the breaker every request passes
+//! through, by operation and outcome) and of the feed's lag (from a change being made on one
+//! instance to its event being applied on another). [`Core::metric_samples`] turns everything
+//! into [`Sample`]s: `index.js` renders them as Prometheus text and feeds the OpenTelemetry bridge.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+
+/// Upper bounds (ms) of the latency buckets; one more bucket is +Inf.
+pub const LATENCY_BUCKETS_MS: [f64; 14] =
+    [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0];
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last is +Inf.
+    counts: [u64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_ms: f64,
+}
+
+impl Histogram {
+    pub fn observe_ms(&mut self, ms: f64) {
+        let ms = if ms.is_finite() { ms.max(0.0) } else { 0.0 };
+        let i = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.counts[i] += 1;
+        self.sum_ms += ms;
+    }
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+    /// `(upper bound in seconds, cumulative count)` per bucket, +Inf last; and the sum in seconds.
+    pub fn cumulative_s(&self) -> (Vec<(f64, u64)>, f64) {
+        let mut acc = 0;
+        let mut out = Vec::with_capacity(self.counts.len());
+        for (i, c) in self.counts.iter().enumerate() {
+            acc += c;
+            out.push((LATENCY_BUCKETS_MS.get(i).map_or(f64::INFINITY, |b| b / 1000.0), acc));
+        }
+        (out, self.sum_ms / 1000.0)
+    }
+}
+
+/// A histogram shared between threads (the feed poller observes, `metrics()` reads).
+#[derive(Default)]
+pub struct SharedHistogram(Mutex<Histogram>);
+
+impl SharedHistogram {
+    pub fn observe_ms(&self, ms: f64) {
+        self.0.lock().observe_ms(ms);
+    }
+    pub fn get(&self) -> Histogram {
+        self.0.lock().clone()
+    }
+}
+
+/// Requests to one backend: by operation, their outcomes and latencies.
+#[derive(Default)]
+pub struct BackendMetrics {
+    ops: Mutex<BTreeMap<&'static str, OpMetrics>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OpMetrics {
+    /// Outcome (`ok`, an error code such as `FLEETCACHE_TIMEOUT`, or `abandoned`) → count.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    pub latency: Histogram,
+}
+
+impl BackendMetrics {
+    pub fn record(&self, op: &'static str, outcome: &'static str, ms: f64) {
+        let mut ops = self.ops.lock();
+        let m = ops.entry(op).or_default();
+        *m.outcomes.entry(outcome).or_default() += 1;
+        m.latency.observe_ms(ms);
+    }
+    pub fn snapshot(&self) -> BTreeMap<&'static str, OpMetrics> {
+        self.ops.lock().clone()
+    }
+}
+
+/// Prometheus metric types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One exported series: a counter or gauge value, or a histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Family name without the `fleetcache_` prefix or `_total` suffix (`index.js` adds them).
+    pub name: String,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+    /// Histograms: cumulative buckets `(le seconds, count)` and the sum in seconds.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum: f64,
+}
+
+impl Sample {
+    pub fn scalar(name: &str, kind: Kind, help: &'static str, labels: Vec<(&'static str, String)>, value: f64) -> Self {
+        Sample { name: name.into(), kind, help, labels, value, buckets: Vec::new(), sum: 0.0 }
+    }
+    pub fn histogram(name: &str, help: &'static str, labels: Vec<(&'static str, String)>, h: &Histogram) -> Self {
+        let (buckets, sum) = h.cumulative_s();
+        Sample { name: name.into(), kind: Kind::Histogram, help, labels, value: h.count() as f64, buckets, sum }
+    }
+}
+
+/// The help line of each counter of [`crate::stats::Stats`], and the family and labels it is
+/// exported under (counters that are one series of a labelled family share its name).
+pub fn counter_family(snake: &str) -> (&'static str, &'static str, Vec<(&'static str, String)>) {
+    let l = |k: &'static str, v: &str| vec![(k, v.to_string())];
+    match snake {
+        "memory_hits" => ("gets", "get() answers by where they came from", l("result", "memory_hit")),
+        "backend_hits" => ("gets", "get() answers by where they came from", l("result", "s3_hit")),
+        "misses" => ("gets", "get() answers by where they came from", l("result", "miss")),
+        "stale" => ("stale_served", "stale entries served (Next regenerates them in the background)", vec![]),
+        "expired" => ("expired", "entries past their expire time (answered as misses)", vec![]),
+        "get_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "get")),
+        "set_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "set")),
+        "revalidate_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "revalidate")),
+        "index_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "index")),
+        "feed_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "feed")),
+        "get_timeouts" => ("deadline_hits", "operations that passed their deadline", l("op", "get")),
+        "set_timeouts" => ("deadline_hits", "operations that passed their deadline", l("op", "set")),
+        "corrupt" => ("corrupt_objects", "stored objects that could not be decoded (served as misses)", vec![]),
+        "served_from_memory_on_error" => ("served_from_memory_on_error", "gets answered from memory because the store failed", vec![]),
+        "sets" => ("sets", "set() calls", vec![]),
+        "uploads_queued" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "queued")),
+        "uploads_landed" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "landed")),
+        "uploads_superseded" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "superseded")),
+        "uploads_dropped" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "dropped")),
+        "too_large" => ("too_large", "sets refused for exceeding maxEntryBytes", vec![]),
+        "revalidations" => ("revalidations", "revalidateTag calls", vec![]),
+        "revalidations_queued" => ("revalidations_queued", "revalidations left to the outbox after their first attempt", vec![]),
+        "outbox_retries" => ("outbox_retries", "retried outbox deliveries", vec![]),
+        "outbox_overflows" => ("outbox_overflows", "units refused because the outbox was full", vec![]),
+        "outbox_give_ups" => ("outbox_give_ups", "outbox units given up on (refused by the store)", vec![]),
+        "feed_polls" => ("feed_polls", "change-feed polls", vec![]),
+        "feed_events" => ("feed_events", "change-feed events from other instances applied", vec![]),
+        "feed_evictions" => ("feed_evictions", "memory copies dropped because another instance rewrote the key", vec![]),
+        "feed_resets" => ("feed_resets", "times memory was dropped because the feed could not be trusted", vec![]),
+        "leases_won" => ("leases", "regeneration leases by outcome", l("outcome", "won")),
+        "leases_lost" => ("leases", "regeneration leases by outcome", l("outcome", "lost")),
+        "invalid_inputs" => ("invalid_inputs", "calls refused for bad input (FLEETCACHE_INVALID_INPUT)", vec![]),
+        _ => ("unknown", "unlisted counter", vec![]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_in_seconds() {
+        let mut h = Histogram::default();
+        for ms in [0.5, 3.0, 3.0, 40_000.0, f64::NAN] {
+            h.observe_ms(ms);
+        }
+        let (b, sum) = h.cumulative_s();
+        assert_eq!(b[0], (0.001, 2), "0.5 ms and NaN (as 0)");
+        assert_eq!(b[2], (0.005, 4));
+        assert_eq!(*b.last().unwrap(), (f64::INFINITY, 5));
+        assert!((sum - 40.0065).abs() < 1e-9);
+    }
+
+    #[test]
+    fn every_counter_has_a_family() {
+        crate::stats::Stats::default().each(|name, _| assert_ne!(counter_family(name).0, "unknown", "{name}"));
+    }
+}
