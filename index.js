@@ -840,12 +840,16 @@ function registerOpenTelemetry(api, options) {
     }
   }
   const meter = api.metrics.getMeter('fleetcache', require('./package.json').version)
-  // One reading per collection, shared by every instrument's callback.
-  let reading = { at: 0, samples: [] }
+  // One reading per collection, shared by every instrument's callback (dropped on the next turn).
+  let reading
   const current = () => {
-    const now = Date.now()
-    if (now - reading.at > 100) reading = { at: now, samples: samples(options) }
-    return reading.samples
+    if (reading === undefined) {
+      reading = samples(options)
+      setImmediate(() => {
+        reading = undefined
+      })
+    }
+    return reading
   }
   const attrs = (labels) => {
     const o = {}
@@ -853,7 +857,7 @@ function registerOpenTelemetry(api, options) {
     return o
   }
   // Families known now, and those that appear once the S3/DynamoDB clients exist.
-  const families = new Map(current().map((x) => [x.name, [x.kind, x.help]]))
+  const families = new Map(samples(options).map((x) => [x.name, [x.kind, x.help]]))
   for (const [name, kind, help] of LATE_FAMILIES) if (!families.has(name)) families.set(name, [kind, help])
   for (const [name, [kind, help]] of families) {
     const parts = kind === 'histogram' ? [['.sum', 'sum'], ['.count', 'value']] : [['', 'value']]

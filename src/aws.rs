@@ -60,8 +60,9 @@ pub fn summarize(err: &(dyn std::error::Error + 'static)) -> String {
     let mut msgs: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        let m = e.to_string();
-        let m = m.trim();
+        let full = e.to_string();
+        // The first line: chains such as the credential provider's list every attempt below it.
+        let m = full.lines().next().unwrap_or("").trim().trim_end_matches(|c| c == ':' || c == '.');
         if !m.is_empty() && !m.contains('{') && !msgs.iter().any(|x| x == m) {
             msgs.push(m.to_string());
         }
@@ -80,7 +81,7 @@ pub fn summarize(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// What an HTTP status without an AWS error code most likely means.
-fn status_hint(status: u16) -> &'static str {
+pub fn status_hint(status: u16) -> &'static str {
     match status {
         301 | 307 | 308 => " (redirect: the bucket is in another region, set `region`)",
         400 => " (bad request)",
@@ -117,8 +118,10 @@ where
                 "request failed"
             };
             let root = why.rsplit(": ").next().unwrap_or("");
+            // Retryable, credentials included: a role's credentials can arrive late (a slow
+            // metadata endpoint at start), and a revalidation must not be dropped for that.
             if credentials {
-                Error::backend(format!("{op}: {what}"), false)
+                Error::backend(format!("{op}: {what}"), true)
             } else {
                 Error::backend(format!("{op}: {what} ({root})"), true)
             }

@@ -55,7 +55,12 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
         other => (String::new(), crate::aws::summarize(other)),
     };
     let text = if code.is_empty() { message.clone() } else { format!("{code}: {message}") };
-    let text = if text.trim().is_empty() { format!("HTTP {}", status.unwrap_or(0)) } else { text };
+    let text = if text.trim().is_empty() {
+        let st = status.unwrap_or(0);
+        format!("HTTP {st}{}", crate::aws::status_hint(st))
+    } else {
+        text
+    };
     if status == Some(403) || code.starts_with("AccessDenied") || code == "UnauthorizedOperation" {
         Failure::Denied(text)
     } else if status == Some(404) || code == "ResourceNotFoundException" || code == "NoSuchBucket" {

@@ -587,7 +587,8 @@ pub fn debug_enabled() -> bool {
 }
 
 /// The JS function lines go to: `(level, event, message)`.
-type LogSinkFn = ThreadsafeFunction<(String, String, String), (), (String, String, String), Status, false, true>;
+type LogLine = FnArgs<(String, String, String)>;
+type LogSinkFn = ThreadsafeFunction<LogLine, (), LogLine, Status, false, true>;
 
 /// Routes every log line (the core's and `index.js`'s) to `sink(level, event, message)` on the
 /// JS thread, instead of stderr/stdout; `null` routes them back. The function does not keep the
@@ -596,7 +597,8 @@ type LogSinkFn = ThreadsafeFunction<(String, String, String), (), (String, Strin
 pub fn set_log_sink(sink: Option<LogSinkFn>) {
     crate::log::set_sink(sink.map(|f| -> crate::log::Sink {
         Box::new(move |level, what, msg| {
-            f.call((level.name().to_string(), what.to_string(), msg.to_string()), ThreadsafeFunctionCallMode::NonBlocking);
+            let line: LogLine = (level.name().to_string(), what.to_string(), msg.to_string()).into();
+            f.call(line, ThreadsafeFunctionCallMode::NonBlocking);
         })
     }))
 }
