@@ -95,7 +95,8 @@ export interface Stats {
 export interface CacheHandlerValue {
   lastModified: number
   value: any | null
-  cacheControl?: { revalidate: number | false; expire?: number }
+  /** As Next's `CacheControl`: `expire` is present, possibly undefined. */
+  cacheControl?: { revalidate: number | false; expire: number | undefined }
 }
 
 /** What Next passes as `ctx` to `get`/`set` (the fields fleetcache reads; Next's own context types are assignable). */

@@ -22,7 +22,9 @@ pub async fn load_sdk_config(cfg: &Config) -> aws_config::SdkConfig {
     if defaulted && (cfg.s3_endpoint.is_none() || cfg.dynamodb_endpoint.is_none()) {
         crate::log::warn(
             "no AWS region configured",
-            &format!("using {FALLBACK_REGION}; set the `region` option or AWS_REGION if the bucket and table live elsewhere"),
+            &format!(
+                "using {FALLBACK_REGION}; set the `region` option or AWS_REGION if the bucket and table live elsewhere"
+            ),
         );
     }
     sdk
@@ -49,9 +51,7 @@ pub async fn load_sdk_config_reporting(cfg: &Config) -> (aws_config::SdkConfig, 
 /// The HTTP status of an SDK error's raw response, when it got one.
 fn status_of<R: 'static>(raw: Option<&R>) -> Option<u16> {
     let raw = raw?;
-    (raw as &dyn std::any::Any)
-        .downcast_ref::<aws_smithy_runtime_api::http::Response>()
-        .map(|r| r.status().as_u16())
+    (raw as &dyn std::any::Any).downcast_ref::<aws_smithy_runtime_api::http::Response>().map(|r| r.status().as_u16())
 }
 
 /// One line for an error and its causes: the messages of the chain that read as sentences (no
@@ -144,7 +144,12 @@ where
             };
             if matches!(
                 code,
-                Some("SlowDown" | "ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded")
+                Some(
+                    "SlowDown"
+                        | "ThrottlingException"
+                        | "ProvisionedThroughputExceededException"
+                        | "RequestLimitExceeded"
+                )
             ) || status == Some(429)
             {
                 return Error::new(ErrorKind::Throttled, line);

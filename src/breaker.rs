@@ -227,7 +227,9 @@ impl TagStore for GuardedTags {
         now: i64,
         expire_s: Option<f64>,
     ) -> Result<Vec<(String, TagState)>> {
-        self.breaker.call("TransactWriteItems(revalidation)", self.inner.revalidate_at(event, tags, now, expire_s)).await
+        self.breaker
+            .call("TransactWriteItems(revalidation)", self.inner.revalidate_at(event, tags, now, expire_s))
+            .await
     }
     async fn read_events(&self, seqs: &[u64]) -> Result<Vec<(u64, FeedRecord)>> {
         self.breaker.call("BatchGetItem(feed events)", self.inner.read_events(seqs)).await

@@ -370,7 +370,11 @@ pub fn check_prefix(prefix: &str) -> Result<()> {
 /// or whitespace. The error completes a sentence about the ID.
 pub fn check_build_id(id: &str) -> std::result::Result<(), String> {
     if id.is_empty() || id.len() > 128 {
-        return Err(format!("must be 1–128 characters, got {} ({:?})", id.len(), id.chars().take(40).collect::<String>()));
+        return Err(format!(
+            "must be 1–128 characters, got {} ({:?})",
+            id.len(),
+            id.chars().take(40).collect::<String>()
+        ));
     }
     if let Some(c) = id.chars().find(|c| c.is_control() || c.is_whitespace() || matches!(c, '/' | '#' | '%')) {
         return Err(format!("{id:?} contains {c:?}: use letters, digits and punctuation other than `/`, `#`, `%`"));
@@ -560,8 +564,11 @@ mod tests {
         }
         assert_eq!(with(None, Some("v1.2.3+git.abc_DEF-9")).unwrap().build_id, "v1.2.3+git.abc_DEF-9");
         // An empty variable is unset, not an error.
-        let c = Config::from_options(Options { backend: Some("memory".into()), ..Default::default() }, &env_of(&[(ENV_PREFIX, "")]))
-            .unwrap();
+        let c = Config::from_options(
+            Options { backend: Some("memory".into()), ..Default::default() },
+            &env_of(&[(ENV_PREFIX, "")]),
+        )
+        .unwrap();
         assert_eq!(c.prefix, DEFAULT_PREFIX);
         assert_eq!(duration_s(f64::INFINITY, "x").unwrap(), MAX_DURATION_S);
         assert!(duration_s(f64::NAN, "x").is_err());

@@ -233,9 +233,11 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         }
         Err(e) => {
             checks.push(match classify(&e) {
-                Failure::NotFound(_) => {
-                    bad("table", format!("table `{table}` does not exist in {region}"), create_table_fix(table, &region))
-                }
+                Failure::NotFound(_) => bad(
+                    "table",
+                    format!("table `{table}` does not exist in {region}"),
+                    create_table_fix(table, &region),
+                ),
                 Failure::Denied(t) => bad(
                     "table",
                     format!("DescribeTable on `{table}` denied: {t}"),
@@ -372,7 +374,10 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
 mod tests {
     #[test]
     fn bucket_fixes_name_the_region() {
-        assert_eq!(super::create_bucket_command("b", "us-east-1"), "aws s3api create-bucket --bucket b --region us-east-1");
+        assert_eq!(
+            super::create_bucket_command("b", "us-east-1"),
+            "aws s3api create-bucket --bucket b --region us-east-1"
+        );
         let eu = super::create_bucket_command("b", "eu-west-1");
         assert!(eu.contains("--region eu-west-1 --create-bucket-configuration LocationConstraint=eu-west-1"), "{eu}");
         assert!(super::create_table_fix("t", "eu-west-1").contains("AWS_REGION=eu-west-1"));

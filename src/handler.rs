@@ -26,8 +26,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, Feed, FeedHost};
 use crate::keys::{self, Class};
 use crate::l1::L1;
-use crate::outbox::{self, Claim, Outbox, Work};
 use crate::metrics::{self, Kind, Sample};
+use crate::outbox::{self, Claim, Outbox, Work};
 use crate::stats::{self, bump, Reading, Stats};
 use crate::store::BlobStore;
 use crate::stores::Backends;
@@ -482,7 +482,9 @@ impl Core {
         }
         crate::log::debug("get", || {
             let what = match (&l, from_backend) {
-                (Lookup::Hit { last_modified, .. }, _) if *last_modified != entry.last_modified => "stale hit (Next regenerates)",
+                (Lookup::Hit { last_modified, .. }, _) if *last_modified != entry.last_modified => {
+                    "stale hit (Next regenerates)"
+                }
                 (Lookup::Hit { .. }, true) => "S3 hit",
                 (Lookup::Hit { .. }, false) => "memory hit",
                 (Lookup::Miss, _) => "miss (expired or revalidated; Next renders)",
@@ -1009,7 +1011,11 @@ impl Core {
         let g = |name: &str, help: &'static str, v: f64| Sample::scalar(name, Kind::Gauge, help, vec![], v);
         out.push(g("memory_bytes", "bytes held by the in-memory tier", self.l1.bytes() as f64));
         out.push(g("memory_entries", "entries held by the in-memory tier", self.l1.len() as f64));
-        out.push(g("memory_budget_bytes", "the in-memory tier's byte budget (memoryBytes)", self.cfg.memory_bytes as f64));
+        out.push(g(
+            "memory_budget_bytes",
+            "the in-memory tier's byte budget (memoryBytes)",
+            self.cfg.memory_bytes as f64,
+        ));
         out.push(Sample::scalar(
             "memory_evictions",
             Kind::Counter,
@@ -1024,7 +1030,11 @@ impl Core {
             self.outbox.depth() as f64,
         ));
         out.push(g("outbox_upload_bytes", "bytes of failed sets queued for upload", self.outbox.upload_bytes() as f64));
-        out.push(g("feed_trusted", "1 while the change feed is read (memory is served), else 0", f64::from(u8::from(self.feed_trusted()))));
+        out.push(g(
+            "feed_trusted",
+            "1 while the change feed is read (memory is served), else 0",
+            f64::from(u8::from(self.feed_trusted())),
+        ));
         out.push(Sample::histogram(
             "feed_lag_seconds",
             "from a change on another instance to its feed event being applied here",
@@ -1038,16 +1048,38 @@ impl Core {
         if let Some(br) = self.backends.get().and_then(|b| b.breakers.as_ref()) {
             for (name, b) in [("s3", &br.s3), ("dynamodb", &br.dynamodb)] {
                 let l = || vec![("backend", name.to_string())];
-                out.push(Sample::scalar("breaker_open", Kind::Gauge, "1 while the backend's circuit breaker is open", l(), f64::from(u8::from(b.is_open()))));
-                out.push(Sample::scalar("breaker_opened", Kind::Counter, "times the backend's circuit breaker opened", l(), b.opened() as f64));
-                out.push(Sample::scalar("breaker_rejections", Kind::Counter, "calls failed fast by an open breaker", l(), b.rejected() as f64));
+                out.push(Sample::scalar(
+                    "breaker_open",
+                    Kind::Gauge,
+                    "1 while the backend's circuit breaker is open",
+                    l(),
+                    f64::from(u8::from(b.is_open())),
+                ));
+                out.push(Sample::scalar(
+                    "breaker_opened",
+                    Kind::Counter,
+                    "times the backend's circuit breaker opened",
+                    l(),
+                    b.opened() as f64,
+                ));
+                out.push(Sample::scalar(
+                    "breaker_rejections",
+                    Kind::Counter,
+                    "calls failed fast by an open breaker",
+                    l(),
+                    b.rejected() as f64,
+                ));
                 for (op, m) in b.metrics.snapshot() {
                     for (outcome, n) in &m.outcomes {
                         out.push(Sample::scalar(
                             "backend_requests",
                             Kind::Counter,
                             "S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)",
-                            vec![("backend", name.to_string()), ("op", op.to_string()), ("outcome", outcome.to_string())],
+                            vec![
+                                ("backend", name.to_string()),
+                                ("op", op.to_string()),
+                                ("outcome", outcome.to_string()),
+                            ],
                             *n as f64,
                         ));
                     }

@@ -302,8 +302,14 @@ mod tests {
         assert_eq!(parse_level(Some("DEBUG")).0, Level::Debug as u8);
         assert_eq!(parse_level(Some("off")).0, 0);
         assert!(parse_level(Some("loud")).1.unwrap().contains("FLEETCACHE_LOG"));
-        assert_eq!(format_line(Level::Warn, "S3 circuit open", "5 failures", false, 0), "[fleetcache] S3 circuit open: 5 failures");
-        assert_eq!(format_line(Level::Debug, "get", "/isr: memory hit", false, 0), "[fleetcache] debug: get: /isr: memory hit");
+        assert_eq!(
+            format_line(Level::Warn, "S3 circuit open", "5 failures", false, 0),
+            "[fleetcache] S3 circuit open: 5 failures"
+        );
+        assert_eq!(
+            format_line(Level::Debug, "get", "/isr: memory hit", false, 0),
+            "[fleetcache] debug: get: /isr: memory hit"
+        );
         let j = format_line(Level::Error, "set lost", "a \"quoted\"\nline", true, 1_764_662_400_123);
         assert_eq!(
             j,
@@ -313,7 +319,8 @@ mod tests {
 
     #[test]
     fn signatures_are_masked() {
-        let r = redact("Authorization: AWS4-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, Signature=abcdef0123 more");
+        let r =
+            redact("Authorization: AWS4-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, Signature=abcdef0123 more");
         assert!(r.contains("Signature=[redacted] more"), "{r}");
         assert!(!r.contains("abcdef0123"));
         assert_eq!(redact("?X-Amz-Signature=f00&b=1"), "?X-Amz-Signature=[redacted]&b=1");

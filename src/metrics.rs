@@ -141,21 +141,29 @@ pub fn counter_family(snake: &str) -> (&'static str, &'static str, Vec<(&'static
         "get_timeouts" => ("deadline_hits", "operations that passed their deadline", l("op", "get")),
         "set_timeouts" => ("deadline_hits", "operations that passed their deadline", l("op", "set")),
         "corrupt" => ("corrupt_objects", "stored objects that could not be decoded (served as misses)", vec![]),
-        "served_from_memory_on_error" => ("served_from_memory_on_error", "gets answered from memory because the store failed", vec![]),
+        "served_from_memory_on_error" => {
+            ("served_from_memory_on_error", "gets answered from memory because the store failed", vec![])
+        }
         "sets" => ("sets", "set() calls", vec![]),
         "uploads_queued" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "queued")),
         "uploads_landed" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "landed")),
-        "uploads_superseded" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "superseded")),
+        "uploads_superseded" => {
+            ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "superseded"))
+        }
         "uploads_dropped" => ("uploads", "S3 writes of failed sets, queued for retry, by fate", l("fate", "dropped")),
         "too_large" => ("too_large", "sets refused for exceeding maxEntryBytes", vec![]),
         "revalidations" => ("revalidations", "revalidateTag calls", vec![]),
-        "revalidations_queued" => ("revalidations_queued", "revalidations left to the outbox after their first attempt", vec![]),
+        "revalidations_queued" => {
+            ("revalidations_queued", "revalidations left to the outbox after their first attempt", vec![])
+        }
         "outbox_retries" => ("outbox_retries", "retried outbox deliveries", vec![]),
         "outbox_overflows" => ("outbox_overflows", "units refused because the outbox was full", vec![]),
         "outbox_give_ups" => ("outbox_give_ups", "outbox units given up on (refused by the store)", vec![]),
         "feed_polls" => ("feed_polls", "change-feed polls", vec![]),
         "feed_events" => ("feed_events", "change-feed events from other instances applied", vec![]),
-        "feed_evictions" => ("feed_evictions", "memory copies dropped because another instance rewrote the key", vec![]),
+        "feed_evictions" => {
+            ("feed_evictions", "memory copies dropped because another instance rewrote the key", vec![])
+        }
         "feed_resets" => ("feed_resets", "times memory was dropped because the feed could not be trusted", vec![]),
         "leases_won" => ("leases", "regeneration leases by outcome", l("outcome", "won")),
         "leases_lost" => ("leases", "regeneration leases by outcome", l("outcome", "lost")),

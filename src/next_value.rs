@@ -13,8 +13,8 @@
 
 use bytes::Bytes;
 
-use crate::entry::{CacheControl, Entry, Revalidate, Value};
 use crate::config::duration_s;
+use crate::entry::{CacheControl, Entry, Revalidate, Value};
 use crate::error::{Error, Result};
 use crate::keys::Class;
 

@@ -140,7 +140,10 @@ async fn two_prefixes_share_one_table_without_touching_each_other() {
     assert!(a.try_lease("/p", "a", 1, 100_000).await.unwrap().won);
     assert!(b.try_lease("/p", "b", 1, 100_000).await.unwrap().won, "leases are per app");
 
-    let seq = a.append(&FeedRecord::new("a", FeedEvent::Key { key: "/p".into(), last_modified: 1, write_id: 1 }), 9).await.unwrap();
+    let seq = a
+        .append(&FeedRecord::new("a", FeedEvent::Key { key: "/p".into(), last_modified: 1, write_id: 1 }), 9)
+        .await
+        .unwrap();
     let mine = a.read_feed(seq, seq).await.unwrap();
     assert!(matches!(mine[0].1.event, FeedEvent::Key { .. }));
     let theirs = b.read_feed(seq, seq).await.unwrap();

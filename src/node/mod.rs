@@ -593,7 +593,9 @@ type LogSinkFn = ThreadsafeFunction<LogLine, (), LogLine, Status, false, true>;
 /// Routes every log line (the core's and `index.js`'s) to `sink(level, event, message)` on the
 /// JS thread, instead of stderr/stdout; `null` routes them back. The function does not keep the
 /// process alive.
-#[napi(ts_args_type = "sink: ((level: 'error' | 'warn' | 'info' | 'debug', event: string, message: string) => void) | null")]
+#[napi(
+    ts_args_type = "sink: ((level: 'error' | 'warn' | 'info' | 'debug', event: string, message: string) => void) | null"
+)]
 pub fn set_log_sink(sink: Option<LogSinkFn>) {
     crate::log::set_sink(sink.map(|f| -> crate::log::Sink {
         Box::new(move |level, what, msg| {
