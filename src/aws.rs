@@ -62,7 +62,7 @@ pub fn summarize(err: &(dyn std::error::Error + 'static)) -> String {
     while let Some(e) = cur {
         let full = e.to_string();
         // The first line: chains such as the credential provider's list every attempt below it.
-        let m = full.lines().next().unwrap_or("").trim().trim_end_matches(|c| c == ':' || c == '.');
+        let m = full.lines().next().unwrap_or("").trim().trim_end_matches([':', '.']);
         if !m.is_empty() && !m.contains('{') && !msgs.iter().any(|x| x == m) {
             msgs.push(m.to_string());
         }
