@@ -57,6 +57,8 @@ export declare class NativeCache {
   clearMemory(): void
   /** `"aws"` or `"memory"`: the store in use (`memory` during `next build` unless `writeDuringBuild`). */
   get backend(): string
+  /** The key prefix (and namespace in the table) this core uses. */
+  get prefix(): string
   /** The build ID page/route entries are namespaced under. */
   get buildId(): string
   /** Adopts Next's build ID (first call wins; ignored when `buildId` is configured). */

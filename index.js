@@ -475,7 +475,7 @@ function createCacheHandler(options) {
   // otherwise (README, "The build phase"): a build stage needs no AWS configuration.
   const base = checkedOptions(options)
   // Fail fast on configuration errors, at require time rather than on the first request.
-  coreFor(base, undefined)
+  servedCores.add(coreFor(base, undefined))
 
   class FleetCacheHandler {
     constructor(ctx) {
@@ -632,6 +632,7 @@ function createUseCacheHandler(options) {
   // One core for these options, for the life of the process (at require time: a bad option
   // fails the server at start).
   const core = coreFor(checkedOptions(options), undefined)
+  servedCores.add(core)
   let pending = pendingUseCacheSets.get(core)
   if (pending === undefined) {
     pending = new Map()
@@ -731,23 +732,29 @@ function stats(options) {
 
 // ---- metrics --------------------------------------------------------------------------------
 
-/** The cores to report: the one for `options`, or every core of the process (labelled by prefix). */
+/**
+ * Cores that serve Next (made by `createCacheHandler` / `createUseCacheHandler`), in creation
+ * order: what `metrics()` reports. The tools' own short-lived cores (seeding at start, doctor)
+ * are not among them.
+ */
+const servedCores = new Set()
+
+/** The cores to report: the one for `options`, or every serving core (labelled when several). */
 function coresToReport(options) {
-  if (options !== undefined) return [[undefined, coreFor(checkedOptions(options), undefined)]]
-  const out = []
-  for (const [key, core] of cores) {
-    const opts = Object.fromEntries(JSON.parse(key))
-    out.push([cores.size > 1 ? String(opts.prefix || process.env.FLEETCACHE_PREFIX || 'fleetcache') : undefined, core])
-  }
-  return out
+  if (options !== undefined) return [[[], coreFor(checkedOptions(options), undefined)]]
+  const list = [...servedCores]
+  if (list.length <= 1) return list.map((c) => [[], c])
+  const prefixes = list.map((c) => c.prefix)
+  const unique = new Set(prefixes).size === prefixes.length
+  return list.map((c, i) => [unique ? ['prefix', c.prefix] : ['prefix', c.prefix, 'core', String(i)], c])
 }
 
 /** Every sample of the cores to report, with `prefix` added when there are several. */
 function samples(options) {
   const out = []
-  for (const [prefix, core] of coresToReport(options)) {
+  for (const [labels, core] of coresToReport(options)) {
     for (const s of core.metricSamples()) {
-      if (prefix !== undefined) s.labels.push('prefix', prefix)
+      s.labels.push(...labels)
       out.push(s)
     }
   }

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { startLocalAws } from './local-aws.mjs'
 import { startDataServer } from './data-server.mjs'
 import path from 'node:path'
-import { installApp, buildApp, startApp, request, appDir, appCcDir, fleetcacheCli } from './next-fleet.mjs'
+import { installApp, buildApp, startApp, request, appDir, appCcDir, fleetcacheCli, runCli } from './next-fleet.mjs'
 
 const once = process.argv.includes('--once')
 const PORTS = [Number(process.env.DEMO_PORT_1) || 3001, Number(process.env.DEMO_PORT_2) || 3002]
@@ -97,6 +97,13 @@ try {
   a = await page(p1, '/isr')
   say(`   instance 1: ${a.cache.padEnd(5)} stamp ${a.stamp}   ${a.stamp === b2.stamp ? '← the page instance 2 rendered, announced through the feed and loaded from S3' : ''}`)
 
+  say(bold('\n   What the store holds for /isr now (npx fleetcache inspect /isr):'))
+  const inspected = await runCli(['inspect', '/isr'], env)
+  if (inspected.code !== 0) throw new Error(`fleetcache inspect /isr exited ${inspected.code}: ${inspected.out}${inspected.err}`)
+  say(inspected.out.trimEnd().split('\n').map((l) => `   ${l}`).join('\n'))
+  const gets = (await (await fetch(`http://127.0.0.1:${p2}/metrics`)).text()).split('\n').filter((l) => l.startsWith('fleetcache_gets_total'))
+  say(`   instance 2's /metrics: ${gets.join(', ')}`)
+
   say(bold(`\n4. revalidateTag('posts', 'max') on instance 2: instance 1 serves /fetch-tags STALE once, then the new data`))
   const f0 = await page(p1, '/fetch-tags')
   await page(p2, '/fetch-tags')
@@ -135,6 +142,8 @@ try {
   say(`   curl -s -X POST '${s}:${p1}/api/revalidate-pages?path=/ssg'  # pages router res.revalidate`)
   say(`   curl -s ${s}:${c2}/uc/1 | grep -o 'id="stamp">[^<]*'           # a 'use cache' result`)
   say(`   curl -s -X POST '${s}:${c1}/api/revalidate?tag=uc-items'`)
+  say(`   curl -s ${s}:${p1}/metrics | grep fleetcache_gets_total       # Prometheus metrics`)
+  say(`   npx fleetcache inspect /isr                                   # with the demo's FLEETCACHE_* / AWS_* variables`)
   if (once) await shutdown(0)
   say(bold('\nBoth instances keep running. Ctrl-C stops everything this demo started.'))
 } catch (err) {

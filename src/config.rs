@@ -295,6 +295,19 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.trim().is_empty())
 }
 
+/// A number as JS prints it (`Infinity`, `NaN`, `9000000000000000`), for messages.
+pub fn js_number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else if v.fract() == 0.0 && v.abs() < 1e21 {
+        format!("{v:.0}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// A numeric option: the explicit value, else the env var, validated to lie in `[min, max]`.
 fn number(
     opt: Option<f64>,
@@ -317,7 +330,12 @@ fn number(
         },
     };
     if !v.is_finite() || v.fract() != 0.0 || v < min || v > max {
-        return Err(Error::config(format!("{from} must be a whole number between {min} and {max}, got {v}")));
+        return Err(Error::config(format!(
+            "{from} must be a whole number between {} and {}, got {}",
+            js_number(min),
+            js_number(max),
+            js_number(v)
+        )));
     }
     Ok(Some(v))
 }
@@ -389,7 +407,7 @@ pub const MAX_DURATION_S: f64 = 4_294_967_294.0;
 /// message names `what`), anything past [`MAX_DURATION_S`] (Infinity included) clamps to it.
 pub fn duration_s(v: f64, what: &str) -> Result<f64> {
     if v.is_nan() || v < 0.0 {
-        return Err(Error::invalid(format!("{what} must be a non-negative number of seconds, got {v}")));
+        return Err(Error::invalid(format!("{what} must be a non-negative number of seconds, got {}", js_number(v))));
     }
     Ok(v.min(MAX_DURATION_S))
 }
@@ -571,6 +589,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.prefix, DEFAULT_PREFIX);
         assert_eq!(duration_s(f64::INFINITY, "x").unwrap(), MAX_DURATION_S);
+        let e = Config::from_options(
+            Options { backend: Some("memory".into()), memory_bytes: Some(f64::INFINITY), ..Default::default() },
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(e.context.ends_with("got Infinity"), "{e}");
+        assert!(e.context.contains("between 0 and 9000000000000000"), "{e}");
         assert!(duration_s(f64::NAN, "x").is_err());
     }
 

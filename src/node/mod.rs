@@ -450,6 +450,12 @@ impl NativeCache {
         }
     }
 
+    /// The key prefix (and namespace in the table) this core uses.
+    #[napi(getter)]
+    pub fn prefix(&self) -> String {
+        self.core.cfg.prefix.clone()
+    }
+
     /// The build ID page/route entries are namespaced under.
     #[napi(getter)]
     pub fn build_id(&self) -> String {
