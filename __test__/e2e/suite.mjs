@@ -19,7 +19,7 @@ export function endToEnd({ name, dir, next16, port: basePort }) {
 const port = basePort + Number(process.env.FLEETCACHE_E2E_PORT_OFFSET || 0)
 describe.skipIf(!ep)(`${name} end to end`, () => {
   const run = Date.now().toString(36)
-  let data, A, B, R, S, T, base, seedTotal, metricsAtStart
+  let data, A, B, R, S, T, base, seedTotal
   /** A native core on the suite's bucket and table (no feed), for setting up and inspecting the store. */
   const storeCore = (extra) => fc._coreFor({
     bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0, ...extra,
@@ -40,7 +40,6 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     fs.rmSync(path.join(dir, '.next-builtin', 'cache', 'images'), { recursive: true, force: true })
     A = await startApp(port, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'A' }, dir)
     B = await startApp(port + 1, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_DEMO_INSTANCE: 'B' }, dir)
-    metricsAtStart = await Promise.all([A, B].map(async (i) => parseExposition(await (await fetch(`${i.url}/metrics`)).text())))
     // A's build registers itself with its first handler (what `prune` orders builds by).
     await request(A.url, '/items/3')
     R = await startApp(port + 2, { ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
@@ -218,20 +217,30 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   // through the route handler 5 s in; afterwards both must serve the revalidated page. Each
   // instance's breakers are read from its stats route, so latency is reported before and after the
   // breaker of the faulty backend opened (README, "Faults").
-  it('GET /metrics on both instances: valid Prometheus text whose counters moved while the suite ran', async () => {
-    const [a, b] = await Promise.all([A, B].map(async (i) => {
+  it('GET /metrics on both instances: valid Prometheus text whose counters move with the traffic', async () => {
+    const read = () => Promise.all([A, B].map(async (i) => {
       const res = await fetch(`${i.url}/metrics`)
       expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
       return parseExposition(await res.text())
     }))
-    const [a0, b0] = metricsAtStart
+    const [a0, b0] = await read()
+    // A renders a page and serves it from memory, B loads it from S3; A revalidates it.
+    await request(A.url, '/items/41')
+    await request(A.url, '/items/41')
+    await request(B.url, '/items/41')
+    await request(A.url, '/api/revalidate?path=/items/41', { method: 'POST' })
+    await sleep(BOUND)
+    const [a, b] = await read()
     const moved = (now, then, family, labels) => (sampleValue(now, family, labels) ?? 0) - (sampleValue(then, family, labels) ?? 0)
+    expect(moved(a, a0, 'fleetcache_gets_total', { result: 'miss' })).toBeGreaterThan(0)
     expect(moved(a, a0, 'fleetcache_gets_total', { result: 'memory_hit' })).toBeGreaterThan(0)
+    expect(moved(a, a0, 'fleetcache_sets_total')).toBeGreaterThan(0)
     expect(moved(b, b0, 'fleetcache_gets_total', { result: 's3_hit' })).toBeGreaterThan(0)
     expect(moved(a, a0, 'fleetcache_revalidations_total')).toBeGreaterThan(0)
-    expect(moved(b, b0, 'fleetcache_feed_events_total'), "A's revalidations reached B through the feed").toBeGreaterThan(0)
+    expect(moved(b, b0, 'fleetcache_feed_events_total'), "A's set and revalidation reached B through the feed").toBeGreaterThan(0)
     expect(moved(b, b0, 'fleetcache_feed_lag_seconds')).toBeGreaterThan(0)
-    expect(moved(a, a0, 'fleetcache_backend_requests_total', { backend: 's3', op: 'GetObject', outcome: 'ok' })).toBeGreaterThan(0)
+    expect(moved(a, a0, 'fleetcache_backend_requests_total', { backend: 's3', op: 'PutObject', outcome: 'ok' })).toBeGreaterThan(0)
+    expect(moved(b, b0, 'fleetcache_backend_requests_total', { backend: 's3', op: 'GetObject', outcome: 'ok' })).toBeGreaterThan(0)
     expect(moved(a, a0, 'fleetcache_backend_requests_total', { backend: 'dynamodb', op: 'TransactWriteItems(revalidation)', outcome: 'ok' })).toBeGreaterThan(0)
     expect(sampleValue(a, 'fleetcache_breaker_open', { backend: 'dynamodb' })).toBe(0)
     expect(sampleValue(a, 'fleetcache_memory_entries')).toBeGreaterThan(0)
