@@ -59,7 +59,7 @@ describe.skipIf(!ep)('fleetcache doctor', () => {
     const r = await cli(['doctor', '--bucket', bucket, '--table', 'no-such-table'], baseEnv(aws.endpoint, users.admin))
     expect(r.code).toBe(1)
     expect(r.out).toMatch(/FAIL table: table `no-such-table` does not exist/)
-    expect(r.out).toMatch(/fix: create it: aws dynamodb create-table --table-name no-such-table/)
+    expect(r.out).toMatch(/fix: create it in us-east-1 \(AWS_REGION=us-east-1\): aws dynamodb create-table --table-name no-such-table/)
   })
 
   it('reports a denied permission, naming the action and the policy to fix it', async () => {
@@ -82,7 +82,7 @@ describe.skipIf(!ep)('fleetcache doctor', () => {
     expect(none.out).toMatch(/FAIL credentials/)
     const nb = await cli(['doctor', '--bucket', 'no-such-bucket', '--table', table], baseEnv(aws.endpoint, users.admin))
     expect(nb.out).toMatch(/FAIL bucket: bucket `no-such-bucket` does not exist/)
-    expect(nb.out).toMatch(/fix: create it: aws s3api create-bucket --bucket no-such-bucket/)
+    expect(nb.out).toMatch(/fix: create it: aws s3api create-bucket --bucket no-such-bucket --region us-east-1/)
   })
 
   it('the CloudFormation template is valid and grants exactly the policy\'s actions', () => {
