@@ -89,7 +89,7 @@ describe('logs', () => {
     expect(r.out).toMatch(/doctor FAIL credentials: no usable AWS credentials: [^\n{]+\n/)
     r = await provoke('http://127.0.0.1:9', { AWS_ACCESS_KEY_ID: 'AKIATESTONLY' })
     expectClean(r.all)
-    expect(r.err).toMatch(/GetObject: could not reach the endpoint \(.*Connection refused/)
+    expect(r.err).toMatch(/(GetObject|PutObject): could not reach the endpoint \(.*Connection refused/)
   })
 
   it('the logger option routes every line into the app\'s logger (nothing on stderr)', async () => {

@@ -187,6 +187,10 @@ options! {
     write_during_build: bool = "writeDuringBuild",
 }
 
+/// Options the JS face takes itself and removes before the core sees them (`index.js`): the
+/// README documents them with the others.
+pub const JS_OPTIONS: &[&str] = &["logger"];
+
 /// Optimal-string-alignment distance (edits, with adjacent swaps counting one), case-insensitive.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
@@ -215,6 +219,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn nearest_option(name: &str) -> Option<&'static str> {
     OPTION_NAMES
         .iter()
+        .chain(JS_OPTIONS)
         .map(|k| (edit_distance(name, k), *k))
         .filter(|(d, k)| *d <= name.chars().count().max(k.len()) / 2)
         .min_by_key(|(d, _)| *d)
@@ -694,7 +699,8 @@ mod tests {
         let documented: Vec<&str> =
             table.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
         let mut want = OPTION_NAMES.to_vec();
-        let mut got = documented.clone();
+        want.extend_from_slice(JS_OPTIONS);
+        let mut got: Vec<&str> = documented.iter().copied().filter(|o| !o.is_empty() && *o != "—").collect();
         want.sort();
         got.sort();
         assert_eq!(got, want);
