@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod breaker;
+pub mod cdn;
 pub mod clock;
 pub mod codec;
 pub mod config;

@@ -1,0 +1,514 @@
+//! Planning CDN invalidations (issue 15, groundwork: the planner only; nothing sends yet).
+//!
+//! Paths to purge arrive as revalidations happen; the planner collects them over a short window,
+//! dedupes them, collapses many paths under one folder into a wildcard, and hands out
+//! invalidation batches that keep within CloudFront's limits and a monthly budget:
+//!
+//! 1. **Window.** Paths added within `window_ms` of the first pending one go out together.
+//! 2. **Dedupe and cover.** A path is sent once per batch; a path under a pending wildcard
+//!    (`/blog/x` under `/blog/*`) is dropped, and `/*` covers everything.
+//! 3. **Collapse.** When `collapse_at` or more pending paths share a folder, they become one
+//!    wildcard `<folder>/*` (a wildcard counts as one path, for the price and the budget).
+//! 4. **In progress.** CloudFront allows at most 3,000 file paths and 15 wildcard paths in
+//!    invalidations in progress; a batch takes what fits, the rest waits for completions
+//!    ([`Planner::completed`], or `assume_done_ms` after sending when none is reported). A batch
+//!    refused with `TooManyInvalidationsInProgress` comes back ([`Planner::refused`]) and waits a
+//!    backoff with jitter.
+//! 5. **Budget.** Past the free 1,000 paths a month each path costs $0.005. With a ceiling
+//!    (`ceiling_paths`, or `ceiling_dollars` turned into paths), a batch that would pass it is
+//!    widened: the folders with the most pending paths collapse first, then their parents, up to
+//!    `/*`. Widened batches are marked and counted, so logs and metrics can say so. Once the
+//!    ceiling is reached nothing more is sent that month (counted as `over_budget`): the CDN
+//!    serves those pages until their `s-maxage` runs out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// CloudFront's limits on invalidations in progress.
+pub const MAX_FILES_IN_PROGRESS: usize = 3_000;
+pub const MAX_WILDCARDS_IN_PROGRESS: usize = 15;
+/// Invalidation paths a month without charge, and the price of each one past them.
+pub const FREE_PATHS_PER_MONTH: u64 = 1_000;
+pub const PRICE_PER_PATH: f64 = 0.005;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannerConfig {
+    pub window_ms: i64,
+    pub collapse_at: usize,
+    pub max_files_in_progress: usize,
+    pub max_wildcards_in_progress: usize,
+    pub free_paths_per_month: u64,
+    pub price_per_path: f64,
+    /// Most paths to send in a month (a wildcard counts one); `None`: no ceiling.
+    pub ceiling_paths: Option<u64>,
+    /// The same ceiling in dollars (free paths included on top); the lower of the two applies.
+    pub ceiling_dollars: Option<f64>,
+    /// When a sent batch counts as done if no completion is reported.
+    pub assume_done_ms: i64,
+    /// First wait after a refusal; doubles per refusal in a row, with up to 50 % jitter.
+    pub backoff_ms: i64,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        PlannerConfig {
+            window_ms: 300,
+            collapse_at: 20,
+            max_files_in_progress: MAX_FILES_IN_PROGRESS,
+            max_wildcards_in_progress: MAX_WILDCARDS_IN_PROGRESS,
+            free_paths_per_month: FREE_PATHS_PER_MONTH,
+            price_per_path: PRICE_PER_PATH,
+            ceiling_paths: None,
+            ceiling_dollars: None,
+            assume_done_ms: 10 * 60_000,
+            backoff_ms: 1_000,
+        }
+    }
+}
+
+impl PlannerConfig {
+    /// The monthly path ceiling in force (the lower of paths and dollars), if any.
+    pub fn ceiling(&self) -> Option<u64> {
+        let from_dollars =
+            self.ceiling_dollars.map(|d| self.free_paths_per_month + (d.max(0.0) / self.price_per_path).floor() as u64);
+        match (self.ceiling_paths, from_dollars) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// One invalidation request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub id: u64,
+    /// Sorted; wildcards end in `*`.
+    pub paths: Vec<String>,
+    pub files: usize,
+    pub wildcards: usize,
+    /// Dollars this batch adds to the month's bill.
+    pub cost: f64,
+    /// The budget forced wildcards where files were asked for.
+    pub widened: bool,
+}
+
+/// What the planner has done (for logs and metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlannerStats {
+    pub batches: u64,
+    pub paths_sent: u64,
+    pub paths_requested: u64,
+    pub collapsed: u64,
+    pub widened_batches: u64,
+    pub refusals: u64,
+    pub cost: f64,
+    /// Paths not sent because the month's ceiling was reached.
+    pub over_budget: u64,
+}
+
+pub fn is_wildcard(p: &str) -> bool {
+    p.ends_with('*')
+}
+
+/// Whether `wildcard` (`/blog/*`, `/*`) covers `path`.
+fn covers(wildcard: &str, path: &str) -> bool {
+    let stem = wildcard.trim_end_matches('*');
+    path != wildcard && path.starts_with(stem)
+}
+
+/// The folder of a path: `/blog/a` → `/blog`, `/a` → `` (the root); of a wildcard, its stem's
+/// parent (`/blog/*` → ``), which is where widening takes it next.
+fn folder(path: &str) -> &str {
+    let p = path.trim_end_matches('*');
+    let p = p.strip_suffix('/').unwrap_or(p);
+    p.rfind('/').map_or("", |i| &p[..i])
+}
+
+fn wildcard_of(folder: &str) -> String {
+    format!("{folder}/*")
+}
+
+pub struct Planner {
+    cfg: PlannerConfig,
+    pending: BTreeSet<String>,
+    first_pending_at: Option<i64>,
+    /// Sent and not known to be done: (id, files, wildcards, assumed done at).
+    in_progress: Vec<(u64, usize, usize, i64)>,
+    /// The month (`year * 12 + month`) and the paths sent in it.
+    month: (i64, u64),
+    next_id: u64,
+    /// No batch before this (after a refusal), and refusals in a row.
+    hold_until: i64,
+    refusals_in_a_row: u32,
+    jitter_seed: u64,
+    pub stats: PlannerStats,
+}
+
+/// Months since the epoch of `ms` (UTC), for the monthly budget.
+fn month_of(ms: i64) -> i64 {
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    y * 12 + m - 1
+}
+
+impl Planner {
+    pub fn new(cfg: PlannerConfig) -> Planner {
+        Planner {
+            cfg,
+            pending: BTreeSet::new(),
+            first_pending_at: None,
+            in_progress: Vec::new(),
+            month: (0, 0),
+            next_id: 1,
+            hold_until: 0,
+            refusals_in_a_row: 0,
+            jitter_seed: 0x9e37_79b9_7f4a_7c15,
+            stats: PlannerStats::default(),
+        }
+    }
+
+    /// Paths sent this month so far.
+    pub fn used_this_month(&self, now: i64) -> u64 {
+        if self.month.0 == month_of(now) {
+            self.month.1
+        } else {
+            0
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queues paths to purge.
+    pub fn add(&mut self, paths: impl IntoIterator<Item = String>, now: i64) {
+        for p in paths {
+            self.stats.paths_requested += 1;
+            if self.pending.insert(p) && self.first_pending_at.is_none() {
+                self.first_pending_at = Some(now);
+            }
+        }
+    }
+
+    /// Whether a batch may go out at `now` (the window has passed, no backoff in force).
+    pub fn due(&self, now: i64) -> bool {
+        self.first_pending_at.is_some_and(|t| now - t >= self.cfg.window_ms) && now >= self.hold_until
+    }
+
+    /// A sent batch is done (CloudFront reported it `Completed`).
+    pub fn completed(&mut self, id: u64) {
+        self.in_progress.retain(|b| b.0 != id);
+    }
+
+    /// CloudFront refused `batch` (`TooManyInvalidationsInProgress`): its paths wait for the next
+    /// batch, after a backoff with jitter; its cost and budget are given back.
+    pub fn refused(&mut self, batch: Batch, now: i64) {
+        self.in_progress.retain(|b| b.0 != batch.id);
+        if self.month.0 == month_of(now) {
+            self.month.1 = self.month.1.saturating_sub(batch.paths.len() as u64);
+        }
+        self.stats.paths_sent -= batch.paths.len() as u64;
+        self.stats.cost -= batch.cost;
+        self.stats.batches -= 1;
+        self.stats.refusals += 1;
+        self.refusals_in_a_row += 1;
+        self.jitter_seed =
+            self.jitter_seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let base = self.cfg.backoff_ms.saturating_mul(1 << self.refusals_in_a_row.min(10).saturating_sub(1));
+        let jitter = (self.jitter_seed >> 33) as i64 % (base / 2 + 1);
+        self.hold_until = now + base + jitter;
+        for p in batch.paths {
+            self.pending.insert(p);
+        }
+        self.first_pending_at.get_or_insert(now);
+    }
+
+    /// The next batch, if one is due and anything fits in CloudFront's limits.
+    pub fn plan(&mut self, now: i64) -> Option<Batch> {
+        if !self.due(now) {
+            return None;
+        }
+        self.in_progress.retain(|b| b.3 > now);
+        let set = self.shaped();
+        // The budget: widen until what would be sent fits in what is left this month.
+        let used = self.used_this_month(now);
+        let (set, widened) = match self.cfg.ceiling() {
+            Some(c) if used >= c => {
+                // Exhausted: nothing more is sent this month; the CDN serves these until their
+                // s-maxage runs out. Counted (and logged by the caller).
+                self.stats.over_budget += set.len() as u64;
+                self.first_pending_at = None;
+                return None;
+            }
+            Some(c) if used + set.len() as u64 > c => (widen(set, c - used), true),
+            _ => (set, false),
+        };
+        // CloudFront's in-progress limits: what fits goes now, the rest stays pending.
+        let files_free = self.cfg.max_files_in_progress.saturating_sub(self.in_progress.iter().map(|b| b.1).sum());
+        let wild_free = self.cfg.max_wildcards_in_progress.saturating_sub(self.in_progress.iter().map(|b| b.2).sum());
+        let (mut files, mut wilds) = (Vec::new(), Vec::new());
+        let mut rest = BTreeSet::new();
+        for p in set {
+            if is_wildcard(&p) && wilds.len() < wild_free {
+                wilds.push(p);
+            } else if !is_wildcard(&p) && files.len() < files_free {
+                files.push(p);
+            } else {
+                rest.insert(p);
+            }
+        }
+        if files.is_empty() && wilds.is_empty() {
+            // Nothing fits until something completes; keep everything (as shaped) pending.
+            self.pending = rest;
+            return None;
+        }
+        let (nf, nw) = (files.len(), wilds.len());
+        let mut paths = files;
+        paths.extend(wilds);
+        paths.sort();
+        let n = paths.len() as u64;
+        let before = used.saturating_sub(self.cfg.free_paths_per_month);
+        let after = (used + n).saturating_sub(self.cfg.free_paths_per_month);
+        let cost = (after - before) as f64 * self.cfg.price_per_path;
+        let month = month_of(now);
+        self.month = (month, used + n);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_progress.push((id, nf, nw, now + self.cfg.assume_done_ms));
+        self.first_pending_at = if rest.is_empty() { None } else { Some(now - self.cfg.window_ms) };
+        self.pending = rest;
+        self.refusals_in_a_row = 0;
+        self.stats.batches += 1;
+        self.stats.paths_sent += n;
+        self.stats.cost += cost;
+        if widened {
+            self.stats.widened_batches += 1;
+        }
+        Some(Batch { id, paths, files: nf, wildcards: nw, cost, widened })
+    }
+
+    /// The pending paths deduplicated, covered paths dropped, crowded folders collapsed.
+    fn shaped(&mut self) -> BTreeSet<String> {
+        let mut by_folder: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in std::mem::take(&mut self.pending) {
+            by_folder.entry(folder(&p).to_string()).or_default().push(p);
+        }
+        let mut out = BTreeSet::new();
+        for (f, paths) in by_folder {
+            let files = paths.iter().filter(|p| !is_wildcard(p)).count();
+            if files >= self.cfg.collapse_at {
+                self.stats.collapsed += files as u64;
+                out.insert(wildcard_of(&f));
+                out.extend(paths.into_iter().filter(|p| is_wildcard(p)));
+            } else {
+                out.extend(paths);
+            }
+        }
+        cover(out)
+    }
+}
+
+/// Drops every path a wildcard in the set covers.
+fn cover(set: BTreeSet<String>) -> BTreeSet<String> {
+    let wilds: Vec<String> = set.iter().filter(|p| is_wildcard(p)).cloned().collect();
+    set.into_iter().filter(|p| !wilds.iter().any(|w| covers(w, p))).collect()
+}
+
+/// Collapses folders, the most crowded first and then their parents, until at most `room`
+/// paths are left (at worst `/*`).
+fn widen(mut set: BTreeSet<String>, room: u64) -> BTreeSet<String> {
+    while set.len() as u64 > room {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for p in &set {
+            *counts.entry(folder(p).to_string()).or_default() += 1;
+        }
+        let Some((f, n)) = counts.into_iter().max_by_key(|(f, n)| (*n, std::cmp::Reverse(f.len()))) else { break };
+        if n <= 1 {
+            // Every folder holds one path: only the root wildcard is smaller.
+            return BTreeSet::from(["/*".to_string()]);
+        }
+        set.insert(wildcard_of(&f));
+        set = cover(set);
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_000_000_000; // 2026-11-17
+
+    fn paths(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn folders_wildcards_and_cover() {
+        assert_eq!(folder("/blog/a"), "/blog");
+        assert_eq!(folder("/a"), "");
+        assert_eq!(folder("/blog/*"), "", "a wildcard's folder is its stem's parent");
+        assert_eq!(folder("/a/b/*"), "/a");
+        assert!(covers("/blog/*", "/blog/a/b"));
+        assert!(covers("/*", "/x"));
+        assert!(!covers("/blog/*", "/blogger"));
+        assert_eq!(month_of(T0), 2026 * 12 + 10);
+        let c = PlannerConfig { ceiling_dollars: Some(10.0), ..Default::default() };
+        assert_eq!(c.ceiling(), Some(3_000));
+    }
+
+    #[test]
+    fn the_window_collects_and_dedupes() {
+        let mut p = Planner::new(PlannerConfig::default());
+        p.add(["/a".to_string(), "/b".into()], T0);
+        p.add(["/a".to_string()], T0 + 100);
+        assert!(p.plan(T0 + 299).is_none(), "the window is still open");
+        let b = p.plan(T0 + 300).unwrap();
+        assert_eq!(b.paths, vec!["/a", "/b"]);
+        assert_eq!((b.files, b.wildcards, b.cost, b.widened), (2, 0, 0.0, false));
+        assert!(p.plan(T0 + 1_000).is_none(), "nothing left");
+    }
+
+    /// The scripted sequence of issue 15's acceptance: one tag on 500 pages under /blog/*, then
+    /// 50 single-page revalidations within a second, then 3,500 distinct paths in a minute, with
+    /// a $10 monthly ceiling (1,000 free + 2,000 paid paths).
+    #[test]
+    fn the_scripted_sequence_keeps_within_cloudfronts_limits_and_the_budget() {
+        let cfg = PlannerConfig { ceiling_dollars: Some(10.0), ..Default::default() };
+        let mut p = Planner::new(cfg);
+        let mut sent = Vec::new();
+        let check_limits = |p: &Planner| {
+            let files: usize = p.in_progress.iter().map(|b| b.1).sum();
+            let wilds: usize = p.in_progress.iter().map(|b| b.2).sum();
+            assert!(
+                files <= MAX_FILES_IN_PROGRESS && wilds <= MAX_WILDCARDS_IN_PROGRESS,
+                "{files} files, {wilds} wildcards"
+            );
+        };
+
+        // 1. One tag on 500 pages under /blog/: one wildcard.
+        p.add(paths("/blog/post-", 500), T0);
+        let b = p.plan(T0 + 300).unwrap();
+        assert_eq!((b.paths.clone(), b.cost, b.widened), (vec!["/blog/*".to_string()], 0.0, false));
+        check_limits(&p);
+        sent.push(b);
+
+        // 2. 50 single pages (each its own folder) within a second: one batch per window.
+        let mut t = T0 + 1_000;
+        for i in 0..50 {
+            p.add([format!("/products/{i}/reviews")], t + i * 20);
+            if let Some(b) = p.plan(t + i * 20) {
+                sent.push(b);
+            }
+        }
+        t += 2_000;
+        while let Some(b) = p.plan(t) {
+            sent.push(b);
+        }
+        let singles: Vec<&Batch> = sent[1..].iter().collect();
+        assert_eq!(singles.iter().map(|b| b.files).sum::<usize>(), 50);
+        assert_eq!(
+            singles.len(),
+            4,
+            "one batch per 300 ms window over the second: {:?}",
+            singles.iter().map(|b| b.files).collect::<Vec<_>>()
+        );
+        assert!(singles.iter().all(|b| b.wildcards == 0 && b.cost == 0.0));
+        assert_eq!(p.used_this_month(t), 51);
+
+        // 3. 3,500 distinct paths in a minute (350 folders of 10: nothing to collapse), sent as
+        // they come, every 300 ms: past 3,000 paths this month the budget turns what is left into
+        // wildcards, then stops.
+        let before = sent.len();
+        for i in 0..3_500i64 {
+            let at = t + i * 60_000 / 3_500;
+            p.add([format!("/shop/c{}/item-{}", i / 10, i % 10)], at);
+            if let Some(b) = p.plan(at) {
+                check_limits(&p);
+                sent.push(b);
+            }
+        }
+        let t = t + 61_000;
+        while let Some(b) = p.plan(t) {
+            sent.push(b);
+        }
+        let bulk = &sent[before..];
+        assert_eq!(p.used_this_month(t), 3_000, "the ceiling is reached, not passed");
+        assert_eq!(bulk.iter().map(|b| b.paths.len()).sum::<usize>(), 3_000 - 51);
+        let widened: Vec<&Batch> = bulk.iter().filter(|b| b.widened).collect();
+        assert!(!widened.is_empty() && widened.iter().all(|b| b.wildcards > 0), "wildcards take over near the ceiling");
+        assert_eq!(p.stats.widened_batches, widened.len() as u64, "and the stats say so");
+        assert!(bulk.iter().take_while(|b| !b.widened).all(|b| b.wildcards == 0 && b.files <= 60));
+        let total_cost: f64 = sent.iter().map(|b| b.cost).sum();
+        assert!((total_cost - 10.0).abs() < 1e-9, "exactly the ceiling: {total_cost}");
+        assert!((p.stats.cost - 10.0).abs() < 1e-9);
+        // Every requested path was purged, or counted as over the budget.
+        let all: Vec<&String> = sent.iter().flat_map(|b| &b.paths).collect();
+        let unpurged = (0..3_500)
+            .map(|i| format!("/shop/c{}/item-{}", i / 10, i % 10))
+            .filter(|path| !all.iter().any(|s| **s == *path || (is_wildcard(s) && covers(s, path))))
+            .count() as u64;
+        // The exact end of the month's budget: three crowded folders as wildcards, then the one
+        // path left becomes their parent's wildcard; later paths are counted, not sent.
+        let widened_paths: Vec<Vec<&str>> =
+            widened.iter().map(|b| b.paths.iter().map(String::as_str).collect()).collect();
+        assert_eq!(widened_paths, vec![vec!["/shop/c294/*", "/shop/c295/*", "/shop/c296/*"], vec!["/shop/*"]]);
+        assert_eq!(p.stats.over_budget, 517);
+        assert!(unpurged <= p.stats.over_budget, "{unpurged} unpurged, {} over budget", p.stats.over_budget);
+    }
+
+    #[test]
+    fn files_past_three_thousand_in_progress_wait_for_completions() {
+        let mut p = Planner::new(PlannerConfig::default());
+        p.add((0..3_500).map(|i| format!("/c{}/p{}", i / 10, i % 10)), T0);
+        let b = p.plan(T0 + 300).unwrap();
+        assert_eq!((b.files, b.wildcards), (3_000, 0));
+        assert_eq!(b.cost, 2_000.0 * PRICE_PER_PATH);
+        assert!(p.plan(T0 + 600).is_none(), "3,000 files in progress");
+        assert_eq!(p.pending(), 500);
+        p.completed(b.id);
+        let b2 = p.plan(T0 + 900).unwrap();
+        assert_eq!(b2.files, 500);
+        // Or, when CloudFront's completion is never reported, after `assume_done_ms`.
+        let mut q = Planner::new(PlannerConfig { assume_done_ms: 60_000, ..Default::default() });
+        q.add((0..3_100).map(|i| format!("/c{}/p{}", i / 10, i % 10)), T0);
+        q.plan(T0 + 300).unwrap();
+        assert!(q.plan(T0 + 30_000).is_none());
+        assert_eq!(q.plan(T0 + 60_300).unwrap().files, 100);
+    }
+
+    #[test]
+    fn a_refused_batch_comes_back_after_a_backoff_and_gives_back_its_budget() {
+        let mut p = Planner::new(PlannerConfig { backoff_ms: 1_000, ..Default::default() });
+        p.add(paths("/x/", 5), T0);
+        let b = p.plan(T0 + 300).unwrap();
+        assert_eq!(p.used_this_month(T0 + 300), 5);
+        p.refused(b.clone(), T0 + 400);
+        assert_eq!(p.used_this_month(T0 + 400), 0);
+        assert_eq!(p.pending(), 5);
+        assert!(p.plan(T0 + 1_300).is_none(), "backing off");
+        let again = p.plan(T0 + 2_000).unwrap();
+        assert_eq!(again.paths, b.paths);
+        assert_eq!(p.stats.refusals, 1);
+    }
+
+    #[test]
+    fn wildcards_are_capped_at_fifteen_in_progress() {
+        let mut p = Planner::new(PlannerConfig::default());
+        for f in 0..20 {
+            p.add(paths(&format!("/f{f}/p"), 20), T0);
+        }
+        let b = p.plan(T0 + 300).unwrap();
+        assert_eq!((b.files, b.wildcards), (0, 15));
+        assert!(p.plan(T0 + 600).is_none(), "no wildcard room until one completes");
+        p.completed(b.id);
+        let b2 = p.plan(T0 + 900).unwrap();
+        assert_eq!(b2.wildcards, 5);
+    }
+}
