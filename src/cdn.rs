@@ -21,6 +21,13 @@
 //!    ceiling is reached nothing more is sent that month (counted as `over_budget`): the CDN
 //!    serves those pages until their `s-maxage` runs out.
 
+//!
+//! Open for the wiring (issue 15, item 1): CloudFront wildcards only end a path (`/a/b*` is a
+//! wildcard too, and counts against the 15 in progress), so purging each app page's `?_rsc=`
+//! variants as `/page*` would spend the wildcard allowance per page. Whether a path without a
+//! query string invalidates the query variants under the recommended cache policy must be
+//! checked before choosing how RSC variants are named.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// CloudFront's limits on invalidations in progress.
