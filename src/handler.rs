@@ -470,7 +470,10 @@ impl Core {
                 return Ok(match verdict {
                     Verdict::Fresh => Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen: 0 },
                     Verdict::Stale { last_modified } => Lookup::Hit { entry: entry.clone(), last_modified, gen: 0 },
-                    Verdict::Expired => Lookup::Miss,
+                    Verdict::Expired => {
+                        bump(&self.stats.misses);
+                        Lookup::Miss
+                    }
                 });
             }
         }
@@ -478,7 +481,8 @@ impl Core {
         match &l {
             Lookup::Hit { .. } if from_backend => bump(&self.stats.backend_hits),
             Lookup::Hit { .. } => bump(&self.stats.memory_hits),
-            Lookup::Miss => {}
+            // Expired (by a revalidation or its expire time): Next renders it.
+            Lookup::Miss => bump(&self.stats.misses),
         }
         crate::log::debug("get", || {
             let what = match (&l, from_backend) {

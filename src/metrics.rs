@@ -132,7 +132,9 @@ pub fn counter_family(snake: &str) -> (&'static str, &'static str, Vec<(&'static
         "backend_hits" => ("gets", "get() answers by where they came from", l("result", "s3_hit")),
         "misses" => ("gets", "get() answers by where they came from", l("result", "miss")),
         "stale" => ("stale_served", "stale entries served (Next regenerates them in the background)", vec![]),
-        "expired" => ("expired", "entries past their expire time (answered as misses)", vec![]),
+        "expired" => {
+            ("expired", "entries judged expired by a revalidation or their expire time (the get is a miss)", vec![])
+        }
         "get_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "get")),
         "set_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "set")),
         "revalidate_errors" => ("errors", "failed operations by operation (each one logged)", l("op", "revalidate")),
