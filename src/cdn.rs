@@ -152,15 +152,7 @@ pub struct Planner {
 
 /// Months since the epoch of `ms` (UTC), for the monthly budget.
 fn month_of(ms: i64) -> i64 {
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, _) = crate::clock::civil_date(ms);
     y * 12 + m - 1
 }
 

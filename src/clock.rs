@@ -7,6 +7,20 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;
 }
 
+/// The UTC calendar date `(year, month 1–12, day 1–31)` of `ms` since the epoch (Howard
+/// Hinnant's days-to-civil algorithm): for log timestamps and the CDN planner's monthly budget.
+pub fn civil_date(ms: i64) -> (i64, i64, i64) {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 #[derive(Debug, Default)]
 pub struct SystemClock;
 
