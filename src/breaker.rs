@@ -189,8 +189,14 @@ impl BlobStore for GuardedBlobs {
     async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> Result<bool> {
         self.breaker.call_fast("PutObject", self.inner.put(key, body, if_absent)).await
     }
-    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String, Option<String>)>> {
         self.breaker.call("GetObject", self.inner.get_versioned(key)).await
+    }
+    async fn get_stamped(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>)>> {
+        self.breaker.call_fast("GetObject", self.inner.get_stamped(key, magic)).await
+    }
+    async fn stamp(&self, key: &str, stamp: &str) -> Result<bool> {
+        self.breaker.call_fast("CopyObject(stamp)", self.inner.stamp(key, stamp)).await
     }
     async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool> {
         self.breaker.call("PutObject", self.inner.put_if(key, body, expected)).await
@@ -214,6 +220,9 @@ pub struct GuardedTags {
 
 #[async_trait]
 impl TagStore for GuardedTags {
+    async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> Result<u64> {
+        self.breaker.call("UpdateItem(counter)", self.inner.add_to_counter(name, n, expires_at_s)).await
+    }
     async fn reserve_seq(&self) -> Result<u64> {
         self.breaker.call("UpdateItem(feed head)", self.inner.reserve_seq()).await
     }

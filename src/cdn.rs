@@ -250,6 +250,24 @@ impl Planner {
         }
     }
 
+    pub fn config(&self) -> &PlannerConfig {
+        &self.cfg
+    }
+
+    pub fn ceiling(&self) -> Option<u64> {
+        self.cfg.ceiling()
+    }
+
+    /// The fleet's count of paths sent this month (a shared counter): the budget is checked
+    /// against the larger of it and this planner's own count.
+    pub fn sync_used(&mut self, fleet: u64, now: i64) {
+        let m = month_of(now);
+        if self.month.0 != m {
+            self.month = (m, 0);
+        }
+        self.month.1 = self.month.1.max(fleet);
+    }
+
     /// Paths sent this month so far.
     pub fn used_this_month(&self, now: i64) -> u64 {
         if self.month.0 == month_of(now) {

@@ -127,6 +127,21 @@ pub fn max_stored_bytes(max_entry_bytes: usize) -> usize {
 }
 
 /// Encodes `entry`; `level` is the zstd level (1–22).
+/// The metadata an object gets when a later render of the same bytes moves its freshness
+/// (`BlobStore::stamp`): that render's `lastModified` and the write the body is of.
+pub fn stamp(last_modified: i64, write_id: u64) -> String {
+    format!("{last_modified}:{write_id:016x}")
+}
+
+/// The `lastModified` a stamp gives `entry`: only when it names the write `entry` is (a stamp
+/// copied onto another write's body, in a race, is ignored), and only forward.
+pub fn stamped_last_modified(stamp: &str, entry: &Entry) -> Option<i64> {
+    let (lm, wid) = stamp.split_once(':')?;
+    let lm: i64 = lm.parse().ok()?;
+    let wid = u64::from_str_radix(wid, 16).ok()?;
+    (wid == entry.write_id && entry.write_id != 0 && lm > entry.last_modified).then_some(lm)
+}
+
 pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {
     let wire = WireEntry {
         key: entry.key.clone(),

@@ -25,6 +25,13 @@ pub const ENV_WRITE_DURING_BUILD: &str = "FLEETCACHE_WRITE_DURING_BUILD";
 pub const ENV_NEXT_PHASE: &str = "NEXT_PHASE";
 pub const BUILD_PHASE: &str = "phase-production-build";
 pub const ENV_REGION: &str = "AWS_REGION";
+pub const ENV_CDN_DISTRIBUTION_ID: &str = "FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID";
+pub const ENV_ENDPOINT_CLOUDFRONT: &str = "AWS_ENDPOINT_URL_CLOUDFRONT";
+pub const ENV_CDN_WINDOW_MS: &str = "FLEETCACHE_CDN_WINDOW_MS";
+pub const ENV_CDN_COLLAPSE_AT: &str = "FLEETCACHE_CDN_COLLAPSE_AT";
+pub const ENV_CDN_MAX_PATHS: &str = "FLEETCACHE_CDN_MAX_PATHS_PER_MONTH";
+pub const ENV_CDN_MAX_DOLLARS: &str = "FLEETCACHE_CDN_MAX_DOLLARS_PER_MONTH";
+pub const ENV_CDN_RSC_VARIANTS: &str = "FLEETCACHE_CDN_RSC_VARIANTS";
 pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL";
 pub const ENV_ENDPOINT_S3: &str = "AWS_ENDPOINT_URL_S3";
 pub const ENV_ENDPOINT_DYNAMODB: &str = "AWS_ENDPOINT_URL_DYNAMODB";
@@ -185,11 +192,29 @@ options! {
     share_fetch_across_builds: bool = "shareFetchAcrossBuilds",
     #[doc = " During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`."]
     write_during_build: bool = "writeDuringBuild",
+    #[doc = " CloudFront distribution to purge after revalidations (turns CDN purging on). Env: `FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`."]
+    cdn_distribution_id: String = "cdn.cloudfront.distributionId",
+    #[doc = " CloudFront API endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`."]
+    cdn_endpoint: String = "cdn.cloudfront.endpoint",
+    #[doc = " How long paths collect before a purge is sent, in ms. Default 300. Env: `FLEETCACHE_CDN_WINDOW_MS`."]
+    cdn_window_ms: f64 = "cdn.windowMs",
+    #[doc = " Files under one folder that become one wildcard `<folder>/*`. Default 20. Env: `FLEETCACHE_CDN_COLLAPSE_AT`."]
+    cdn_collapse_at: f64 = "cdn.collapseAt",
+    #[doc = " Most invalidation paths the fleet sends a month (a wildcard counts one); past it purges widen, then stop. Default: no ceiling. Env: `FLEETCACHE_CDN_MAX_PATHS_PER_MONTH`."]
+    cdn_max_paths_per_month: f64 = "cdn.maxPathsPerMonth",
+    #[doc = " The same ceiling in dollars beyond the free 1,000 paths ($0.005 a path). Env: `FLEETCACHE_CDN_MAX_DOLLARS_PER_MONTH`."]
+    cdn_max_dollars_per_month: f64 = "cdn.maxDollarsPerMonth",
+    #[doc = " How the CDN keys RSC requests: `\"query\"` (by `_rsc`, purged as `<path>?_rsc=*`; default) or `\"headers\"` (by Next's headers, covered by the path). Env: `FLEETCACHE_CDN_RSC_VARIANTS`."]
+    cdn_rsc_variants: String = "cdn.rscVariants",
 }
 
 /// Options the JS face takes itself and removes before the core sees them (`index.js`): the
 /// README documents them with the others.
-pub const JS_OPTIONS: &[&str] = &["logger"];
+pub const JS_OPTIONS: &[&str] = &["logger", "cdn.purge"];
+
+/// Options whose value is an object of options (`cdn: { cloudfront: { distributionId } }`): the
+/// boundary reads them as dotted names (`cdn.cloudfront.distributionId`).
+pub const OPTION_GROUPS: &[&str] = &["cdn", "cdn.cloudfront"];
 
 /// Optimal-string-alignment distance (edits, with adjacent swaps counting one), case-insensitive.
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -294,6 +319,7 @@ pub struct Config {
     pub attempt_timeout_ms: u64,
     /// `next build` is running and this core keeps entries in the process (`Options::for_build_phase`).
     pub build_phase_local: bool,
+    pub cdn: crate::purge::CdnConfig,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -417,6 +443,46 @@ pub fn duration_s(v: f64, what: &str) -> Result<f64> {
     Ok(v.min(MAX_DURATION_S))
 }
 
+/// The `cdn.*` options.
+fn cdn_config(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<crate::purge::CdnConfig> {
+    use crate::cdn::{PlannerConfig, RscVariants};
+    let distribution_id = nonempty(opts.cdn_distribution_id.clone()).or_else(|| nonempty(env(ENV_CDN_DISTRIBUTION_ID)));
+    if let Some(id) = &distribution_id {
+        if id.len() > 64 || !id.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+            return Err(Error::config(format!(
+                "`cdn.cloudfront.distributionId` {id:?} is not a CloudFront distribution ID (like \"E2QWRUHAPOMQZL\")"
+            )));
+        }
+    }
+    let endpoint = endpoint(opts.cdn_endpoint.clone(), "cdn.cloudfront.endpoint", ENV_ENDPOINT_CLOUDFRONT, env)?;
+    let rsc = match nonempty(opts.cdn_rsc_variants.clone()).or_else(|| nonempty(env(ENV_CDN_RSC_VARIANTS))).as_deref() {
+        None | Some("query") => RscVariants::Query,
+        Some("headers") => RscVariants::Headers,
+        Some(other) => {
+            return Err(Error::config(format!("`cdn.rscVariants` must be \"query\" or \"headers\", got {other:?}")))
+        }
+    };
+    let d = PlannerConfig::default();
+    let planner = PlannerConfig {
+        window_ms: number(opts.cdn_window_ms, "cdn.windowMs", ENV_CDN_WINDOW_MS, env, 0.0, 60_000.0)?
+            .map_or(d.window_ms, |v| v as i64),
+        collapse_at: number(opts.cdn_collapse_at, "cdn.collapseAt", ENV_CDN_COLLAPSE_AT, env, 2.0, 3_000.0)?
+            .map_or(d.collapse_at, |v| v as usize),
+        ceiling_paths: number(opts.cdn_max_paths_per_month, "cdn.maxPathsPerMonth", ENV_CDN_MAX_PATHS, env, 0.0, 1.0e12)?
+            .map(|v| v as u64),
+        ceiling_dollars: number(
+            opts.cdn_max_dollars_per_month,
+            "cdn.maxDollarsPerMonth",
+            ENV_CDN_MAX_DOLLARS,
+            env,
+            0.0,
+            1.0e9,
+        )?,
+        ..d
+    };
+    Ok(crate::purge::CdnConfig { planner, rsc, distribution_id, endpoint })
+}
+
 impl Config {
     /// Validates `opts` with `env` as the fallback (pass `std::env::var` in production).
     pub fn from_options(opts: Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
@@ -424,6 +490,8 @@ impl Config {
             Some(local) => (local, true),
             None => (opts, false),
         };
+        // Off during `next build` (the options kept there name no CDN).
+        let cdn = cdn_config(&opts, &|name| if build_phase_local { None } else { env(name) })?;
         let backend = match nonempty(opts.backend.clone()).or_else(|| nonempty(env(ENV_BACKEND))).as_deref() {
             None | Some("aws") => Backend::Aws,
             Some("memory") => Backend::Memory,
@@ -476,6 +544,7 @@ impl Config {
         let force_path_style = flag(opts.force_path_style, ENV_FORCE_PATH_STYLE, env)?.unwrap_or(s3_endpoint.is_some());
         let max = 9.0e15;
         Ok(Config {
+            cdn,
             backend,
             bucket: bucket.unwrap_or_default(),
             table: table.unwrap_or_default(),

@@ -152,6 +152,14 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether `other` holds the same response (value, tags, cache control), whenever written.
+    pub fn same_content(&self, other: &Entry) -> bool {
+        self.key == other.key
+            && self.cache_control == other.cache_control
+            && self.tags == other.tags
+            && self.value == other.value
+    }
+
     pub fn weight(&self) -> usize {
         128 + self.key.len()
             + self.tags.iter().map(|t| t.len() + 24).sum::<usize>()

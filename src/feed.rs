@@ -305,8 +305,10 @@ impl Feed {
                 // writes race, S3 may hold the earlier), so that every instance converges on the
                 // object S3 holds, whichever write landed last.
                 if let Some(e) = m.l1.get(&key) {
+                    // The same write with a later freshness (a render of the same bytes moved
+                    // it, see `BlobStore::stamp`) goes too: S3's copy carries the new one.
                     let other = if write_id != 0 && e.write_id != 0 {
-                        e.write_id != write_id
+                        e.write_id != write_id || e.last_modified < last_modified
                     } else {
                         e.last_modified < last_modified
                     };

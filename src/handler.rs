@@ -20,6 +20,7 @@ use dashmap::DashMap;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
+use crate::cdn::{self, PageKind};
 use crate::config::Config;
 use crate::entry::{evaluate, CacheControl, Entry, TagState, Value, Verdict};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,6 +29,7 @@ use crate::keys::{self, Class};
 use crate::l1::L1;
 use crate::metrics::{self, Kind, Sample};
 use crate::outbox::{self, Claim, Outbox, Work};
+use crate::purge::{self, Purger, Target};
 use crate::stats::{self, bump, Reading, Stats};
 use crate::store::BlobStore;
 use crate::stores::Backends;
@@ -99,6 +101,8 @@ pub struct Core {
     build_id_adopted: AtomicBool,
     /// The change feed's lag, as this instance applies others' events.
     pub feed_lag: crate::metrics::SharedHistogram,
+    /// CDN invalidations (`cdn.*`): set when CloudFront is configured or a hook is given.
+    purger: std::sync::OnceLock<Arc<Purger>>,
 }
 
 /// Of `revalidateTimeoutMs`, what is kept for the answer to reach the caller's promise.
@@ -184,6 +188,7 @@ impl Core {
             build_id: parking_lot::RwLock::new(String::new()),
             build_id_adopted: AtomicBool::new(false),
             feed_lag: Default::default(),
+            purger: std::sync::OnceLock::new(),
         };
         *core.build_id.write() = core.cfg.build_id.clone();
         core
@@ -428,12 +433,17 @@ impl Core {
             Some(e) => (e, false),
             None => {
                 let class = Class::from_kind(req.kind.as_deref());
-                let Some(bytes) = b.blobs.get_prefixed(&self.object_key(class, &req.key), codec::MAGIC).await? else {
+                let Some((bytes, stamp)) = b.blobs.get_stamped(&self.object_key(class, &req.key), codec::MAGIC).await?
+                else {
                     bump(&self.stats.misses);
                     crate::log::debug("get", || format!("{}: miss (not in the store; Next renders)", req.key));
                     return Ok(Lookup::Miss);
                 };
-                let entry = self.decode(&bytes)?;
+                let mut entry = self.decode(&bytes)?;
+                // A later render of the same bytes moved its freshness (no body was rewritten).
+                if let Some(lm) = stamp.and_then(|s| codec::stamped_last_modified(&s, &entry)) {
+                    entry.last_modified = lm;
+                }
                 if entry.key != req.key {
                     return Err(Error::corrupt(format!("object holds key {:?}", entry.key)));
                 }
@@ -543,19 +553,48 @@ impl Core {
             _ => now,
         };
         self.leases.remove(&key);
-        let entry = match self.storable_entry(key, last_modified, cache_control, tags, value) {
-            Ok(entry) => Arc::new(entry),
+        let prior = self.l1.get(&key);
+        let mut entry = match self.storable_entry(key, last_modified, cache_control, tags, value) {
+            Ok(entry) => entry,
             Err(e) => {
                 bump(&self.stats.too_large);
                 self.log("set refused", &e.context);
                 return Err(e);
             }
         };
-        let body = Bytes::from(codec::encode(&entry, self.cfg.compression_level)?);
+        // The same bytes as the stored copy (this instance's, which S3 holds: no upload of it
+        // waits): no body is written and nothing is purged; only the freshness moves.
+        let identical = prior.as_ref().is_some_and(|p| {
+            p.write_id != 0 && p.same_content(&entry) && !self.outbox.has_upload(&entry.key)
+        });
+        if let (true, Some(p)) = (identical, &prior) {
+            entry.write_id = p.write_id;
+        }
+        let entry = Arc::new(entry);
+        if let (Some(purger), Some(prior), false) = (self.purger.get(), &prior, identical) {
+            if self.purge_for_set(prior, &entry, class, now) {
+                if let Some(path) = keys::path_of_key(&entry.key) {
+                    let kind = PageKind::of(&entry.key, entry.value.as_ref(), PageKind::Route);
+                    let builds = if kind == PageKind::Pages { purger.builds(self).await } else { vec![] };
+                    purger.add(cdn::page_paths(&path, kind, &builds, self.cfg.cdn.rsc));
+                }
+            }
+        }
         self.l1.insert(entry.clone());
         let b = self.backends().await;
         let deadline = Duration::from_millis(self.cfg.set_timeout_ms);
         let object_key = self.object_key(class, &entry.key);
+        if identical {
+            let stamp = codec::stamp(entry.last_modified, entry.write_id);
+            if let Ok(Ok(true)) = tokio::time::timeout(deadline, b.blobs.stamp(&object_key, &stamp)).await {
+                bump(&self.stats.identical_sets);
+                crate::log::debug("set", || format!("{}: same bytes as stored; freshness moved, no body written", entry.key));
+                let announce = self.announce(Self::key_event(&entry));
+                return futures::join!(self.index(&entry, class), announce).1;
+            }
+            // Gone meanwhile, or the stamp failed: written in full below.
+        }
+        let body = Bytes::from(codec::encode(&entry, self.cfg.compression_level)?);
         let put = b.blobs.put(&object_key, body.clone(), false);
         let written = match tokio::time::timeout(deadline, put).await {
             Ok(r) => r.map(|_| ()),
@@ -625,7 +664,12 @@ impl Core {
         let object_key = self.object_key(class, &entry.key);
         let expected = match b.blobs.get_versioned(&object_key).await? {
             None => None,
-            Some((bytes, version)) => match self.decode(&bytes) {
+            Some((bytes, version, stamp)) => match self.decode(&bytes).map(|mut held| {
+                if let Some(lm) = stamp.and_then(|s| codec::stamped_last_modified(&s, &held)) {
+                    held.last_modified = lm;
+                }
+                held
+            }) {
                 // An attempt abandoned by its deadline landed after all.
                 Ok(held) if held.write_id == entry.write_id => return self.uploaded(class, entry).await,
                 Ok(held) if held.last_modified >= entry.last_modified => {
@@ -707,6 +751,11 @@ impl Core {
         for t in tags {
             self.tag_clock.apply(t, now, expire_s);
             self.pinned.apply(t, now, expire_s);
+        }
+        // The CDN's copies of the tags' pages: purged by this instance alone (looked up in the
+        // tag index by the purger's task, off this call's path).
+        if let Some(p) = self.purger.get() {
+            p.add_tags(tags);
         }
         let mut claims = Vec::new();
         for unit in tags::units_of(tags) {
@@ -903,6 +952,88 @@ impl Core {
             spawn(Box::pin(feed::run(Arc::downgrade(self))));
         }
         spawn(Box::pin(retry_outbox(Arc::downgrade(self))));
+        if let Some(id) = &self.cfg.cdn.distribution_id {
+            let target = Target::CloudFront { distribution_id: id.clone(), endpoint: self.cfg.cdn.endpoint.clone() };
+            // Cannot fail: nothing set a target before the core started.
+            let _ = self.start_purger(target, spawn);
+        }
+    }
+
+    /// Starts sending CDN invalidations to `target` (CloudFront from the options, or a hook);
+    /// refused when a target is set already.
+    pub fn start_purger(
+        self: &Arc<Self>,
+        target: Target,
+        mut spawn: impl FnMut(futures::future::BoxFuture<'static, ()>),
+    ) -> Result<()> {
+        let purger = Arc::new(Purger::new(&self.cfg.cdn, target, self.clock.clone()));
+        if self.purger.set(purger.clone()).is_err() {
+            let on = self.purger.get().map_or("", |p| p.target_name());
+            return Err(Error::config(format!(
+                "a CDN purge target ({on}) is set already: `cdn.purge` and `cdn.cloudfront` exclude each other"
+            )));
+        }
+        spawn(Box::pin(purge::run(Arc::downgrade(self), purger)));
+        Ok(())
+    }
+
+    pub fn purger(&self) -> Option<&Arc<Purger>> {
+        self.purger.get()
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Adds `n` to the app's counter `name` in the tag store (kept two months).
+    pub async fn add_to_counter(&self, name: &str, n: u64) -> Result<u64> {
+        let expires = self.now() / 1000 + 62 * 86_400;
+        self.backends().await.tags.add_to_counter(name, n, expires).await
+    }
+
+    /// The URL paths a CDN holds for the pages of `tags` (the tag index), and for pages the tags
+    /// name themselves (`_N_T_/blog/a`, from `revalidatePath`), with their variants.
+    pub async fn cdn_paths_for_tags(&self, tags: &[String], purger: &Purger) -> Result<Vec<String>> {
+        let rows = self.backends().await.tags.index_rows(tags).await?;
+        let rsc = self.cfg.cdn.rsc;
+        let mut pages: Vec<(String, PageKind)> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let kind = PageKind::of(&r.key, None, PageKind::App);
+                r.path.map(|p| (p, kind))
+            })
+            .collect();
+        pages.extend(tags.iter().filter_map(|t| cdn::path_of_implicit_tag(t)).map(|p| (p, PageKind::App)));
+        let builds = if pages.iter().any(|(_, k)| *k == PageKind::Pages) { purger.builds(self).await } else { vec![] };
+        let mut out: Vec<String> = pages.iter().flat_map(|(p, k)| cdn::page_paths(p, *k, &builds, rsc)).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The paths a `set` of `key` purges at the CDN, if any: a page or route rewritten with other
+    /// bytes while its stored copy had not reached its revalidate time (an on-demand rewrite:
+    /// pages router `res.revalidate`, or a regeneration after `revalidateTag(tag, profile)`
+    /// marked it stale). Time-based regenerations are left to the CDN's `s-maxage` (Next sets it
+    /// from the same `revalidate`), and a copy a revalidation expired was purged by the
+    /// instance that revalidated.
+    fn purge_for_set(&self, prior: &Entry, next: &Entry, class: Class, now: i64) -> bool {
+        if class != Class::Route || prior.same_content(next) {
+            return false;
+        }
+        let time_stale = match prior.cache_control.map(|c| c.revalidate) {
+            Some(crate::entry::Revalidate::Seconds(s)) => (now - prior.last_modified) as f64 >= s * 1000.0,
+            _ => false,
+        };
+        if time_stale {
+            return false;
+        }
+        let states: Vec<TagState> = prior.tags.iter().filter_map(|t| self.tag_clock.get(t)).collect();
+        evaluate(prior, states.iter(), None, now) != Verdict::Expired
     }
 
     /// One round of the feed poller (tests drive it by hand).

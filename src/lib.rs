@@ -23,6 +23,7 @@ pub mod log;
 pub mod metrics;
 pub mod next_value;
 pub mod outbox;
+pub mod purge;
 pub mod stats;
 pub mod store;
 pub mod stores;

@@ -170,6 +170,11 @@ pub fn counter_family(snake: &str) -> (&'static str, &'static str, Vec<(&'static
         "leases_won" => ("leases", "regeneration leases by outcome", l("outcome", "won")),
         "leases_lost" => ("leases", "regeneration leases by outcome", l("outcome", "lost")),
         "invalid_inputs" => ("invalid_inputs", "calls refused for bad input (FLEETCACHE_INVALID_INPUT)", vec![]),
+        "identical_sets" => (
+            "identical_sets",
+            "sets whose bytes equal the stored entry's: no S3 body written, no CDN purge, only the freshness moved",
+            vec![],
+        ),
         _ => ("unknown", "unlisted counter", vec![]),
     }
 }

@@ -232,6 +232,11 @@ impl Outbox {
         self.slots.lock().values().filter(|s| !s.claimed).map(|s| s.not_before).min()
     }
 
+    /// Whether an upload of `key` waits (its entry is not what S3 holds).
+    pub fn has_upload(&self, key: &str) -> bool {
+        self.slots.lock().values().any(|s| matches!(&s.unit.work, Work::Upload { entry, .. } if entry.key == key))
+    }
+
     /// The tags of revalidations not landed yet, with when and how (honoured locally meanwhile).
     pub fn pending_revalidations(&self) -> Vec<(Vec<String>, i64, Option<f64>)> {
         self.slots

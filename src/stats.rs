@@ -54,6 +54,7 @@ counters! {
     leases_won,
     leases_lost,
     invalid_inputs,
+    identical_sets,
 }
 
 pub fn bump(c: &AtomicU64) {
@@ -96,7 +97,7 @@ mod tests {
         bump(&s.too_large);
         let mut seen = Vec::new();
         s.each(|n, v| seen.push((n, v)));
-        assert_eq!(seen.len(), 32);
+        assert_eq!(seen.len(), 33);
         assert!(seen.contains(&("too_large", 1)));
     }
 }

@@ -130,6 +130,10 @@ impl FlakyTags {
 
 #[async_trait::async_trait]
 impl fleetcache::tags::TagStore for FlakyTags {
+    async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> fleetcache::error::Result<u64> {
+        self.check().await?;
+        self.inner.add_to_counter(name, n, expires_at_s).await
+    }
     async fn reserve_seq(&self) -> fleetcache::error::Result<u64> {
         self.check().await?;
         self.inner.reserve_seq().await
@@ -410,9 +414,17 @@ impl BlobStore for FlakyBlobs {
         self.check()?;
         self.inner.put(key, body, if_absent).await
     }
-    async fn get_versioned(&self, key: &str) -> fleetcache::error::Result<Option<(Bytes, String)>> {
+    async fn get_versioned(&self, key: &str) -> fleetcache::error::Result<Option<(Bytes, String, Option<String>)>> {
         self.check()?;
         self.inner.get_versioned(key).await
+    }
+    async fn get_stamped(&self, key: &str, magic: &[u8]) -> fleetcache::error::Result<Option<(Bytes, Option<String>)>> {
+        self.check()?;
+        self.inner.get_stamped(key, magic).await
+    }
+    async fn stamp(&self, key: &str, stamp: &str) -> fleetcache::error::Result<bool> {
+        self.check()?;
+        self.inner.stamp(key, stamp).await
     }
     async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> fleetcache::error::Result<bool> {
         self.check()?;

@@ -59,9 +59,25 @@ fn option_entries(options: Option<Unknown>) -> CoreResult<Vec<(String, OptionVal
     // SAFETY: the value was just checked to be an object.
     let obj: Object = unsafe { options.cast() }.map_err(internal)?;
     let mut out = Vec::new();
-    for name in Object::keys(&obj).map_err(internal)? {
-        let v: Unknown = obj.get_named_property(&name).map_err(internal)?;
-        let value = match v.get_type().map_err(internal)? {
+    read_entries(&obj, "", &mut out)?;
+    Ok(out)
+}
+
+/// The entries of an options object; a group (`cdn`, `cdn.cloudfront`) given as an object is
+/// read as dotted names.
+fn read_entries(obj: &Object, prefix: &str, out: &mut Vec<(String, OptionValue)>) -> CoreResult<()> {
+    let internal = |e: napi::Error| CoreError::config(format!("options could not be read: {}", e.reason));
+    for key in Object::keys(obj).map_err(internal)? {
+        let v: Unknown = obj.get_named_property(&key).map_err(internal)?;
+        let name = format!("{prefix}{key}");
+        let ty = v.get_type().map_err(internal)?;
+        if ty == ValueType::Object && crate::config::OPTION_GROUPS.contains(&name.as_str()) && !v.is_array().map_err(internal)? {
+            // SAFETY: the value was just checked to be an object.
+            let group: Object = unsafe { v.cast() }.map_err(internal)?;
+            read_entries(&group, &format!("{name}."), out)?;
+            continue;
+        }
+        let value = match ty {
             ValueType::String => OptionValue::Str(unsafe { v.cast::<String>() }.map_err(internal)?),
             ValueType::Number => OptionValue::Num(unsafe { v.cast::<f64>() }.map_err(internal)?),
             ValueType::Boolean => OptionValue::Bool(unsafe { v.cast::<bool>() }.map_err(internal)?),
@@ -70,7 +86,7 @@ fn option_entries(options: Option<Unknown>) -> CoreResult<Vec<(String, OptionVal
         };
         out.push((name, value));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn type_name(t: ValueType) -> &'static str {

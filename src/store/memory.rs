@@ -14,12 +14,15 @@ pub struct MemoryBlobStore {
     /// Each object with its version (a number no other write reused).
     objects: Mutex<BTreeMap<String, (Bytes, u64)>>,
     writes: std::sync::atomic::AtomicU64,
+    /// Freshness stamps (dropped by the next write of the object).
+    stamps: Mutex<BTreeMap<String, String>>,
 }
 
 impl MemoryBlobStore {
     fn store(&self, objects: &mut BTreeMap<String, (Bytes, u64)>, key: &str, body: Bytes) {
         let v = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         objects.insert(key.to_string(), (body, v));
+        self.stamps.lock().remove(key);
     }
 }
 
@@ -37,8 +40,29 @@ impl BlobStore for MemoryBlobStore {
         Ok(true)
     }
 
-    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
-        Ok(self.objects.lock().get(key).map(|(b, v)| (b.clone(), v.to_string())))
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String, Option<String>)>> {
+        let objects = self.objects.lock();
+        Ok(objects.get(key).map(|(b, v)| (b.clone(), v.to_string(), self.stamps.lock().get(key).cloned())))
+    }
+
+    async fn get_stamped(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>)>> {
+        let objects = self.objects.lock();
+        match objects.get(key) {
+            None => Ok(None),
+            Some((b, _)) if !b.starts_with(magic) => {
+                Err(crate::error::Error::corrupt(format!("{key}: not a fleetcache object")))
+            }
+            Some((b, _)) => Ok(Some((b.clone(), self.stamps.lock().get(key).cloned()))),
+        }
+    }
+
+    async fn stamp(&self, key: &str, stamp: &str) -> Result<bool> {
+        let objects = self.objects.lock();
+        if !objects.contains_key(key) {
+            return Ok(false);
+        }
+        self.stamps.lock().insert(key.to_string(), stamp.to_string());
+        Ok(true)
     }
 
     async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> Result<bool> {
@@ -55,6 +79,7 @@ impl BlobStore for MemoryBlobStore {
         let mut objects = self.objects.lock();
         for k in keys {
             objects.remove(k);
+            self.stamps.lock().remove(k);
         }
         Ok(())
     }

@@ -24,6 +24,22 @@ pub struct S3BlobStore {
 /// conditional write to the key is in flight.
 const CONFLICT_CODES: &[&str] = &["PreconditionFailed", "ConditionalRequestConflict"];
 
+/// User metadata (`x-amz-meta-fleetcache-fresh`) holding an object's freshness stamp.
+const STAMP_META: &str = "fleetcache-fresh";
+
+/// A key as `CopySource` wants it: percent-encoded, `/` kept.
+fn copy_source_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for &b in key.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl S3BlobStore {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, endpoint: Option<&str>, path_style: bool) -> Self {
         let mut b = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style);
@@ -41,10 +57,11 @@ impl S3BlobStore {
 
     /// Reads an object, refusing it by `Content-Length` past `max_object_bytes` and at its first
     /// bytes when they are not `magic`; the body is not read further in either case.
-    async fn read(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>)>> {
+    async fn read(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>, Option<String>)>> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(mut out) => {
                 let etag = out.e_tag().map(str::to_string);
+                let stamp = out.metadata().and_then(|m| m.get(STAMP_META)).cloned();
                 let max = self.max_object_bytes;
                 let too_large = |n: u64| {
                     Error::new(
@@ -70,7 +87,7 @@ impl S3BlobStore {
                         return Err(Error::corrupt(format!("GetObject {key}: not a fleetcache object")));
                     }
                 }
-                Ok(Some((buf.freeze(), etag)))
+                Ok(Some((buf.freeze(), etag, stamp)))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => {
@@ -93,18 +110,48 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        Ok(self.read(key, &[]).await?.map(|(b, _)| b))
+        Ok(self.read(key, &[]).await?.map(|(b, _, _)| b))
     }
 
     async fn get_prefixed(&self, key: &str, magic: &[u8]) -> Result<Option<Bytes>> {
-        Ok(self.read(key, magic).await?.map(|(b, _)| b))
+        Ok(self.read(key, magic).await?.map(|(b, _, _)| b))
     }
 
-    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+    async fn get_stamped(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>)>> {
+        Ok(self.read(key, magic).await?.map(|(b, _, stamp)| (b, stamp)))
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, String, Option<String>)>> {
         match self.read(key, &[]).await? {
-            Some((b, Some(etag))) => Ok(Some((b, etag))),
-            Some((_, None)) => Err(Error::backend(format!("GetObject {key}: no ETag in the answer"), false)),
+            Some((b, Some(etag), stamp)) => Ok(Some((b, etag, stamp))),
+            Some((_, None, _)) => Err(Error::backend(format!("GetObject {key}: no ETag in the answer"), false)),
             None => Ok(None),
+        }
+    }
+
+    async fn stamp(&self, key: &str, stamp: &str) -> Result<bool> {
+        let source = format!("{}/{}", self.bucket, copy_source_key(key));
+        let res = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(source)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .metadata(STAMP_META, stamp)
+            .content_type("application/octet-stream")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+                    || e.as_service_error().and_then(|s| s.meta().code()) == Some("NoSuchKey")
+                {
+                    return Ok(false);
+                }
+                Err(map_err("CopyObject", e, CONFLICT_CODES))
+            }
         }
     }
 

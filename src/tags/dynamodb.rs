@@ -85,6 +85,8 @@ const TAG_PREFIX: &str = "T#";
 /// Longer tags are keyed by their hash (see `tag_part`).
 pub const MAX_TAG_KEY_BYTES: usize = 1024;
 const INDEX_PREFIX: &str = "I#";
+/// Counters (`C#<prefix>#<name>`): the CDN purger's monthly path count.
+const COUNTER_PREFIX: &str = "C#";
 const STATE_SK: &str = "state";
 const BATCH_GET_MAX: usize = 100;
 const BATCH_WRITE_MAX: usize = 25;
@@ -405,6 +407,26 @@ impl DynamoTagStore {
 
 #[async_trait]
 impl TagStore for DynamoTagStore {
+    async fn add_to_counter(&self, name: &str, n_add: u64, expires_at_s: i64) -> Result<u64> {
+        self.write();
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(&format!("{COUNTER_PREFIX}{}#{name}", self.ns)))
+            .key(ATTR_SK, s("counter"))
+            .update_expression("ADD #s :n SET #ttl = :ttl")
+            .expression_attribute_names("#s", ATTR_SEQ)
+            .expression_attribute_names("#ttl", ATTR_TTL)
+            .expression_attribute_values(":n", n(n_add as i64))
+            .expression_attribute_values(":ttl", n(expires_at_s))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| map_err("UpdateItem(counter)", e, CONFLICT_CODES))?;
+        Ok(out.attributes().map(|a| get_n(a, ATTR_SEQ)).unwrap_or(0).max(0) as u64)
+    }
+
     async fn reserve_seq(&self) -> Result<u64> {
         self.write();
         let out = self

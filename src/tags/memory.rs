@@ -16,10 +16,18 @@ pub struct MemoryTagStore {
     /// The feed: the counter, and the rows written (a reserved number not written is a hole).
     feed: Mutex<(u64, BTreeMap<u64, FeedRecord>)>,
     leases: Mutex<HashMap<String, (String, i64)>>,
+    counters: Mutex<HashMap<String, u64>>,
 }
 
 #[async_trait]
 impl TagStore for MemoryTagStore {
+    async fn add_to_counter(&self, name: &str, n: u64, _expires_at_s: i64) -> Result<u64> {
+        let mut c = self.counters.lock();
+        let v = c.entry(name.to_string()).or_default();
+        *v += n;
+        Ok(*v)
+    }
+
     async fn reserve_seq(&self) -> Result<u64> {
         let mut feed = self.feed.lock();
         feed.0 += 1;

@@ -147,6 +147,10 @@ pub trait TagStore: Send + Sync + 'static {
     async fn put_index(&self, rows: &[IndexRow], expires_at_s: i64) -> Result<()>;
     /// Every index row of these tags.
     async fn index_rows(&self, tags: &[String]) -> Result<Vec<IndexRow>>;
+    /// Adds `n` to this app's counter `name` (created at 0; `n = 0` reads it) and returns the
+    /// new total; the counter expires (TTL) at `expires_at_s`. The CDN purger's monthly count of
+    /// invalidation paths, shared by the fleet.
+    async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> Result<u64>;
 }
 
 /// The behaviour every `TagStore` must have. Run by `cargo test` against memory, and against a
@@ -160,6 +164,17 @@ pub mod conformance {
         let t = |s: &str| format!("{ns}-{s}");
         let states = store.tag_states(&[t("never")]).await.unwrap();
         assert_eq!(states, vec![(t("never"), TagState::default())]);
+
+        // Counters: created at 0, added to atomically, read with 0.
+        let far = 4_000_000_000;
+        assert_eq!(store.add_to_counter(&t("paths"), 0, far).await.unwrap(), 0);
+        assert_eq!(store.add_to_counter(&t("paths"), 7, far).await.unwrap(), 7);
+        let name = t("paths");
+        let adds = (0..10).map(|_| store.add_to_counter(&name, 3, far));
+        let totals = futures::future::join_all(adds).await;
+        assert_eq!(totals.iter().filter_map(|r| r.as_ref().ok()).max(), Some(&37), "no add lost");
+        assert_eq!(store.add_to_counter(&t("paths"), 0, far).await.unwrap(), 37);
+        assert_eq!(store.add_to_counter(&t("other"), 0, far).await.unwrap(), 0);
 
         let after = store.revalidate(&[t("a"), t("b")], 1_000, None).await.unwrap();
         assert_eq!(after.len(), 2);

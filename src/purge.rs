@@ -1,0 +1,367 @@
+//! Sending CDN invalidations: the [`cdn::Planner`] run against a target, CloudFront
+//! (`CreateInvalidation`) or a hook the app gives (`cdn.purge`, for Cloudflare, Fastly, …).
+//!
+//! Only the instance that made a change sends its purge: the one whose `revalidateTag` /
+//! `revalidatePath` ran (the tags' pages, from the tag index), or whose `set` rewrote a page
+//! on demand ([`crate::handler::Core::set`] says when). Nothing is sent from the change feed,
+//! so a revalidation is purged once however many instances learn of it.
+//!
+//! The monthly path count the budget is checked against is the fleet's: a counter in DynamoDB
+//! (`C#<prefix>#cdn-paths-<yyyy-mm>`), read before a batch is planned and added to once
+//! CloudFront accepted it. Instances planning at the same moment can pass the ceiling by at
+//! most one batch each.
+//!
+//! CloudFront's in-progress limits are per distribution; each instance knows only its own
+//! invalidations, so instances of a large fleet can together pass them: CloudFront then refuses
+//! with `TooManyInvalidationsInProgress` and the batch comes back after a backoff with jitter.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+
+use crate::cdn::{Batch, Planner, PlannerConfig, PlannerStats, RscVariants};
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::handler::Core;
+
+/// `cdn.*` options, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdnConfig {
+    pub planner: PlannerConfig,
+    pub rsc: RscVariants,
+    /// `cdn.cloudfront.distributionId` (`FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`): CloudFront on.
+    pub distribution_id: Option<String>,
+    /// `cdn.cloudfront.endpoint` (`AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`): local servers.
+    pub endpoint: Option<String>,
+}
+
+impl Default for CdnConfig {
+    fn default() -> Self {
+        CdnConfig { planner: PlannerConfig::default(), rsc: RscVariants::Query, distribution_id: None, endpoint: None }
+    }
+}
+
+/// A batch as a hook receives it.
+pub type HookFn = Arc<dyn Fn(Batch) -> BoxFuture<'static, std::result::Result<(), String>> + Send + Sync>;
+
+pub enum Target {
+    CloudFront { distribution_id: String, endpoint: Option<String> },
+    Hook(HookFn),
+}
+
+/// Counts beyond the planner's own.
+#[derive(Default)]
+pub struct PurgeCounters {
+    pub failed_batches: AtomicU64,
+    pub sent_batches: AtomicU64,
+}
+
+pub struct Purger {
+    planner: Mutex<Planner>,
+    target: Target,
+    /// Tags revalidated here whose pages are still to be looked up in the tag index.
+    tags: Mutex<Vec<String>>,
+    wake: tokio::sync::Notify,
+    /// Our batch id → CloudFront's invalidation id, while in progress.
+    in_flight: Mutex<HashMap<u64, String>>,
+    clock: Arc<dyn Clock>,
+    pub counters: PurgeCounters,
+    /// Registered builds (for pages-router data paths), and when they were read.
+    builds: Mutex<(i64, Vec<String>)>,
+}
+
+/// How often CloudFront is asked which invalidations completed, while any is in progress.
+const COMPLETION_POLL_MS: i64 = 10_000;
+/// A hook's batch that has not settled by then failed (it comes back after a backoff).
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Registered builds are read again after this long.
+const BUILDS_TTL_MS: i64 = 5 * 60_000;
+/// At most this many builds (the most recently active) get `/_next/data/` paths.
+pub const MAX_DATA_BUILDS: usize = 5;
+
+pub fn counter_name(now: i64) -> String {
+    let (y, m, _) = crate::clock::civil_date(now);
+    format!("cdn-paths-{y:04}-{m:02}")
+}
+
+impl Purger {
+    pub fn new(cfg: &CdnConfig, target: Target, clock: Arc<dyn Clock>) -> Purger {
+        Purger {
+            planner: Mutex::new(Planner::new(cfg.planner.clone())),
+            target,
+            tags: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
+            in_flight: Mutex::new(HashMap::new()),
+            clock,
+            counters: PurgeCounters::default(),
+            builds: Mutex::new((i64::MIN, Vec::new())),
+        }
+    }
+
+    pub fn target_name(&self) -> &'static str {
+        match self.target {
+            Target::CloudFront { .. } => "cloudfront",
+            Target::Hook(_) => "hook",
+        }
+    }
+
+    /// Queues paths to purge.
+    pub fn add(&self, paths: Vec<String>) {
+        if paths.is_empty() {
+            return;
+        }
+        self.planner.lock().add(paths, self.clock.now_ms());
+        self.wake.notify_one();
+    }
+
+    /// Queues revalidated tags: their pages are looked up in the tag index by the purger's task,
+    /// never on the caller's path.
+    pub fn add_tags(&self, tags: &[String]) {
+        if tags.is_empty() {
+            return;
+        }
+        self.tags.lock().extend(tags.iter().cloned());
+        self.wake.notify_one();
+    }
+
+    pub fn stats(&self) -> (PlannerStats, usize) {
+        let p = self.planner.lock();
+        (p.stats.clone(), p.pending())
+    }
+
+    pub fn used_this_month(&self) -> u64 {
+        self.planner.lock().used_this_month(self.clock.now_ms())
+    }
+
+    /// The builds whose `/_next/data/` paths a pages-router purge names (this one first).
+    pub async fn builds(&self, core: &Core) -> Vec<String> {
+        let now = self.clock.now_ms();
+        {
+            let b = self.builds.lock();
+            if now - b.0 < BUILDS_TTL_MS {
+                return b.1.clone();
+            }
+        }
+        let own = core.build_id();
+        let mut out = vec![own.clone()];
+        match core.list_builds().await {
+            Ok(list) => {
+                out.extend(list.into_iter().rev().map(|b| b.build_id).filter(|b| *b != own).take(MAX_DATA_BUILDS - 1))
+            }
+            Err(e) => crate::log::warn("CDN purge: builds not listed (this build's data paths only)", &e.to_string()),
+        }
+        *self.builds.lock() = (now, out.clone());
+        out
+    }
+
+    /// One round: tags into paths, completions, and the batches due. Returns how long to wait
+    /// before the next round (less if woken).
+    async fn round(&self, core: &Core, cf: Option<&aws_sdk_cloudfront::Client>, last_poll: &mut i64) -> Duration {
+        let tags = std::mem::take(&mut *self.tags.lock());
+        if !tags.is_empty() {
+            match core.cdn_paths_for_tags(&tags, self).await {
+                Ok(paths) => self.add(paths),
+                Err(e) => {
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    crate::log::error(
+                        "CDN purge: pages of revalidated tags not looked up (the CDN serves them until their s-maxage)",
+                        &format!("{} tag(s): {e}", tags.len()),
+                    );
+                }
+            }
+        }
+        let now = self.clock.now_ms();
+        if let (Some(cf), Target::CloudFront { distribution_id, .. }) = (cf, &self.target) {
+            if !self.in_flight.lock().is_empty() && now - *last_poll >= COMPLETION_POLL_MS {
+                *last_poll = now;
+                self.poll_completions(cf, distribution_id).await;
+            }
+        }
+        let due = self.planner.lock().due(now);
+        if due {
+            // The fleet's count this month, before the budget is checked.
+            if self.planner.lock().ceiling().is_some() {
+                if let Ok(used) = core.add_to_counter(&counter_name(now), 0).await {
+                    self.planner.lock().sync_used(used, now);
+                }
+            }
+            loop {
+                let batch = self.planner.lock().plan(self.clock.now_ms());
+                let Some(batch) = batch else { break };
+                self.send(core, cf, batch).await;
+            }
+        }
+        let p = self.planner.lock();
+        if p.pending() > 0 {
+            Duration::from_millis(p.config().window_ms.clamp(20, 5_000) as u64)
+        } else {
+            Duration::from_millis(COMPLETION_POLL_MS as u64)
+        }
+    }
+
+    async fn send(&self, core: &Core, cf: Option<&aws_sdk_cloudfront::Client>, batch: Batch) {
+        let now = self.clock.now_ms();
+        let what = format!(
+            "{} path(s) ({} wildcard), ${:.3}{}: {}",
+            batch.paths.len(),
+            batch.wildcards,
+            batch.cost,
+            if batch.widened { ", widened to wildcards by the monthly ceiling" } else { "" },
+            preview(&batch.paths)
+        );
+        let sent = match (&self.target, cf) {
+            (Target::CloudFront { distribution_id, .. }, Some(cf)) => {
+                create_invalidation(cf, distribution_id, &batch, core.instance_id(), now).await.map(Some)
+            }
+            (Target::Hook(f), _) => match tokio::time::timeout(HOOK_TIMEOUT, f(batch.clone())).await {
+                Ok(Ok(())) => Ok(None),
+                Ok(Err(msg)) => Err(Error::backend(format!("cdn.purge hook: {msg}"), true)),
+                Err(_) => Err(Error::new(ErrorKind::Timeout, "cdn.purge hook did not settle within 30 s")),
+            },
+            (Target::CloudFront { .. }, None) => Err(Error::backend("CloudFront client not ready", true)),
+        };
+        match sent {
+            Ok(id) => {
+                self.counters.sent_batches.fetch_add(1, Ordering::Relaxed);
+                match id {
+                    Some(id) if !id.is_empty() => {
+                        self.in_flight.lock().insert(batch.id, id);
+                    }
+                    // Completed already (or a hook: its CDN has its own limits).
+                    _ => self.planner.lock().completed(batch.id),
+                }
+                let n = batch.paths.len() as u64;
+                if let Err(e) = core.add_to_counter(&counter_name(now), n).await {
+                    crate::log::warn("CDN purge: the fleet's monthly path count not updated", &e.to_string());
+                }
+                if batch.widened {
+                    crate::log::warn("CDN purge widened (monthly ceiling)", &what);
+                } else {
+                    crate::log::emit(crate::log::Level::Info, "CDN purge sent", &what);
+                }
+            }
+            Err(e) if e.retryable || e.kind == ErrorKind::Timeout || e.kind == ErrorKind::Throttled => {
+                crate::log::warn("CDN purge refused or failed; retried after a backoff", &format!("{what}: {e}"));
+                self.planner.lock().refused(batch, now);
+            }
+            Err(e) => {
+                self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                self.planner.lock().completed(batch.id);
+                crate::log::error(
+                    "CDN purge failed (not retried: the CDN serves these until their s-maxage)",
+                    &format!("{what}: {e}"),
+                );
+            }
+        }
+    }
+
+    async fn poll_completions(&self, cf: &aws_sdk_cloudfront::Client, distribution_id: &str) {
+        let out = match cf.list_invalidations().distribution_id(distribution_id).max_items(100).send().await {
+            Ok(o) => o,
+            Err(e) => {
+                crate::log::debug("cdn", || format!("ListInvalidations: {e}"));
+                return;
+            }
+        };
+        let done: Vec<String> = out
+            .invalidation_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.status().eq_ignore_ascii_case("completed"))
+            .map(|i| i.id().to_string())
+            .collect();
+        let mut flight = self.in_flight.lock();
+        let finished: Vec<u64> = flight.iter().filter(|(_, cf_id)| done.contains(cf_id)).map(|(id, _)| *id).collect();
+        let mut planner = self.planner.lock();
+        for id in finished {
+            flight.remove(&id);
+            planner.completed(id);
+        }
+    }
+}
+
+fn preview(paths: &[String]) -> String {
+    let mut s = paths.iter().take(5).cloned().collect::<Vec<_>>().join(" ");
+    if paths.len() > 5 {
+        s.push_str(&format!(" … (+{})", paths.len() - 5));
+    }
+    s
+}
+
+pub async fn cloudfront_client(core: &Core, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
+    let sdk = crate::aws::load_sdk_config(core.config()).await;
+    // CloudFront is global: its API lives in us-east-1 whatever the app's region.
+    let mut b = aws_sdk_cloudfront::config::Builder::from(&sdk).region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
+    if let Some(e) = endpoint {
+        b = b.endpoint_url(e);
+    }
+    aws_sdk_cloudfront::Client::from_conf(b.build())
+}
+
+/// Sends one `CreateInvalidation`; the invalidation's id, or an empty one when CloudFront
+/// reports it completed already.
+pub async fn create_invalidation(
+    cf: &aws_sdk_cloudfront::Client,
+    distribution_id: &str,
+    batch: &Batch,
+    instance: &str,
+    now: i64,
+) -> Result<String> {
+    use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+    let paths = Paths::builder()
+        .quantity(batch.paths.len() as i32)
+        .set_items(Some(batch.paths.clone()))
+        .build()
+        .map_err(|e| Error::invalid(format!("CreateInvalidation: {e}")))?;
+    let inv = InvalidationBatch::builder()
+        .paths(paths)
+        .caller_reference(format!("fleetcache-{instance}-{now}-{}", batch.id))
+        .build()
+        .map_err(|e| Error::invalid(format!("CreateInvalidation: {e}")))?;
+    let out = cf
+        .create_invalidation()
+        .distribution_id(distribution_id)
+        .invalidation_batch(inv)
+        .send()
+        .await
+        .map_err(|e| {
+            let too_many = e.as_service_error().is_some_and(|s| s.is_too_many_invalidations_in_progress());
+            let err = crate::aws::map_err("CreateInvalidation", e, &[]);
+            if too_many {
+                Error { kind: ErrorKind::Throttled, retryable: true, context: err.context }
+            } else {
+                err
+            }
+        })?;
+    let Some(inv) = out.invalidation() else { return Ok(String::new()) };
+    Ok(if inv.status().eq_ignore_ascii_case("completed") { String::new() } else { inv.id().to_string() })
+}
+
+/// The purger's task: rounds until the core is dropped.
+pub async fn run(core: Weak<Core>, purger: Arc<Purger>) {
+    let cf = match &purger.target {
+        Target::CloudFront { endpoint, .. } => {
+            let Some(c) = core.upgrade() else { return };
+            Some(cloudfront_client(&c, endpoint.as_deref()).await)
+        }
+        Target::Hook(_) => None,
+    };
+    let mut last_poll = 0;
+    loop {
+        let wait = {
+            let Some(c) = core.upgrade() else { return };
+            purger.round(&c, cf.as_ref(), &mut last_poll).await
+        };
+        tokio::select! {
+            _ = purger.wake.notified() => {
+                // Let the window collect what arrives with it.
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
