@@ -142,7 +142,7 @@ impl Purger {
         let now = self.clock.now_ms();
         {
             let b = self.builds.lock();
-            if now - b.0 < BUILDS_TTL_MS {
+            if now.saturating_sub(b.0) < BUILDS_TTL_MS {
                 return b.1.clone();
             }
         }

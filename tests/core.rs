@@ -511,3 +511,184 @@ async fn a_copy_a_revalidation_expired_gives_way_to_a_render_another_instance_st
     assert!(matches!(b.get_sync(&req("/n")), SyncLookup::NeedsBackend), "B's copy is expired: ask the store");
     assert_eq!(html_of(b.get(&req("/n")).await), "v2", "B serves A's render instead of rendering again");
 }
+
+/// Counts the writes a store receives: full bodies and freshness stamps.
+#[derive(Default)]
+struct CountingBlobs {
+    inner: MemoryBlobStore,
+    bodies: std::sync::atomic::AtomicU64,
+    stamps: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl BlobStore for CountingBlobs {
+    async fn get(&self, key: &str) -> fleetcache::error::Result<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn get_stamped(&self, key: &str, magic: &[u8]) -> fleetcache::error::Result<Option<(Bytes, Option<String>)>> {
+        self.inner.get_stamped(key, magic).await
+    }
+    async fn put(&self, key: &str, body: Bytes, if_absent: bool) -> fleetcache::error::Result<bool> {
+        self.bodies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.put(key, body, if_absent).await
+    }
+    async fn stamp(&self, key: &str, stamp: &str) -> fleetcache::error::Result<bool> {
+        self.stamps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.stamp(key, stamp).await
+    }
+    async fn get_versioned(&self, key: &str) -> fleetcache::error::Result<Option<(Bytes, String, Option<String>)>> {
+        self.inner.get_versioned(key).await
+    }
+    async fn put_if(&self, key: &str, body: Bytes, expected: Option<&str>) -> fleetcache::error::Result<bool> {
+        self.bodies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.put_if(key, body, expected).await
+    }
+    async fn delete(&self, keys: &[String]) -> fleetcache::error::Result<()> {
+        self.inner.delete(keys).await
+    }
+    async fn list(&self, prefix: &str) -> fleetcache::error::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+}
+
+fn hit_last_modified(l: Lookup) -> Option<i64> {
+    match l {
+        Lookup::Hit { last_modified, .. } => Some(last_modified),
+        Lookup::Miss => None,
+    }
+}
+
+#[tokio::test]
+async fn a_render_with_the_stored_bytes_writes_no_body_and_moves_freshness_everywhere() {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(CountingBlobs::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    let bodies = || blobs.bodies.load(std::sync::atomic::Ordering::Relaxed);
+    a.set("/same".into(), Class::Route, Some(page_value("same")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert_eq!(bodies(), 1);
+    assert_eq!(hit_last_modified(b.get(&req("/same")).await), Some(T0), "B holds the first render");
+
+    // Past its revalidate time A regenerates it: the same bytes.
+    clock.advance(61_000);
+    assert!(matches!(a.get(&req("/same")).await, Lookup::Hit { .. }), "stale, A regenerates");
+    a.set("/same".into(), Class::Route, Some(page_value("same")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert_eq!(bodies(), 1, "no new S3 body");
+    assert_eq!(blobs.stamps.load(std::sync::atomic::Ordering::Relaxed), 1, "only the freshness stamp");
+    assert_eq!(a.stats.identical_sets.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let renewed = T0 + 61_000;
+    assert_eq!(hit_last_modified(a.get(&req("/same")).await), Some(renewed));
+
+    // B learns of it through the feed and reads the renewed freshness from S3; so does a new
+    // instance.
+    b.poll_feed_once().await;
+    assert_eq!(hit_last_modified(b.get(&req("/same")).await), Some(renewed), "B: fresh, not stale");
+    let c = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    assert_eq!(hit_last_modified(c.get(&req("/same")).await), Some(renewed), "a new instance too");
+
+    // Other bytes are written in full.
+    clock.advance(61_000);
+    a.set("/same".into(), Class::Route, Some(page_value("changed")), cc(60.0), vec!["t".into()]).await.unwrap();
+    assert_eq!(bodies(), 2);
+    c.poll_feed_once().await;
+    assert_eq!(html_of(c.get(&req("/same")).await), "changed");
+}
+
+mod cdn_purges {
+    use super::*;
+    use fleetcache::cdn::Batch;
+    use fleetcache::purge::{HookFn, Target};
+    use parking_lot::Mutex;
+
+    /// A core with a hook target recording what it is sent (no window: batches go at once).
+    fn purging_core(clock: Arc<MockClock>, blobs: Arc<MemoryBlobStore>, tags: Arc<MemoryTagStore>) -> (Arc<Core>, Arc<Mutex<Vec<Batch>>>) {
+        let mut cfg = Config::memory();
+        cfg.cdn.planner.window_ms = 0;
+        let core = Arc::new(Core::with_backends(cfg, clock, blobs, tags));
+        let sent: Arc<Mutex<Vec<Batch>>> = Arc::default();
+        let s = sent.clone();
+        let hook: HookFn = Arc::new(move |b: Batch| {
+            s.lock().push(b);
+            Box::pin(async { Ok(()) })
+        });
+        core.start_purger(Target::Hook(hook), |f| {
+            tokio::spawn(f);
+        })
+        .unwrap();
+        (core, sent)
+    }
+
+    /// The paths sent so far, once the purger's task has had time to send them.
+    async fn sent_paths(sent: &Mutex<Vec<Batch>>, expect_batches: usize) -> Vec<Vec<String>> {
+        for _ in 0..200 {
+            if sent.lock().len() >= expect_batches {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Anything more would have arrived by now too.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        sent.lock().iter().map(|b| b.paths.clone()).collect()
+    }
+
+    fn pages_value(html: &str) -> fleetcache::entry::Value {
+        fleetcache::entry::Value::Pages {
+            html: html.into(),
+            page_data_json: "{}".into(),
+            headers_json: None,
+            status: Some(200.0),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_instance_that_revalidates_purges_the_pages_and_their_variants_and_no_other_does() {
+        let clock = Arc::new(MockClock::new(T0));
+        let blobs = Arc::new(MemoryBlobStore::default());
+        let tags = Arc::new(MemoryTagStore::default());
+        let (a, sent_a) = purging_core(clock.clone(), blobs.clone(), tags.clone());
+        let (b, sent_b) = purging_core(clock.clone(), blobs.clone(), tags.clone());
+        a.poll_feed_once().await;
+        b.poll_feed_once().await;
+        for p in ["/blog/a", "/blog/b"] {
+            b.set(p.into(), Class::Route, Some(page_value(p)), cc(3600.0), vec!["posts".into()]).await.unwrap();
+        }
+        a.revalidate_tags(&["posts".to_string()], None).await.unwrap();
+        assert_eq!(
+            sent_paths(&sent_a, 1).await,
+            vec![vec!["/blog/a", "/blog/a?_rsc=*", "/blog/b", "/blog/b?_rsc=*"]],
+            "one batch: the tag's pages and their RSC variants"
+        );
+        b.poll_feed_once().await;
+        assert!(sent_paths(&sent_b, 1).await.is_empty(), "the other instance learns of it and sends nothing");
+
+        // revalidatePath: the page the implicit tag names, indexed or not.
+        a.revalidate_tags(&["_N_T_/about".to_string()], Some(0.0)).await.unwrap();
+        assert_eq!(sent_paths(&sent_a, 2).await[1], vec!["/about", "/about?_rsc=*"]);
+    }
+
+    #[tokio::test]
+    async fn an_on_demand_rewrite_purges_and_a_time_based_or_identical_one_does_not() {
+        let clock = Arc::new(MockClock::new(T0));
+        let blobs = Arc::new(MemoryBlobStore::default());
+        let tags = Arc::new(MemoryTagStore::default());
+        let (a, sent) = purging_core(clock.clone(), blobs, tags);
+        a.poll_feed_once().await;
+        let key = "/route-cache/PAGES/1f/$/docs";
+        a.set(key.into(), Class::Route, Some(pages_value("v1")), cc(600.0), vec![]).await.unwrap();
+        // A pages-router `res.revalidate` 10 s later: other bytes, well before revalidate time.
+        clock.advance(10_000);
+        a.set(key.into(), Class::Route, Some(pages_value("v2")), cc(600.0), vec![]).await.unwrap();
+        assert_eq!(sent_paths(&sent, 1).await, vec![vec!["/_next/data/default/docs.json", "/docs"]]);
+        // The same bytes again: nothing to purge.
+        clock.advance(10_000);
+        a.set(key.into(), Class::Route, Some(pages_value("v2")), cc(600.0), vec![]).await.unwrap();
+        // Regenerated past its revalidate time: the CDN's s-maxage expires it on the same clock.
+        clock.advance(700_000);
+        a.set(key.into(), Class::Route, Some(pages_value("v3")), cc(600.0), vec![]).await.unwrap();
+        assert_eq!(sent_paths(&sent, 2).await.len(), 1, "neither sent a purge");
+        assert_eq!(a.stats.identical_sets.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+}
