@@ -255,6 +255,20 @@ export interface Options {
   shareFetchAcrossBuilds?: boolean
   /** During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`. */
   writeDuringBuild?: boolean
+  /** CloudFront distribution to purge after revalidations (turns CDN purging on). Env: `FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`. */
+  cdnDistributionId?: string
+  /** CloudFront API endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`. */
+  cdnEndpoint?: string
+  /** How long paths collect before a purge is sent, in ms. Default 300. Env: `FLEETCACHE_CDN_WINDOW_MS`. */
+  cdnWindowMs?: number
+  /** Files under one folder that become one wildcard `<folder>/*`. Default 20. Env: `FLEETCACHE_CDN_COLLAPSE_AT`. */
+  cdnCollapseAt?: number
+  /** Most invalidation paths the fleet sends a month (a wildcard counts one); past it purges widen, then stop. Default: no ceiling. Env: `FLEETCACHE_CDN_MAX_PATHS_PER_MONTH`. */
+  cdnMaxPathsPerMonth?: number
+  /** The same ceiling in dollars beyond the free 1,000 paths ($0.005 a path). Env: `FLEETCACHE_CDN_MAX_DOLLARS_PER_MONTH`. */
+  cdnMaxDollarsPerMonth?: number
+  /** How the CDN keys RSC requests: `"query"` (by `_rsc`, purged as `<path>?_rsc=*`; default) or `"headers"` (by Next's headers, covered by the path). Env: `FLEETCACHE_CDN_RSC_VARIANTS`. */
+  cdnRscVariants?: string
 }
 
 /**

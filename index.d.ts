@@ -16,11 +16,56 @@ export interface Logger {
 }
 
 /** The handler's options (README, "Options"); environment variables fill what is not given. */
-export type Options = Omit<NativeOptions, 'backend'> & {
+export type Options = Omit<
+  NativeOptions,
+  | 'backend'
+  | 'cdnDistributionId'
+  | 'cdnEndpoint'
+  | 'cdnWindowMs'
+  | 'cdnCollapseAt'
+  | 'cdnMaxPathsPerMonth'
+  | 'cdnMaxDollarsPerMonth'
+  | 'cdnRscVariants'
+> & {
   /** `"aws"` (default): S3 + DynamoDB; `"memory"`: process-local stores, for tests. Env: `FLEETCACHE_BACKEND`. */
   backend?: 'aws' | 'memory'
   /** Routes fleetcache's log lines into the app's logger (one per process: the last given wins). */
   logger?: Logger
+  /** Purging the CDN in front after revalidations (README, "The CDN in front"). Off by default. */
+  cdn?: CdnOptions
+}
+
+/** One planned CDN purge, as `cdn.purge` receives it. */
+export interface PurgeBatch {
+  /** URL paths, sorted; wildcards end in `*` (`/blog/*`, `/blog/a?_rsc=*`). */
+  paths: string[]
+  files: number
+  wildcards: number
+  /** Estimated CloudFront charge of this batch, in dollars. */
+  cost: number
+  /** The monthly ceiling turned files into wildcards. */
+  widened: boolean
+}
+
+export interface CdnOptions {
+  /** CloudFront: `CreateInvalidation` on this distribution. Env: `FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`. */
+  cloudfront?: {
+    distributionId?: string
+    /** API endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`. */
+    endpoint?: string
+  }
+  /** Receives every planned purge instead (Cloudflare, Fastly…); a rejection retries it after a backoff. */
+  purge?: (batch: PurgeBatch) => unknown | Promise<unknown>
+  /** How long paths collect before a purge is sent, in ms. Default 300. */
+  windowMs?: number
+  /** Files under one folder that become one wildcard. Default 20. */
+  collapseAt?: number
+  /** Most paths the fleet sends a month (a wildcard counts one). Default: no ceiling. */
+  maxPathsPerMonth?: number
+  /** The same ceiling in dollars beyond the free 1,000 paths. */
+  maxDollarsPerMonth?: number
+  /** `"query"` (default): the CDN keys RSC requests by `_rsc`; `"headers"`: by Next's headers. */
+  rscVariants?: 'query' | 'headers'
 }
 
 /**
@@ -70,6 +115,8 @@ export interface Stats {
   leasesLost: number
   /** Calls refused for input of the wrong type or range (FLEETCACHE_INVALID_INPUT; for get, a miss). */
   invalidInputs: number
+  /** Sets whose bytes equalled the stored entry's: no S3 body written, no CDN purge; only the freshness moved. */
+  identicalSets: number
   memoryBytes: number
   memoryEntries: number
   memoryBudget: number
@@ -89,6 +136,21 @@ export interface Stats {
   /** Requests sent to DynamoDB by this core. */
   dynamodbReads: number
   dynamodbWrites: number
+  /** CDN purges this instance sent (0 with purging off; see `cdn`). */
+  cdnBatches: number
+  cdnPathsSent: number
+  /** Purges widened to wildcards to stay within the monthly ceiling. */
+  cdnWidenedBatches: number
+  /** Paths not sent because the month's ceiling was reached (the CDN serves them until their s-maxage). */
+  cdnOverBudgetPaths: number
+  /** Purges refused by the CDN (TooManyInvalidationsInProgress, throttling) and retried after a backoff. */
+  cdnRefusals: number
+  /** Purges given up on (logged). */
+  cdnFailedBatches: number
+  /** Paths waiting for the window or for room among CloudFront's invalidations in progress. */
+  cdnPendingPaths: number
+  /** Paths the fleet sent this month, as this instance last read the shared count. */
+  cdnPathsThisMonth: number
 }
 
 /** Next's `CacheHandlerValue`, as `get` returns it. */

@@ -22,17 +22,50 @@ function fromNative(err) {
  */
 function checkedOptions(options) {
   let native = options
-  if (options !== null && typeof options === 'object' && !Array.isArray(options) && 'logger' in options) {
-    const { logger, ...rest } = options
-    useLogger(logger)
-    native = rest
+  let purge
+  if (options !== null && typeof options === 'object' && !Array.isArray(options)) {
+    if ('logger' in options) {
+      const { logger, ...rest } = options
+      useLogger(logger)
+      native = rest
+    }
+    const cdn = native.cdn
+    if (cdn !== null && typeof cdn === 'object' && !Array.isArray(cdn) && 'purge' in cdn) {
+      const { purge: hook, ...rest } = cdn
+      if (hook !== undefined && hook !== null && typeof hook !== 'function') {
+        throw new FleetCacheError('FLEETCACHE_CONFIG', `\`cdn.purge\` must be a function, got ${typeof hook}`)
+      }
+      purge = hook === null ? undefined : hook
+      native = { ...native, cdn: rest }
+    }
   }
   try {
     binding.checkOptions(native)
   } catch (err) {
     throw fromNative(err)
   }
-  return native === undefined || native === null ? {} : native
+  const out = native === undefined || native === null ? {} : native
+  if (purge !== undefined) Object.defineProperty(out, PURGE_HOOK, { value: purge, enumerable: false })
+  return out
+}
+
+/** Where `checkedOptions` keeps `cdn.purge` (not an option the core sees, nor part of a core's identity). */
+const PURGE_HOOK = Symbol('fleetcache.cdn.purge')
+
+/** Hands the core's planned purges to the app's `cdn.purge(batch)` and reports how each went. */
+function usePurgeHook(core, hook) {
+  try {
+    core.setPurgeHook((id, paths, files, wildcards, cost, widened) => {
+      Promise.resolve()
+        .then(() => hook({ paths, files, wildcards, cost, widened }))
+        .then(
+          () => core.purgeSettled(id, null),
+          (err) => core.purgeSettled(id, String((err && err.message) || err || 'rejected')),
+        )
+    })
+  } catch (err) {
+    throw fromNative(err)
+  }
 }
 
 // ---- logs -----------------------------------------------------------------------------------
@@ -171,6 +204,7 @@ function coreFor(options, serverDistDir) {
     } catch (err) {
       throw fromNative(err)
     }
+    if (options[PURGE_HOOK] !== undefined) usePurgeHook(core, options[PURGE_HOOK])
     cores.set(key, core)
     flushOnSigterm()
   }

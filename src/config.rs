@@ -468,8 +468,15 @@ fn cdn_config(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<cr
             .map_or(d.window_ms, |v| v as i64),
         collapse_at: number(opts.cdn_collapse_at, "cdn.collapseAt", ENV_CDN_COLLAPSE_AT, env, 2.0, 3_000.0)?
             .map_or(d.collapse_at, |v| v as usize),
-        ceiling_paths: number(opts.cdn_max_paths_per_month, "cdn.maxPathsPerMonth", ENV_CDN_MAX_PATHS, env, 0.0, 1.0e12)?
-            .map(|v| v as u64),
+        ceiling_paths: number(
+            opts.cdn_max_paths_per_month,
+            "cdn.maxPathsPerMonth",
+            ENV_CDN_MAX_PATHS,
+            env,
+            0.0,
+            1.0e12,
+        )?
+        .map(|v| v as u64),
         ceiling_dollars: number(
             opts.cdn_max_dollars_per_month,
             "cdn.maxDollarsPerMonth",

@@ -18,9 +18,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 
+use crate::cdn::{self, PageKind};
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
-use crate::cdn::{self, PageKind};
 use crate::config::Config;
 use crate::entry::{evaluate, CacheControl, Entry, TagState, Value, Verdict};
 use crate::error::{Error, ErrorKind, Result};
@@ -564,9 +564,9 @@ impl Core {
         };
         // The same bytes as the stored copy (this instance's, which S3 holds: no upload of it
         // waits): no body is written and nothing is purged; only the freshness moves.
-        let identical = prior.as_ref().is_some_and(|p| {
-            p.write_id != 0 && p.same_content(&entry) && !self.outbox.has_upload(&entry.key)
-        });
+        let identical = prior
+            .as_ref()
+            .is_some_and(|p| p.write_id != 0 && p.same_content(&entry) && !self.outbox.has_upload(&entry.key));
         if let (true, Some(p)) = (identical, &prior) {
             entry.write_id = p.write_id;
         }
@@ -588,7 +588,9 @@ impl Core {
             let stamp = codec::stamp(entry.last_modified, entry.write_id);
             if let Ok(Ok(true)) = tokio::time::timeout(deadline, b.blobs.stamp(&object_key, &stamp)).await {
                 bump(&self.stats.identical_sets);
-                crate::log::debug("set", || format!("{}: same bytes as stored; freshness moved, no body written", entry.key));
+                crate::log::debug("set", || {
+                    format!("{}: same bytes as stored; freshness moved, no body written", entry.key)
+                });
                 let announce = self.announce(Self::key_event(&entry));
                 return futures::join!(self.index(&entry, class), announce).1;
             }
@@ -1132,6 +1134,19 @@ impl Core {
             ("dynamodbWrites", Reading::Count(writes as f64)),
         ];
         out.extend(gauges.into_iter().map(|(n, r)| (n.to_string(), r)));
+        // CDN purges sent by this instance (all 0 when purging is off).
+        let (cdn, pending, failed, month) = self.cdn_readings();
+        let cdn_readings = [
+            ("cdnBatches", cdn.batches as f64),
+            ("cdnPathsSent", cdn.paths_sent as f64),
+            ("cdnWidenedBatches", cdn.widened_batches as f64),
+            ("cdnOverBudgetPaths", cdn.over_budget as f64),
+            ("cdnRefusals", cdn.refusals as f64),
+            ("cdnFailedBatches", failed as f64),
+            ("cdnPendingPaths", pending as f64),
+            ("cdnPathsThisMonth", month as f64),
+        ];
+        out.extend(cdn_readings.into_iter().map(|(n, v)| (n.to_string(), Reading::Count(v))));
         out
     }
 
@@ -1227,7 +1242,73 @@ impl Core {
                 }
             }
         }
+        self.cdn_samples(&mut out);
         out
+    }
+
+    /// The purger's statistics, pending paths, failed batches and the month's path count.
+    fn cdn_readings(&self) -> (cdn::PlannerStats, usize, u64, u64) {
+        match self.purger.get() {
+            Some(p) => {
+                let (st, pending) = p.stats();
+                (st, pending, p.counters.failed_batches.load(Ordering::Relaxed), p.used_this_month())
+            }
+            None => Default::default(),
+        }
+    }
+
+    fn cdn_samples(&self, out: &mut Vec<Sample>) {
+        if self.purger.get().is_none() {
+            return;
+        }
+        let (st, pending, failed, month) = self.cdn_readings();
+        let c = |name: &str, help: &'static str, labels: Vec<(&'static str, String)>, v: f64| {
+            Sample::scalar(name, Kind::Counter, help, labels, v)
+        };
+        let paths = "CDN invalidation paths by fate: asked for, sent, or not sent past the monthly ceiling";
+        out.push(c("cdn_batches", "CDN invalidation requests sent", vec![], st.batches as f64));
+        out.push(c("cdn_paths", paths, vec![("fate", "requested".into())], st.paths_requested as f64));
+        out.push(c("cdn_paths", paths, vec![("fate", "sent".into())], st.paths_sent as f64));
+        out.push(c("cdn_paths", paths, vec![("fate", "over_budget".into())], st.over_budget as f64));
+        out.push(c(
+            "cdn_widened_batches",
+            "CDN purges widened to wildcards to stay within the monthly ceiling",
+            vec![],
+            st.widened_batches as f64,
+        ));
+        out.push(c(
+            "cdn_merged_wildcards",
+            "page wildcards merged into folder wildcards to fit CloudFront's in-progress limit",
+            vec![],
+            st.merged as f64,
+        ));
+        out.push(c(
+            "cdn_refusals",
+            "CDN purges refused (TooManyInvalidationsInProgress, throttling) and retried",
+            vec![],
+            st.refusals as f64,
+        ));
+        out.push(c("cdn_failed_batches", "CDN purges given up on (each one logged)", vec![], failed as f64));
+        out.push(c(
+            "cdn_cost_dollars",
+            "estimated invalidation charges of the purges this instance sent",
+            vec![],
+            st.cost,
+        ));
+        out.push(Sample::scalar(
+            "cdn_pending_paths",
+            Kind::Gauge,
+            "paths waiting for the window or for room",
+            vec![],
+            pending as f64,
+        ));
+        out.push(Sample::scalar(
+            "cdn_month_paths",
+            Kind::Gauge,
+            "invalidation paths the fleet sent this month, as this instance last read it",
+            vec![],
+            month as f64,
+        ));
     }
 
     /// A call refused for bad input (a wrong type from JS): counted, and logged with `what`.

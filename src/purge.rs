@@ -296,7 +296,8 @@ fn preview(paths: &[String]) -> String {
 pub async fn cloudfront_client(core: &Core, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
     let sdk = crate::aws::load_sdk_config(core.config()).await;
     // CloudFront is global: its API lives in us-east-1 whatever the app's region.
-    let mut b = aws_sdk_cloudfront::config::Builder::from(&sdk).region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
+    let mut b =
+        aws_sdk_cloudfront::config::Builder::from(&sdk).region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
     if let Some(e) = endpoint {
         b = b.endpoint_url(e);
     }
@@ -323,13 +324,8 @@ pub async fn create_invalidation(
         .caller_reference(format!("fleetcache-{instance}-{now}-{}", batch.id))
         .build()
         .map_err(|e| Error::invalid(format!("CreateInvalidation: {e}")))?;
-    let out = cf
-        .create_invalidation()
-        .distribution_id(distribution_id)
-        .invalidation_batch(inv)
-        .send()
-        .await
-        .map_err(|e| {
+    let out = cf.create_invalidation().distribution_id(distribution_id).invalidation_batch(inv).send().await.map_err(
+        |e| {
             let too_many = e.as_service_error().is_some_and(|s| s.is_too_many_invalidations_in_progress());
             let err = crate::aws::map_err("CreateInvalidation", e, &[]);
             if too_many {
@@ -337,7 +333,8 @@ pub async fn create_invalidation(
             } else {
                 err
             }
-        })?;
+        },
+    )?;
     let Some(inv) = out.invalidation() else { return Ok(String::new()) };
     Ok(if inv.status().eq_ignore_ascii_case("completed") { String::new() } else { inv.id().to_string() })
 }

@@ -604,7 +604,11 @@ mod cdn_purges {
     use parking_lot::Mutex;
 
     /// A core with a hook target recording what it is sent (no window: batches go at once).
-    fn purging_core(clock: Arc<MockClock>, blobs: Arc<MemoryBlobStore>, tags: Arc<MemoryTagStore>) -> (Arc<Core>, Arc<Mutex<Vec<Batch>>>) {
+    fn purging_core(
+        clock: Arc<MockClock>,
+        blobs: Arc<MemoryBlobStore>,
+        tags: Arc<MemoryTagStore>,
+    ) -> (Arc<Core>, Arc<Mutex<Vec<Batch>>>) {
         let mut cfg = Config::memory();
         cfg.cdn.planner.window_ms = 0;
         let core = Arc::new(Core::with_backends(cfg, clock, blobs, tags));

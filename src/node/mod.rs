@@ -71,7 +71,10 @@ fn read_entries(obj: &Object, prefix: &str, out: &mut Vec<(String, OptionValue)>
         let v: Unknown = obj.get_named_property(&key).map_err(internal)?;
         let name = format!("{prefix}{key}");
         let ty = v.get_type().map_err(internal)?;
-        if ty == ValueType::Object && crate::config::OPTION_GROUPS.contains(&name.as_str()) && !v.is_array().map_err(internal)? {
+        if ty == ValueType::Object
+            && crate::config::OPTION_GROUPS.contains(&name.as_str())
+            && !v.is_array().map_err(internal)?
+        {
             // SAFETY: the value was just checked to be an object.
             let group: Object = unsafe { v.cast() }.map_err(internal)?;
             read_entries(&group, &format!("{name}."), out)?;
@@ -345,7 +348,16 @@ fn get_request(
 #[napi]
 pub struct NativeCache {
     pub(crate) core: Arc<Core>,
+    /// CDN purge batches sent to the JS hook, waiting for `purgeSettled`.
+    purge_waiters: PurgeWaiters,
 }
+
+type PurgeWaiters = Arc<
+    parking_lot::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<std::result::Result<(), String>>>>,
+>;
+/// A planned purge as the JS hook receives it: `(id, paths, files, wildcards, cost, widened)`.
+type PurgeArgs = FnArgs<(f64, Vec<String>, f64, f64, f64, bool)>;
+type PurgeHookFn = ThreadsafeFunction<PurgeArgs, (), PurgeArgs, Status, false, true>;
 
 #[napi]
 impl NativeCache {
@@ -361,7 +373,45 @@ impl NativeCache {
         core.start_feed(|poller| {
             napi::bindgen_prelude::spawn(poller);
         });
-        Ok(NativeCache { core })
+        Ok(NativeCache { core, purge_waiters: Default::default() })
+    }
+
+    /// Sends every planned CDN purge to `hook(id, paths, files, wildcards, cost, widened)` (the
+    /// JS face calls the app's `cdn.purge` and answers with `purgeSettled`). Throws
+    /// `FLEETCACHE_CONFIG` when CloudFront (or a hook) is set already.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "hook: (id: number, paths: string[], files: number, wildcards: number, cost: number, widened: boolean) => void"
+    )]
+    pub fn set_purge_hook(&self, env: &Env, hook: PurgeHookFn) -> Result<()> {
+        let waiters = self.purge_waiters.clone();
+        let hook = Arc::new(hook);
+        let f: crate::purge::HookFn = Arc::new(move |b: crate::cdn::Batch| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            waiters.lock().insert(b.id, tx);
+            let args: PurgeArgs = (b.id as f64, b.paths, b.files as f64, b.wildcards as f64, b.cost, b.widened).into();
+            let status = hook.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+            Box::pin(async move {
+                if status != Status::Ok {
+                    return Err(format!("the hook could not be called ({status:?})"));
+                }
+                rx.await.unwrap_or_else(|_| Err("the hook's answer was lost".into()))
+            })
+        });
+        self.core
+            .start_purger(crate::purge::Target::Hook(f), |fut| {
+                napi::bindgen_prelude::spawn(fut);
+            })
+            .map_err(|e| coded(env, e))
+    }
+
+    /// Settles the hook's batch `id`: `error` is its failure (the batch comes back after a
+    /// backoff), `null` its success.
+    #[napi]
+    pub fn purge_settled(&self, id: f64, error: Option<String>) {
+        if let Some(tx) = self.purge_waiters.lock().remove(&(id as u64)) {
+            let _ = tx.send(error.map_or(Ok(()), Err));
+        }
     }
 
     /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
