@@ -367,6 +367,33 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             ));
         }
     }
+    // CDN purging (`cdn.cloudfront.distributionId`): the distribution answers and its
+    // invalidations can be listed. CreateInvalidation is not probed (a probe would be a real
+    // invalidation, billed past the free tier); `fleetcache purge --dry-run` shows what one sends.
+    if let Some(id) = &cfg.cdn.distribution_id {
+        let mut b = aws_sdk_cloudfront::config::Builder::from(&sdk)
+            .region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
+        if let Some(e) = &cfg.cdn.endpoint {
+            b = b.endpoint_url(e);
+        }
+        let cf = aws_sdk_cloudfront::Client::from_conf(b.build());
+        let arn = format!("arn:aws:cloudfront::<account>:distribution/{id}");
+        match cf.list_invalidations().distribution_id(id).max_items(1).send().await {
+            Ok(_) => checks.push(ok(
+                "cloudfront:ListInvalidations",
+                format!("distribution `{id}` answers; allow cloudfront:CreateInvalidation on it too (see {POLICY})"),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_distribution()) => checks.push(bad(
+                "cloudfront:ListInvalidations",
+                format!("distribution `{id}` does not exist"),
+                "set cdn.cloudfront.distributionId (FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID) to the distribution in front of the app",
+            )),
+            Err(e) => {
+                let mut probe = Probe { checks: &mut checks };
+                probe.record::<(), _>("cloudfront:ListInvalidations", &arn, Err(e));
+            }
+        }
+    }
     checks
 }
 

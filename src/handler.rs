@@ -1000,7 +1000,19 @@ impl Core {
     /// The URL paths a CDN holds for the pages of `tags` (the tag index), and for pages the tags
     /// name themselves (`_N_T_/blog/a`, from `revalidatePath`), with their variants.
     pub async fn cdn_paths_for_tags(&self, tags: &[String], purger: &Purger) -> Result<Vec<String>> {
+        let pages_router = |rows: &[IndexRow]| rows.iter().any(|r| PageKind::of(&r.key, None, PageKind::App) == PageKind::Pages);
         let rows = self.backends().await.tags.index_rows(tags).await?;
+        let builds = if pages_router(&rows) { purger.builds(self).await } else { vec![] };
+        Ok(self.cdn_paths_of(tags, rows, builds))
+    }
+
+    /// [`Core::cdn_paths_for_tags`] with the builds whose `/_next/data/` paths are named given.
+    pub async fn cdn_paths_for_tags_with(&self, tags: &[String], builds: Vec<String>) -> Result<Vec<String>> {
+        let rows = self.backends().await.tags.index_rows(tags).await?;
+        Ok(self.cdn_paths_of(tags, rows, builds))
+    }
+
+    fn cdn_paths_of(&self, tags: &[String], rows: Vec<IndexRow>, builds: Vec<String>) -> Vec<String> {
         let rsc = self.cfg.cdn.rsc;
         let mut pages: Vec<(String, PageKind)> = rows
             .into_iter()
@@ -1010,11 +1022,10 @@ impl Core {
             })
             .collect();
         pages.extend(tags.iter().filter_map(|t| cdn::path_of_implicit_tag(t)).map(|p| (p, PageKind::App)));
-        let builds = if pages.iter().any(|(_, k)| *k == PageKind::Pages) { purger.builds(self).await } else { vec![] };
         let mut out: Vec<String> = pages.iter().flat_map(|(p, k)| cdn::page_paths(p, *k, &builds, rsc)).collect();
         out.sort();
         out.dedup();
-        Ok(out)
+        out
     }
 
     /// The paths a `set` of `key` purges at the CDN, if any: a page or route rewritten with other

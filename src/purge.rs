@@ -339,6 +339,81 @@ pub async fn create_invalidation(
     Ok(if inv.status().eq_ignore_ascii_case("completed") { String::new() } else { inv.id().to_string() })
 }
 
+/// One batch of a one-shot purge (`fleetcache purge`), and how sending it went.
+#[derive(Debug, Clone)]
+pub struct SentBatch {
+    pub batch: Batch,
+    /// CloudFront's invalidation id (empty when reported completed at once).
+    pub invalidation_id: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PurgeReport {
+    /// The paths asked for (pages with their variants), before planning.
+    pub paths: Vec<String>,
+    pub batches: Vec<SentBatch>,
+    /// Paths left over (CloudFront's in-progress limits) or over the month's ceiling.
+    pub not_sent: u64,
+    pub cost: f64,
+    pub sent: bool,
+}
+
+/// `fleetcache purge --tag t | --path p [--dry-run]`: the paths of `tags` (the tag index) and
+/// `paths` (a page: with its variants; a path ending in `*`: as given), planned by the same
+/// rules at once (no window), then sent to CloudFront unless `dry_run`.
+pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: bool) -> Result<PurgeReport> {
+    let cfg = &core.config().cdn;
+    if !dry_run && cfg.distribution_id.is_none() {
+        return Err(Error::config(
+            "no CloudFront distribution: set cdn.cloudfront.distributionId (FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID, or --distribution-id); --dry-run shows the plan",
+        ));
+    }
+    let mut asked: Vec<String> = Vec::new();
+    for p in paths {
+        if !p.starts_with('/') {
+            return Err(Error::invalid(format!("a path to purge starts with `/`, got {p:?}")));
+        }
+        if crate::cdn::is_wildcard(p) {
+            asked.push(p.clone());
+        } else {
+            asked.extend(crate::cdn::page_paths(p, crate::cdn::PageKind::App, &[], cfg.rsc));
+        }
+    }
+    if !tags.is_empty() {
+        asked.extend(core.cdn_paths_for_tags_with(tags, vec![core.build_id()]).await?);
+    }
+    asked.sort();
+    asked.dedup();
+    let now = core.now();
+    let mut planner = Planner::new(PlannerConfig { window_ms: 0, ..cfg.planner.clone() });
+    if planner.ceiling().is_some() {
+        planner.sync_used(core.add_to_counter(&counter_name(now), 0).await?, now);
+    }
+    planner.add(asked.clone(), now);
+    let mut report = PurgeReport { paths: asked, sent: !dry_run, ..Default::default() };
+    while let Some(b) = planner.plan(now) {
+        report.batches.push(SentBatch { batch: b, invalidation_id: None, error: None });
+    }
+    report.not_sent = planner.pending() as u64 + planner.stats.over_budget;
+    report.cost = planner.stats.cost;
+    if dry_run {
+        return Ok(report);
+    }
+    let id = cfg.distribution_id.clone().unwrap_or_default();
+    let cf = cloudfront_client(core, cfg.endpoint.as_deref()).await;
+    for sb in &mut report.batches {
+        match create_invalidation(&cf, &id, &sb.batch, core.instance_id(), now).await {
+            Ok(inv) => {
+                sb.invalidation_id = Some(inv);
+                let _ = core.add_to_counter(&counter_name(now), sb.batch.paths.len() as u64).await;
+            }
+            Err(e) => sb.error = Some(e.to_string()),
+        }
+    }
+    Ok(report)
+}
+
 /// The purger's task: rounds until the core is dropped.
 pub async fn run(core: Weak<Core>, purger: Arc<Purger>) {
     let cf = match &purger.target {

@@ -6,6 +6,7 @@
 //   fleetcache prune --keep N          delete entries of all but the newest N builds
 //   fleetcache doctor                  check credentials, bucket, table and permissions
 //   fleetcache inspect <path|key>      show what the store holds for a page or cache key
+//   fleetcache purge --tag t | --path p   purge the CDN (CloudFront) for tags or pages
 //
 // Each command has its own flags (node's util.parseArgs, strict): an unknown flag is an error
 // naming the nearest known one. The store is named as for the cache handler: FLEETCACHE_BUCKET,
@@ -59,6 +60,18 @@ const COMMANDS = {
     },
     minPositionals: 1,
     maxPositionals: 1,
+  },
+  purge: {
+    args: '--tag t | --path p',
+    summary: "purge the CDN's copies of tags' pages or of paths: the plan, its path count and cost, then the requests sent",
+    options: {
+      tag: { type: 'string', multiple: true, help: 'a tag whose pages to purge (the tag index; repeatable)' },
+      path: { type: 'string', multiple: true, help: 'a page (purged with its RSC variants) or a path ending in * (repeatable)' },
+      'distribution-id': { type: 'string', help: 'CloudFront distribution (else FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID)' },
+      'dry-run': { type: 'boolean', help: 'show the plan; send nothing' },
+      ...STORE,
+    },
+    maxPositionals: 0,
   },
 }
 
@@ -166,6 +179,7 @@ function storeOptions(values) {
   if (values.endpoint !== undefined) {
     o.s3Endpoint = values.endpoint
     o.dynamodbEndpoint = values.endpoint
+    o.cdn = { cloudfront: { endpoint: values.endpoint } }
   }
   return o
 }
@@ -271,6 +285,24 @@ async function main(argv, out = console.log, err = console.error) {
     report(checks, lines.join('\n'))
     return failed === 0 ? 0 : 1
   }
+  if (command === 'purge') {
+    const tags = values.tag || []
+    const paths = values.path || []
+    if (tags.length === 0 && paths.length === 0) throw new UsageError('purge needs --tag or --path', 'purge')
+    const dryRun = Boolean(values['dry-run'])
+    const r = await tools.purge({ tags, paths, dryRun, distributionId: values['distribution-id'] }, options)
+    const lines = [
+      `${r.paths.length} path(s) asked for; ${r.batches.length} invalidation(s) planned, ${r.batches.reduce((n, b) => n + b.paths.length, 0)} path(s), estimated $${r.cost.toFixed(3)}${r.notSent ? `; ${r.notSent} not sent (CloudFront's in-progress limits or the monthly ceiling)` : ''}`,
+    ]
+    for (const b of r.batches) {
+      const state = !r.sent ? 'dry run: not sent' : b.error ? `FAILED: ${b.error}` : b.invalidationId ? `sent: invalidation ${b.invalidationId}` : 'sent: completed'
+      lines.push(`  ${b.paths.length} path(s) (${b.wildcards} wildcard${b.widened ? ', widened by the monthly ceiling' : ''}), $${b.cost.toFixed(3)} — ${state}`)
+      for (const p of b.paths) lines.push(`    ${p}`)
+    }
+    report(r, lines.join('\n'))
+    return r.batches.some((b) => b.error) ? 1 : 0
+  }
+
   if (command === 'inspect') {
     const r = await tools.inspect(positionals[0], options, { buildId: values['build-id'] })
     const text = r.entries.length === 0

@@ -82,4 +82,20 @@ async function inspect(what, options = {}, { buildId } = {}) {
   }
 }
 
-module.exports = { seed, prune, doctor, inspect, readBuildId: seedLib.readBuildId }
+/**
+ * Plans the CDN purge of `tags`' pages and `paths` by the purger's rules (README, "The CDN in
+ * front") and sends it to CloudFront unless `dryRun`. Resolves to
+ * `{ paths, batches: [{ paths, files, wildcards, cost, widened, invalidationId, error }], notSent, cost, sent }`.
+ */
+async function purge({ tags = [], paths = [], dryRun = false, distributionId } = {}, options = {}) {
+  const cdn = { ...(options.cdn || {}) }
+  if (distributionId) cdn.cloudfront = { ...(cdn.cloudfront || {}), distributionId }
+  try {
+    const core = fc._coreFor({ ...fc._checkedOptions({ ...options, cdn }), feedIntervalMs: 0 })
+    return await core.purgeNow(tags, paths, dryRun)
+  } catch (err) {
+    throw err instanceof fc.FleetCacheError ? err : fc._fromNative(err)
+  }
+}
+
+module.exports = { seed, prune, doctor, inspect, purge, readBuildId: seedLib.readBuildId }

@@ -39,8 +39,66 @@ pub struct DoctorCheck {
     pub fix: Option<String>,
 }
 
+/// One invalidation of `fleetcache purge`.
+#[napi(object)]
+pub struct PurgeBatchReport {
+    pub paths: Vec<String>,
+    pub files: u32,
+    pub wildcards: u32,
+    pub cost: f64,
+    pub widened: bool,
+    /// CloudFront's invalidation id once sent ("" when it reported it completed at once).
+    pub invalidation_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What `fleetcache purge` planned and sent.
+#[napi(object)]
+pub struct PurgeReport {
+    pub paths: Vec<String>,
+    pub batches: Vec<PurgeBatchReport>,
+    pub not_sent: f64,
+    pub cost: f64,
+    pub sent: bool,
+}
+
 #[napi]
 impl NativeCache {
+    /// `fleetcache purge`: plans the CDN invalidations of `tags` and `paths` by the purger's
+    /// rules and sends them to CloudFront unless `dryRun`.
+    #[napi(catch_unwind, ts_return_type = "Promise<PurgeReport>")]
+    pub fn purge_now<'e>(
+        &self,
+        env: &'e Env,
+        tags: Vec<String>,
+        paths: Vec<String>,
+        dry_run: bool,
+    ) -> Result<PromiseRaw<'e, PurgeReport>> {
+        let core = self.core.clone();
+        settle(env, async move {
+            let r = crate::purge::purge_now(&core, &tags, &paths, dry_run).await?;
+            Ok(PurgeReport {
+                paths: r.paths,
+                batches: r
+                    .batches
+                    .into_iter()
+                    .map(|b| PurgeBatchReport {
+                        files: b.batch.files as u32,
+                        wildcards: b.batch.wildcards as u32,
+                        cost: b.batch.cost,
+                        widened: b.batch.widened,
+                        paths: b.batch.paths,
+                        invalidation_id: b.invalidation_id,
+                        error: b.error,
+                    })
+                    .collect(),
+                not_sent: r.not_sent as f64,
+                cost: r.cost,
+                sent: r.sent,
+            })
+        })
+    }
+
     /// Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
     /// `lastModified`; `written` tells whether this call wrote it. Never rejects.
     #[napi(catch_unwind, ts_return_type = "Promise<SeedResult>")]
