@@ -187,8 +187,27 @@ pub enum RscVariants {
     Headers,
 }
 
-/// The URL paths a CDN may hold `path` under (see the module doc).
+/// A path as an invalidation names it: bytes outside printable ASCII, spaces and the characters
+/// URLs escape (`"`, `#`, `<`, `>`, `` ` ``, `{`, `|`, `}`, `\`, `^`, `?`, `*`) percent-encoded; a `%`
+/// already followed by two hex digits is kept (the path was encoded already).
+pub fn url_path(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    for (i, &c) in b.iter().enumerate() {
+        let escaped = c == b'%' && b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+        if escaped || (c.is_ascii_graphic() && !b"\"#<>`{|}\\^?*%".contains(&c)) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL paths a CDN may hold `path` under (see the module doc), encoded for an invalidation.
 pub fn page_paths(path: &str, kind: PageKind, builds: &[String], rsc: RscVariants) -> Vec<String> {
+    let path = url_path(path);
+    let path = path.as_str();
     let mut out = vec![path.to_string()];
     match kind {
         PageKind::App if rsc == RscVariants::Query => out.push(format!("{path}?_rsc=*")),
@@ -672,6 +691,11 @@ mod tests {
             vec!["/", "/_next/data/B1/index.json", "/_next/data/B2/index.json"]
         );
         assert_eq!(page_paths("/api/x", PageKind::Route, &["B1".into()], RscVariants::Query), vec!["/api/x"]);
+        // Encoded as CloudFront wants them; an encoded path stays as it is.
+        assert_eq!(url_path("/café/a b"), "/caf%C3%A9/a%20b");
+        assert_eq!(url_path("/caf%C3%A9"), "/caf%C3%A9");
+        assert_eq!(url_path("/100%/x*?"), "/100%25/x%2A%3F");
+        assert_eq!(app_page("/ü"), vec!["/%C3%BC", "/%C3%BC?_rsc=*"]);
         assert_eq!(PageKind::of("/route-cache/PAGES/1a/$/p", None, PageKind::App), PageKind::Pages);
         assert_eq!(PageKind::of("/route-cache/APP_ROUTE/1a/$/api", None, PageKind::App), PageKind::Route);
         assert_eq!(PageKind::of("/p", None, PageKind::App), PageKind::App);

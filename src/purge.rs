@@ -182,6 +182,7 @@ impl Purger {
             }
         }
         let due = self.planner.lock().due(now);
+        let mut sent_any = false;
         if due {
             // The fleet's count this month, before the budget is checked.
             if self.planner.lock().ceiling().is_some() {
@@ -192,14 +193,18 @@ impl Purger {
             loop {
                 let batch = self.planner.lock().plan(self.clock.now_ms());
                 let Some(batch) = batch else { break };
+                sent_any = true;
                 self.send(core, cf, batch).await;
             }
         }
         let p = self.planner.lock();
-        if p.pending() > 0 {
-            Duration::from_millis(p.config().window_ms.clamp(20, 5_000) as u64)
-        } else {
-            Duration::from_millis(COMPLETION_POLL_MS as u64)
+        let window = Duration::from_millis(p.config().window_ms.clamp(20, 5_000) as u64);
+        match p.pending() {
+            0 => Duration::from_millis(COMPLETION_POLL_MS as u64),
+            // Collecting: plan when the window has passed.
+            _ if sent_any || !due => window,
+            // Waiting for room (or a backoff): look again in a while, not every window.
+            _ => window.max(Duration::from_secs(1)),
         }
     }
 

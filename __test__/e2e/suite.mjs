@@ -9,6 +9,11 @@ import { installApp, buildApp, startApp, request, fleetcacheCli, runNode, localF
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { startFaultProxy } from '../../scripts/fault-proxy.mjs'
 import { fc } from '../helpers.mjs'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { venvPython } from '../../scripts/local-aws.mjs'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT
 const BOUND = 1_500 // feed bound plus a re-render, generous for a shared machine
@@ -244,6 +249,59 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     expect(moved(a, a0, 'fleetcache_backend_requests_total', { backend: 'dynamodb', op: 'TransactWriteItems(revalidation)', outcome: 'ok' })).toBeGreaterThan(0)
     expect(sampleValue(a, 'fleetcache_breaker_open', { backend: 'dynamodb' })).toBe(0)
     expect(sampleValue(a, 'fleetcache_memory_entries')).toBeGreaterThan(0)
+  })
+
+  describe('the CDN in front (cdn.cloudfront on the local moto server)', () => {
+    let C, D, distributionId
+    const cloudfront = (...args) => {
+      const r = spawnSync(venvPython, [path.join(repoRoot, '__test__', 'fixtures', 'cloudfront.py'), ...args], { encoding: 'utf8' })
+      if (r.status !== 0) throw new Error(r.stderr)
+      return r.stdout.trim()
+    }
+    const invalidations = () => JSON.parse(cloudfront('list', ep, distributionId))
+    const statsOf = async (i) => JSON.parse((await request(i.url, '/api/cache-stats')).text)
+    beforeAll(async () => {
+      distributionId = cloudfront('create', ep)
+      // Two instances of the deployed build with purging on (the options from the environment).
+      const env = { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID: distributionId, FLEETCACHE_CDN_WINDOW_MS: '200' }
+      ;[C, D] = await Promise.all([startApp(port + 7, { ...env, FLEETCACHE_DEMO_INSTANCE: 'C' }, dir), startApp(port + 8, { ...env, FLEETCACHE_DEMO_INSTANCE: 'D' }, dir)])
+    }, 120_000)
+    afterAll(async () => {
+      await Promise.all([C, D].filter(Boolean).map((i) => i.stop()))
+    })
+
+    it('ISR pages carry the Cache-Control a CDN keys on: s-maxage from revalidate, stale-while-revalidate up to expire', async () => {
+      const isr = await fetch(`${C.url}/isr`)
+      // revalidate = 30, Next's default expireTime (1 year): 31536000 − 30.
+      expect(isr.headers.get('cache-control')).toBe('s-maxage=30, stale-while-revalidate=31535970')
+    })
+
+    it('revalidateTag on one instance: exactly one invalidation, from that instance, with the page and its RSC variant; a res.revalidate purges the page and its data route', async () => {
+      // The tagged page, rendered and indexed by D.
+      await request(D.url, '/fetch-tags')
+      await request(D.url, '/fetch-tags')
+      await request(C.url, '/api/revalidate?tag=posts', { method: 'POST' })
+      const deadline = Date.now() + 10_000
+      while (Date.now() < deadline && invalidations().length === 0) await sleep(100)
+      await sleep(1_500) // D has read the feed by now: anything it sent would be listed
+      const first = invalidations()
+      expect(first).toHaveLength(1)
+      expect(first[0].paths).toContain('/fetch-tags')
+      expect(first[0].paths).toContain('/fetch-tags?_rsc=*')
+      expect((await statsOf(C)).cdnBatches).toBe(1)
+      expect((await statsOf(D)).cdnBatches).toBe(0)
+
+      // A pages-router res.revalidate on D rewrites /ssg on demand: D purges it and its JSON.
+      await request(D.url, '/ssg')
+      await request(D.url, '/api/revalidate-pages?path=/ssg', { method: 'POST' })
+      const until = Date.now() + 10_000
+      while (Date.now() < until && invalidations().length < 2) await sleep(100)
+      const buildId = fs.readFileSync(path.join(dir, '.next-e2e', 'BUILD_ID'), 'utf8').trim()
+      const second = invalidations().find((i) => i.paths.includes('/ssg'))
+      expect(second, JSON.stringify(invalidations())).toBeDefined()
+      expect(second.paths).toContain(`/_next/data/${buildId}/ssg.json`)
+      expect((await statsOf(D)).cdnBatches).toBe(1)
+    })
   })
 
   describe('faults under load', () => {
