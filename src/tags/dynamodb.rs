@@ -8,6 +8,7 @@
 //! | feed counter | `F#head` | `head` | `seq` (N): the newest event's number, taken with an atomic `ADD` |
 //! | feed event | `F#<seq / 1000>` | `<seq, 20 digits>` | `e` (B: msgpack of `FeedRecord`), `ttl` (N, one day) |
 //! | regeneration lease | `L#<cache key>` (or `L#h#<sha256>`) | `lease` | `owner` (S), `until` (N, ms), `ttl` (N) |
+//! | counter (the CDN purger's paths this month) | `C#<prefix>#cdn-paths-<yyyy-mm>` | `counter` | `seq` (N, atomic `ADD`), `ttl` (N, two months) |
 //!
 //! ## Cost per operation
 //! - `revalidateTag(tags)`, per unit of at most 50 tags: one `UpdateItem` (the feed number), per
@@ -16,7 +17,9 @@
 //! - first load of an entry from S3: one strongly consistent `BatchGetItem` per 100 of its tags.
 //! - `set`: index rows for (tag, key) pairs this process has not written within half the index
 //!   TTL, one `BatchWriteItem` per 25 rows; in the steady state a regeneration writes nothing.
-//! - `pathsForTags(tags)`: one `Query` (paginated) per tag.
+//! - `pathsForTags(tags)`: one `Query` (paginated) per tag; the CDN purger does the same for
+//!   the tags revalidated on its instance, and with a monthly ceiling one `UpdateItem` of the
+//!   counter per planned window and per batch sent.
 //! - the feed event of a `set`: one `UpdateItem` (counter) + one conditional `PutItem` (row).
 //! - the poller, per interval: one strongly consistent `GetItem` of the counter; only when it
 //!   moved, one `Query` per 1,000-event page of the new range.
