@@ -4,6 +4,11 @@
 /** One native cache core. `index.js` keeps one per distinct configuration per process. */
 export declare class NativeCache {
   /**
+   * `fleetcache purge`: plans the CDN invalidations of `tags` and `paths` by the purger's
+   * rules and sends them to CloudFront unless `dryRun`.
+   */
+  purgeNow(tags: Array<string>, paths: Array<string>, dryRun: boolean): Promise<PurgeReport>
+  /**
    * Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
    * `lastModified`; `written` tells whether this call wrote it. Never rejects.
    */
@@ -34,6 +39,17 @@ export declare class NativeCache {
    * option (and the nearest known name for an unknown one).
    */
   constructor(options?: Options)
+  /**
+   * Sends every planned CDN purge to `hook(id, paths, files, wildcards, cost, widened)` (the
+   * JS face calls the app's `cdn.purge` and answers with `purgeSettled`). Throws
+   * `FLEETCACHE_CONFIG` when CloudFront (or a hook) is set already.
+   */
+  setPurgeHook(hook: (id: number, paths: string[], files: number, wildcards: number, cost: number, widened: boolean) => void): void
+  /**
+   * Settles the hook's batch `id`: `error` is its failure (the batch comes back after a
+   * backoff), `null` its success.
+   */
+  purgeSettled(id: number, error?: string | undefined | null): void
   /**
    * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
    * the generation whose html JS already holds decoded: a hit of that generation omits it.
@@ -279,6 +295,27 @@ export declare function pagesRouterPaths(key: string, buildId: string): Array<st
 
 /** The URL path a response-cache key stands for (`/index` → `/`), or null for fetch/image keys. */
 export declare function pathOfKey(key: string): string | null
+
+/** One invalidation of `fleetcache purge`. */
+export interface PurgeBatchReport {
+  paths: Array<string>
+  files: number
+  wildcards: number
+  cost: number
+  widened: boolean
+  /** CloudFront's invalidation id once sent ("" when it reported it completed at once). */
+  invalidationId?: string
+  error?: string
+}
+
+/** What `fleetcache purge` planned and sent. */
+export interface PurgeReport {
+  paths: Array<string>
+  batches: Array<PurgeBatchReport>
+  notSent: number
+  cost: number
+  sent: boolean
+}
 
 /** The outcome of a seed write. */
 export interface SeedResult {
