@@ -423,7 +423,7 @@ impl TagStore for DynamoTagStore {
             .expression_attribute_names("#ttl", ATTR_TTL)
             .expression_attribute_values(":n", n(n_add as i64))
             .expression_attribute_values(":ttl", n(expires_at_s))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| map_err("UpdateItem(counter)", e, CONFLICT_CODES))?;
