@@ -52,6 +52,23 @@ describe('fleetcache command', () => {
     expect([r.status, r.stderr]).toEqual([2, expect.stringMatching(/doctor takes no arguments/)])
   })
 
+  it('purge: --dry-run prints the plan; without a distribution it names the option; no target is a usage error', () => {
+    let r = cli('purge', '--path', '/docs', '--path', '/shop/*', '--dry-run')
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain('3 path(s) asked for; 1 invalidation(s) planned, 3 path(s), estimated $0.000')
+    expect(r.stdout).toMatch(/3 path\(s\) \(2 wildcard\), \$0\.000 — dry run: not sent\n {4}\/docs\n {4}\/docs\?_rsc=\*\n {4}\/shop\/\*/)
+    r = cli('purge', '--path', '/docs', '--dry-run', '--json')
+    expect(JSON.parse(r.stdout).batches[0].paths).toEqual(['/docs', '/docs?_rsc=*'])
+    r = cli('purge', '--path', '/docs')
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/cdn\.cloudfront\.distributionId \(FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID, or --distribution-id\)/)
+    r = cli('purge')
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/purge needs --tag or --path/)
+    r = cli('purge', '--path', '/x', '--distribution-id', 'lower')
+    expect(r.stderr).toMatch(/`cdn.cloudfront.distributionId` "lower" is not a CloudFront distribution ID/)
+  })
+
   it('--version and per-command help', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
     expect(cli('--version').stdout.trim()).toBe(pkg.version)

@@ -146,7 +146,9 @@ function parse(argv) {
       throw new UsageError(`--${m[1]} takes no value (leave it out for false)`, first)
     }
   }
-  const options = Object.fromEntries(Object.entries(d.options).map(([k, o]) => [k, o.short ? { type: o.type, short: o.short } : { type: o.type }]))
+  const options = Object.fromEntries(
+    Object.entries(d.options).map(([k, o]) => [k, { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]),
+  )
   let parsed
   try {
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true })
