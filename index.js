@@ -870,6 +870,16 @@ const LATE_FAMILIES = [
   ['breaker_rejections', 'counter', 'calls failed fast by an open breaker'],
   ['backend_requests', 'counter', 'S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)'],
   ['backend_request_duration_seconds', 'histogram', 'latency of S3 and DynamoDB operations'],
+  // With `cdn` on (a core's purger).
+  ['cdn_batches', 'counter', 'CDN invalidation requests sent'],
+  ['cdn_paths', 'counter', 'CDN invalidation paths by fate: asked for, sent, or not sent past the monthly ceiling'],
+  ['cdn_widened_batches', 'counter', 'CDN purges widened to wildcards to stay within the monthly ceiling'],
+  ['cdn_merged_wildcards', 'counter', "page wildcards merged into folder wildcards to fit CloudFront's in-progress limit"],
+  ['cdn_refusals', 'counter', 'CDN purges refused (TooManyInvalidationsInProgress, throttling) and retried'],
+  ['cdn_failed_batches', 'counter', 'CDN purges given up on (each one logged)'],
+  ['cdn_cost_dollars', 'counter', 'estimated invalidation charges of the purges this instance sent'],
+  ['cdn_pending_paths', 'gauge', 'paths waiting for the window or for room'],
+  ['cdn_month_paths', 'gauge', 'invalidation paths the fleet sent this month, as this instance last read it'],
 ]
 
 function registerOpenTelemetry(api, options) {
