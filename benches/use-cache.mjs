@@ -32,7 +32,7 @@ async function run(handler, bytes, iters) {
 }
 
 export async function useCacheBench({ fc, quick }) {
-  installApp(appDir)
+  await installApp(appDir)
   const nextRequire = createRequire(`${appDir}/package.json`)
   const { createDefaultCacheHandler } = nextRequire('next/dist/server/lib/cache-handlers/default.js')
   const nextVersion = nextRequire('next/package.json').version

@@ -43,7 +43,7 @@ async function page(port, p) {
 
 try {
   say(bold('Installing the example app (examples/next-app, Next 16) if needed…'))
-  installApp()
+  await installApp()
   say(bold('Starting local S3 + DynamoDB (moto; installed into .local/venv on first run)…'))
   aws = await startLocalAws()
   data = await startDataServer(Number(process.env.DEMO_DATA_PORT) || 4599)
@@ -118,7 +118,7 @@ try {
 
   say(bold(`\n5. Cache Components (examples/cache-components, Next 16): a 'use cache' result on a fleet`))
   say('   building it and starting two more instances (cacheHandlers → fleetcache/use-cache)…')
-  installApp(appCcDir)
+  await installApp(appCcDir)
   await buildApp(env, appCcDir)
   for (const [i, port] of CC_PORTS.entries()) {
     instances.push(await startApp(port, { ...env, FLEETCACHE_DEMO_INSTANCE: `cc${i + 1}` }, appCcDir))

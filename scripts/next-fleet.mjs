@@ -49,11 +49,18 @@ export function prepareApp15() {
   return app15Dir
 }
 
-/** Installs the example's packages once. */
-export function installApp(dir = appDir) {
+/**
+ * Installs the example's packages once. Asynchronous: a test worker blocked for the minutes an
+ * install takes misses its RPC deadlines (vitest: "Timeout calling onTaskUpdate").
+ */
+export async function installApp(dir = appDir) {
   if (fs.existsSync(nextBin(dir))) return
-  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' })
-  if (r.status !== 0) throw new Error(`npm install in ${dir} failed`)
+  const code = await new Promise((resolve, reject) => {
+    const child = spawn('npm', ['install', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' })
+    child.on('error', reject)
+    child.on('exit', (c) => resolve(c))
+  })
+  if (code !== 0) throw new Error(`npm install in ${dir} failed`)
 }
 
 /** `next build` (async: the data API the build fetches from may live in this process). */

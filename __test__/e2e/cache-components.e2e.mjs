@@ -33,7 +33,7 @@ describe.skipIf(!ep)("Cache Components end to end ('use cache' on Next 16)", () 
   const post = async (inst, q) => expect((await request(inst.url, `/api/revalidate?${q}`, { method: 'POST' })).status).toBe(200)
 
   beforeAll(async () => {
-    installApp(dir)
+    await installApp(dir)
     base = localFleetEnv(ep, `cc-${run}`)
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
     await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()

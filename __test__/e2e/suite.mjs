@@ -30,7 +30,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0, ...extra,
   })
   beforeAll(async () => {
-    installApp(dir)
+    await installApp(dir)
     data = await startDataServer(4600 + Math.floor(Math.random() * 300))
     base = localFleetEnv(ep, `e2e-${run}`, { DEMO_DATA_URL: data.url })
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
