@@ -1000,7 +1000,8 @@ impl Core {
     /// The URL paths a CDN holds for the pages of `tags` (the tag index), and for pages the tags
     /// name themselves (`_N_T_/blog/a`, from `revalidatePath`), with their variants.
     pub async fn cdn_paths_for_tags(&self, tags: &[String], purger: &Purger) -> Result<Vec<String>> {
-        let pages_router = |rows: &[IndexRow]| rows.iter().any(|r| PageKind::of(&r.key, None, PageKind::App) == PageKind::Pages);
+        let pages_router =
+            |rows: &[IndexRow]| rows.iter().any(|r| PageKind::of(&r.key, None, PageKind::App) == PageKind::Pages);
         let rows = self.backends().await.tags.index_rows(tags).await?;
         let builds = if pages_router(&rows) { purger.builds(self).await } else { vec![] };
         Ok(self.cdn_paths_of(tags, rows, builds))
