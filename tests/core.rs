@@ -609,8 +609,18 @@ mod cdn_purges {
         blobs: Arc<MemoryBlobStore>,
         tags: Arc<MemoryTagStore>,
     ) -> (Arc<Core>, Arc<Mutex<Vec<Batch>>>) {
+        purging_core_with(clock, blobs, tags, None)
+    }
+
+    fn purging_core_with(
+        clock: Arc<MockClock>,
+        blobs: Arc<MemoryBlobStore>,
+        tags: Arc<MemoryTagStore>,
+        ceiling_paths: Option<u64>,
+    ) -> (Arc<Core>, Arc<Mutex<Vec<Batch>>>) {
         let mut cfg = Config::memory();
         cfg.cdn.planner.window_ms = 0;
+        cfg.cdn.planner.ceiling_paths = ceiling_paths;
         let core = Arc::new(Core::with_backends(cfg, clock, blobs, tags));
         let sent: Arc<Mutex<Vec<Batch>>> = Arc::default();
         let s = sent.clone();
@@ -694,5 +704,49 @@ mod cdn_purges {
         a.set(key.into(), Class::Route, Some(pages_value("v3")), cc(600.0), vec![]).await.unwrap();
         assert_eq!(sent_paths(&sent, 2).await.len(), 1, "neither sent a purge");
         assert_eq!(a.stats.identical_sets.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn past_the_fleets_monthly_ceiling_purges_widen_then_stop_and_the_metrics_say_so() {
+        let clock = Arc::new(MockClock::new(T0));
+        let blobs = Arc::new(MemoryBlobStore::default());
+        let tags = Arc::new(MemoryTagStore::default());
+        // Another instance already sent 5 paths this month: the count is the fleet's.
+        let (other, _) = purging_core_with(clock.clone(), blobs.clone(), tags.clone(), Some(10));
+        let month = fleetcache::purge::counter_name(T0);
+        other.add_to_counter(&month, 5).await.unwrap();
+        let (a, sent) = purging_core_with(clock.clone(), blobs, tags, Some(10));
+        a.poll_feed_once().await;
+        for i in 0..4 {
+            let key = format!("/shop/c{i}/item");
+            a.set(key, Class::Route, Some(page_value("x")), cc(3600.0), vec!["shop".into()]).await.unwrap();
+        }
+        // 4 pages = 8 paths asked for, 5 left this month: widened to fit.
+        a.revalidate_tags(&["shop".to_string()], Some(0.0)).await.unwrap();
+        let batches = sent_paths(&sent, 1).await;
+        assert_eq!(batches, vec![vec!["/shop/*"]], "widened to the folder's wildcard");
+        assert_eq!(other.add_to_counter(&month, 0).await.unwrap(), 6, "the fleet's count moved by the batch");
+        // At the ceiling: nothing more is sent, and it is counted.
+        clock.advance(1_000);
+        for round in 0..2 {
+            let key = format!("/x{round}");
+            a.set(key, Class::Route, Some(page_value("x")), cc(3600.0), vec![format!("t{round}")]).await.unwrap();
+        }
+        other.add_to_counter(&month, 4).await.unwrap();
+        a.revalidate_tags(&["t0".to_string(), "t1".to_string()], Some(0.0)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(sent.lock().len(), 1, "nothing sent past the ceiling");
+        let value = |name: &str, label: Option<(&str, &str)>| {
+            a.metric_samples()
+                .into_iter()
+                .find(|s| {
+                    s.name == name && label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| *lk == k && lv == v))
+                })
+                .map(|s| s.value)
+        };
+        assert_eq!(value("cdn_widened_batches", None), Some(1.0));
+        assert_eq!(value("cdn_paths", Some(("fate", "over_budget"))), Some(4.0));
+        assert_eq!(value("cdn_paths", Some(("fate", "sent"))), Some(1.0));
+        assert_eq!(value("cdn_month_paths", None), Some(10.0));
     }
 }
