@@ -10,6 +10,7 @@ import { propagation } from './propagation.mjs'
 import { seedBench } from './seed.mjs'
 import { useCacheBench } from './use-cache.mjs'
 import { measure } from './measure.mjs'
+import { s3PathBench } from './s3-path.mjs'
 
 const require = createRequire(import.meta.url)
 const fc = require('../index.js')
@@ -108,6 +109,14 @@ try {
   console.log(`  set (encode + S3 PutObject + index)            ${fmt(setP.p50)} / ${fmt(setP.p99)}`)
   console.log(`  get, in-memory tier                            ${fmt(memP.p50)} / ${fmt(memP.p99)}`)
   console.log(`  get, from S3 (GetObject + decode + tag states) ${fmt(s3P.p50)} / ${fmt(s3P.p99)}   → memory is ${(s3P.p50 / memP.p50).toFixed(0)}× faster`)
+
+  const sp = await s3PathBench({ fc, options: { ...awsOpts, prefix: 's3-path' }, endpoint: aws.endpoint, iters: QUICK ? 40 : 200 })
+  console.log(`\nget from S3 vs a raw @aws-sdk/client-s3 GetObject of the same object (medians of ${QUICK ? 40 : 200}, three rounds alternated; target ≤ 1.2×)`)
+  for (const s of sp) {
+    const ratios = s.rounds.map((r) => r.fleetcache / r.raw)
+    const cells = s.rounds.map((r) => `${fmt(r.fleetcache)} vs ${fmt(r.raw)}`).join('; ')
+    console.log(`  ${s.label.padEnd(7)} (${String(s.stored).padStart(7)} B stored)  ${cells}   → ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×`)
+  }
 
   const sb = await seedBench({ options: awsOpts, n: QUICK ? 50 : 300 })
   const rate = (r) => ((sb.n / r.ms) * 1000).toFixed(0)
