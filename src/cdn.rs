@@ -212,8 +212,8 @@ pub fn page_paths(path: &str, kind: PageKind, builds: &[String], rsc: RscVariant
     match kind {
         PageKind::App if rsc == RscVariants::Query => out.push(format!("{path}?_rsc=*")),
         PageKind::Pages => {
-            let name = if path == "/" { "/index" } else { path.trim_end_matches('/') };
-            out.extend(builds.iter().map(|b| format!("/_next/data/{b}{name}.json")));
+            let page = if path == "/" { path } else { path.trim_end_matches('/') };
+            out.extend(builds.iter().map(|b| crate::keys::data_route(page, b)));
         }
         _ => {}
     }

@@ -133,13 +133,18 @@ pub fn stamp(last_modified: i64, write_id: u64) -> String {
     format!("{last_modified}:{write_id:016x}")
 }
 
-/// The `lastModified` a stamp gives `entry`: only when it names the write `entry` is (a stamp
-/// copied onto another write's body, in a race, is ignored), and only forward.
-pub fn stamped_last_modified(stamp: &str, entry: &Entry) -> Option<i64> {
-    let (lm, wid) = stamp.split_once(':')?;
-    let lm: i64 = lm.parse().ok()?;
-    let wid = u64::from_str_radix(wid, 16).ok()?;
-    (wid == entry.write_id && entry.write_id != 0 && lm > entry.last_modified).then_some(lm)
+/// Moves `entry`'s `lastModified` to what its object's stamp says: only when the stamp names the
+/// write `entry` is (a stamp copied onto another write's body, in a race, is ignored), and only
+/// forward.
+pub fn apply_stamp(entry: &mut Entry, stamp: Option<&str>) {
+    let parsed = stamp
+        .and_then(|s| s.split_once(':'))
+        .and_then(|(lm, wid)| Some((lm.parse::<i64>().ok()?, u64::from_str_radix(wid, 16).ok()?)));
+    if let Some((lm, wid)) = parsed {
+        if wid == entry.write_id && entry.write_id != 0 && lm > entry.last_modified {
+            entry.last_modified = lm;
+        }
+    }
 }
 
 pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {

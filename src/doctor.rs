@@ -371,12 +371,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     // invalidations can be listed. CreateInvalidation is not probed (a probe would be a real
     // invalidation, billed past the free tier); `fleetcache purge --dry-run` shows what one sends.
     if let Some(id) = &cfg.cdn.distribution_id {
-        let mut b = aws_sdk_cloudfront::config::Builder::from(&sdk)
-            .region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
-        if let Some(e) = &cfg.cdn.endpoint {
-            b = b.endpoint_url(e);
-        }
-        let cf = aws_sdk_cloudfront::Client::from_conf(b.build());
+        let cf = crate::purge::cloudfront_client_from(&sdk, cfg.cdn.endpoint.as_deref());
         let arn = format!("arn:aws:cloudfront::<account>:distribution/{id}");
         match cf.list_invalidations().distribution_id(id).max_items(1).send().await {
             Ok(_) => checks.push(ok(

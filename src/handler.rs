@@ -441,9 +441,7 @@ impl Core {
                 };
                 let mut entry = self.decode(&bytes)?;
                 // A later render of the same bytes moved its freshness (no body was rewritten).
-                if let Some(lm) = stamp.and_then(|s| codec::stamped_last_modified(&s, &entry)) {
-                    entry.last_modified = lm;
-                }
+                codec::apply_stamp(&mut entry, stamp.as_deref());
                 if entry.key != req.key {
                     return Err(Error::corrupt(format!("object holds key {:?}", entry.key)));
                 }
@@ -564,15 +562,14 @@ impl Core {
         };
         // The same bytes as the stored copy (this instance's, which S3 holds: no upload of it
         // waits): no body is written and nothing is purged; only the freshness moves.
-        let identical = prior
-            .as_ref()
-            .is_some_and(|p| p.write_id != 0 && p.same_content(&entry) && !self.outbox.has_upload(&entry.key));
+        let same = prior.as_ref().is_some_and(|p| p.same_content(&entry));
+        let identical = same && prior.as_ref().is_some_and(|p| p.write_id != 0 && !self.outbox.has_upload(&entry.key));
         if let (true, Some(p)) = (identical, &prior) {
             entry.write_id = p.write_id;
         }
         let entry = Arc::new(entry);
-        if let (Some(purger), Some(prior), false) = (self.purger.get(), &prior, identical) {
-            if self.purge_for_set(prior, &entry, class, now) {
+        if let (Some(purger), Some(prior), false) = (self.purger.get(), &prior, same) {
+            if self.purge_for_set(prior, class, now) {
                 if let Some(path) = keys::path_of_key(&entry.key) {
                     let kind = PageKind::of(&entry.key, entry.value.as_ref(), PageKind::Route);
                     let builds = if kind == PageKind::Pages { purger.builds(self).await } else { vec![] };
@@ -667,9 +664,7 @@ impl Core {
         let expected = match b.blobs.get_versioned(&object_key).await? {
             None => None,
             Some((bytes, version, stamp)) => match self.decode(&bytes).map(|mut held| {
-                if let Some(lm) = stamp.and_then(|s| codec::stamped_last_modified(&s, &held)) {
-                    held.last_modified = lm;
-                }
+                codec::apply_stamp(&mut held, stamp.as_deref());
                 held
             }) {
                 // An attempt abandoned by its deadline landed after all.
@@ -979,18 +974,6 @@ impl Core {
         Ok(())
     }
 
-    pub fn purger(&self) -> Option<&Arc<Purger>> {
-        self.purger.get()
-    }
-
-    pub fn instance_id(&self) -> &str {
-        &self.instance_id
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// Adds `n` to the app's counter `name` in the tag store (kept two months).
     pub async fn add_to_counter(&self, name: &str, n: u64) -> Result<u64> {
         let expires = self.now() / 1000 + 62 * 86_400;
@@ -1029,14 +1012,14 @@ impl Core {
         out
     }
 
-    /// The paths a `set` of `key` purges at the CDN, if any: a page or route rewritten with other
-    /// bytes while its stored copy had not reached its revalidate time (an on-demand rewrite:
+    /// Whether a `set` that rewrote `prior` with other bytes purges it at the CDN: a page or
+    /// route rewritten while its stored copy had not reached its revalidate time (an on-demand rewrite:
     /// pages router `res.revalidate`, or a regeneration after `revalidateTag(tag, profile)`
     /// marked it stale). Time-based regenerations are left to the CDN's `s-maxage` (Next sets it
     /// from the same `revalidate`), and a copy a revalidation expired was purged by the
     /// instance that revalidated.
-    fn purge_for_set(&self, prior: &Entry, next: &Entry, class: Class, now: i64) -> bool {
-        if class != Class::Route || prior.same_content(next) {
+    fn purge_for_set(&self, prior: &Entry, class: Class, now: i64) -> bool {
+        if class != Class::Route {
             return false;
         }
         let time_stale = match prior.cache_control.map(|c| c.revalidate) {

@@ -149,8 +149,14 @@ pub fn pages_router_paths(key: &str, build_id: &str) -> Vec<String> {
     let Some(path) = path_of_key(key) else {
         return vec![];
     };
-    let data_name = if path == "/" { "/index".to_string() } else { path.clone() };
-    vec![path, format!("/_next/data/{build_id}{data_name}.json")]
+    let data = data_route(&path, build_id);
+    vec![path, data]
+}
+
+/// A pages-router page's data route, `/_next/data/<buildId>/<path>.json` (`/` is `/index`).
+pub fn data_route(path: &str, build_id: &str) -> String {
+    let name = if path == "/" { "/index" } else { path };
+    format!("/_next/data/{build_id}{name}.json")
 }
 
 #[cfg(test)]

@@ -57,7 +57,6 @@ pub enum Target {
 #[derive(Default)]
 pub struct PurgeCounters {
     pub failed_batches: AtomicU64,
-    pub sent_batches: AtomicU64,
 }
 
 pub struct Purger {
@@ -220,7 +219,7 @@ impl Purger {
         );
         let sent = match (&self.target, cf) {
             (Target::CloudFront { distribution_id, .. }, Some(cf)) => {
-                create_invalidation(cf, distribution_id, &batch, core.instance_id(), now).await.map(Some)
+                create_invalidation(cf, distribution_id, &batch, &core.instance_id, now).await.map(Some)
             }
             (Target::Hook(f), _) => match tokio::time::timeout(HOOK_TIMEOUT, f(batch.clone())).await {
                 Ok(Ok(())) => Ok(None),
@@ -231,7 +230,6 @@ impl Purger {
         };
         match sent {
             Ok(id) => {
-                self.counters.sent_batches.fetch_add(1, Ordering::Relaxed);
                 match id {
                     Some(id) if !id.is_empty() => {
                         self.in_flight.lock().insert(batch.id, id);
@@ -298,15 +296,19 @@ fn preview(paths: &[String]) -> String {
     s
 }
 
-pub async fn cloudfront_client(core: &Core, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
-    let sdk = crate::aws::load_sdk_config(core.config()).await;
-    // CloudFront is global: its API lives in us-east-1 whatever the app's region.
+/// A CloudFront client on the app's AWS configuration. CloudFront is global: its API lives in
+/// us-east-1 whatever the app's region.
+pub fn cloudfront_client_from(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
     let mut b =
-        aws_sdk_cloudfront::config::Builder::from(&sdk).region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
+        aws_sdk_cloudfront::config::Builder::from(sdk).region(aws_sdk_cloudfront::config::Region::new("us-east-1"));
     if let Some(e) = endpoint {
         b = b.endpoint_url(e);
     }
     aws_sdk_cloudfront::Client::from_conf(b.build())
+}
+
+pub async fn cloudfront_client(core: &Core, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
+    cloudfront_client_from(&crate::aws::load_sdk_config(&core.cfg).await, endpoint)
 }
 
 /// Sends one `CreateInvalidation`; the invalidation's id, or an empty one when CloudFront
@@ -368,7 +370,7 @@ pub struct PurgeReport {
 /// `paths` (a page: with its variants; a path ending in `*`: as given), planned by the same
 /// rules at once (no window), then sent to CloudFront unless `dry_run`.
 pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: bool) -> Result<PurgeReport> {
-    let cfg = &core.config().cdn;
+    let cfg = &core.cfg.cdn;
     if !dry_run && cfg.distribution_id.is_none() {
         return Err(Error::config(
             "no CloudFront distribution: set cdn.cloudfront.distributionId (FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID, or --distribution-id); --dry-run shows the plan",
@@ -408,7 +410,7 @@ pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: 
     let id = cfg.distribution_id.clone().unwrap_or_default();
     let cf = cloudfront_client(core, cfg.endpoint.as_deref()).await;
     for sb in &mut report.batches {
-        match create_invalidation(&cf, &id, &sb.batch, core.instance_id(), now).await {
+        match create_invalidation(&cf, &id, &sb.batch, &core.instance_id, now).await {
             Ok(inv) => {
                 sb.invalidation_id = Some(inv);
                 let _ = core.add_to_counter(&counter_name(now), sb.batch.paths.len() as u64).await;

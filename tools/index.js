@@ -91,7 +91,7 @@ async function purge({ tags = [], paths = [], dryRun = false, distributionId } =
   const cdn = { ...(options.cdn || {}) }
   if (distributionId) cdn.cloudfront = { ...(cdn.cloudfront || {}), distributionId }
   try {
-    const core = fc._coreFor({ ...fc._checkedOptions({ ...options, cdn }), feedIntervalMs: 0 })
+    const core = fc._coreFor({ ...options, cdn, feedIntervalMs: 0 })
     return await core.purgeNow(tags, paths, dryRun)
   } catch (err) {
     throw err instanceof fc.FleetCacheError ? err : fc._fromNative(err)

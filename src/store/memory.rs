@@ -46,14 +46,8 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn get_stamped(&self, key: &str, magic: &[u8]) -> Result<Option<(Bytes, Option<String>)>> {
-        let objects = self.objects.lock();
-        match objects.get(key) {
-            None => Ok(None),
-            Some((b, _)) if !b.starts_with(magic) => {
-                Err(crate::error::Error::corrupt(format!("{key}: not a fleetcache object")))
-            }
-            Some((b, _)) => Ok(Some((b.clone(), self.stamps.lock().get(key).cloned()))),
-        }
+        let body = self.get_prefixed(key, magic).await?;
+        Ok(body.map(|b| (b, self.stamps.lock().get(key).cloned())))
     }
 
     async fn stamp(&self, key: &str, stamp: &str) -> Result<bool> {

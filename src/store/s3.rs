@@ -27,19 +27,6 @@ const CONFLICT_CODES: &[&str] = &["PreconditionFailed", "ConditionalRequestConfl
 /// User metadata (`x-amz-meta-fleetcache-fresh`) holding an object's freshness stamp.
 const STAMP_META: &str = "fleetcache-fresh";
 
-/// A key as `CopySource` wants it: percent-encoded, `/` kept.
-fn copy_source_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for &b in key.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl S3BlobStore {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, endpoint: Option<&str>, path_style: bool) -> Self {
         let mut b = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style);
@@ -130,7 +117,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn stamp(&self, key: &str, stamp: &str) -> Result<bool> {
-        let source = format!("{}/{}", self.bucket, copy_source_key(key));
+        let source = format!("{}/{}", self.bucket, crate::keys::encode_component(key));
         let res = self
             .client
             .copy_object()
