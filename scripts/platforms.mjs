@@ -14,7 +14,11 @@
 // (the Node wheels' bundled libstdc++ uses DT_RELR relocations, which need musl >= 1.2.4; bookworm
 // has 1.2.3). The system's package configuration is only read, never changed.
 //
-//   node scripts/platforms.mjs [--targets a,b] [--skip-build] [--json FILE]
+//   node scripts/platforms.mjs [--targets a,b] [--skip-build] [--json FILE] [--profile P]
+//                                             P: the Cargo profile (default `release`, what ships;
+//                                             `npm test` uses `smoke`: no LTO, opt-level 1, the
+//                                             same code, linking and glibc floor in a third of
+//                                             the time; the release workflow keeps `release`)
 //   node scripts/platforms.mjs setup          install the tools only
 //   node scripts/platforms.mjs build <target> cross-build one target into npm/<target>/
 //   node scripts/platforms.mjs native         build this machine's own target with plain cargo
@@ -170,16 +174,17 @@ function nodeFile(t) {
   return path.join(root, 'npm', t.name, `fleetcache.${t.name}.node`)
 }
 
-/** Cross-builds `t` with zig; the gnu targets against glibc GLIBC_FLOOR. Returns seconds taken. */
-export function build(t) {
+/** Cross-builds `t` with zig in Cargo profile `profile`; the gnu targets against glibc
+ * GLIBC_FLOOR. Returns seconds taken. */
+export function build(t, profile = 'release') {
   const triple = t.libc === 'glibc' ? `${t.rust}.${GLIBC_FLOOR}` : t.rust
-  log(`building ${t.name}: cargo zigbuild --release --lib --target ${triple}`)
+  log(`building ${t.name}: cargo zigbuild --profile ${profile} --lib --target ${triple}`)
   const started = Date.now()
-  sh(path.join(venv, 'bin', 'cargo-zigbuild'), ['zigbuild', '--release', '--lib', '--locked', '--target', triple], {
+  sh(path.join(venv, 'bin', 'cargo-zigbuild'), ['zigbuild', '--profile', profile, '--lib', '--locked', '--target', triple], {
     env: { ...env, PATH: `${path.join(venv, 'bin')}:${env.PATH}` },
   })
   const secs = (Date.now() - started) / 1000
-  fs.copyFileSync(path.join(root, 'target', t.rust, 'release', 'libfleetcache.so'), nodeFile(t))
+  fs.copyFileSync(path.join(root, 'target', t.rust, profile, 'libfleetcache.so'), nodeFile(t))
   return secs
 }
 
@@ -255,6 +260,8 @@ async function main() {
     console.log(`platforms: ${s.ok ? 1 : 0} passed, ${s.ok ? 0 : 1} failed`)
     process.exit(s.ok ? 0 : 1)
   }
+  const profile = argv.includes('--profile') ? argv[argv.indexOf('--profile') + 1] : 'release'
+  if (!/^[a-z][a-z0-9-]*$/.test(profile || '')) throw new Error(`--profile wants a Cargo profile name, got ${profile}`)
   const pick = argv.includes('--targets') ? argv[argv.indexOf('--targets') + 1].split(',') : null
   const chosen = argv[0] === 'build' ? BUILT.filter((t) => t.name === argv[1]) : BUILT.filter((t) => !pick || pick.includes(t.name))
   if (chosen.length === 0) throw new Error(`no such target; built here: ${BUILT.map((t) => t.name).join(', ')}`)
@@ -262,7 +269,7 @@ async function main() {
   const results = []
   for (const t of chosen) {
     const res = { target: t.name }
-    if (!argv.includes('--skip-build')) res.buildSeconds = build(t)
+    if (!argv.includes('--skip-build')) res.buildSeconds = build(t, profile)
     if (argv[0] === 'build') continue
     res.bytes = fs.statSync(nodeFile(t)).size
     if (t.libc === 'glibc') {

@@ -4,7 +4,8 @@
 // server, then the end-to-end suite (the example app on Next 16 and 15.5; installs their packages
 // on first run, and the packed package installed outside the repository; FLEETCACHE_SKIP_E2E=1
 // skips it), stops the server, then cross-builds and smoke-tests the Linux platform addons
-// (scripts/platforms.mjs; FLEETCACHE_SKIP_PLATFORMS=1 skips it).
+// (scripts/platforms.mjs in the light `smoke` profile: the release workflow builds the shipped
+// ones with LTO; FLEETCACHE_SKIP_PLATFORMS=1 skips it).
 // Set FLEETCACHE_BUILD_PROFILE=fast for a quicker (non-LTO) addon build while developing.
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
@@ -57,7 +58,7 @@ try {
   await aws.stop()
 }
 if (process.env.FLEETCACHE_SKIP_PLATFORMS !== '1') {
-  ok = run('platforms (Linux x64/arm64, gnu/musl: cross-build, glibc floor, smoke test under each platform\'s Node)', 'node', ['scripts/platforms.mjs']) && ok
+  ok = run('platforms (Linux x64/arm64, gnu/musl: cross-build, glibc floor, smoke test under each platform\'s Node)', 'node', ['scripts/platforms.mjs', '--profile', 'smoke']) && ok
 }
 console.log(ok ? '\n[test] all suites passed' : '\n[test] FAILED')
 process.exit(ok ? 0 : 1)
