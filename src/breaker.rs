@@ -249,6 +249,9 @@ impl TagStore for GuardedTags {
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
         self.breaker.call("Query(feed)", self.inner.read_feed(from, to)).await
     }
+    async fn read_feed_page(&self, from: u64) -> Result<Vec<(u64, FeedRecord)>> {
+        self.breaker.call("Query(feed)", self.inner.read_feed_page(from)).await
+    }
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
         self.breaker.call_fast("PutItem(lease)", self.inner.try_lease(key, owner, now, until)).await
     }

@@ -16,6 +16,7 @@ pub const ENV_COMPRESSION_LEVEL: &str = "FLEETCACHE_COMPRESSION_LEVEL";
 pub const ENV_INDEX_TTL_SECONDS: &str = "FLEETCACHE_INDEX_TTL_SECONDS";
 pub const ENV_FEED_INTERVAL_MS: &str = "FLEETCACHE_FEED_INTERVAL_MS";
 pub const ENV_FEED_STALE_AFTER_MS: &str = "FLEETCACHE_FEED_STALE_AFTER_MS";
+pub const ENV_FEED_COPIES: &str = "FLEETCACHE_FEED_COPIES";
 pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
 pub const ENV_SET_TIMEOUT_MS: &str = "FLEETCACHE_SET_TIMEOUT_MS";
 pub const ENV_REVALIDATE_TIMEOUT_MS: &str = "FLEETCACHE_REVALIDATE_TIMEOUT_MS";
@@ -182,6 +183,8 @@ options! {
     feed_interval_ms: f64 = "feedIntervalMs",
     #[doc = " After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`."]
     feed_stale_after_ms: f64 = "feedStaleAfterMs",
+    #[doc = " Copies of the change feed in DynamoDB (each event written this many times, each instance polls one): the same on every instance; about one per 200 instances. Default 1. Env: `FLEETCACHE_FEED_COPIES`."]
+    feed_copies: f64 = "feedCopies",
     #[doc = " Regeneration lease of a time-stale entry, in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
     lease_ms: f64 = "leaseMs",
     #[doc = " Deadline of a `set`'s S3 write, in ms; past it the value stays in this instance's memory only (logged, counted). Default 2000. Env: `FLEETCACHE_SET_TIMEOUT_MS`."]
@@ -311,6 +314,7 @@ pub struct Config {
     pub index_ttl_seconds: i64,
     pub feed_interval_ms: u64,
     pub feed_stale_after_ms: u64,
+    pub feed_copies: u32,
     pub lease_ms: u64,
     pub revalidate_timeout_ms: u64,
     pub set_timeout_ms: u64,
@@ -604,6 +608,8 @@ impl Config {
                 3_600_000.0,
             )?
             .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
+            feed_copies: number(opts.feed_copies, "feedCopies", ENV_FEED_COPIES, env, 1.0, 64.0)?
+                .map_or(1, |v| v as u32),
             lease_ms: number(opts.lease_ms, "leaseMs", ENV_LEASE_MS, env, 0.0, 3_600_000.0)?
                 .map_or(DEFAULT_LEASE_MS, |v| v as u64),
             set_timeout_ms: number(opts.set_timeout_ms, "setTimeoutMs", ENV_SET_TIMEOUT_MS, env, 1.0, 600_000.0)?

@@ -7,11 +7,21 @@
 //! nothing of the handler: the core implements [`FeedHost`] and starts [`run`].
 //!
 //! Every `revalidateTag` and every `set` appends an event to an ordered log in the tag store
-//! (numbers from an atomic counter, not wall clocks). Each process runs one task that reads the
-//! counter once per `feedIntervalMs` — a cost independent of request traffic — and only when it
-//! moved reads the new events and applies them: tag states are joined into the local tag clock,
-//! and in-memory copies of a rewritten key that are not of that write (by the write's id) are
-//! evicted, so the next `get` loads the object S3 holds.
+//! (numbers from an atomic counter, not wall clocks). Each process runs one task that, once per
+//! `feedIntervalMs` — a cost independent of request traffic — reads the events after its cursor
+//! from its copy of the feed (one request; see `feedCopies`) and applies them: tag states are
+//! joined into the local tag clock, and in-memory copies of a rewritten key that are not of that
+//! write (by the write's id) are evicted, so the next `get` loads the object S3 holds. Every
+//! [`HEAD_CHECK_MS`] it also reads the counter, which tells how far the feed goes.
+//!
+//! ## Why the poll reads events, not the counter (a departure from DESIGN.md)
+//! DESIGN.md has each poll read the counter and read events only when it moved. At a fleet's
+//! scale that makes two items hot: the counter, read by every instance 4 times a second (one
+//! item serves at most 3,000 read units a second: about 750 instances), and the current event
+//! page, queried by every instance whenever the counter moved. Reading the events directly costs
+//! the same one read unit when there are none, saves a round trip when there are, and lets the
+//! events be written to `feedCopies` items, each read by its share of the fleet; the counter is
+//! read every 2 s only (`docs/scaling.md` has the numbers and the simulation that checks them).
 //!
 //! ## Late joiners, gaps and outages — the choice made here: drop memory
 //! - A process starts at the counter's current head and drops whatever it loaded before its
@@ -54,7 +64,7 @@ use crate::error::Error;
 use crate::l1::L1;
 use crate::stats::{bump, Stats};
 use crate::tag_clock::TagClock;
-use crate::tags::{FeedEvent, FeedRecord, TagStore};
+use crate::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};
 
 /// Further behind than this, a process drops its memory instead of replaying.
 pub const MAX_CATCHUP: u64 = 1_000;
@@ -70,7 +80,13 @@ const MAX_HOLES: usize = 1_000;
 const MAX_KEY_MARKS: usize = 100_000;
 /// Remembered holes read again per poll (one batched read).
 const HOLES_PER_POLL: usize = 100;
-/// The longest a poll waits for the head item (bounded further so that a breaker's worth of
+/// How often a poll also reads the head item (the counter): the events themselves come from this
+/// process's copy of the current page, which is the poll. The head tells how far the feed goes:
+/// a hole at the very end of a page, or a process more than [`MAX_CATCHUP`] behind, is seen by
+/// this read. Every 2 s keeps the fleet's reads of that one item at half an instance's polls /
+/// 8 (2,000 instances: 1,000 reads a second, a third of one item's limit).
+pub const HEAD_CHECK_MS: i64 = 2_000;
+/// The longest a poll waits for one of its reads (bounded further so that a breaker's worth of
 /// abandoned reads fits inside `feedStaleAfterMs`: when a black-holed DynamoDB makes the feed
 /// stale, the breaker is already open and no request waits on a read that cannot answer).
 const HEAD_TIMEOUT_MS: u64 = 1_000;
@@ -121,6 +137,9 @@ pub struct Feed {
     gap_since: AtomicI64,
     /// Holes given up on, with when: read again each poll for [`HOLE_MEMORY_MS`].
     holes: parking_lot::Mutex<Vec<(u64, i64)>>,
+    /// The head as last read, and when (see [`HEAD_CHECK_MS`]).
+    head: AtomicU64,
+    head_read_at: AtomicI64,
 }
 
 /// The owner of a feed as the poller task sees it (the core).
@@ -166,6 +185,8 @@ impl Feed {
             last_ok: AtomicI64::new(0),
             gap_since: AtomicI64::new(0),
             holes: parking_lot::Mutex::new(Vec::new()),
+            head: AtomicU64::new(0),
+            head_read_at: AtomicI64::new(0),
         }
     }
 
@@ -178,42 +199,64 @@ impl Feed {
         self.trusting.load(Ordering::Acquire)
     }
 
-    /// One round of the poller: read the head, apply what is new. Returns whether memory was
-    /// dropped (a reset, or the feed unreadable for too long).
+    /// One round of the poller: read this process's copy of the feed past the cursor (and the
+    /// head every [`HEAD_CHECK_MS`]), apply what is new. Returns whether memory was dropped (a
+    /// reset, or the feed unreadable for too long).
     pub async fn poll_once(&self, tags: &dyn TagStore, m: &Memory<'_>) -> bool {
         if !self.enabled() {
             return false;
         }
         bump(&m.stats.feed_polls);
-        let limit = HEAD_TIMEOUT_MS.min(self.stale_after_ms / u64::from(crate::breaker::THRESHOLD)).max(100);
-        let head = match tokio::time::timeout(Duration::from_millis(limit), tags.feed_head()).await {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => return self.failed(&e, m),
-            Err(_) => {
-                let e = Error::new(crate::error::ErrorKind::Timeout, format!("feed head: no answer in {limit} ms"));
-                return self.failed(&e, m);
-            }
-        };
         let now = m.clock.now_ms();
-        if !self.started.load(Ordering::Acquire) {
+        let started = self.started.load(Ordering::Acquire);
+        let mut fresh_head = None;
+        if !started || now - self.head_read_at.load(Ordering::Acquire) >= HEAD_CHECK_MS {
+            let head = match self.bounded("feed head", tags.feed_head()).await {
+                Ok(h) => h,
+                Err(e) => return self.failed(&e, m),
+            };
+            self.head.store(head, Ordering::Release);
+            self.head_read_at.store(now, Ordering::Release);
+            fresh_head = Some(head);
+        }
+        if !started {
             m.drop_all();
-            self.cursor.store(head, Ordering::Release);
+            self.cursor.store(fresh_head.unwrap_or(0), Ordering::Release);
             self.started.store(true, Ordering::Release);
             self.ok(now);
             return true;
         }
         let cursor = self.cursor.load(Ordering::Acquire);
-        if head < cursor {
-            return self.reset(head, "the feed counter went backwards (table recreated?)", m);
+        if let Some(head) = fresh_head {
+            if head < cursor {
+                return self.reset(head, "the feed counter went backwards (table recreated?)", m);
+            }
+            if head > cursor + MAX_CATCHUP {
+                return self.reset(head, "more than 1000 events behind", m);
+            }
         }
-        if head > cursor + MAX_CATCHUP {
-            return self.reset(head, "more than 1000 events behind", m);
-        }
-        if head > cursor {
-            let events = match tags.read_feed(cursor + 1, head).await {
+        // The poll proper: this copy's page from the cursor on, and the next page when that one
+        // is read to its end (a process catching up reads at most MAX_CATCHUP events a poll).
+        let mut events = Vec::new();
+        let mut from = cursor + 1;
+        loop {
+            let page = match self.bounded("feed page", tags.read_feed_page(from)).await {
                 Ok(e) => e,
                 Err(e) => return self.failed(&e, m),
             };
+            let page_end = from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1;
+            // Read on when this page is read to its end (a hole at a page's end is found through
+            // the head, like one with nothing after it).
+            let full = page.last().is_some_and(|(s, _)| *s == page_end);
+            events.extend(page);
+            if !full || page_end + 1 > cursor + MAX_CATCHUP {
+                break;
+            }
+            from = page_end + 1;
+        }
+        let seen = events.iter().map(|(s, _)| *s).max().unwrap_or(0);
+        let head = self.head.fetch_max(seen, Ordering::AcqRel).max(seen);
+        if head > cursor {
             let mut next = cursor + 1;
             // Events past the first hole: not applied now (the cursor stays before the hole).
             let mut later = std::collections::HashSet::new();
@@ -240,7 +283,7 @@ impl Feed {
                     let excess = holes.len().saturating_sub(MAX_HOLES);
                     holes.drain(..excess);
                     drop(holes);
-                    return self.reset(head, "a feed event never arrived", m);
+                    return self.reset(head, "a feed event never arrived (if only some instances report this, check that `feedCopies` is the same on all of them)", m);
                 }
             } else {
                 self.gap_since.store(0, Ordering::Release);
@@ -249,6 +292,20 @@ impl Feed {
         self.recheck_holes(tags, m, now).await;
         self.ok(now);
         false
+    }
+
+    /// A read of the poll, abandoned after [`HEAD_TIMEOUT_MS`] (less when `feedStaleAfterMs` is
+    /// short: a breaker's worth of abandoned reads fits inside it).
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        read: impl Future<Output = crate::error::Result<T>>,
+    ) -> crate::error::Result<T> {
+        let limit = HEAD_TIMEOUT_MS.min(self.stale_after_ms / u64::from(crate::breaker::THRESHOLD)).max(100);
+        match tokio::time::timeout(Duration::from_millis(limit), read).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(crate::error::ErrorKind::Timeout, format!("{what}: no answer in {limit} ms"))),
+        }
     }
 
     /// Reads remembered holes again and applies the events that have arrived since.

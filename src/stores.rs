@@ -46,6 +46,7 @@ impl Core {
                     },
                     Backend::Aws => {
                         let (s3, ddb) = aws_stores(&self.cfg).await;
+                        let ddb = ddb.with_feed_copies(self.cfg.feed_copies, &self.instance_id);
                         let b =
                             Breakers { s3: Arc::new(Breaker::new("S3")), dynamodb: Arc::new(Breaker::new("DynamoDB")) };
                         Backends {

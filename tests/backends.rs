@@ -150,3 +150,35 @@ async fn two_prefixes_share_one_table_without_touching_each_other() {
     assert_eq!(theirs.len(), 1, "the position is kept (no hole)");
     assert_eq!(theirs[0].1.event, FeedEvent::Tags { states: vec![] }, "but nothing to apply");
 }
+
+/// `feedCopies`: every event (a `set`'s and a revalidation's, and a revalidation retried at its
+/// number) is in every copy, and each reader polls its own copy with one page read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_feed_copy_holds_every_event() {
+    use fleetcache::tags::dynamodb::reader_copy;
+    use fleetcache::tags::{FeedEvent, FeedRecord, TagStore};
+    let Some(ep) = endpoint() else {
+        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+    };
+    let (cfg, _, _) = setup(&ep).await;
+    // Readers on each of the three copies (ids picked by the same hash the stores use).
+    let mut readers = Vec::new();
+    for c in 0..3 {
+        let id = (0..).map(|i| format!("reader-{i}")).find(|id| reader_copy(id, 3) == c).unwrap();
+        readers.push(fleetcache::stores::aws_stores(&cfg).await.1.with_feed_copies(3, &id));
+    }
+    let writer = fleetcache::stores::aws_stores(&cfg).await.1.with_feed_copies(3, "writer");
+    let key = FeedRecord::new("writer", FeedEvent::Key { key: "/p".into(), last_modified: 5, write_id: 7 });
+    let s1 = writer.append(&key, 10).await.unwrap();
+    let s2 = writer.reserve_seq().await.unwrap();
+    writer.revalidate_at(Some((s2, "writer")), &["t".into()], 20, None).await.unwrap();
+    // A retry of the same unit (its answer lost): no second event, the copies are there.
+    writer.revalidate_at(Some((s2, "writer")), &["t".into()], 20, None).await.unwrap();
+    for (c, r) in readers.iter().enumerate() {
+        let got = r.read_feed_page(s1).await.unwrap();
+        let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, vec![s1, s2], "copy {c}");
+        assert_eq!(got[0].1.event, key.event, "copy {c}");
+        assert!(matches!(&got[1].1.event, FeedEvent::Tags { states } if states[0].1.hard == 20), "copy {c}");
+    }
+}

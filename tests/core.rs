@@ -317,6 +317,8 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     b.poll_feed_once().await;
     // A writer takes a number and its write fails (it waits in that writer's outbox).
     let seq = store.reserve_seq().await.unwrap();
+    // A hole with nothing after it is seen by the head read (every HEAD_CHECK_MS).
+    clock.advance(fleetcache::feed::HEAD_CHECK_MS);
     b.poll_feed_once().await; // sees the hole
     clock.advance(fleetcache::feed::GAP_GRACE_MS + 1);
     b.poll_feed_once().await; // gives up on it: memory dropped, hole remembered
@@ -749,4 +751,39 @@ mod cdn_purges {
         assert_eq!(value("cdn_paths", Some(("fate", "sent"))), Some(1.0));
         assert_eq!(value("cdn_month_paths", None), Some(10.0));
     }
+}
+
+#[tokio::test]
+async fn a_poll_reads_across_a_feed_page_and_finds_a_hole_at_a_pages_end_through_the_head() {
+    use fleetcache::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};
+    use std::sync::atomic::Ordering::Relaxed;
+    let clock = Arc::new(MockClock::new(T0));
+    let store = Arc::new(MemoryTagStore::default());
+    let b = core_with(clock.clone(), Arc::new(MemoryBlobStore::default()), store.clone());
+    for _ in 0..FEED_PAGE - 10 {
+        store.reserve_seq().await.unwrap();
+    }
+    b.poll_feed_once().await; // starts at 990
+    let tags =
+        |n: u64| FeedRecord::new("other", FeedEvent::Tags { states: vec![(format!("t{n}"), Default::default())] });
+    for n in 0..20 {
+        store.append(&tags(n), T0).await.unwrap(); // 991..=1010: the page ends at 999
+    }
+    b.poll_feed_once().await;
+    assert_eq!(b.stats.feed_events.load(Relaxed), 20, "one poll, two pages");
+    // A hole at 1999, the page's last number, and events after it in the next page.
+    while store.append(&tags(0), T0).await.unwrap() < 2 * FEED_PAGE - 2 {} // 1011..=1998
+    b.poll_feed_once().await;
+    assert_eq!(b.stats.feed_events.load(Relaxed), 1998 - 990);
+    store.reserve_seq().await.unwrap(); // 1999: its writer died
+    for n in 0..3 {
+        store.append(&tags(100 + n), T0).await.unwrap(); // 2000..=2002
+    }
+    clock.advance(fleetcache::feed::HEAD_CHECK_MS);
+    b.poll_feed_once().await; // the head says 2002: the hole is seen
+    assert!(b.feed_trusted(), "within the grace period");
+    clock.advance(fleetcache::feed::GAP_GRACE_MS + 1);
+    b.poll_feed_once().await; // gives up on it: memory dropped, the holes remembered
+    assert_eq!(b.stats.feed_resets.load(Relaxed), 1);
+    assert!(b.feed.holes() >= 1);
 }

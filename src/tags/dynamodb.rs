@@ -7,6 +7,7 @@
 //! | tag → key index | `I#<tag>` | `<cache key>` (or `h#<sha256>` past 1,000 bytes) | `key` (S), `path` (S, absent for fetch/image keys), `ttl` (N, epoch s) |
 //! | feed counter | `F#head` | `head` | `seq` (N): the newest event's number, taken with an atomic `ADD` |
 //! | feed event | `F#<seq / 1000>` | `<seq, 20 digits>` | `e` (B: msgpack of `FeedRecord`), `ttl` (N, one day) |
+//! | feed event, copy *c* (1 ≤ *c* < `feedCopies`) | `F#<seq / 1000>#<c>` | `<seq, 20 digits>` | the same |
 //! | regeneration lease | `L#<cache key>` (or `L#h#<sha256>`) | `lease` | `owner` (S), `until` (N, ms), `ttl` (N) |
 //! | counter (the CDN purger's paths this month) | `C#<prefix>#cdn-paths-<yyyy-mm>` | `counter` | `seq` (N, atomic `ADD`), `ttl` (N, two months) |
 //!
@@ -21,8 +22,13 @@
 //!   the tags revalidated on its instance, and with a monthly ceiling one `UpdateItem` of the
 //!   counter per planned window and per batch sent.
 //! - the feed event of a `set`: one `UpdateItem` (counter) + one conditional `PutItem` (row).
-//! - the poller, per interval: one strongly consistent `GetItem` of the counter; only when it
-//!   moved, one `Query` per 1,000-event page of the new range.
+//! - the poller, per interval: one strongly consistent `Query` of its copy of the current page
+//!   (events after its cursor; 1 read unit when there are none), and every 2 s one strongly
+//!   consistent `GetItem` of the counter (how far the feed goes: holes at a page's end, falling
+//!   behind). With `feedCopies` = *K* every event is written *K* times (copy 0 in the
+//!   revalidation's transaction or the `set`'s `PutItem`, the others in one `BatchWriteItem`
+//!   after it) and each process reads copy `hash(instance) % K`, so a page's partition is read
+//!   by 1/*K* of the fleet: see `docs/scaling.md` for the numbers.
 //! - a time-stale entry: at most one conditional `PutItem` (+ one `GetItem` when lost) per key
 //!   per lease period per instance.
 //!
@@ -98,8 +104,11 @@ const ATTR_SEQ: &str = "seq";
 const ATTR_EVENT: &str = "e";
 const ATTR_OWNER: &str = "owner";
 const ATTR_UNTIL: &str = "until";
-const FEED_HEAD_PK: &str = "F#head";
-const FEED_PAGE: u64 = 1000;
+/// The feed counter's partition key (the head).
+pub const FEED_HEAD_PK: &str = "F#head";
+use super::FEED_PAGE;
+/// Most copies of the feed (`feedCopies`).
+pub const MAX_FEED_COPIES: u32 = 64;
 const FEED_TTL_SECONDS: i64 = 24 * 3600;
 const CONFLICT_CODES: &[&str] = &["ConditionalCheckFailedException", "TransactionConflictException"];
 /// A transaction is cancelled whole when one of its conditions fails (or it met another).
@@ -113,22 +122,53 @@ pub struct DynamoTagStore {
     ns: String,
     reads: AtomicU64,
     writes: AtomicU64,
+    /// Copies of each feed event written (`feedCopies`, ≥ 1).
+    copies: u32,
+    /// The copy this process polls.
+    read_copy: u32,
+}
+
+/// The stored bytes of a feed event (its `e` attribute).
+pub fn event_body(record: &FeedRecord, now: i64, ns: &str) -> Result<Vec<u8>> {
+    let stamped = FeedRecord { at: now, ns: ns.to_string(), ..record.clone() };
+    rmp_serde::to_vec(&stamped).map_err(|e| Error::invalid(format!("feed event: {e}")))
+}
+
+/// The size DynamoDB bills for a feed event item of `body_bytes` (attribute names and values:
+/// `pk` `F#<page>[#c]`, `sk` 20 digits, `e`, `ttl`), for the capacity model of `docs/scaling.md`.
+pub fn event_item_bytes(body_bytes: usize, copy: u32) -> usize {
+    let pk = feed_pk(0, copy).len() + 6; // page numbers up to a million
+    (2 + pk) + (2 + 20) + (1 + body_bytes) + (3 + 10)
 }
 
 /// The item of feed event `seq` (expires after a day), stamped with its time and namespace.
 fn event_item(seq: u64, record: &FeedRecord, now: i64, ns: &str) -> Result<HashMap<String, AttributeValue>> {
-    let stamped = FeedRecord { at: now, ns: ns.to_string(), ..record.clone() };
-    let body = rmp_serde::to_vec(&stamped).map_err(|e| Error::invalid(format!("feed event: {e}")))?;
+    let body = event_body(record, now, ns)?;
     Ok(HashMap::from([
-        (ATTR_PK.to_string(), s(&feed_pk(seq))),
+        (ATTR_PK.to_string(), s(&feed_pk(seq, 0))),
         (ATTR_SK.to_string(), s(&feed_sk(seq))),
         (ATTR_EVENT.to_string(), AttributeValue::B(aws_smithy_types::Blob::new(body))),
         (ATTR_TTL.to_string(), n(now / 1000 + FEED_TTL_SECONDS)),
     ]))
 }
 
-fn feed_pk(seq: u64) -> String {
-    format!("F#{}", seq / FEED_PAGE)
+/// The partition key of feed event `seq` in copy `copy` (copy 0 is the original layout).
+pub fn feed_pk(seq: u64, copy: u32) -> String {
+    if copy == 0 {
+        format!("F#{}", seq / FEED_PAGE)
+    } else {
+        format!("F#{}#{copy}", seq / FEED_PAGE)
+    }
+}
+
+/// The copy of the feed that instance `origin` polls, of `copies`: spread evenly over a fleet
+/// (FNV-1a of the instance id; ids are random, so any fleet divides about equally).
+pub fn reader_copy(origin: &str, copies: u32) -> u32 {
+    if copies <= 1 {
+        return 0;
+    }
+    let h = origin.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (h % u64::from(copies)) as u32
 }
 fn feed_sk(seq: u64) -> String {
     format!("{seq:020}")
@@ -191,7 +231,37 @@ impl DynamoTagStore {
             ns,
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            copies: 1,
+            read_copy: 0,
         }
+    }
+
+    /// Writes every feed event `copies` times and polls the copy of instance `origin` (see the
+    /// module doc; every instance of a fleet must use the same `copies`).
+    pub fn with_feed_copies(mut self, copies: u32, origin: &str) -> Self {
+        self.copies = copies.clamp(1, MAX_FEED_COPIES);
+        self.read_copy = reader_copy(origin, self.copies);
+        self
+    }
+
+    /// Writes copies 1.. of a feed event whose copy 0 is `item` (idempotent: a retry rewrites
+    /// the same event at the same number).
+    async fn put_copies(&self, seq: u64, item: &HashMap<String, AttributeValue>) -> Result<()> {
+        if self.copies <= 1 {
+            return Ok(());
+        }
+        let puts: Vec<WriteRequest> = (1..self.copies)
+            .map(|c| {
+                let mut it = item.clone();
+                it.insert(ATTR_PK.to_string(), s(&feed_pk(seq, c)));
+                PutRequest::builder().set_item(Some(it)).build().map(|p| WriteRequest::builder().put_request(p).build())
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::invalid(format!("feed event copy: {e}")))?;
+        for chunk in puts.chunks(BATCH_WRITE_MAX) {
+            self.batch_write(chunk.to_vec()).await?;
+        }
+        Ok(())
     }
 
     pub fn client(&self) -> &Client {
@@ -286,22 +356,45 @@ impl DynamoTagStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Whether the feed event `seq` was written (read strongly).
-    async fn event_exists(&self, seq: u64) -> Result<bool> {
+    /// Feed event `seq` as copy 0 holds it, if it was written (read strongly).
+    async fn event_at(&self, seq: u64) -> Result<Option<HashMap<String, AttributeValue>>> {
         self.read();
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(ATTR_PK, s(&feed_pk(seq)))
+            .key(ATTR_PK, s(&feed_pk(seq, 0)))
             .key(ATTR_SK, s(&feed_sk(seq)))
             .consistent_read(true)
-            .projection_expression("#pk")
-            .expression_attribute_names("#pk", ATTR_PK)
             .send()
             .await
             .map_err(|e| map_err("GetItem(feed event)", e, CONFLICT_CODES))?;
-        Ok(out.item().is_some())
+        Ok(out.item().cloned())
+    }
+
+    /// Events `from..=to` of feed copy `copy` that exist: one strongly consistent `Query` per
+    /// page of the range.
+    async fn read_range(&self, copy: u32, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        for page in (from / FEED_PAGE)..=(to / FEED_PAGE) {
+            let lo = from.max(page * FEED_PAGE);
+            let hi = to.min(page * FEED_PAGE + FEED_PAGE - 1);
+            for item in self.query_all(feed_pk(lo, copy), Some((feed_sk(lo), feed_sk(hi)))).await? {
+                let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
+                let rec = item
+                    .get(ATTR_EVENT)
+                    .and_then(|v| v.as_b().ok())
+                    .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok())
+                    .map(|r| own(r, &self.ns));
+                if let (Some(seq), Some(rec)) = (seq, rec) {
+                    out.push((seq, rec));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every item of partition `pk` (with `sk` between the bounds, if given), all pages.
@@ -459,23 +552,22 @@ impl TagStore for DynamoTagStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", ATTR_PK)
             .send()
             .await;
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(e) => {
                 let err = map_err("PutItem(feed event)", e, CONFLICT_CODES);
                 // There already: an earlier attempt landed and its answer was lost.
-                if err.kind == ErrorKind::Conflict {
-                    Ok(())
-                } else {
-                    Err(err)
+                if err.kind != ErrorKind::Conflict {
+                    return Err(err);
                 }
             }
         }
+        self.put_copies(seq, &item).await
     }
 
     async fn revalidate_at(
@@ -490,8 +582,12 @@ impl TagStore for DynamoTagStore {
         }
         for attempt in 0..MAX_ATTEMPTS {
             if let Some((seq, _)) = event {
-                if attempt > 0 && self.event_exists(seq).await? {
-                    return self.tag_states(tags).await;
+                if attempt > 0 {
+                    // The unit landed before (its answer was lost, or its copies failed).
+                    if let Some(item) = self.event_at(seq).await? {
+                        self.put_copies(seq, &item).await?;
+                        return self.tag_states(tags).await;
+                    }
                 }
             }
             let current = try_join_all(tags.iter().map(|t| self.state_with_version(t))).await?;
@@ -502,11 +598,14 @@ impl TagStore for DynamoTagStore {
                 states.push((tag.clone(), st));
                 writes.push(self.state_put(tag, st, ver)?);
             }
+            let mut event_row = None;
             if let Some((seq, origin)) = event {
                 let rec = FeedRecord::new(origin, FeedEvent::Tags { states: states.clone() });
+                let item = event_item(seq, &rec, now, &self.ns)?;
+                event_row = Some((seq, item.clone()));
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(event_item(seq, &rec, now, &self.ns)?))
+                    .set_item(Some(item))
                     .condition_expression("attribute_not_exists(#pk)")
                     .expression_attribute_names("#pk", ATTR_PK)
                     .build()
@@ -522,7 +621,13 @@ impl TagStore for DynamoTagStore {
             let sent =
                 self.client.transact_write_items().set_transact_items(Some(writes)).customize().config_override(once);
             match sent.send().await {
-                Ok(_) => return Ok(states),
+                Ok(_) => {
+                    if let Some((seq, item)) = event_row {
+                        // A failure here is retried by the outbox at the same number (above).
+                        self.put_copies(seq, &item).await?;
+                    }
+                    return Ok(states);
+                }
                 Err(e) => {
                     let err = map_err("TransactWriteItems(revalidation)", e, CONFLICT_CODES_TX);
                     if err.kind != ErrorKind::Conflict {
@@ -552,26 +657,11 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        for page in (from / FEED_PAGE)..=(to / FEED_PAGE) {
-            let lo = from.max(page * FEED_PAGE);
-            let hi = to.min(page * FEED_PAGE + FEED_PAGE - 1);
-            for item in self.query_all(feed_pk(lo), Some((feed_sk(lo), feed_sk(hi)))).await? {
-                let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
-                let rec = item
-                    .get(ATTR_EVENT)
-                    .and_then(|v| v.as_b().ok())
-                    .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok())
-                    .map(|r| own(r, &self.ns));
-                if let (Some(seq), Some(rec)) = (seq, rec) {
-                    out.push((seq, rec));
-                }
-            }
-        }
-        Ok(out)
+        self.read_range(0, from, to).await
+    }
+
+    async fn read_feed_page(&self, from: u64) -> Result<Vec<(u64, FeedRecord)>> {
+        self.read_range(self.read_copy, from, from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1).await
     }
 
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
@@ -627,7 +717,7 @@ impl TagStore for DynamoTagStore {
         unique.sort_unstable();
         unique.dedup();
         let key = |seq: u64| {
-            HashMap::from([(ATTR_PK.to_string(), s(&feed_pk(seq))), (ATTR_SK.to_string(), s(&feed_sk(seq)))])
+            HashMap::from([(ATTR_PK.to_string(), s(&feed_pk(seq, 0))), (ATTR_SK.to_string(), s(&feed_sk(seq)))])
         };
         let items = try_join_all(
             unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get(chunk.iter().map(|s| key(*s)).collect())),

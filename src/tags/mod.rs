@@ -13,6 +13,9 @@ use crate::error::Result;
 /// an event of this many tags stays well under the 400 KB item limit for tags of ≤ 2,048 bytes.
 pub const MAX_TAGS_PER_UNIT: usize = 50;
 
+/// Feed events are stored in pages of this many sequence numbers (one DynamoDB partition key each).
+pub const FEED_PAGE: u64 = 1_000;
+
 /// Bytes of tag names one unit holds (a feed event must stay under DynamoDB's 400 KB item limit).
 pub const MAX_TAG_BYTES_PER_UNIT: usize = 100_000;
 
@@ -123,6 +126,12 @@ pub trait TagStore: Send + Sync + 'static {
     }
     /// The sequence number of the newest event (0 = none). One cheap read.
     async fn feed_head(&self) -> Result<u64>;
+    /// The poll: the events from `from` to the end of its page of [`FEED_PAGE`] numbers, read
+    /// from this reader's copy of the feed (DynamoDB keeps `feedCopies` copies so that no item
+    /// is read by more than its share of the fleet). One request, without reading the head.
+    async fn read_feed_page(&self, from: u64) -> Result<Vec<(u64, FeedRecord)>> {
+        self.read_feed(from, from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1).await
+    }
     /// Events `from..=to` that exist (a missing number is a writer that failed between taking
     /// its number and writing the row, or a row past its TTL).
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>>;
