@@ -16,9 +16,9 @@
 //
 //   node scripts/platforms.mjs [--targets a,b] [--skip-build] [--json FILE] [--profile P]
 //                                             P: the Cargo profile (default `release`, what ships;
-//                                             `npm test` uses `smoke`: no LTO, opt-level 1, the
-//                                             same code, linking and glibc floor in a third of
-//                                             the time; the release workflow keeps `release`)
+//                                             `npm test` uses `smoke`: unoptimised, the same
+//                                             code, linking and glibc floor in a quarter of the
+//                                             time; the release workflow keeps `release`)
 //   node scripts/platforms.mjs setup          install the tools only
 //   node scripts/platforms.mjs build <target> cross-build one target into npm/<target>/
 //   node scripts/platforms.mjs native         build this machine's own target with plain cargo
