@@ -57,6 +57,31 @@ const ops = {
     }
     return { gets: n }
   },
+  /** Serves `key` as Next would for `seconds`, `rate` gets a second: a stale answer starts one
+   *  background render in this process (Next dedupes them per process) that sets the key
+   *  `renderMs` later. Returns the renders started and the page served last. */
+  async serveLikeNext({ key, tags = [], seconds, rate = 200, renderMs = 300 }) {
+    const end = Date.now() + seconds * 1000
+    let renders = 0
+    let rendering = null
+    let last = null
+    while (Date.now() < end) {
+      const tick = Date.now()
+      for (let i = 0; i < rate / 100; i++) {
+        const d = describe(await handler.get(key, PAGE_CTX))
+        last = d.html
+        if (d.hit && d.lastModified + d.revalidate * 1000 < d.now && !rendering) {
+          renders++
+          rendering = sleep(renderMs)
+            .then(() => handler.set(key, page(`v2-${process.pid}`, tags), { ...PAGE_CTX, cacheControl: { revalidate: d.revalidate, expire: 31536000 } }))
+            .finally(() => { rendering = null })
+        }
+      }
+      await sleep(Math.max(0, 10 - (Date.now() - tick)))
+    }
+    await rendering
+    return { renders, last }
+  },
   /** Sets every key of `keys`, key i tagged `tags[i]`. */
   async setMany({ keys, tags, html = 'v1' }) {
     await Promise.all(keys.map((key, i) => handler.set(key, page(html, [tags[i]]), { ...PAGE_CTX, cacheControl: { revalidate: 3600, expire: 31536000 } })))

@@ -289,6 +289,18 @@ impl Core {
                 }
             }
             Verdict::Stale { last_modified } => {
+                // Stale by a revalidation (`revalidateTag(t, 'max')`): one regeneration per key
+                // too. The lease holder is told it is stale (its Next regenerates); the others
+                // serve it as fresh until the holder's `set` arrives or the lease runs out.
+                if self.leases_apply(entry) {
+                    match self.leases.get(&entry.key).map(|l| *l) {
+                        Some((until, false)) if until >= now => {
+                            return Some(Lookup::Hit { entry: entry.clone(), last_modified: now, gen });
+                        }
+                        Some((until, true)) if until >= now => {}
+                        _ => return None,
+                    }
+                }
                 bump(&self.stats.stale);
                 Lookup::Hit { entry: entry.clone(), last_modified, gen }
             }
@@ -299,10 +311,15 @@ impl Core {
         })
     }
 
+    /// Whether regenerations of `entry` take the one-regenerator lease at all.
+    fn leases_apply(&self, entry: &Entry) -> bool {
+        // Next judges `'use cache'` results by time itself, and regenerates them in the background.
+        self.cfg.lease_ms != 0 && !matches!(entry.value, Some(Value::Image { .. } | Value::UseCache { .. }))
+    }
+
     /// Stale by time (Next will regenerate it) and subject to the one-regenerator lease.
     fn needs_lease(&self, entry: &Entry, req: &GetRequest, now: i64) -> bool {
-        // Next judges `'use cache'` results by time itself, and regenerates them in the background.
-        if self.cfg.lease_ms == 0 || matches!(entry.value, Some(Value::Image { .. } | Value::UseCache { .. })) {
+        if !self.leases_apply(entry) {
             return false;
         }
         let Some(rev) = entry.revalidate_seconds(req.revalidate) else {
@@ -410,7 +427,12 @@ impl Core {
     /// When the backend failed: the copy in memory (judged by what the clock knows), else a miss.
     fn fallback(&self, req: &GetRequest) -> Lookup {
         if let Some((entry, gen)) = self.l1.get_with_gen(&req.key) {
-            if let Some(l @ Lookup::Hit { .. }) = self.judge(&entry, gen, req, true) {
+            // A lease that cannot be asked for is taken (fail open, as when the lease read fails).
+            let judged = self.judge(&entry, gen, req, true).or_else(|| {
+                self.leases.insert(entry.key.clone(), (self.now() + 1_000, true));
+                self.judge(&entry, gen, req, true)
+            });
+            if let Some(l @ Lookup::Hit { .. }) = judged {
                 bump(&self.stats.served_from_memory_on_error);
                 return l;
             }

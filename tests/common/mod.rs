@@ -208,6 +208,44 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         }
         Lookup::Miss => panic!(),
     }
+
+    // And for an entry stale by a revalidation (`revalidateTag(t, 'max')`): one instance is told
+    // it is stale (its Next regenerates), the other serves it as fresh until the new copy arrives.
+    let max_tag = format!("{ns}-max");
+    a.set(k("/max"), Class::Route, Some(page_value("m1")), cc(60.0), vec![max_tag.clone()]).await.unwrap();
+    clock.advance(10);
+    assert!(matches!(b.get(&req(&k("/max"))).await, Lookup::Hit { .. }));
+    clock.advance(10);
+    a.revalidate_tags(std::slice::from_ref(&max_tag), Some(3600.0)).await.unwrap();
+    b.poll_feed_once().await;
+    let told_stale = |l: Lookup| match l {
+        Lookup::Hit { last_modified, entry, .. } => {
+            assert_eq!(entry.value, Some(page_value("m1")));
+            last_modified + 60_000 < clock_now(clock)
+        }
+        Lookup::Miss => panic!("a tag-stale entry must be served"),
+    };
+    let max_req = req(&k("/max"));
+    let (ra, rb) = futures::join!(a.get(&max_req), b.get(&max_req));
+    let (sa, sb) = (told_stale(ra), told_stale(rb));
+    assert!(sa ^ sb, "exactly one instance regenerates after a 'max' revalidation (a: {sa}, b: {sb})");
+    let (winner, loser) = if sa { (a, b) } else { (b, a) };
+    for _ in 0..3 {
+        assert!(!told_stale(loser.get(&max_req).await), "the other keeps serving it without regenerating");
+        assert!(told_stale(winner.get(&max_req).await), "the winner's Next may ask again while it renders");
+    }
+    clock.advance(100);
+    winner.set(k("/max"), Class::Route, Some(page_value("m2")), cc(60.0), vec![max_tag.clone()]).await.unwrap();
+    loser.poll_feed_once().await;
+    for core in [a, b] {
+        match core.get(&max_req).await {
+            Lookup::Hit { entry, last_modified, .. } => {
+                assert_eq!(entry.value, Some(page_value("m2")));
+                assert_eq!(last_modified, entry.last_modified, "fresh");
+            }
+            Lookup::Miss => panic!(),
+        }
+    }
 }
 
 pub fn clock_now(c: &MockClock) -> i64 {
