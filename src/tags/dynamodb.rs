@@ -703,7 +703,10 @@ impl TagStore for DynamoTagStore {
                     .send()
                     .await
                     .map_err(|e| map_err("GetItem(lease)", e, CONFLICT_CODES))?;
-                Ok(Lease { won: false, until: cur.item().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until) })
+                let holder = cur.item().and_then(|i| get_s(i, ATTR_OWNER));
+                let held_until = cur.item().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until);
+                // The holder asking again (it dropped its memory) still holds it.
+                Ok(Lease { won: holder.as_deref() == Some(owner), until: held_until })
             }
         }
     }

@@ -82,7 +82,7 @@ impl TagStore for MemoryTagStore {
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
         let mut leases = self.leases.lock();
         match leases.get(key) {
-            Some((_, held_until)) if *held_until >= now => Ok(Lease { won: false, until: *held_until }),
+            Some((holder, held_until)) if *held_until >= now => Ok(Lease { won: holder == owner, until: *held_until }),
             _ => {
                 leases.insert(key.to_string(), (owner.to_string(), until));
                 Ok(Lease { won: true, until })

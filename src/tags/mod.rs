@@ -135,7 +135,9 @@ pub trait TagStore: Send + Sync + 'static {
     /// Events `from..=to` that exist (a missing number is a writer that failed between taking
     /// its number and writing the row, or a row past its TTL).
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>>;
-    /// Takes the regeneration lease of `key` until `until` if nobody holds an unexpired one.
+    /// Takes the regeneration lease of `key` until `until` if nobody holds an unexpired one. Its
+    /// holder asking again (after dropping its memory) is told it holds it, until the end it got
+    /// first (never extended).
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease>;
     /// Requests sent so far: (reads, writes). Memory stores send none.
     fn request_counts(&self) -> (u64, u64) {
@@ -184,6 +186,14 @@ pub mod conformance {
         assert_eq!(totals.iter().filter_map(|r| r.as_ref().ok()).max(), Some(&37), "no add lost");
         assert_eq!(store.add_to_counter(&t("paths"), 0, far).await.unwrap(), 37);
         assert_eq!(store.add_to_counter(&t("other"), 0, far).await.unwrap(), 0);
+
+        // Leases: one holder; the holder asking again still holds it (not extended); taken over
+        // once it has run out.
+        let lease = t("lease");
+        assert_eq!(store.try_lease(&lease, "x", 1_000, 5_000).await.unwrap(), Lease { won: true, until: 5_000 });
+        assert_eq!(store.try_lease(&lease, "y", 2_000, 6_000).await.unwrap(), Lease { won: false, until: 5_000 });
+        assert_eq!(store.try_lease(&lease, "x", 3_000, 7_000).await.unwrap(), Lease { won: true, until: 5_000 });
+        assert_eq!(store.try_lease(&lease, "y", 5_001, 9_000).await.unwrap(), Lease { won: true, until: 9_000 });
 
         let after = store.revalidate(&[t("a"), t("b")], 1_000, None).await.unwrap();
         assert_eq!(after.len(), 2);
