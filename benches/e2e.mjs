@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// `npm run bench:e2e [-- --quick] [-- --seconds N] [-- --rounds N]`: requests per second of a Next
+// app under `next start` with each cache handler, all cache HITs, load from autocannon on
+// loopback (-c 16). Not part of `npm test`.
+//
+// The app (benches/e2e/app: ISR pages of 5 KB, 135 KB and 1 MB, and a cached route handler) is
+// copied to .local/bench-e2e/app and installed as a user would: fleetcache from its packed
+// tarballs, the peers from the registry at the versions its package.json pins. One `next build`,
+// then for each round every handler in turn (the order rotates each round): `next start` with
+// BENCH_HANDLER set, each URL warmed until it is a HIT, then autocannon on each URL. The local
+// servers: moto for fleetcache's S3 + DynamoDB (scripts/local-aws.mjs) and Debian's
+// redis-server for forte (installed with apt-get when missing), both on 127.0.0.1.
+//
+// `--handlers a,b` and `--urls /x,/y` measure a part only.
+// Prints one table per URL (median req/s of the rounds with their spread, p50/p99 latency) and
+// the ratios the README and BENCHMARKS.md quote; writes .local/bench-e2e/results.json.
+import { spawn, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startLocalAws } from '../scripts/local-aws.mjs'
+import { localFleetEnv } from '../scripts/next-fleet.mjs'
+import { packAll, hostTarget } from '../scripts/pack.mjs'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const work = path.join(root, '.local', 'bench-e2e')
+const app = path.join(work, 'app')
+const argv = process.argv.slice(2)
+const quick = argv.includes('--quick')
+const arg = (name, dflt) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : dflt)
+const SECONDS = arg('--seconds', quick ? 3 : 10)
+const ROUNDS = arg('--rounds', quick ? 1 : 3)
+const CONNECTIONS = 16
+const ALL_HANDLERS = ['builtin', 'map', 'fleetcache', 'forte']
+const HANDLERS = argv.includes('--handlers') ? argv[argv.indexOf('--handlers') + 1].split(',').filter((h) => ALL_HANDLERS.includes(h)) : ALL_HANDLERS
+const URLS = argv.includes('--urls') ? argv[argv.indexOf('--urls') + 1].split(',') : ['/isr/5k', '/isr/135k', '/isr/1m', '/api/cached']
+const REDIS_PORT = 6390
+const PORT = 3310
+
+const log = (m) => console.log(`[bench:e2e] ${m}`)
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`)
+  return r
+}
+
+/** The app's sources into .local/bench-e2e/app, its packages installed (once per content). */
+function install() {
+  fs.mkdirSync(app, { recursive: true })
+  for (const f of fs.readdirSync(path.join(root, 'benches', 'e2e', 'app'))) {
+    fs.rmSync(path.join(app, f), { recursive: true, force: true })
+    fs.cpSync(path.join(root, 'benches', 'e2e', 'app', f), path.join(app, f), { recursive: true })
+  }
+  const packed = packAll({ dest: path.join(work, 'tarballs'), targets: [hostTarget()] })
+  const tarballs = [packed.main.tarball, ...Object.values(packed.platforms).map((p) => p.tarball)]
+  const hash = crypto.createHash('sha256')
+  for (const f of [path.join(app, 'package.json'), ...tarballs]) hash.update(fs.readFileSync(f))
+  const marker = path.join(work, '.installed')
+  const want = hash.digest('hex')
+  if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === want) return
+  log('installing the app (next, the peers, fleetcache from its tarballs)')
+  sh('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app })
+  sh('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--loglevel=error', ...tarballs], { cwd: app })
+  fs.writeFileSync(marker, want)
+}
+
+/** Debian's redis-server on 127.0.0.1:REDIS_PORT, no persistence. */
+async function startRedis() {
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
+    log('apt-get install redis-server')
+    const root_ = typeof process.getuid === 'function' && process.getuid() === 0
+    const apt = (a) => (root_ ? sh('apt-get', a) : sh('sudo', ['-E', 'apt-get', ...a]))
+    apt(['update', '-qq'])
+    apt(['install', '-y', '-qq', 'redis-server'])
+  }
+  const child = spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  for (let i = 0; i < 50; i++) {
+    if (spawnSync('redis-cli', ['-p', String(REDIS_PORT), 'ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG') break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { url: `redis://127.0.0.1:${REDIS_PORT}`, stop: () => child.kill('SIGTERM') }
+}
+
+const nextBin = () => path.join(app, 'node_modules', 'next', 'dist', 'bin', 'next')
+
+async function startNext(env) {
+  const child = spawn(process.execPath, [nextBin(), 'start', '-H', '127.0.0.1', '-p', String(PORT)], { cwd: app, env, stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+  const until = Date.now() + 60_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next start exited with ${child.exitCode}`)
+    try {
+      if ((await fetch(`http://127.0.0.1:${PORT}/api/ready`)).ok) break
+    } catch {}
+    if (Date.now() > until) throw new Error('next start did not answer')
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  return async () => {
+    const done = new Promise((r) => child.once('exit', r))
+    try { process.kill(-child.pid, 'SIGTERM') } catch {}
+    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))])
+    try { process.kill(-child.pid, 'SIGKILL') } catch {}
+  }
+}
+
+/** Requests `url` until Next answers it from the cache (x-nextjs-cache: HIT). */
+async function warm(url) {
+  let last = ''
+  for (let i = 0; i < 50; i++) {
+    const res = await fetch(url)
+    await res.arrayBuffer()
+    last = `${res.status} ${res.headers.get('x-nextjs-cache')}`
+    if (res.status === 200 && res.headers.get('x-nextjs-cache') === 'HIT') {
+      for (let j = 0; j < 20; j++) await (await fetch(url)).arrayBuffer() // JIT warm-up
+      return
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`${url} never became a HIT (last: ${last})`)
+}
+
+async function load(autocannon, url) {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS })
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`)
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bytes: r.throughput.average }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+async function main() {
+  install()
+  const req = createRequire(path.join(app, 'package.json'))
+  const autocannon = req('autocannon')
+  const aws = await startLocalAws()
+  const redis = await startRedis()
+  const name = `bench-e2e-${Date.now().toString(36)}`
+  const base = localFleetEnv(aws.endpoint, name, { NODE_ENV: 'production', REDIS_URL: redis.url })
+  delete base.FLEETCACHE_E2E_BUILTIN
+  const fc = createRequire(import.meta.url)('../index.js')
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' })
+  await fc._coreFor({ feedIntervalMs: 0, bucket: name, table: name, s3Endpoint: aws.endpoint, dynamodbEndpoint: aws.endpoint, region: 'us-east-1' }).ensureResources()
+  const results = []
+  try {
+    log('next build')
+    sh(process.execPath, [nextBin(), 'build'], { cwd: app, env: { ...base, BENCH_HANDLER: 'builtin' }, stdio: ['ignore', 'ignore', 'inherit'] })
+    for (let round = 1; round <= ROUNDS; round++) {
+      const order = HANDLERS.map((_, i) => HANDLERS[(i + round - 1) % HANDLERS.length])
+      for (const handler of order) {
+        const stop = await startNext({ ...base, BENCH_HANDLER: handler })
+        try {
+          for (const u of URLS) await warm(`http://127.0.0.1:${PORT}${u}`)
+          for (const u of URLS) {
+            const m = await load(autocannon, `http://127.0.0.1:${PORT}${u}`)
+            results.push({ round, handler, url: u, ...m })
+            log(`round ${round} ${handler.padEnd(10)} ${u.padEnd(12)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms`)
+          }
+          if (handler === 'fleetcache') {
+            const st = await (await fetch(`http://127.0.0.1:${PORT}/api/stats`)).json()
+            log(`fleetcache stats: ${JSON.stringify(st)}`)
+          }
+        } finally {
+          await stop()
+        }
+      }
+    }
+  } finally {
+    redis.stop()
+    await aws.stop()
+  }
+  fs.writeFileSync(path.join(work, 'results.json'), JSON.stringify({ when: new Date().toISOString(), seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, results }, null, 2))
+  report(results)
+}
+
+function report(results) {
+  const pick = (h, u) => results.filter((r) => r.handler === h && r.url === u)
+  console.log(`\n${ROUNDS} round(s) of ${SECONDS} s per URL, autocannon -c ${CONNECTIONS}, ${os.cpus().length} cores (${os.cpus()[0]?.model}), Node ${process.version}\n`)
+  console.log('| URL | handler | req/s (median) | spread | p50 ms | p99 ms | vs Map handler | vs forte |')
+  console.log('|---|---|---:|---|---:|---:|---:|---:|')
+  for (const u of URLS) {
+    const rps = Object.fromEntries(HANDLERS.map((h) => [h, median(pick(h, u).map((r) => r.rps))]))
+    for (const h of HANDLERS) {
+      const rs = pick(h, u)
+      const xs = rs.map((r) => r.rps)
+      const ratio = (other) => (rps[other] ? `${(rps[h] / rps[other]).toFixed(2)}×` : '')
+      console.log(`| ${u} | ${h} | ${rps[h].toFixed(0)} | ${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)} | ${median(rs.map((r) => r.p50))} | ${median(rs.map((r) => r.p99))} | ${ratio('map')} | ${ratio('forte')} |`)
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(`[bench:e2e] ${e.stack || e}`)
+  process.exit(1)
+})
