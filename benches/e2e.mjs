@@ -6,9 +6,9 @@
 // The app (benches/e2e/app: ISR pages of 5 KB, 135 KB and 1 MB, and a cached route handler) is
 // copied to .local/bench-e2e/app and installed as a user would: fleetcache from its packed
 // tarballs, the peers from the registry at the versions its package.json pins. One `next build`,
-// then for each round every handler in turn (the order rotates each round): `next start` with
-// BENCH_HANDLER set, each URL warmed until it is a HIT, then autocannon on each URL. The local
-// servers: moto for fleetcache's S3 + DynamoDB (scripts/local-aws.mjs) and Debian's
+// then one `next start` per handler (BENCH_HANDLER), all up at once, each URL warmed until it is
+// a HIT; the slices of load interleave: per round, per URL, each handler for `--seconds` (order
+// rotating), so the machine's drift lands on every handler alike. The local servers: moto for fleetcache's S3 + DynamoDB (scripts/local-aws.mjs) and Debian's
 // redis-server for forte (installed with apt-get when missing), both on 127.0.0.1.
 //
 // `--handlers a,b` and `--urls /x,/y` measure a part only.
@@ -31,8 +31,8 @@ const app = path.join(work, 'app')
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
 const arg = (name, dflt) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : dflt)
-const SECONDS = arg('--seconds', quick ? 3 : 10)
-const ROUNDS = arg('--rounds', quick ? 1 : 3)
+const SECONDS = arg('--seconds', quick ? 3 : 5)
+const ROUNDS = arg('--rounds', quick ? 1 : 5)
 const CONNECTIONS = 16
 const ALL_HANDLERS = ['builtin', 'map', 'fleetcache', 'forte']
 const HANDLERS = argv.includes('--handlers') ? argv[argv.indexOf('--handlers') + 1].split(',').filter((h) => ALL_HANDLERS.includes(h)) : ALL_HANDLERS
@@ -87,13 +87,13 @@ async function startRedis() {
 
 const nextBin = () => path.join(app, 'node_modules', 'next', 'dist', 'bin', 'next')
 
-async function startNext(env) {
-  const child = spawn(process.execPath, [nextBin(), 'start', '-H', '127.0.0.1', '-p', String(PORT)], { cwd: app, env, stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+async function startNext(env, port = PORT) {
+  const child = spawn(process.execPath, [nextBin(), 'start', '-H', '127.0.0.1', '-p', String(port)], { cwd: app, env, stdio: ['ignore', 'ignore', 'inherit'], detached: true })
   const until = Date.now() + 60_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`next start exited with ${child.exitCode}`)
     try {
-      if ((await fetch(`http://127.0.0.1:${PORT}/api/ready`)).ok) break
+      if ((await fetch(`http://127.0.0.1:${port}/api/ready`)).ok) break
     } catch {}
     if (Date.now() > until) throw new Error('next start did not answer')
     await new Promise((r) => setTimeout(r, 200))
@@ -146,25 +146,31 @@ async function main() {
   try {
     log('next build')
     sh(process.execPath, [nextBin(), 'build'], { cwd: app, env: { ...base, BENCH_HANDLER: 'builtin' }, stdio: ['ignore', 'ignore', 'inherit'] })
-    for (let round = 1; round <= ROUNDS; round++) {
-      const order = HANDLERS.map((_, i) => HANDLERS[(i + round - 1) % HANDLERS.length])
-      for (const handler of order) {
-        const stop = await startNext({ ...base, BENCH_HANDLER: handler })
-        try {
-          for (const u of URLS) await warm(`http://127.0.0.1:${PORT}${u}`)
-          for (const u of URLS) {
-            const m = await load(autocannon, `http://127.0.0.1:${PORT}${u}`)
+    // Every handler's server runs at once (an idle one costs next to nothing), so the slices of
+    // load can interleave finely: per round, per URL, each handler in turn (rotating order). The
+    // machine's own drift then lands on all handlers alike.
+    const servers = {}
+    try {
+      for (const [i, handler] of HANDLERS.entries()) {
+        servers[handler] = { port: PORT + i, stop: await startNext({ ...base, BENCH_HANDLER: handler }, PORT + i) }
+        for (const u of URLS) await warm(`http://127.0.0.1:${PORT + i}${u}`)
+      }
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const [j, u] of URLS.entries()) {
+          const order = HANDLERS.map((_, i) => HANDLERS[(i + round + j - 1) % HANDLERS.length])
+          for (const handler of order) {
+            const m = await load(autocannon, `http://127.0.0.1:${servers[handler].port}${u}`)
             results.push({ round, handler, url: u, ...m })
             log(`round ${round} ${handler.padEnd(10)} ${u.padEnd(12)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms`)
           }
-          if (handler === 'fleetcache') {
-            const st = await (await fetch(`http://127.0.0.1:${PORT}/api/stats`)).json()
-            log(`fleetcache stats: ${JSON.stringify(st)}`)
-          }
-        } finally {
-          await stop()
         }
       }
+      if (servers.fleetcache) {
+        const st = await (await fetch(`http://127.0.0.1:${servers.fleetcache.port}/api/stats`)).json()
+        log(`fleetcache stats: ${JSON.stringify(st)}`)
+      }
+    } finally {
+      for (const sv of Object.values(servers)) await sv.stop()
     }
   } finally {
     redis.stop()
