@@ -64,7 +64,7 @@ use crate::error::Error;
 use crate::l1::L1;
 use crate::stats::{bump, Stats};
 use crate::tag_clock::TagClock;
-use crate::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};
+use crate::tags::{feed_page_end, FeedEvent, FeedRecord, TagStore};
 
 /// Further behind than this, a process drops its memory instead of replaying.
 pub const MAX_CATCHUP: u64 = 1_000;
@@ -244,7 +244,7 @@ impl Feed {
                 Ok(e) => e,
                 Err(e) => return self.failed(&e, m),
             };
-            let page_end = from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1;
+            let page_end = feed_page_end(from);
             // Read on when this page is read to its end (a hole at a page's end is found through
             // the head, like one with nothing after it).
             let full = page.last().is_some_and(|(s, _)| *s == page_end);

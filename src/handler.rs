@@ -273,16 +273,10 @@ impl Core {
         Some(match verdict {
             Verdict::Fresh => {
                 if self.needs_lease(entry, req, now) {
-                    match self.leases.get(&entry.key).map(|l| *l) {
-                        Some((until, mine)) if until >= now => {
-                            if mine {
-                                Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen }
-                            } else {
-                                // Another instance is regenerating: serve as fresh meanwhile.
-                                Lookup::Hit { entry: entry.clone(), last_modified: now, gen }
-                            }
-                        }
-                        _ => return None,
+                    match self.live_lease(&entry.key, now)? {
+                        true => Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen },
+                        // Another instance is regenerating: serve as fresh meanwhile.
+                        false => Lookup::Hit { entry: entry.clone(), last_modified: now, gen },
                     }
                 } else {
                     Lookup::Hit { entry: entry.clone(), last_modified: entry.last_modified, gen }
@@ -292,14 +286,8 @@ impl Core {
                 // Stale by a revalidation (`revalidateTag(t, 'max')`): one regeneration per key
                 // too. The lease holder is told it is stale (its Next regenerates); the others
                 // serve it as fresh until the holder's `set` arrives or the lease runs out.
-                if self.leases_apply(entry) {
-                    match self.leases.get(&entry.key).map(|l| *l) {
-                        Some((until, false)) if until >= now => {
-                            return Some(Lookup::Hit { entry: entry.clone(), last_modified: now, gen });
-                        }
-                        Some((until, true)) if until >= now => {}
-                        _ => return None,
-                    }
+                if self.leases_apply(entry) && !self.live_lease(&entry.key, now)? {
+                    return Some(Lookup::Hit { entry: entry.clone(), last_modified: now, gen });
                 }
                 bump(&self.stats.stale);
                 Lookup::Hit { entry: entry.clone(), last_modified, gen }
@@ -309,6 +297,18 @@ impl Core {
                 Lookup::Miss
             }
         })
+    }
+
+    /// The lease of `key` known here and not run out: whether this instance holds it (`None`:
+    /// none known, it must be asked for).
+    fn live_lease(&self, key: &str, now: i64) -> Option<bool> {
+        self.leases.get(key).map(|l| *l).filter(|(until, _)| *until >= now).map(|(_, mine)| mine)
+    }
+
+    /// Takes the lease of `key` here for a second without asking the store (fail open: when it
+    /// cannot be asked, regenerating twice is better than never).
+    fn lease_locally(&self, key: &str, now: i64) {
+        self.leases.insert(key.to_string(), (now + 1_000, true));
     }
 
     /// Whether regenerations of `entry` take the one-regenerator lease at all.
@@ -350,9 +350,8 @@ impl Core {
                 self.leases.insert(entry.key.clone(), (lease.until, lease.won));
             }
             Err(e) => {
-                // Fail open: regenerating twice is better than never.
                 self.log("regeneration lease unavailable", &e.to_string());
-                self.leases.insert(entry.key.clone(), (now + 1_000, true));
+                self.lease_locally(&entry.key, now);
             }
         }
         self.judge(entry, gen, req, true).unwrap_or(Lookup::Hit {
@@ -427,9 +426,9 @@ impl Core {
     /// When the backend failed: the copy in memory (judged by what the clock knows), else a miss.
     fn fallback(&self, req: &GetRequest) -> Lookup {
         if let Some((entry, gen)) = self.l1.get_with_gen(&req.key) {
-            // A lease that cannot be asked for is taken (fail open, as when the lease read fails).
+            // A lease that cannot be asked for is taken, as when the lease read fails.
             let judged = self.judge(&entry, gen, req, true).or_else(|| {
-                self.leases.insert(entry.key.clone(), (self.now() + 1_000, true));
+                self.lease_locally(&entry.key, self.now());
                 self.judge(&entry, gen, req, true)
             });
             if let Some(l @ Lookup::Hit { .. }) = judged {

@@ -26,7 +26,7 @@ use fleetcache::stats::Stats;
 use fleetcache::tag_clock::TagClock;
 use fleetcache::tags::dynamodb::{event_body, event_item_bytes, feed_pk, reader_copy, FEED_HEAD_PK};
 use fleetcache::tags::memory::MemoryTagStore;
-use fleetcache::tags::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore, FEED_PAGE};
+use fleetcache::tags::{feed_page_end, FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
 use parking_lot::Mutex;
 
 const READ_LIMIT: f64 = 3_000.0;
@@ -139,8 +139,7 @@ impl TagStore for SimStore {
         Ok(out)
     }
     async fn read_feed_page(&self, from: u64) -> Result<Vec<(u64, FeedRecord)>> {
-        let end = from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1;
-        let out = self.shared.inner.read_feed(from, end).await?;
+        let out = self.shared.inner.read_feed(from, feed_page_end(from)).await?;
         let bytes: usize = out.iter().map(|(_, r)| self.event_bytes(r, r.at, self.copy)).sum();
         self.shared.meter.read(self.sec(), &feed_pk(from, self.copy), read_units(bytes));
         Ok(out)

@@ -106,7 +106,7 @@ const ATTR_OWNER: &str = "owner";
 const ATTR_UNTIL: &str = "until";
 /// The feed counter's partition key (the head).
 pub const FEED_HEAD_PK: &str = "F#head";
-use super::FEED_PAGE;
+use super::{feed_page_end, FEED_PAGE};
 /// Most copies of the feed (`feedCopies`).
 pub const MAX_FEED_COPIES: u32 = 64;
 const FEED_TTL_SECONDS: i64 = 24 * 3600;
@@ -381,7 +381,7 @@ impl DynamoTagStore {
         }
         for page in (from / FEED_PAGE)..=(to / FEED_PAGE) {
             let lo = from.max(page * FEED_PAGE);
-            let hi = to.min(page * FEED_PAGE + FEED_PAGE - 1);
+            let hi = to.min(feed_page_end(lo));
             for item in self.query_all(feed_pk(lo, copy), Some((feed_sk(lo), feed_sk(hi)))).await? {
                 let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
                 let rec = item
@@ -661,7 +661,7 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn read_feed_page(&self, from: u64) -> Result<Vec<(u64, FeedRecord)>> {
-        self.read_range(self.read_copy, from, from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1).await
+        self.read_range(self.read_copy, from, feed_page_end(from)).await
     }
 
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {

@@ -16,6 +16,11 @@ pub const MAX_TAGS_PER_UNIT: usize = 50;
 /// Feed events are stored in pages of this many sequence numbers (one DynamoDB partition key each).
 pub const FEED_PAGE: u64 = 1_000;
 
+/// The last sequence number of the feed page holding `seq`.
+pub fn feed_page_end(seq: u64) -> u64 {
+    seq / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1
+}
+
 /// Bytes of tag names one unit holds (a feed event must stay under DynamoDB's 400 KB item limit).
 pub const MAX_TAG_BYTES_PER_UNIT: usize = 100_000;
 
@@ -130,7 +135,7 @@ pub trait TagStore: Send + Sync + 'static {
     /// from this reader's copy of the feed (DynamoDB keeps `feedCopies` copies so that no item
     /// is read by more than its share of the fleet). One request, without reading the head.
     async fn read_feed_page(&self, from: u64) -> Result<Vec<(u64, FeedRecord)>> {
-        self.read_feed(from, from / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1).await
+        self.read_feed(from, feed_page_end(from)).await
     }
     /// Events `from..=to` that exist (a missing number is a writer that failed between taking
     /// its number and writing the row, or a row past its TTL).
