@@ -51,10 +51,13 @@ export declare class NativeCache {
    */
   purgeSettled(id: number, error?: string | undefined | null): void
   /**
-   * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
-   * the generation whose html JS already holds decoded: a hit of that generation omits it.
+   * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `knownGen` is
+   * the generation of the in-memory copy whose Next value JS already holds (index.js,
+   * `ValueCache`): a hit of that generation is answered with its `lastModified` alone, a
+   * number, so a repeated hit crosses the boundary as one double instead of an object, its
+   * strings and a copy of its bytes.
    */
-  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, htmlGen?: number | undefined | null): NativeHit | null | undefined
+  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, knownGen?: number | undefined | null): NativeHit | number | null | undefined
   /** The miss path (S3, tag states), bounded by `getTimeoutMs`; resolves to a hit or `null`, never rejects. */
   getAsync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): Promise<NativeHit | null>
   /** Stores a value; resolves to an `OpResult`, never rejects. */

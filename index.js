@@ -249,33 +249,41 @@ function flushOnSigterm() {
 // ---- Next values <-> native shapes ---------------------------------------------------------
 
 /**
- * Decoded html strings of recent hits, by key, tagged with the native copy's generation. A hit
- * of the same generation then skips re-creating a large V8 string; a new generation (the entry
- * was rewritten or reloaded) replaces it. Bounded in bytes (a quarter of `memoryBytes`, at most
- * 64 MiB), least recently used out first.
+ * The Next values of recent hits, by key, each tagged with the generation of the native copy it
+ * was built from. `getSync` is told the generation held here; a hit of that generation comes back
+ * as its `lastModified` alone (one double across the boundary: no object, no strings, no copy of
+ * the bytes) and is served from here, so Next gets the same value objects again, as from its own
+ * memory cache or a module-level Map handler (Next does not write to a value it got from a
+ * cache; README, "Hits"). A new generation (the entry was rewritten or reloaded) replaces the
+ * value; a miss drops it. Bounded in bytes (a quarter of `memoryBytes`, at most 64 MiB), least
+ * recently used out first.
  */
-class HtmlCache {
+class ValueCache {
   constructor(budget) {
     this.budget = budget
     this.bytes = 0
     this.map = new Map()
   }
-  get(key) {
-    return this.map.get(key)
+  /** The generation held for `key`, or undefined. */
+  gen(key) {
+    const e = this.map.get(key)
+    return e === undefined ? undefined : e.gen
   }
-  touch(key, e) {
+  /** The value held for `key` as Next's `CacheHandlerValue` with `lastModified`, or undefined. */
+  serve(key, lastModified) {
+    const e = this.map.get(key)
+    if (e === undefined) return undefined
     this.map.delete(key)
     this.map.set(key, e)
+    const out = { lastModified, value: e.value }
+    if (e.revalidate !== undefined) out.cacheControl = e.expire === undefined ? { revalidate: e.revalidate } : { revalidate: e.revalidate, expire: e.expire }
+    return out
   }
-  set(key, gen, html) {
-    const size = html.length * 2 + 64
+  set(key, gen, h, value) {
+    const size = sizeOf(h)
+    this.delete(key)
     if (size > this.budget) return
-    const old = this.map.get(key)
-    if (old !== undefined) {
-      this.bytes -= old.size
-      this.map.delete(key)
-    }
-    this.map.set(key, { gen, html, size })
+    this.map.set(key, { gen, value, revalidate: h.revalidate, expire: h.expire, size })
     this.bytes += size
     for (const [k, v] of this.map) {
       if (this.bytes <= this.budget) break
@@ -283,41 +291,45 @@ class HtmlCache {
       this.bytes -= v.size
     }
   }
-}
-
-const htmlCaches = new WeakMap()
-function htmlCacheOf(core) {
-  let c = htmlCaches.get(core)
-  if (c === undefined) {
-    c = new HtmlCache(Math.min(64 * 1024 * 1024, Math.floor(core.stats().memoryBudget / 4)))
-    htmlCaches.set(core, c)
-  }
-  return c
-}
-
-/** The html of a hit: the cached string when the native side left it out, else decoded (and cached). */
-function htmlOf(h, key, cache) {
-  if (cache !== undefined) {
-    const known = cache.get(key)
-    if (known !== undefined && h.gen === known.gen) {
-      if (h.htmlLen === 0) {
-        cache.touch(key, known)
-        return known.html
-      }
+  delete(key) {
+    const old = this.map.get(key)
+    if (old !== undefined) {
+      this.bytes -= old.size
+      this.map.delete(key)
     }
   }
-  const html = h.buf.toString('utf8', 0, h.htmlLen)
-  if (cache !== undefined && h.gen !== undefined) cache.set(key, h.gen, html)
-  return html
+}
+
+/** Bytes a hit's Next value holds, near enough for the budget: its buffer, decoded strings at two bytes a character. */
+function sizeOf(h) {
+  let n = 256 + (h.buf === undefined ? 0 : h.buf.length) + 2 * (h.htmlLen || 0)
+  for (const s of [h.headers, h.pageData, h.props, h.body, h.postponed]) if (s !== undefined) n += 2 * s.length
+  return n
+}
+
+const valueCaches = new WeakMap()
+function valueCacheOf(core) {
+  let c = valueCaches.get(core)
+  if (c === undefined) {
+    c = new ValueCache(Math.min(64 * 1024 * 1024, Math.floor(core.stats().memoryBudget / 4)))
+    valueCaches.set(core, c)
+  }
+  return c
 }
 
 function parseJson(s) {
   return s === undefined ? undefined : JSON.parse(s)
 }
 
-/** A native hit → Next's `CacheHandlerValue`, with exact JS types (Buffers, a Map, undefined). */
+/**
+ * A native hit → Next's `CacheHandlerValue`, with exact JS types (Buffers, a Map, undefined);
+ * `cache` (a `ValueCache`, absent for a one-off read) keeps its value for the hits after it.
+ */
 function toNext(h, key, cache) {
-  if (h === null || h === undefined) return null
+  if (h === null || h === undefined) {
+    if (cache !== undefined) cache.delete(key)
+    return null
+  }
   const out = { lastModified: h.lastModified, value: null }
   if (h.revalidate !== undefined) {
     out.cacheControl = h.expire === undefined ? { revalidate: h.revalidate } : { revalidate: h.revalidate, expire: h.expire }
@@ -337,7 +349,7 @@ function toNext(h, key, cache) {
       const htmlLen = h.htmlLen
       out.value = {
         kind: 'APP_PAGE',
-        html: htmlOf(h, key, cache),
+        html: buf.toString('utf8', 0, htmlLen),
         rscData: h.rscLen === undefined ? undefined : buf.subarray(htmlLen, htmlLen + h.rscLen),
         postponed: h.postponed,
         headers: parseJson(h.headers),
@@ -350,7 +362,7 @@ function toNext(h, key, cache) {
       out.value = { kind: 'APP_ROUTE', body: buf, status: h.status, headers: parseJson(h.headers) }
       break
     case 'PAGES':
-      out.value = { kind: 'PAGES', html: htmlOf(h, key, cache), pageData: parseJson(h.pageData), headers: parseJson(h.headers), status: h.status }
+      out.value = { kind: 'PAGES', html: buf.toString('utf8', 0, h.htmlLen), pageData: parseJson(h.pageData), headers: parseJson(h.headers), status: h.status }
       break
     case 'REDIRECT':
       out.value = { kind: 'REDIRECT', props: parseJson(h.props) }
@@ -376,6 +388,7 @@ function toNext(h, key, cache) {
     default:
       return null
   }
+  if (cache !== undefined && h.gen !== undefined) cache.set(key, h.gen, h, out.value)
   return out
 }
 
@@ -511,10 +524,22 @@ function createCacheHandler(options) {
   // Fail fast on configuration errors, at require time rather than on the first request.
   servedCores.add(coreFor(base, undefined))
 
+  // Next makes a handler per request: once the core has its build, a constructor costs two stores.
+  let adoptedCore
+  let adoptedValues
   class FleetCacheHandler {
     constructor(ctx) {
+      if (adoptedCore !== undefined) {
+        this.core = adoptedCore
+        this.values = adoptedValues
+        return
+      }
       this.core = coreFor(base, ctx && ctx.serverDistDir)
-      this.htmlCache = htmlCacheOf(this.core)
+      this.values = valueCacheOf(this.core)
+      if (adopted.has(this.core)) {
+        adoptedCore = this.core
+        adoptedValues = this.values
+      }
     }
 
     get(key, ctx) {
@@ -525,10 +550,14 @@ function createCacheHandler(options) {
         }
         const [kind, tags, softTags, revalidate] = getArgs(ctx)
         key = lossless(key)
-        const cache = this.htmlCache
-        const known = cache.get(key)
-        const hit = this.core.getSync(key, kind, tags, softTags, revalidate, known === undefined ? undefined : known.gen)
-        if (hit !== undefined) return Promise.resolve(toNext(hit, key, cache))
+        const cache = this.values
+        const hit = this.core.getSync(key, kind, tags, softTags, revalidate, cache.gen(key))
+        if (typeof hit === 'number') {
+          const out = cache.serve(key, hit)
+          if (out !== undefined) return Promise.resolve(out)
+        } else if (hit !== undefined) {
+          return Promise.resolve(toNext(hit, key, cache))
+        }
         return this.core.getAsync(key, kind, tags, softTags, revalidate).then((h) => toNext(h, key, cache), (err) => {
           warn('get failed, serving a miss', err && err.message)
           return null

@@ -8,8 +8,8 @@
 //!
 //! Out: [`HitLayout::of`] lays a hit out flat: scalar fields by name, and every binary field in
 //! one buffer (`buf`: html, rscData, then each segment not identical to rscData), so JS receives
-//! one `Buffer` and slices it. html is left out when JS still holds the decoded string of that
-//! generation.
+//! one `Buffer` and slices it. A hit of a generation whose Next value JS still holds does not
+//! come through here at all (`getSync` answers it with its `lastModified`).
 
 use bytes::Bytes;
 
@@ -195,8 +195,7 @@ pub struct HitLayout<'a> {
 }
 
 impl<'a> HitLayout<'a> {
-    /// `html_cached`: JS holds the decoded html of this generation, so it is left out (`htmlLen` 0).
-    pub fn of(entry: &'a Entry, last_modified: i64, gen: u64, html_cached: bool) -> HitLayout<'a> {
+    pub fn of(entry: &'a Entry, last_modified: i64, gen: u64) -> HitLayout<'a> {
         let mut l = HitLayout { fields: Vec::with_capacity(12), buf: None };
         let f = &mut l.fields;
         f.push(("lastModified", Field::Num(last_modified as f64)));
@@ -219,7 +218,6 @@ impl<'a> HitLayout<'a> {
             return l;
         };
         f.push(("kind", Field::Str(v.kind_name())));
-        let html_part = |html: &'a str| if html_cached { &html.as_bytes()[..0] } else { html.as_bytes() };
         match v {
             Value::AppPage { html, rsc_data, postponed, headers_json, status, segments } => {
                 if let Some(p) = postponed {
@@ -231,7 +229,7 @@ impl<'a> HitLayout<'a> {
                 if let Some(s) = status {
                     f.push(("status", Field::Num(*s)));
                 }
-                let html = html_part(html);
+                let html = html.as_bytes();
                 let mut parts = vec![html];
                 let rsc_start = html.len();
                 let mut end = rsc_start;
@@ -266,7 +264,7 @@ impl<'a> HitLayout<'a> {
                 l.buf = Some(vec![body]);
             }
             Value::Pages { html, page_data_json, headers_json, status } => {
-                let html = html_part(html);
+                let html = html.as_bytes();
                 f.push(("htmlLen", Field::Num(html.len() as f64)));
                 f.push(("pageData", Field::Str(page_data_json)));
                 if let Some(h) = headers_json {
@@ -444,7 +442,7 @@ mod tests {
     #[test]
     fn app_page_hits_share_one_buffer_and_rsc_data_is_not_repeated() {
         let e = app_page();
-        let l = HitLayout::of(&e, 1234, 7, false);
+        let l = HitLayout::of(&e, 1234, 7);
         assert_eq!(l.buf_bytes().unwrap(), b"<html>RSCIDX");
         assert_eq!(l.field("htmlLen"), Some(&Field::Num(6.0)));
         assert_eq!(l.field("rscLen"), Some(&Field::Num(3.0)));
@@ -455,18 +453,13 @@ mod tests {
         assert_eq!(l.field("gen"), Some(&Field::Num(7.0)));
         assert_eq!(l.field("revalidate"), Some(&Field::Num(30.0)));
         assert_eq!(l.field("kind"), Some(&Field::Str("APP_PAGE")));
-        // html JS holds already is left out, and the bounds move with it
-        let l = HitLayout::of(&e, 1234, 7, true);
-        assert_eq!(l.buf_bytes().unwrap(), b"RSCIDX");
-        assert_eq!(l.field("htmlLen"), Some(&Field::Num(0.0)));
-        assert_eq!(l.field("segBounds"), Some(&Field::Nums(vec![0.0, 3.0, 3.0, 6.0])));
     }
 
     #[test]
     fn other_kinds_lay_out_their_fields() {
         let never = Some(CacheControl { revalidate: Revalidate::Never, expire: Some(60.0) });
         let e = entry(None, never);
-        let l = HitLayout::of(&e, 5, 0, false);
+        let l = HitLayout::of(&e, 5, 0);
         assert_eq!(
             l.fields,
             vec![("lastModified", Field::Num(5.0)), ("revalidate", Field::Bool(false)), ("expire", Field::Num(60.0))]
@@ -483,7 +476,7 @@ mod tests {
             }),
             None,
         );
-        let l = HitLayout::of(&e, 5, 0, false);
+        let l = HitLayout::of(&e, 5, 0);
         assert_eq!(l.field("tags"), Some(&Field::Strs(vec!["t"])));
         assert_eq!(l.field("fetchRevalidate"), Some(&Field::Num(9.0)));
         assert_eq!(l.buf, None);
@@ -497,14 +490,14 @@ mod tests {
             }),
             None,
         );
-        assert_eq!(HitLayout::of(&e, 5, 0, false).buf_bytes().unwrap(), b"png");
+        assert_eq!(HitLayout::of(&e, 5, 0).buf_bytes().unwrap(), b"png");
         let e = entry(
             Some(Value::Pages { html: "<p>".into(), page_data_json: "{}".into(), headers_json: None, status: None }),
             None,
         );
-        let l = HitLayout::of(&e, 5, 3, true);
-        assert_eq!(l.buf_bytes().unwrap(), b"");
-        assert_eq!(l.field("htmlLen"), Some(&Field::Num(0.0)));
+        let l = HitLayout::of(&e, 5, 3);
+        assert_eq!(l.buf_bytes().unwrap(), b"<p>");
+        assert_eq!(l.field("htmlLen"), Some(&Field::Num(3.0)));
         assert_eq!(l.field("pageData"), Some(&Field::Str("{}")));
     }
 
@@ -533,14 +526,14 @@ mod tests {
             tags: p.tags,
             write_id: 0,
         };
-        let l = HitLayout::of(&e, e.last_modified, 0, false);
+        let l = HitLayout::of(&e, e.last_modified, 0);
         assert_eq!(l.field("timestamp"), Some(&Field::Num(1_795_365_992_382.147)));
         assert_eq!(l.field("stale"), Some(&Field::Num(300.0)));
         assert_eq!(l.field("revalidate"), Some(&Field::Num(900.0)));
         assert_eq!(l.field("tags"), Some(&Field::Strs(vec!["posts"])));
         assert_eq!(l.field("tagStale"), Some(&Field::Bool(false)));
         assert_eq!(l.buf_bytes().unwrap(), b"0:\"$@1\"");
-        assert_eq!(HitLayout::of(&e, e.last_modified - 1, 0, false).field("tagStale"), Some(&Field::Bool(true)));
+        assert_eq!(HitLayout::of(&e, e.last_modified - 1, 0).field("tagStale"), Some(&Field::Bool(true)));
         let missing = SetFields { kind: Some("USE_CACHE".into()), timestamp: Some(1.0), ..Default::default() };
         assert!(missing.into_parts().unwrap_err().context.contains("stale"));
     }

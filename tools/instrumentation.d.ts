@@ -1,4 +1,4 @@
-import type { Options } from '../index'
+import type { Options, FleetCacheHandlerClass } from '../index'
 import type { SeedReport } from './index'
 
 /**
@@ -15,3 +15,16 @@ export function register(args?: {
   claimMs?: number
   log?: (msg: string) => void
 }): Promise<{ done: Promise<SeedReport | null> }>
+
+/**
+ * Makes fleetcache this process's cache handler through the hook Next reads when next.config.js
+ * sets no `cacheHandler` (Next then skips the per-request `import()` of the handler's module).
+ * Call it from `register()` in `instrumentation.js` and leave `cacheHandler` out of
+ * next.config.js. Returns the handler class, or `null` outside the Node.js runtime or when the
+ * installed `next` does not read the hook (logged). See the README, "Hits without the
+ * per-request import".
+ */
+export function registerCacheHandler(
+  options?: Options,
+  args?: { log?: (msg: string) => void },
+): FleetCacheHandlerClass | null

@@ -56,4 +56,43 @@ async function register({ distDir, options, claimMs = 600_000, log = console.log
   return { done }
 }
 
-module.exports = { register }
+// The hook Next reads when next.config.js sets no `cacheHandler`: next/dist/server/lib/
+// incremental-cache/index.js (15.5 and 16.x) takes `globalThis[Symbol.for('@next/cache-handlers')]
+// .FetchCache` as the handler class of every request's IncrementalCache.
+const NEXT_HOOK = Symbol.for('@next/cache-handlers')
+
+/**
+ * Makes fleetcache this process's cache handler through the hook above instead of
+ * `cacheHandler` in next.config.js: with `cacheHandler` set, Next re-imports the handler's module
+ * on every request (`getIncrementalCache` awaits a dynamic `import()` before constructing its
+ * IncrementalCache); through the hook it does not. README, "Hits without the per-request import".
+ * Call it from `register()` in the app's `instrumentation.js` (Next awaits it before serving) and
+ * leave `cacheHandler` out of next.config.js. Returns the handler class, or `null` outside the
+ * Node.js runtime or when the installed `next` does not read the hook (logged: set
+ * `cacheHandler` then).
+ */
+function registerCacheHandler(options, { log = console.error } = {}) {
+  if (process.env.NEXT_RUNTIME && process.env.NEXT_RUNTIME !== 'nodejs') return null
+  if (!nextReadsHook()) {
+    log('[fleetcache] registerCacheHandler: the installed next does not read globalThis[Symbol.for(\'@next/cache-handlers\')].FetchCache; set cacheHandler: require.resolve(\'fleetcache/handler\') in next.config.js instead')
+    return null
+  }
+  const Handler = load('fleetcache').createCacheHandler(options || {})
+  globalThis[NEXT_HOOK] = { ...globalThis[NEXT_HOOK], FetchCache: Handler }
+  return Handler
+}
+
+/** Whether the app's `next` takes its cache handler from the hook (read from its source, once). */
+function nextReadsHook() {
+  try {
+    const nodeModule = typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule('node:module') : eval('require')('node:module')
+    const req = nodeModule.createRequire(path.join(process.cwd(), 'package.json'))
+    const file = req.resolve('next/dist/server/lib/incremental-cache/index.js')
+    const src = require('node:fs').readFileSync(file, 'utf8')
+    return src.includes("Symbol.for('@next/cache-handlers')") && src.includes('.FetchCache')
+  } catch {
+    return false
+  }
+}
+
+module.exports = { register, registerCacheHandler }

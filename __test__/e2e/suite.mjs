@@ -24,7 +24,7 @@ export function endToEnd({ name, dir, next16, port: basePort }) {
 const port = basePort + Number(process.env.FLEETCACHE_E2E_PORT_OFFSET || 0)
 describe.skipIf(!ep)(`${name} end to end`, () => {
   const run = Date.now().toString(36)
-  let data, A, B, R, S, T, base, seedTotal
+  let data, A, B, R, S, T, G, base, seedTotal
   /** A native core on the suite's bucket and table (no feed), for setting up and inspecting the store. */
   const storeCore = (extra) => fc._coreFor({
     bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', feedIntervalMs: 0, ...extra,
@@ -50,7 +50,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     R = await startApp(port + 2, { ...base, FLEETCACHE_E2E_DIST: '.next-builtin', FLEETCACHE_E2E_BUILTIN: '1' }, dir)
   }, 600_000)
   afterAll(async () => {
-    await Promise.all([A, B, R, S, T].filter(Boolean).map((i) => i.stop()))
+    await Promise.all([A, B, R, S, T, G].filter(Boolean).map((i) => i.stop()))
     if (data) await data.close()
   })
 
@@ -113,6 +113,23 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     expect(a.cache).toBe('MISS')
     expect(b.cache).toBe('HIT')
     expect(b.stamp).toBe(a.stamp)
+  })
+
+  // Pins what `registerCacheHandler` relies on in this Next: with no cacheHandler configured, the
+  // IncrementalCache of every request takes its handler from globalThis[Symbol.for('@next/cache-
+  // handlers')].FetchCache. Were it ignored, G would serve from its own disk: a MISS here.
+  it('registerCacheHandler in instrumentation.js, no cacheHandler in next.config.js: Next serves from fleetcache through its hook (a page A rendered is a HIT, A\'s revalidatePath reaches it)', async () => {
+    G = await startApp(port + 9, { ...base, FLEETCACHE_E2E_DIST: '.next-e2e', FLEETCACHE_REGISTER_HANDLER: '1', FLEETCACHE_DEMO_INSTANCE: 'G' }, dir)
+    const a = await request(A.url, '/items/31')
+    const g = await request(G.url, '/items/31')
+    expect(a.cache).toBe('MISS')
+    expect(g.cache).toBe('HIT')
+    expect(g.stamp).toBe(a.stamp)
+    expect((await request(G.url, '/items/31')).cache).toBe('HIT')
+    await request(A.url, '/api/revalidate?path=/items/31', { method: 'POST' })
+    await sleep(BOUND)
+    const after = await request(G.url, '/items/31')
+    expect(after.stamp).not.toBe(a.stamp)
   })
 
   it('revalidatePath on A: B serves the new page within the bound', async () => {

@@ -128,8 +128,8 @@ fn concat_buffer<'e>(env: &'e Env, parts: &[&[u8]]) -> Result<Unknown<'e>> {
 }
 
 /// A hit as the JS object `index.js` reads (`NativeHit` in `binding.d.ts`).
-fn hit_object<'e>(env: &'e Env, entry: &Entry, last_modified: i64, gen: u64, html_cached: bool) -> Result<Object<'e>> {
-    let layout = HitLayout::of(entry, last_modified, gen, html_cached);
+fn hit_object<'e>(env: &'e Env, entry: &Entry, last_modified: i64, gen: u64) -> Result<Object<'e>> {
+    let layout = HitLayout::of(entry, last_modified, gen);
     let mut o = Object::new(env)?;
     for (name, f) in layout.fields {
         match f {
@@ -242,7 +242,7 @@ impl ToNapiValue for GetOut {
     unsafe fn to_napi_value(raw: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         let env = Env::from_raw(raw);
         match val.0 {
-            Lookup::Hit { entry, last_modified, gen } => Ok(hit_object(&env, &entry, last_modified, gen, false)?.raw()),
+            Lookup::Hit { entry, last_modified, gen } => Ok(hit_object(&env, &entry, last_modified, gen)?.raw()),
             Lookup::Miss => Null::to_napi_value(raw, Null),
         }
     }
@@ -414,9 +414,12 @@ impl NativeCache {
         }
     }
 
-    /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `htmlGen` is
-    /// the generation whose html JS already holds decoded: a hit of that generation omits it.
-    #[napi(catch_unwind, ts_return_type = "NativeHit | null | undefined")]
+    /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `knownGen` is
+    /// the generation of the in-memory copy whose Next value JS already holds (index.js,
+    /// `ValueCache`): a hit of that generation is answered with its `lastModified` alone, a
+    /// number, so a repeated hit crosses the boundary as one double instead of an object, its
+    /// strings and a copy of its bytes.
+    #[napi(catch_unwind, ts_return_type = "NativeHit | number | null | undefined")]
     #[allow(clippy::too_many_arguments)]
     pub fn get_sync<'e>(
         &self,
@@ -426,16 +429,18 @@ impl NativeCache {
         tags: Option<Vec<String>>,
         soft_tags: Option<Vec<String>>,
         revalidate: Option<f64>,
-        html_gen: Option<f64>,
-    ) -> Result<Either3<Object<'e>, Null, Undefined>> {
+        known_gen: Option<f64>,
+    ) -> Result<Either4<Object<'e>, f64, Null, Undefined>> {
         let req = get_request(key, kind, tags, soft_tags, revalidate);
         Ok(match self.core.get_sync(&req) {
-            SyncLookup::Done(Lookup::Hit { entry, last_modified, gen }) => {
-                let html_cached = gen != 0 && html_gen == Some(gen as f64);
-                Either3::A(hit_object(env, &entry, last_modified, gen, html_cached)?)
+            SyncLookup::Done(Lookup::Hit { last_modified, gen, .. }) if gen != 0 && known_gen == Some(gen as f64) => {
+                Either4::B(last_modified as f64)
             }
-            SyncLookup::Done(Lookup::Miss) => Either3::B(Null),
-            SyncLookup::NeedsBackend => Either3::C(()),
+            SyncLookup::Done(Lookup::Hit { entry, last_modified, gen }) => {
+                Either4::A(hit_object(env, &entry, last_modified, gen)?)
+            }
+            SyncLookup::Done(Lookup::Miss) => Either4::C(Null),
+            SyncLookup::NeedsBackend => Either4::D(()),
         })
     }
 
