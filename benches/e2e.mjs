@@ -34,7 +34,7 @@ const arg = (name, dflt) => (argv.includes(name) ? Number(argv[argv.indexOf(name
 const SECONDS = arg('--seconds', quick ? 3 : 5)
 const ROUNDS = arg('--rounds', quick ? 1 : 5)
 const CONNECTIONS = 16
-const ALL_HANDLERS = ['builtin', 'map', 'fleetcache', 'forte']
+const ALL_HANDLERS = ['builtin', 'map', 'map-hook', 'fleetcache', 'fleetcache-hook', 'forte']
 const HANDLERS = argv.includes('--handlers') ? argv[argv.indexOf('--handlers') + 1].split(',').filter((h) => ALL_HANDLERS.includes(h)) : ALL_HANDLERS
 const URLS = argv.includes('--urls') ? argv[argv.indexOf('--urls') + 1].split(',') : ['/isr/5k', '/isr/135k', '/isr/1m', '/api/cached']
 const REDIS_PORT = 6390
@@ -98,12 +98,27 @@ async function startNext(env, port = PORT) {
     if (Date.now() > until) throw new Error('next start did not answer')
     await new Promise((r) => setTimeout(r, 200))
   }
-  return async () => {
+  const stop = async () => {
     const done = new Promise((r) => child.once('exit', r))
     try { process.kill(-child.pid, 'SIGTERM') } catch {}
     await Promise.race([done, new Promise((r) => setTimeout(r, 5000))])
     try { process.kill(-child.pid, 'SIGKILL') } catch {}
   }
+  return { stop, pid: child.pid }
+}
+
+/** CPU time (µs, user + system) of process `pid` and its descendants, from /proc (Linux). */
+function cpuMicros(pid) {
+  let total = 0
+  const walk = (p) => {
+    try {
+      const f = fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')
+      total += (Number(f[11]) + Number(f[12])) * (1e6 / 100)
+      for (const c of fs.readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) walk(Number(c))
+    } catch {}
+  }
+  walk(pid)
+  return total
 }
 
 /** Requests `url` until Next answers it from the cache (x-nextjs-cache: HIT). */
@@ -122,10 +137,13 @@ async function warm(url) {
   throw new Error(`${url} never became a HIT (last: ${last})`)
 }
 
-async function load(autocannon, url) {
+/** One slice of load; `cpuUs`: the server's CPU time per request (less sensitive to a busy neighbour than req/s). */
+async function load(autocannon, url, pid) {
+  const c0 = cpuMicros(pid)
   const r = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS })
+  const cpuUs = (cpuMicros(pid) - c0) / Math.max(1, r.requests.total)
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`)
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bytes: r.throughput.average }
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bytes: r.throughput.average, cpuUs }
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
@@ -151,23 +169,28 @@ async function main() {
     // machine's own drift then lands on all handlers alike.
     const servers = {}
     try {
+      // startNext waits for /api/ready, a dynamic route: every server has rendered before it is
+      // measured. That matters on Node 20: the first render turns on AsyncLocalStorage's promise
+      // hooks for the life of the process (a cost on every promise after it), and a server that
+      // only ever served prerendered pages from its cache would be measured without it.
       for (const [i, handler] of HANDLERS.entries()) {
-        servers[handler] = { port: PORT + i, stop: await startNext({ ...base, BENCH_HANDLER: handler }, PORT + i) }
+        servers[handler] = { port: PORT + i, ...(await startNext({ ...base, BENCH_HANDLER: handler }, PORT + i)) }
         for (const u of URLS) await warm(`http://127.0.0.1:${PORT + i}${u}`)
       }
       for (let round = 1; round <= ROUNDS; round++) {
         for (const [j, u] of URLS.entries()) {
           const order = HANDLERS.map((_, i) => HANDLERS[(i + round + j - 1) % HANDLERS.length])
           for (const handler of order) {
-            const m = await load(autocannon, `http://127.0.0.1:${servers[handler].port}${u}`)
+            const m = await load(autocannon, `http://127.0.0.1:${servers[handler].port}${u}`, servers[handler].pid)
             results.push({ round, handler, url: u, ...m })
-            log(`round ${round} ${handler.padEnd(10)} ${u.padEnd(12)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms`)
+            log(`round ${round} ${handler.padEnd(15)} ${u.padEnd(12)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`)
           }
         }
       }
-      if (servers.fleetcache) {
-        const st = await (await fetch(`http://127.0.0.1:${servers.fleetcache.port}/api/stats`)).json()
-        log(`fleetcache stats: ${JSON.stringify(st)}`)
+      for (const h of ['fleetcache', 'fleetcache-hook']) {
+        if (!servers[h]) continue
+        const st = await (await fetch(`http://127.0.0.1:${servers[h].port}/api/stats`)).json()
+        log(`${h} stats: ${JSON.stringify(st)}`)
       }
     } finally {
       for (const sv of Object.values(servers)) await sv.stop()
@@ -180,18 +203,34 @@ async function main() {
   report(results)
 }
 
+/** The Map handler each handler is held against: the one reaching Next the same way. */
+const MAP_OF = { fleetcache: 'map', 'fleetcache-hook': 'map-hook', map: 'map', 'map-hook': 'map', builtin: 'map', forte: 'map' }
+
 function report(results) {
   const pick = (h, u) => results.filter((r) => r.handler === h && r.url === u)
+  // A ratio of two handlers is taken per round (their slices ran back to back), then the median
+  // of the rounds: the machine's drift between rounds cancels out.
+  const paired = (h, other, u, field = 'rps') => {
+    const a = pick(h, u)
+    const b = pick(other, u)
+    const rs = a.map((r) => {
+      const o = b.find((x) => x.round === r.round)
+      return o ? (field === 'rps' ? r.rps / o.rps : o.cpuUs / r.cpuUs) : undefined
+    }).filter((x) => x !== undefined)
+    return rs.length ? { med: median(rs), lo: Math.min(...rs), hi: Math.max(...rs) } : undefined
+  }
+  const fmt = (p) => (p ? `${p.med.toFixed(2)}× (${p.lo.toFixed(2)}–${p.hi.toFixed(2)})` : '')
   console.log(`\n${ROUNDS} round(s) of ${SECONDS} s per URL, autocannon -c ${CONNECTIONS}, ${os.cpus().length} cores (${os.cpus()[0]?.model}), Node ${process.version}\n`)
-  console.log('| URL | handler | req/s (median) | spread | p50 ms | p99 ms | vs Map handler | vs forte |')
-  console.log('|---|---|---:|---|---:|---:|---:|---:|')
+  console.log('Ratios are per round, then the median of the rounds (range in brackets); "CPU" is the server\'s CPU time per request, and its ratio is the Map\'s over this one (above 1 = cheaper).\n')
+  console.log('| URL | handler | req/s (median) | spread | p50 ms | p99 ms | CPU µs/req | vs its Map (req/s) | vs its Map (CPU) | vs built-in | vs forte |')
+  console.log('|---|---|---:|---|---:|---:|---:|---|---|---|---|')
   for (const u of URLS) {
-    const rps = Object.fromEntries(HANDLERS.map((h) => [h, median(pick(h, u).map((r) => r.rps))]))
     for (const h of HANDLERS) {
       const rs = pick(h, u)
       const xs = rs.map((r) => r.rps)
-      const ratio = (other) => (rps[other] ? `${(rps[h] / rps[other]).toFixed(2)}×` : '')
-      console.log(`| ${u} | ${h} | ${rps[h].toFixed(0)} | ${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)} | ${median(rs.map((r) => r.p50))} | ${median(rs.map((r) => r.p99))} | ${ratio('map')} | ${ratio('forte')} |`)
+      const m = MAP_OF[h]
+      const vsMap = h !== m && HANDLERS.includes(m)
+      console.log(`| ${u} | ${h} | ${median(xs).toFixed(0)} | ${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)} | ${median(rs.map((r) => r.p50))} | ${median(rs.map((r) => r.p99))} | ${median(rs.map((r) => r.cpuUs)).toFixed(0)} | ${vsMap ? `${fmt(paired(h, m, u))} vs ${m}` : ''} | ${vsMap ? fmt(paired(h, m, u, 'cpu')) : ''} | ${h !== 'builtin' && HANDLERS.includes('builtin') ? fmt(paired(h, 'builtin', u)) : ''} | ${h !== 'forte' && HANDLERS.includes('forte') ? fmt(paired(h, 'forte', u)) : ''} |`)
     }
   }
 }
