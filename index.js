@@ -276,7 +276,7 @@ class ValueCache {
     this.map.delete(key)
     this.map.set(key, e)
     const out = { lastModified, value: e.value }
-    if (e.revalidate !== undefined) out.cacheControl = e.expire === undefined ? { revalidate: e.revalidate } : { revalidate: e.revalidate, expire: e.expire }
+    if (e.revalidate !== undefined) out.cacheControl = cacheControlOf(e.revalidate, e.expire)
     return out
   }
   set(key, gen, h, value) {
@@ -317,6 +317,11 @@ function valueCacheOf(core) {
   return c
 }
 
+/** Next's `cacheControl` (a fresh object per hit: Next may keep it). */
+function cacheControlOf(revalidate, expire) {
+  return expire === undefined ? { revalidate } : { revalidate, expire }
+}
+
 function parseJson(s) {
   return s === undefined ? undefined : JSON.parse(s)
 }
@@ -331,9 +336,7 @@ function toNext(h, key, cache) {
     return null
   }
   const out = { lastModified: h.lastModified, value: null }
-  if (h.revalidate !== undefined) {
-    out.cacheControl = h.expire === undefined ? { revalidate: h.revalidate } : { revalidate: h.revalidate, expire: h.expire }
-  }
+  if (h.revalidate !== undefined) out.cacheControl = cacheControlOf(h.revalidate, h.expire)
   const buf = h.buf
   switch (h.kind) {
     case undefined:
