@@ -527,22 +527,14 @@ function createCacheHandler(options) {
   // Fail fast on configuration errors, at require time rather than on the first request.
   servedCores.add(coreFor(base, undefined))
 
-  // Next makes a handler per request: once the core has its build, a constructor costs two stores.
+  // Next makes a handler per request: once the core has its build, it is not looked up again.
   let adoptedCore
-  let adoptedValues
   class FleetCacheHandler {
     constructor(ctx) {
-      if (adoptedCore !== undefined) {
-        this.core = adoptedCore
-        this.values = adoptedValues
-        return
-      }
-      this.core = coreFor(base, ctx && ctx.serverDistDir)
-      this.values = valueCacheOf(this.core)
-      if (adopted.has(this.core)) {
-        adoptedCore = this.core
-        adoptedValues = this.values
-      }
+      const core = adoptedCore !== undefined ? adoptedCore : coreFor(base, ctx && ctx.serverDistDir)
+      if (adoptedCore === undefined && adopted.has(core)) adoptedCore = core
+      this.core = core
+      this.values = valueCacheOf(core)
     }
 
     get(key, ctx) {

@@ -13,16 +13,21 @@
 //     }
 //   }
 
+const fs = require('node:fs')
 const path = require('node:path')
 
 // The rest of fleetcache (and its native addon) is loaded by package name at run time, from the
 // app's directory, out of sight of bundlers: an app's instrumentation file is bundled, a `.node`
 // file cannot be, and a bundler that sees `require(variable)` tries to bundle a whole directory.
-function load(name) {
+function appRequire() {
   const nodeModule = typeof process.getBuiltinModule === 'function'
     ? process.getBuiltinModule('node:module')
     : eval('require')('node:module') // Node < 20.16
-  return nodeModule.createRequire(path.join(process.cwd(), 'package.json'))(name)
+  return nodeModule.createRequire(path.join(process.cwd(), 'package.json'))
+}
+
+function load(name) {
+  return appRequire()(name)
 }
 
 /**
@@ -85,10 +90,8 @@ function registerCacheHandler(options, { log = console.error } = {}) {
 /** Whether the app's `next` takes its cache handler from the hook (read from its source, once). */
 function nextReadsHook() {
   try {
-    const nodeModule = typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule('node:module') : eval('require')('node:module')
-    const req = nodeModule.createRequire(path.join(process.cwd(), 'package.json'))
-    const file = req.resolve('next/dist/server/lib/incremental-cache/index.js')
-    const src = require('node:fs').readFileSync(file, 'utf8')
+    const file = appRequire().resolve('next/dist/server/lib/incremental-cache/index.js')
+    const src = fs.readFileSync(file, 'utf8')
     return src.includes("Symbol.for('@next/cache-handlers')") && src.includes('.FetchCache')
   } catch {
     return false
