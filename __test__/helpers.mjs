@@ -23,7 +23,12 @@ export function backends() {
 
 export async function handlerFor(options) {
   const Handler = fc.createCacheHandler(options)
-  await fc._coreFor(options).ensureResources()
+  const core = fc._coreFor(options)
+  await core.ensureResources()
+  // Memory answers only while the feed is trusted, from its first good poll on (a poll before
+  // ensureResources met no table): a get right after a set is a memory hit only then. On a busy
+  // machine that poll can come later than a test's first get (a CI run failed on it).
+  for (const until = Date.now() + 10_000; !core.stats().feedTrusted && Date.now() < until; ) await sleep(50)
   return new Handler({ serverDistDir: undefined, fetchCacheKeyPrefix: '' })
 }
 
