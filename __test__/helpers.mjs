@@ -25,9 +25,10 @@ export async function handlerFor(options) {
   const Handler = fc.createCacheHandler(options)
   const core = fc._coreFor(options)
   await core.ensureResources()
-  // Memory answers only while the feed is trusted, from its first good poll on (a poll before
-  // ensureResources met no table): a get right after a set is a memory hit only then. On a busy
-  // machine that poll can come later than a test's first get (a CI run failed on it).
+  // The poll that first makes the feed trusted drops the memory tier (it cannot vouch for what
+  // came before it; a poll before ensureResources met no table). On a busy machine it can fall
+  // between a test's set and get and turn an expected memory hit into an S3 hit (a CI run failed
+  // on it): hand out the handler after it.
   for (const until = Date.now() + 10_000; !core.stats().feedTrusted && Date.now() < until; ) await sleep(50)
   return new Handler({ serverDistDir: undefined, fetchCacheKeyPrefix: '' })
 }
