@@ -24,11 +24,11 @@ const TAIL_LINES = 80
 function run(label, cmd, args, env = {}) {
   console.log(`\n[test] ${label}: ${cmd} ${args.join(' ')}`)
   const started = Date.now()
-  // What the step prints goes to this process's stdout, as before, and into a file the summary reads back.
+  // What the step prints goes to this process's stdout and into a file the summary reads back.
   const logFile = path.join(os.tmpdir(), `fleetcache-test-${process.pid}-${results.length}.log`)
   const r = spawnSync('bash', ['-o', 'pipefail', '-c', '"$@" 2>&1 | tee "$FLEETCACHE_STEP_LOG"', 'step', cmd, ...args], {
     cwd: root,
-    stdio: ['inherit', 'inherit', 'inherit'],
+    stdio: 'inherit',
     env: { ...process.env, ...env, FLEETCACHE_STEP_LOG: logFile },
   })
   const seconds = (Date.now() - started) / 1000
@@ -54,25 +54,23 @@ function summary() {
   for (const { logFile } of results) fs.rmSync(logFile, { force: true })
 }
 
-let ok = run('build', 'node', ['scripts/build.mjs'])
-if (!ok) {
+/** Prints the summary and the verdict, and exits with it. */
+function finish(passed) {
   summary()
-  process.exit(1)
+  console.log(passed ? '\n[test] all suites passed' : '\n[test] FAILED')
+  process.exit(passed ? 0 : 1)
 }
+
+let ok = run('build', 'node', ['scripts/build.mjs'])
+if (!ok) finish(false)
 if (process.env.CI) {
   // The generated binding is committed; CI fails when it drifts from the Rust source.
   ok = run('generated binding is committed', 'git', ['diff', '--exit-code', '--', 'binding.d.ts'])
-  if (!ok) {
-    summary()
-    process.exit(1)
-  }
+  if (!ok) finish(false)
   // `npm install` on a fresh clone must leave the lock file as committed (and `npm ci` work).
   ok = run('npm install leaves package-lock.json unchanged', 'npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'])
   ok = ok && run('package-lock.json unchanged', 'git', ['diff', '--exit-code', '--', 'package-lock.json'])
-  if (!ok) {
-    summary()
-    process.exit(1)
-  }
+  if (!ok) finish(false)
 }
 
 console.log('\n[test] starting the local S3 + DynamoDB server (moto)')
@@ -84,8 +82,7 @@ try {
   if (e2eOnly) {
     ok = run('e2e (example app on Next 16 and 15.5)', 'npx', ['vitest', 'run', '--config', 'vitest.e2e.config.mjs'], env) && ok
     await aws.stop()
-    summary()
-    process.exit(ok ? 0 : 1)
+    finish(ok)
   }
   ok = run('cargo fmt --check', 'cargo', ['fmt', '--check']) && ok
   ok = run('versions in step', 'node', ['scripts/sync-versions.mjs', '--check']) && ok
@@ -102,6 +99,4 @@ try {
 if (process.env.FLEETCACHE_SKIP_PLATFORMS !== '1') {
   ok = run('platforms (Linux x64/arm64, gnu/musl: cross-build, glibc floor, smoke test under each platform\'s Node)', 'node', ['scripts/platforms.mjs', '--profile', 'smoke']) && ok
 }
-summary()
-console.log(ok ? '\n[test] all suites passed' : '\n[test] FAILED')
-process.exit(ok ? 0 : 1)
+finish(ok)
