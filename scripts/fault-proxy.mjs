@@ -1,12 +1,14 @@
 // A loopback HTTP proxy between fleetcache and a local S3 / DynamoDB server that injects the
 // faults an operator sees on a bad day: a black hole (requests accepted, never answered), refused
-// connections (nothing listens), resets, added latency, and failures of one named operation
-// (a DynamoDB `X-Amz-Target` such as `UpdateItem`, or an S3 method such as `PUT`) with a status
-// and AWS error code. Used by the fault suite (`__test__/faults.test.mjs`) and by hand:
+// connections (nothing listens), resets, added latency, stalls (a backend that pauses, as a
+// starved or collecting server does: nothing is answered during a pause, everything held is
+// answered after it), and failures of one named operation (a DynamoDB `X-Amz-Target` such as
+// `UpdateItem`, or an S3 method such as `PUT`) with a status and AWS error code. Used by the fault suite (`__test__/faults.test.mjs`) and by hand:
 //
 //   const p = await startFaultProxy('http://127.0.0.1:4566')
 //   p.set({ mode: 'blackhole' })            // or 'refuse', 'reset', 'pass'
 //   p.set({ latencyMs: 200 })
+//   p.set({ stall: { ms: 600, everyMs: 800 } }) // paused for the first 600 ms of every 800
 //   p.set({ fail: { op: 'UpdateItem', status: 400, code: 'ProvisionedThroughputExceededException' } })
 //   await p.close()
 import http from 'node:http'
@@ -21,12 +23,24 @@ export function operationOf(req) {
 export async function startFaultProxy(targetUrl, { port = 0 } = {}) {
   const target = new URL(targetUrl)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
-  let fault = { mode: 'pass', latencyMs: 0, fail: undefined }
+  let fault = { mode: 'pass', latencyMs: 0, fail: undefined, stall: undefined }
   const held = new Set() // black-holed requests, answered never (their sockets are destroyed on heal/close)
   const sockets = new Set()
   const counts = new Map()
 
   const server = http.createServer((req, res) => {
+    const st = fault.stall
+    if (st && fault.mode !== 'blackhole') {
+      // Paused: what arrives during a pause is taken up when it ends (in arrival order).
+      const into = Date.now() % st.everyMs
+      if (into < st.ms) {
+        setTimeout(() => handle(req, res), st.ms - into)
+        return
+      }
+    }
+    handle(req, res)
+  })
+  const handle = (req, res) => {
     const op = operationOf(req)
     counts.set(op, (counts.get(op) || 0) + 1)
     if (fault.mode === 'blackhole') {
@@ -65,7 +79,7 @@ export async function startFaultProxy(targetUrl, { port = 0 } = {}) {
     }
     if (fault.latencyMs > 0) setTimeout(forward, fault.latencyMs)
     else forward()
-  })
+  }
   server.keepAliveTimeout = 60_000
   server.on('connection', (s) => {
     sockets.add(s)

@@ -7,6 +7,18 @@
 //! not a connect timeout: `get` falls back to the copy in memory (or a miss), `set` keeps its value
 //! in memory, the outbox keeps its units.
 //!
+//! A deadline that passes while the backend is answering is not counted: a call dropped by its
+//! caller's deadline (or ended by a timeout) counts as a failure only if the backend answered
+//! nothing — this call or any other through the same breaker — since the call began. Two cases
+//! this keeps from opening a breaker, which would also stop the change feed: the SDK retries a
+//! throttled request after a backoff, and a caller's deadline (`revalidateTimeoutMs`) drops the
+//! call during it; and a burst of calls queues at a slow but answering backend, and the last ones
+//! pass their deadlines in the queue. A black hole answers nothing, so its dropped calls count as
+//! before. An answer is a response below HTTP 500 (a success, a refusal, a lost condition, a
+//! throttle): the end of a call let through, or, inside the SDK's retries, [`Answered`] — an
+//! interceptor on the S3 and DynamoDB clients that bumps the counter of the breaker whose call it
+//! runs in (a task-local the breaker sets around each call).
+//!
 //! [`GuardedBlobs`] and [`GuardedTags`] put a breaker in front of a store; the core builds them
 //! for the AWS backend (`stores.rs`).
 
@@ -36,6 +48,8 @@ pub struct Breaker {
     /// When the breaker may let a probe through (0: closed).
     open_until: AtomicI64,
     probing: AtomicBool,
+    /// Answers from the backend (see the module doc): a deadline counts only without one.
+    answers: Arc<AtomicU64>,
     rejected: AtomicU64,
     opened: AtomicU64,
     /// Every request let through: by operation, outcome and latency.
@@ -47,6 +61,40 @@ pub struct Breaker {
 pub enum Permit {
     Closed,
     Probe,
+}
+
+tokio::task_local! {
+    /// Set around each call let through a breaker: that breaker's count of answers.
+    static ANSWERS: Arc<AtomicU64>;
+}
+
+/// Counts an answer from the backend of the breaker whose call this runs in (if any). Called by
+/// [`Answered`] from inside the SDK's request loop, which runs in the caller's task.
+pub fn mark_answered() {
+    let _ = ANSWERS.try_with(|a| a.fetch_add(1, Ordering::Relaxed));
+}
+
+/// The SDK interceptor that tells the breaker a call was answered (any response below HTTP 500:
+/// a success, a refusal, a lost condition, a throttle — the backend is there).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Answered;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Answered {
+    fn name(&self) -> &'static str {
+        "fleetcache::breaker::Answered"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if context.response().status().as_u16() < 500 {
+            mark_answered();
+        }
+        Ok(())
+    }
 }
 
 fn now_ms() -> i64 {
@@ -66,6 +114,7 @@ impl Breaker {
             failures: AtomicU32::new(0),
             open_until: AtomicI64::new(0),
             probing: AtomicBool::new(false),
+            answers: Arc::new(AtomicU64::new(0)),
             rejected: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             metrics: Default::default(),
@@ -139,23 +188,36 @@ impl Breaker {
         self.run(op, call, false).await
     }
 
-    /// A call its caller abandons (a deadline dropped it) counts as a failure. Every call let
-    /// through is timed and recorded in `metrics` by its outcome.
+    /// A call its caller abandons (a deadline dropped it) counts as a failure, unless the backend
+    /// answered something meanwhile (see the module doc). Every call let through is timed and
+    /// recorded in `metrics` by its outcome.
     async fn run<T>(&self, op: &'static str, call: impl Future<Output = Result<T>>, may_probe: bool) -> Result<T> {
         let permit = self.admit(now_ms(), may_probe)?;
-        struct Abandoned<'a>(&'a Breaker, Permit, bool, &'static str, std::time::Instant);
+        struct Abandoned<'a> {
+            breaker: &'a Breaker,
+            permit: Permit,
+            done: bool,
+            op: &'static str,
+            started: std::time::Instant,
+            answers_before: u64,
+        }
         impl Drop for Abandoned<'_> {
             fn drop(&mut self) {
-                if !self.2 {
-                    self.0.failure(self.1, now_ms());
-                    self.0.metrics.record(self.3, "abandoned", self.4.elapsed().as_secs_f64() * 1000.0);
+                if !self.done {
+                    if self.breaker.answered_since(self.answers_before) {
+                        self.breaker.success(self.permit);
+                    } else {
+                        self.breaker.failure(self.permit, now_ms());
+                    }
+                    self.breaker.metrics.record(self.op, "abandoned", self.started.elapsed().as_secs_f64() * 1000.0);
                 }
             }
         }
         let started = std::time::Instant::now();
-        let mut guard = Abandoned(self, permit, false, op, started);
-        let r = call.await;
-        guard.2 = true;
+        let answers_before = self.answers.load(Ordering::Acquire);
+        let mut guard = Abandoned { breaker: self, permit, done: false, op, started, answers_before };
+        let r = ANSWERS.scope(self.answers.clone(), call).await;
+        guard.done = true;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match &r {
             Ok(_) => self.metrics.record(op, "ok", ms),
@@ -165,10 +227,19 @@ impl Breaker {
             format!("{op} {} in {ms:.1} ms", r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".to_string()))
         });
         match &r {
+            Err(e) if e.kind == ErrorKind::Timeout && self.answered_since(answers_before) => self.success(permit),
             Err(e) if counts(e) => self.failure(permit, now_ms()),
-            _ => self.success(permit),
+            _ => {
+                self.answers.fetch_add(1, Ordering::AcqRel);
+                self.success(permit)
+            }
         }
         r
+    }
+
+    /// Whether the backend answered anything since the count was `before`.
+    fn answered_since(&self, before: u64) -> bool {
+        self.answers.load(Ordering::Acquire) != before
     }
 }
 
@@ -311,5 +382,135 @@ mod tests {
             let _ = b.call("t", async { Err::<(), _>(Error::new(ErrorKind::Throttled, "slow down")) }).await;
         }
         assert!(!b.is_open(), "refused and throttled requests: the backend answers");
+    }
+
+    #[tokio::test]
+    async fn a_deadline_passed_while_the_backend_answers_does_not_count() {
+        // Answered, then waiting (the SDK backing off before retrying a throttle): dropped by the
+        // caller's deadline, or ended by a timeout of its own, it is not a failure.
+        let b = Breaker::new("DynamoDB");
+        for _ in 0..2 * THRESHOLD {
+            let answered_then_waits = b.call("t", async {
+                mark_answered();
+                std::future::pending::<Result<()>>().await
+            });
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(1), answered_then_waits).await;
+            let _ = b
+                .call("t", async {
+                    mark_answered();
+                    Err::<(), _>(Error::new(ErrorKind::Timeout, "no answer in time"))
+                })
+                .await;
+        }
+        assert!(!b.is_open(), "the backend answered every one of those calls");
+        // Calls queued at a slow backend: each dropped while another call is answered.
+        for _ in 0..2 * THRESHOLD {
+            let queued = b.call("t", std::future::pending::<Result<()>>());
+            let other = b.call("t", async { Ok::<(), Error>(()) });
+            let (_, _) = tokio::join!(tokio::time::timeout(std::time::Duration::from_millis(1), queued), other);
+        }
+        assert!(!b.is_open(), "the backend answered other calls meanwhile");
+        // Timeouts with nothing answered count.
+        for _ in 0..THRESHOLD {
+            let _ = b.call("t", async { Err::<(), _>(Error::new(ErrorKind::Timeout, "no answer in time")) }).await;
+        }
+        assert!(b.is_open());
+        // Outside a breaker's call, marking is a no-op.
+        mark_answered();
+    }
+
+    /// A loopback HTTP server that answers every request with `status` and the body of a
+    /// DynamoDB error `code` (or, with `answer` false, reads requests and never answers).
+    fn local_server(answer: bool, status: u16, code: &'static str) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut conn = conn;
+                    loop {
+                        let mut len = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        if !answer {
+                            continue;
+                        }
+                        let body = format!(
+                            "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{code}\",\"message\":\"local {code}\"}}"
+                        );
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-errortype: {code}\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(body.as_bytes())).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    async fn guarded_dynamodb(endpoint: &str) -> (GuardedTags, Arc<Breaker>) {
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        let opts = crate::config::Options {
+            bucket: Some("breaker-test".into()),
+            table: Some("breaker-test".into()),
+            region: Some("us-east-1".into()),
+            dynamodb_endpoint: Some(endpoint.into()),
+            s3_endpoint: Some(endpoint.into()),
+            ..Default::default()
+        };
+        let cfg = crate::config::Config::from_options(opts, &|_| None).unwrap();
+        let (sdk, _) = crate::aws::load_sdk_config_reporting(&cfg).await;
+        let store = crate::tags::dynamodb::DynamoTagStore::new(&sdk, "t".into(), "ns".into(), Some(endpoint));
+        let breaker = Arc::new(Breaker::new("DynamoDB"));
+        (GuardedTags { inner: Arc::new(store), breaker: breaker.clone() }, breaker)
+    }
+
+    /// Revalidations, each dropped by a 300 ms deadline (as `revalidateTimeoutMs` drops them).
+    async fn revalidate_with_deadlines(tags: &GuardedTags, n: usize) {
+        for i in 0..n {
+            let t = vec![format!("tag-{i}")];
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(300), tags.revalidate(&t, 1, None)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn throttled_revalidations_dropped_by_their_deadline_leave_the_breaker_closed() {
+        // The SDK retries a throttle after a backoff of up to a second: the 300 ms deadline drops
+        // the call during it. The real SDK client and its interceptor, against a loopback server.
+        let (tags, breaker) =
+            guarded_dynamodb(&local_server(true, 400, "ProvisionedThroughputExceededException")).await;
+        revalidate_with_deadlines(&tags, 2 * THRESHOLD as usize).await;
+        assert!(!breaker.is_open(), "throttled: the backend answered");
+        // An error answer (5xx) is not the backend answering well: those calls count.
+        let (tags, breaker) = guarded_dynamodb(&local_server(true, 500, "InternalServerError")).await;
+        revalidate_with_deadlines(&tags, 2 * THRESHOLD as usize).await;
+        assert!(breaker.is_open(), "5xx answers and deadlines: unwell");
+        // And a backend that takes requests and never answers opens it.
+        let (tags, breaker) = guarded_dynamodb(&local_server(false, 0, "")).await;
+        revalidate_with_deadlines(&tags, THRESHOLD as usize).await;
+        assert!(breaker.is_open(), "black-holed: every call dropped unanswered");
     }
 }

@@ -29,7 +29,8 @@ const STAMP_META: &str = "fleetcache-fresh";
 
 impl S3BlobStore {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, endpoint: Option<&str>, path_style: bool) -> Self {
-        let mut b = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style);
+        let mut b =
+            aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).interceptor(crate::breaker::Answered);
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }

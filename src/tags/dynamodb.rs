@@ -221,7 +221,7 @@ async fn backoff(attempt: usize) {
 
 impl DynamoTagStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: String, ns: String, endpoint: Option<&str>) -> Self {
-        let mut b = aws_sdk_dynamodb::config::Builder::from(sdk);
+        let mut b = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::breaker::Answered);
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
