@@ -46,7 +46,7 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
   }, 60_000)
   afterEach(async () => {
     // Healed whatever happened: a test that fails during its fault must not leave the fault to the next.
-    await Promise.all([dynamo, s3].filter(Boolean).map((p) => p.set({ mode: 'pass', latencyMs: 0, fail: undefined, stall: undefined })))
+    await Promise.all([dynamo, s3].filter(Boolean).map((p) => p.heal()))
     await Promise.all([A, B, ...extra.splice(0)].filter(Boolean).map((i) => i.stop()))
   })
 
@@ -112,7 +112,7 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
     expect((await D.call('stats')).outboxDepth).toBe(1)
     const stopped = D.stop() // SIGTERM while DynamoDB is still down; it comes back 1 s later
     await sleep(1_000)
-    await dynamo.set({ mode: 'pass' })
+    await dynamo.heal()
     const t0 = Date.now()
     await stopped
     expect(Date.now() - t0).toBeLessThan(5_000) // the flush's deadline
@@ -133,7 +133,7 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
     const during = await A.call('stats')
     for (const key of keys) expect((await A.call('get', { key })).html).toBe('during')
     await sleep(Math.max(0, 10_000 - (Date.now() - t0)))
-    await s3.set({ mode: 'pass' })
+    await s3.heal()
     const healed = Date.now()
     for (const key of keys) {
       const seen = await B.call('waitFor', { key, until: { html: 'during' }, timeoutMs: 30_000, everyMs: 50 })
@@ -204,7 +204,7 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
 
       await sleep(Math.max(0, f.ms - (Date.now() - started)))
       expect(await A.call('countHits', { keys })).toBe(0) // still honoured at the end of the fault
-      await f.proxy().set({ mode: 'pass', fail: undefined, stall: undefined })
+      await f.proxy().heal()
       const healed = Date.now()
 
       await until(`${f.name}: A's outbox`, async () => {

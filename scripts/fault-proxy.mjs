@@ -3,13 +3,15 @@
 // connections (nothing listens), resets, added latency, stalls (a backend that pauses, as a
 // starved or collecting server does: nothing is answered during a pause, everything held is
 // answered after it), and failures of one named operation (a DynamoDB `X-Amz-Target` such as
-// `UpdateItem`, or an S3 method such as `PUT`) with a status and AWS error code. Used by the fault suite (`__test__/faults.test.mjs`) and by hand:
+// `UpdateItem`, or an S3 method such as `PUT`) with a status and AWS error code. Used by the
+// fault suite (`__test__/faults.test.mjs`) and by hand:
 //
 //   const p = await startFaultProxy('http://127.0.0.1:4566')
 //   p.set({ mode: 'blackhole' })            // or 'refuse', 'reset', 'pass'
 //   p.set({ latencyMs: 200 })
 //   p.set({ stall: { ms: 600, everyMs: 800 } }) // paused for the first 600 ms of every 800
 //   p.set({ fail: { op: 'UpdateItem', status: 400, code: 'ProvisionedThroughputExceededException' } })
+//   await p.heal()                          // no fault at all, as when started
 //   await p.close()
 import http from 'node:http'
 
@@ -23,7 +25,8 @@ export function operationOf(req) {
 export async function startFaultProxy(targetUrl, { port = 0 } = {}) {
   const target = new URL(targetUrl)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
-  let fault = { mode: 'pass', latencyMs: 0, fail: undefined, stall: undefined }
+  const healthy = { mode: 'pass', latencyMs: 0, fail: undefined, stall: undefined }
+  let fault = healthy
   const held = new Set() // black-holed requests, answered never (their sockets are destroyed on heal/close)
   const sockets = new Set()
   const counts = new Map()
@@ -118,6 +121,10 @@ export async function startFaultProxy(targetUrl, { port = 0 } = {}) {
         await listen(boundPort)
         listening = true
       }
+    },
+    /** Back to no fault at all (every field as when started). */
+    async heal() {
+      await proxy.set(healthy)
     },
     async close() {
       for (const s of sockets) s.destroy()

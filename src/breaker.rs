@@ -204,11 +204,7 @@ impl Breaker {
         impl Drop for Abandoned<'_> {
             fn drop(&mut self) {
                 if !self.done {
-                    if self.breaker.answered_since(self.answers_before) {
-                        self.breaker.success(self.permit);
-                    } else {
-                        self.breaker.failure(self.permit, now_ms());
-                    }
+                    self.breaker.deadline_passed(self.permit, self.answers_before);
                     self.breaker.metrics.record(self.op, "abandoned", self.started.elapsed().as_secs_f64() * 1000.0);
                 }
             }
@@ -227,7 +223,7 @@ impl Breaker {
             format!("{op} {} in {ms:.1} ms", r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".to_string()))
         });
         match &r {
-            Err(e) if e.kind == ErrorKind::Timeout && self.answered_since(answers_before) => self.success(permit),
+            Err(e) if e.kind == ErrorKind::Timeout => self.deadline_passed(permit, answers_before),
             Err(e) if counts(e) => self.failure(permit, now_ms()),
             _ => {
                 self.answers.fetch_add(1, Ordering::AcqRel);
@@ -237,9 +233,14 @@ impl Breaker {
         r
     }
 
-    /// Whether the backend answered anything since the count was `before`.
-    fn answered_since(&self, before: u64) -> bool {
-        self.answers.load(Ordering::Acquire) != before
+    /// A call's deadline passed (its caller dropped it, or it timed out): a failure, unless the
+    /// backend answered anything since the answer count was `answers_before`.
+    fn deadline_passed(&self, permit: Permit, answers_before: u64) {
+        if self.answers.load(Ordering::Acquire) != answers_before {
+            self.success(permit)
+        } else {
+            self.failure(permit, now_ms())
+        }
     }
 }
 
@@ -482,8 +483,7 @@ mod tests {
             ..Default::default()
         };
         let cfg = crate::config::Config::from_options(opts, &|_| None).unwrap();
-        let (sdk, _) = crate::aws::load_sdk_config_reporting(&cfg).await;
-        let store = crate::tags::dynamodb::DynamoTagStore::new(&sdk, "t".into(), "ns".into(), Some(endpoint));
+        let (_, store) = crate::stores::aws_stores(&cfg).await;
         let breaker = Arc::new(Breaker::new("DynamoDB"));
         (GuardedTags { inner: Arc::new(store), breaker: breaker.clone() }, breaker)
     }
