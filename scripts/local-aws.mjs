@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Local S3 + DynamoDB protocol server for tests and the demo: moto's server mode (PyPI
-// `moto[server]`), installed into .local/venv on first use, bound to 127.0.0.1.
+// `moto[server]`), installed on first use into a virtualenv in the build cache outside the clone
+// (scripts/cache.mjs), bound to 127.0.0.1.
 //
 //   node scripts/local-aws.mjs start   # install if needed, start, wait until it answers
 //   node scripts/local-aws.mjs stop    # stop the server this script started
@@ -12,12 +13,16 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { toolDir } from './cache.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const localDir = path.join(root, '.local')
-const venv = path.join(localDir, 'venv')
 const stateFile = path.join(localDir, 'moto.json')
 export const MOTO_SPEC = 'moto[server,s3,dynamodb]>=5.1,<6'
+const python = process.env.PYTHON || 'python3'
+// The virtualenv lives in the build cache outside the clone (scripts/cache.mjs), keyed by the
+// spec and the Python it was made with, so a fresh clone on the same machine finds it.
+const venv = toolDir('moto', `${MOTO_SPEC} ${spawnSync(python, ['--version'], { encoding: 'utf8' }).stdout}`)
 export const venvPython = path.join(venv, 'bin', 'python')
 
 function log(msg) {
@@ -27,14 +32,16 @@ function log(msg) {
 /** Creates the virtualenv and installs moto, once. */
 export function installMoto() {
   const bin = path.join(venv, 'bin', 'moto_server')
-  if (fs.existsSync(bin)) return bin
+  // Written last: a venv whose install was cut short is made again.
+  const marker = path.join(venv, '.installed')
+  if (fs.existsSync(bin) && fs.existsSync(marker)) return bin
   fs.mkdirSync(localDir, { recursive: true })
-  const python = process.env.PYTHON || 'python3'
-  log(`installing ${MOTO_SPEC} into .local/venv (once)`)
+  log(`installing ${MOTO_SPEC} into ${venv} (once)`)
   let r = spawnSync(python, ['-m', 'venv', venv], { stdio: 'inherit' })
   if (r.status !== 0) throw new Error(`${python} -m venv failed; install python3-venv (apt-get install python3-venv)`)
   r = spawnSync(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', MOTO_SPEC], { stdio: 'inherit' })
   if (r.status !== 0) throw new Error(`pip install ${MOTO_SPEC} failed`)
+  fs.writeFileSync(marker, MOTO_SPEC)
   return bin
 }
 

@@ -55,19 +55,41 @@ export function prepareApp15() {
  */
 export async function installApp(dir = appDir) {
   if (fs.existsSync(nextBin(dir))) return
+  const started = Date.now()
   const code = await new Promise((resolve, reject) => {
-    const child = spawn('npm', ['install', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' })
+    // --prefer-offline: what npm's cache (~/.npm) holds is used without asking the registry again.
+    const child = spawn('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' })
     child.on('error', reject)
     child.on('exit', (c) => resolve(c))
   })
   if (code !== 0) throw new Error(`npm install in ${dir} failed`)
+  console.log(`[next-fleet] npm install in ${path.basename(dir)}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
 }
 
-/** `next build` (async: the data API the build fetches from may live in this process). */
+/**
+ * `next build` (async: the data API the build fetches from may live in this process), once per
+ * test run: `npm test` sets FLEETCACHE_RUN_ID, and a build of the same app into the same dist
+ * folder with the same build-time environment (NEXT_*, FLEETCACHE_*, DEMO_*) made earlier in that
+ * run is reused, so suites that share an app variant share its build. Resolves to true when it
+ * built, false when it reused.
+ */
 export async function buildApp(env, dir = appDir, quiet = process.env.FLEETCACHE_E2E_VERBOSE !== '1') {
+  const run = process.env.FLEETCACHE_RUN_ID
+  const key = JSON.stringify(Object.entries(env).filter(([k]) => /^(NEXT_|FLEETCACHE_|DEMO_)/.test(k)).sort())
+  const marker = path.join(dir, env.FLEETCACHE_E2E_DIST || '.next', 'fleetcache-build.json')
+  if (run) {
+    try {
+      const m = JSON.parse(fs.readFileSync(marker, 'utf8'))
+      if (m.run === run && m.key === key) return false
+    } catch {}
+  }
+  const started = Date.now()
   const child = spawn(process.execPath, [nextBin(dir), 'build'], { cwd: dir, env, stdio: ['ignore', quiet ? 'ignore' : 'inherit', quiet ? 'ignore' : 'inherit'] })
   const status = await new Promise((r) => child.once('exit', r))
   if (status !== 0) throw new Error(`next build failed in ${dir}`)
+  if (run) fs.writeFileSync(marker, JSON.stringify({ run, key }))
+  console.log(`[next-fleet] next build of ${path.basename(dir)} into ${env.FLEETCACHE_E2E_DIST || '.next'}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  return true
 }
 
 /**

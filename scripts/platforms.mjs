@@ -8,13 +8,14 @@
 //   linux-arm64-gnu   an arm64 Node (manylinux wheel) under qemu-user, glibc from Debian's arm64 packages
 //   linux-arm64-musl  an arm64 musl Node under qemu-user through musl's arm64 loader
 //
-// Everything comes from the package registries and is kept under .local/platforms:
+// Everything comes from the package registries and is kept outside the clone, in the build cache's
+// platforms/ folder (scripts/cache.mjs; the cross-builds' Cargo target dir is there too):
 // zig and cargo-zigbuild (PyPI), the Rust targets (rustup), qemu-user-static (Debian, apt-get),
 // the Nodes (PyPI wheels), and musl 1.2.5 + arm64 glibc unpacked from Debian trixie's packages
 // (the Node wheels' bundled libstdc++ uses DT_RELR relocations, which need musl >= 1.2.4; bookworm
 // has 1.2.3). The system's package configuration is only read, never changed.
 //
-//   node scripts/platforms.mjs [--targets a,b] [--skip-build] [--json FILE] [--profile P]
+//   node scripts/platforms.mjs [--targets a,b] [--skip-build | --build-only] [--json FILE] [--profile P]
 //                                             P: the Cargo profile (default `release`, what ships;
 //                                             `npm test` uses `smoke`: unoptimised, the same
 //                                             code, linking and glibc floor in a quarter of the
@@ -29,9 +30,9 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { root, cargoEnv, cargoTargetDir, platformsDir } from './cache.mjs'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const work = path.join(root, '.local', 'platforms')
+const work = platformsDir()
 const venv = path.join(work, 'venv')
 const { targets: ALL } = JSON.parse(fs.readFileSync(path.join(root, 'scripts', 'platforms.json'), 'utf8'))
 const BUILT = ALL.filter((t) => t.built)
@@ -60,7 +61,7 @@ function installPython() {
   const marker = path.join(venv, '.installed')
   const want = ZIG_SPECS.join(' ')
   if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === want) return
-  log(`installing ${want} into .local/platforms/venv`)
+  log(`installing ${want} into ${venv}`)
   sh(process.env.PYTHON || 'python3', ['-m', 'venv', venv])
   sh(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', ...ZIG_SPECS])
   fs.writeFileSync(marker, want)
@@ -99,7 +100,7 @@ function debianMirror() {
   throw new Error('no Debian mirror found in /etc/apt/sources.list(.d)')
 }
 
-/** Unpacks Debian trixie packages (musl 1.2.5 for both arches, arm64 glibc) into .local/platforms/sysroot-*. */
+/** Unpacks Debian trixie packages (musl 1.2.5 for both arches, arm64 glibc) into <platforms>/sysroot-*. */
 function installSysroots() {
   const marker = path.join(work, 'sysroots.installed')
   if (fs.existsSync(marker)) return
@@ -112,7 +113,7 @@ function installSysroots() {
     '-o', `Dir::State::Lists=${path.join(apt, 'lists')}`, '-o', `Dir::Cache=${path.join(apt, 'cache')}`,
     '-o', 'APT::Sandbox::User=root', '-o', 'APT::Architectures::=amd64', '-o', 'APT::Architectures::=arm64',
   ]
-  log('reading Debian trixie package lists into .local/platforms/apt (the system apt configuration is not changed)')
+  log(`reading Debian trixie package lists into ${apt} (the system apt configuration is not changed)`)
   sh('apt-get', [...o, 'update', '-qq'])
   const sets = {
     'sysroot-x64-musl': ['musl:amd64'],
@@ -181,10 +182,10 @@ export function build(t, profile = 'release') {
   log(`building ${t.name}: cargo zigbuild --profile ${profile} --lib --target ${triple}`)
   const started = Date.now()
   sh(path.join(venv, 'bin', 'cargo-zigbuild'), ['zigbuild', '--profile', profile, '--lib', '--locked', '--target', triple], {
-    env: { ...env, PATH: `${path.join(venv, 'bin')}:${env.PATH}` },
+    env: cargoEnv('cross', { ...env, PATH: `${path.join(venv, 'bin')}:${env.PATH}` }),
   })
   const secs = (Date.now() - started) / 1000
-  fs.copyFileSync(path.join(root, 'target', t.rust, profile, 'libfleetcache.so'), nodeFile(t))
+  fs.copyFileSync(path.join(cargoTargetDir('cross'), t.rust, profile, 'libfleetcache.so'), nodeFile(t))
   return secs
 }
 
@@ -208,10 +209,10 @@ export function maxGlibc(file) {
 function buildNative(t) {
   log(`building ${t.name}: cargo build --release --lib --target ${t.rust}`)
   const started = Date.now()
-  sh('cargo', ['build', '--release', '--lib', '--locked', '--target', t.rust])
+  sh('cargo', ['build', '--release', '--lib', '--locked', '--target', t.rust], { env: cargoEnv('cross', env) })
   const secs = (Date.now() - started) / 1000
   const lib = { darwin: 'libfleetcache.dylib', win32: 'fleetcache.dll' }[t.os] || 'libfleetcache.so'
-  fs.copyFileSync(path.join(root, 'target', t.rust, 'release', lib), nodeFile(t))
+  fs.copyFileSync(path.join(cargoTargetDir('cross'), t.rust, 'release', lib), nodeFile(t))
   return secs
 }
 
@@ -270,7 +271,7 @@ async function main() {
   for (const t of chosen) {
     const res = { target: t.name }
     if (!argv.includes('--skip-build')) res.buildSeconds = build(t, profile)
-    if (argv[0] === 'build') continue
+    if (argv[0] === 'build' || argv.includes('--build-only')) continue
     res.bytes = fs.statSync(nodeFile(t)).size
     if (t.libc === 'glibc') {
       res.maxGlibc = maxGlibc(nodeFile(t))
@@ -287,6 +288,10 @@ async function main() {
     }
     log(`${s.ok ? 'ok  ' : 'FAIL'} ${t.name}: ${res.buildSeconds !== undefined ? `built in ${res.buildSeconds.toFixed(0)} s, ` : ''}${(res.bytes / 1e6).toFixed(1)} MB${res.maxGlibc ? `, needs GLIBC_${res.maxGlibc} (floor ${GLIBC_FLOOR})` : ''}, smoke test under Node ${res.node || '?'}`)
     results.push(res)
+  }
+  if (argv.includes('--build-only')) {
+    log(`built ${chosen.map((t) => t.name).join(', ')} (${profile}); the checks run with --skip-build`)
+    return
   }
   if (argv.includes('--json')) fs.writeFileSync(argv[argv.indexOf('--json') + 1], JSON.stringify(results, null, 2))
   // One line a CI reader counts: targets that passed every check, targets that failed one.
