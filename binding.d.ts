@@ -266,7 +266,7 @@ export interface Options {
   feedStaleAfterMs?: number
   /** Copies of the change feed in DynamoDB (each event written this many times, each instance polls one): the same on every instance; about one per 200 instances. Default 1. Env: `FLEETCACHE_FEED_COPIES`. */
   feedCopies?: number
-  /** Regeneration lease of a stale entry (by time or by `revalidateTag(t, 'max')`), in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`. */
+  /** Regeneration lease of a stale page or route handler entry (by time or by `revalidateTag(t, 'max')`; `fetch` entries take none), in ms (one instance regenerates, the others serve it as fresh meanwhile, until its `set` ends the lease); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`. */
   leaseMs?: number
   /** Deadline of a `set`'s S3 write, in ms; past it the value stays in this instance's memory only (logged, counted). Default 2000. Env: `FLEETCACHE_SET_TIMEOUT_MS`. */
   setTimeoutMs?: number

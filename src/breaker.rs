@@ -327,6 +327,9 @@ impl TagStore for GuardedTags {
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
         self.breaker.call_fast("PutItem(lease)", self.inner.try_lease(key, owner, now, until)).await
     }
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<()> {
+        self.breaker.call_fast("DeleteItem(lease)", self.inner.release_lease(key, owner)).await
+    }
     fn request_counts(&self) -> (u64, u64) {
         self.inner.request_counts()
     }

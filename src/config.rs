@@ -185,7 +185,7 @@ options! {
     feed_stale_after_ms: f64 = "feedStaleAfterMs",
     #[doc = " Copies of the change feed in DynamoDB (each event written this many times, each instance polls one): the same on every instance; about one per 200 instances. Default 1. Env: `FLEETCACHE_FEED_COPIES`."]
     feed_copies: f64 = "feedCopies",
-    #[doc = " Regeneration lease of a stale entry (by time or by `revalidateTag(t, 'max')`), in ms (one instance regenerates, the others serve it as fresh meanwhile); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
+    #[doc = " Regeneration lease of a stale page or route handler entry (by time or by `revalidateTag(t, 'max')`; `fetch` entries take none), in ms (one instance regenerates, the others serve it as fresh meanwhile, until its `set` ends the lease); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
     lease_ms: f64 = "leaseMs",
     #[doc = " Deadline of a `set`'s S3 write, in ms; past it the value stays in this instance's memory only (logged, counted). Default 2000. Env: `FLEETCACHE_SET_TIMEOUT_MS`."]
     set_timeout_ms: f64 = "setTimeoutMs",

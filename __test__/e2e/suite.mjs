@@ -154,6 +154,46 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     expect(fresh.stamp).not.toBe(before.stamp)
   })
 
+  // The sequence of issue 24: pages rendered at request time (not seeded) from one fetch with its
+  // own tag and revalidate, then revalidateTag(t, 'max') twice within a lease's time. Next's
+  // built-in cache (R): STALE once, then the new data, each time. fleetcache served the old data
+  // for good where a page's regeneration met the fetch's lease held by the instance that had
+  // regenerated the other page (it was told the fetch was fresh).
+  const untilStamp = async (inst, p, not, ms = 10_000) => {
+    const until = Date.now() + ms
+    let r
+    do {
+      r = await request(inst.url, p)
+      if (!not.includes(r.stamp)) return r
+      await sleep(200)
+    } while (Date.now() < until)
+    return r
+  }
+  it.runIf(next16)("request-time pages fed by one tagged fetch, revalidateTag(t, 'max') twice: STALE once, then the new data, as Next's own cache (one instance and two)", async () => {
+    for (const [name, first, second] of [['R alone', R, R], ['A alone', A, A], ['A then B', A, B]]) {
+      const g = `max-${name.replace(/ /g, '')}-${run}`
+      const [p1, p2] = [`/tagged/${g}~1`, `/tagged/${g}~2`]
+      const max = async () => {
+        await request(first.url, `/api/revalidate?tag=tagged-${g}&profile=max`, { method: 'POST' })
+        if (first !== second) await sleep(BOUND)
+      }
+      const v1 = await request(first.url, p1)
+      expect(v1.cache, `${name}: ${p1} first`).toBe('MISS')
+      const v1b = await request(second.url, p2)
+      expect(v1b.cache, `${name}: ${p2} first`).toBe('MISS')
+      expect(v1b.stamp, `${name}: one fetch for both pages`).toBe(v1.stamp)
+      await max()
+      expect(await request(first.url, p1), `${name}: ${p1} after 'max'`).toMatchObject({ cache: 'STALE', stamp: v1.stamp })
+      const v2 = await untilStamp(first, p1, [v1.stamp])
+      expect(v2.stamp, `${name}: ${p1} regenerated with the new data`).not.toBe(v1.stamp)
+      await max()
+      expect(await request(second.url, p2), `${name}: ${p2} after the second 'max'`).toMatchObject({ cache: 'STALE', stamp: v1.stamp })
+      const v3 = await untilStamp(second, p2, [v1.stamp, v2.stamp])
+      expect(v3.stamp, `${name}: ${p2} regenerated with data newer than the second 'max'`).not.toBe(v2.stamp)
+      expect(v3.stamp, `${name}: ${p2} regenerated`).not.toBe(v1.stamp)
+    }
+  })
+
   it('revalidateTag(tag) on A: B re-renders in the foreground', async () => {
     const before = await request(B.url, '/cached-fn')
     await request(A.url, '/api/revalidate?tag=cached-fn', { method: 'POST' })

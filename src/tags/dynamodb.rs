@@ -711,6 +711,34 @@ impl TagStore for DynamoTagStore {
         }
     }
 
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<()> {
+        let pk = format!("L#{}#{}", self.ns, index_sk(key));
+        self.write();
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(ATTR_PK, s(&pk))
+            .key(ATTR_SK, s("lease"))
+            .condition_expression("#o = :owner")
+            .expression_attribute_names("#o", ATTR_OWNER)
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = map_err("DeleteItem(lease)", e, CONFLICT_CODES);
+                // Another owner's lease, or none: nothing of ours to end.
+                if err.kind == ErrorKind::Conflict {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
     fn request_counts(&self) -> (u64, u64) {
         (self.reads.load(Ordering::Relaxed), self.writes.load(Ordering::Relaxed))
     }

@@ -90,6 +90,14 @@ impl TagStore for MemoryTagStore {
         }
     }
 
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<()> {
+        let mut leases = self.leases.lock();
+        if leases.get(key).is_some_and(|(holder, _)| holder == owner) {
+            leases.remove(key);
+        }
+        Ok(())
+    }
+
     async fn tag_states(&self, tags: &[String]) -> Result<Vec<(String, TagState)>> {
         let states = self.states.lock();
         Ok(tags.iter().map(|t| (t.clone(), states.get(t).copied().unwrap_or_default())).collect())

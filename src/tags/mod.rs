@@ -144,6 +144,12 @@ pub trait TagStore: Send + Sync + 'static {
     /// holder asking again (after dropping its memory) is told it holds it, until the end it got
     /// first (never extended).
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease>;
+    /// Ends `owner`'s lease of `key` (its regeneration is stored): the next revalidation's
+    /// regeneration may be any instance's at once, not only after this lease would have run
+    /// out. A lease another owner holds is left alone.
+    async fn release_lease(&self, _key: &str, _owner: &str) -> Result<()> {
+        Ok(())
+    }
     /// Requests sent so far: (reads, writes). Memory stores send none.
     fn request_counts(&self) -> (u64, u64) {
         (0, 0)
@@ -199,6 +205,12 @@ pub mod conformance {
         assert_eq!(store.try_lease(&lease, "y", 2_000, 6_000).await.unwrap(), Lease { won: false, until: 5_000 });
         assert_eq!(store.try_lease(&lease, "x", 3_000, 7_000).await.unwrap(), Lease { won: true, until: 5_000 });
         assert_eq!(store.try_lease(&lease, "y", 5_001, 9_000).await.unwrap(), Lease { won: true, until: 9_000 });
+        // Released by another owner: still held; by its holder: anyone may take it at once.
+        store.release_lease(&lease, "x").await.unwrap();
+        assert_eq!(store.try_lease(&lease, "z", 6_000, 10_000).await.unwrap(), Lease { won: false, until: 9_000 });
+        store.release_lease(&lease, "y").await.unwrap();
+        assert_eq!(store.try_lease(&lease, "z", 6_000, 10_000).await.unwrap(), Lease { won: true, until: 10_000 });
+        store.release_lease(&t("never leased"), "z").await.unwrap();
 
         let after = store.revalidate(&[t("a"), t("b")], 1_000, None).await.unwrap();
         assert_eq!(after.len(), 2);
