@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { root, cargoEnv, cargoTargetDir, shortHash } from './cache.mjs'
+import { root, cargoEnv, cargoTargetDir, rustc, shortHash } from './cache.mjs'
 
 if (['pack', 'publish'].includes(process.env.npm_command)) {
   console.log(`[build] npm ${process.env.npm_command}: no build (the addons ship in the platform packages)`)
@@ -50,8 +50,7 @@ function inputsHash() {
   }
   walk('src')
   files.sort()
-  const rustc = spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout || ''
-  return shortHash(profile, rustc, cargoTargetDir(), ...files.flatMap((f) => {
+  return shortHash(profile, rustc(), cargoTargetDir(), ...files.flatMap((f) => {
     const p = path.join(root, f)
     return [f, fs.existsSync(p) ? fs.readFileSync(p) : '']
   }))
@@ -65,7 +64,8 @@ let stamp = null
 try {
   stamp = JSON.parse(fs.readFileSync(stampFile, 'utf8'))
 } catch {}
-if (stamp && stamp.inputs === inputs && fs.existsSync(addon) && fs.statSync(addon).size === stamp.size && fs.statSync(addon).mtimeMs === stamp.mtimeMs && !argv.includes('--force')) {
+const built = fs.existsSync(addon) ? fs.statSync(addon) : null
+if (stamp && built && stamp.inputs === inputs && built.size === stamp.size && built.mtimeMs === stamp.mtimeMs && !argv.includes('--force')) {
   console.log(`[build] ${path.basename(addon)} is up to date (${profile} profile, same sources): nothing to build`)
   process.exit(0)
 }

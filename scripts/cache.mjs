@@ -37,7 +37,8 @@ export function shortHash(...parts) {
 }
 
 let rustcVersion
-function rustc() {
+/** `rustc -vV` (read once): the toolchain part of every build key. */
+export function rustc() {
   if (rustcVersion === undefined) {
     try {
       rustcVersion = execFileSync('rustc', ['-vV'], { encoding: 'utf8' })

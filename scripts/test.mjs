@@ -32,7 +32,7 @@ process.env.FLEETCACHE_RUN_ID = `${runStarted.toString(36)}-${process.pid}`
 /** CI's budget for one run of .ci/run, in minutes (CI's hard limit is 90). */
 const BUDGET_MIN = 45
 // Every cargo command shares the target dir in the build cache.
-const cargoVars = { CARGO_TARGET_DIR: cargoEnv().CARGO_TARGET_DIR, AWS_EC2_METADATA_DISABLED: 'true' }
+const cargoVars = cargoEnv('cargo', {})
 
 function run(label, cmd, args, env = {}) {
   console.log(`\n[test] ${label}: ${cmd} ${args.join(' ')}`)

@@ -620,13 +620,7 @@ impl Core {
                 crate::log::debug("set", || {
                     format!("{}: same bytes as stored; freshness moved, no body written", entry.key)
                 });
-                let announce = self.announce(Self::key_event(&entry));
-                return futures::join!(
-                    self.index(&entry, class),
-                    announce,
-                    self.release_lease(held_lease, &object_key)
-                )
-                .1;
+                return self.stored(&entry, class, held_lease, &object_key).await;
             }
             // Gone meanwhile, or the stamp failed: written in full below.
         }
@@ -646,8 +640,14 @@ impl Core {
             bump(&self.stats.set_errors);
             return self.queue_upload(class, entry, body, e);
         }
-        let announce = self.announce(Self::key_event(&entry));
-        futures::join!(self.index(&entry, class), announce, self.release_lease(held_lease, &object_key)).1
+        self.stored(&entry, class, held_lease, &object_key).await
+    }
+
+    /// What follows a render landing in S3 (written, or its freshness stamped): the tag index,
+    /// the feed event that tells the fleet, and the end of this instance's lease of it.
+    async fn stored(&self, entry: &Arc<Entry>, class: Class, held_lease: bool, object_key: &str) -> Result<()> {
+        let announce = self.announce(Self::key_event(entry));
+        futures::join!(self.index(entry, class), announce, self.release_lease(held_lease, object_key)).1
     }
 
     /// Ends this instance's regeneration lease of `object_key` in the store when `held`: another

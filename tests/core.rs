@@ -789,6 +789,21 @@ async fn a_poll_reads_across_a_feed_page_and_finds_a_hole_at_a_pages_end_through
     assert!(b.feed.holes() >= 1);
 }
 
+/// Two instances on one pair of memory stores with regeneration leases on (15 s, the default),
+/// each having read the feed.
+async fn two_leasing_cores() -> (Core, Core, Arc<MockClock>) {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let mut cfg = Config::memory();
+    cfg.lease_ms = 15_000;
+    let a = Core::with_backends(cfg.clone(), clock.clone(), blobs.clone(), tags.clone());
+    let b = Core::with_backends(cfg, clock.clone(), blobs, tags);
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    (a, b, clock)
+}
+
 /// What Next's `get` answers: memory first, else the store.
 async fn lookup(c: &Core, r: &GetRequest) -> Lookup {
     match c.get_sync(r) {
@@ -804,15 +819,7 @@ async fn lookup(c: &Core, r: &GetRequest) -> Lookup {
 /// fresh (A held its lease), rendered the old data, and the page was fresh with it for good.
 #[tokio::test]
 async fn max_makes_the_fetch_inside_a_page_regeneration_stale_wherever_its_lease_is() {
-    let clock = Arc::new(MockClock::new(T0));
-    let blobs = Arc::new(MemoryBlobStore::default());
-    let tags = Arc::new(MemoryTagStore::default());
-    let mut cfg = Config::memory();
-    cfg.lease_ms = 15_000;
-    let a = Core::with_backends(cfg.clone(), clock.clone(), blobs.clone(), tags.clone());
-    let b = Core::with_backends(cfg, clock.clone(), blobs, tags);
-    a.poll_feed_once().await;
-    b.poll_feed_once().await;
+    let (a, b, clock) = two_leasing_cores().await;
     let tag = "posts".to_string();
     let fkey = "f".repeat(64);
     let freq = GetRequest {
@@ -869,15 +876,7 @@ async fn max_makes_the_fetch_inside_a_page_regeneration_stale_wherever_its_lease
 /// fresh until A's lease (15 s) ran out, although A had stored its regeneration long before.
 #[tokio::test]
 async fn a_regeneration_s_set_ends_its_lease_so_the_next_max_is_regenerated_at_once_anywhere() {
-    let clock = Arc::new(MockClock::new(T0));
-    let blobs = Arc::new(MemoryBlobStore::default());
-    let tags = Arc::new(MemoryTagStore::default());
-    let mut cfg = Config::memory();
-    cfg.lease_ms = 15_000;
-    let a = Core::with_backends(cfg.clone(), clock.clone(), blobs.clone(), tags.clone());
-    let b = Core::with_backends(cfg, clock.clone(), blobs, tags);
-    a.poll_feed_once().await;
-    b.poll_feed_once().await;
+    let (a, b, clock) = two_leasing_cores().await;
     let tag = "posts".to_string();
     let stale_at = |l: Lookup, now: i64| matches!(l, Lookup::Hit { last_modified, .. } if now - last_modified > 60_000);
     a.set("/p".into(), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();

@@ -18,6 +18,17 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT
 const BOUND = 1_500 // feed bound plus a re-render, generous for a shared machine
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** GETs `p` on `inst` every `everyMs` until its stamp is none of `not` (or `ms` passed); the last answer. */
+async function untilStamp(inst, p, not, ms = 10_000, everyMs = 200) {
+  const until = Date.now() + ms
+  let r
+  do {
+    r = await request(inst.url, p)
+    if (!not.includes(r.stamp)) return r
+    await sleep(everyMs)
+  } while (Date.now() < until)
+  return r
+}
 
 /** `dir`: the app; `next16`: run the Next-16-only scenarios; `port`: first of three ports. */
 export function endToEnd({ name, dir, next16, port: basePort }) {
@@ -159,16 +170,6 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   // built-in cache (R): STALE once, then the new data, each time. fleetcache served the old data
   // for good where a page's regeneration met the fetch's lease held by the instance that had
   // regenerated the other page (it was told the fetch was fresh).
-  const untilStamp = async (inst, p, not, ms = 10_000) => {
-    const until = Date.now() + ms
-    let r
-    do {
-      r = await request(inst.url, p)
-      if (!not.includes(r.stamp)) return r
-      await sleep(200)
-    } while (Date.now() < until)
-    return r
-  }
   it.runIf(next16)("request-time pages fed by one tagged fetch, revalidateTag(t, 'max') twice: STALE once, then the new data, as Next's own cache (one instance and two)", async () => {
     for (const [name, first, second] of [['R alone', R, R], ['A alone', A, A], ['A then B', A, B]]) {
       const g = `max-${name.replace(/ /g, '')}-${run}`
@@ -449,13 +450,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
 
         // After healing both instances serve a new render of the revalidated page.
         for (const f of F) {
-          let stamp = before
-          const until = Date.now() + 30_000
-          while (stamp === before && Date.now() < until) {
-            stamp = (await request(f.url, changed)).stamp
-            if (stamp === before) await sleep(250)
-          }
-          expect(stamp, f.url).not.toBe(before)
+          expect((await untilStamp(f, changed, [before], 30_000, 250)).stamp, f.url).not.toBe(before)
         }
         console.log(`[e2e faults] ${name}: ${fault.name}: both instances served the revalidated page ${((Date.now() - healed) / 1000).toFixed(1)} s after healing`)
       }, 120_000)

@@ -277,6 +277,10 @@ impl DynamoTagStore {
     fn index_pk(&self, tag: &str) -> String {
         format!("{INDEX_PREFIX}{}#{}", self.ns, tag_part(tag))
     }
+    /// The item of `key`'s regeneration lease (taken by `try_lease`, ended by `release_lease`).
+    fn lease_pk(&self, key: &str) -> String {
+        format!("L#{}#{}", self.ns, index_sk(key))
+    }
 
     fn read(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);
@@ -665,7 +669,7 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn try_lease(&self, key: &str, owner: &str, now: i64, until: i64) -> Result<Lease> {
-        let pk = format!("L#{}#{}", self.ns, index_sk(key));
+        let pk = self.lease_pk(key);
         let item = HashMap::from([
             (ATTR_PK.to_string(), s(&pk)),
             (ATTR_SK.to_string(), s("lease")),
@@ -712,7 +716,7 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn release_lease(&self, key: &str, owner: &str) -> Result<()> {
-        let pk = format!("L#{}#{}", self.ns, index_sk(key));
+        let pk = self.lease_pk(key);
         self.write();
         let res = self
             .client
