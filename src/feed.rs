@@ -97,6 +97,13 @@ pub struct Memory<'a> {
     pub tag_clock: &'a TagClock,
     /// Regeneration leases known here: key → (until, held by this instance).
     pub leases: &'a DashMap<String, (i64, bool)>,
+    /// This instance's writes not yet known to be in S3, by key. An event of an earlier write of
+    /// its own does not evict such a copy: S3 cannot hold this write yet, and its own event
+    /// follows when it lands (during an S3 outage, a set queued in the outbox would otherwise be
+    /// evicted by the event of the write before it and the instance would serve a miss, or the
+    /// older page). The crossing is noted instead, and the copy goes when this write lands, since
+    /// this write and the other may then have landed in either order.
+    pub unlanded: &'a DashMap<String, Unlanded>,
     pub stats: &'a Stats,
     pub clock: &'a dyn Clock,
     /// Bumped on every drop: a load that read S3 or the tag states before a drop must not put
@@ -107,6 +114,14 @@ pub struct Memory<'a> {
     pub marks: (&'a AtomicU64, &'a DashMap<String, u64>),
     /// From a change being made elsewhere to its event being applied here.
     pub feed_lag: &'a crate::metrics::SharedHistogram,
+}
+
+/// A write of this instance not yet known to be in S3 (see [`Memory::unlanded`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Unlanded {
+    pub write_id: u64,
+    /// An event of another of this instance's writes of the key was applied meanwhile.
+    pub crossed: bool,
 }
 
 impl Memory<'_> {
@@ -369,7 +384,15 @@ impl Feed {
                     } else {
                         e.last_modified < last_modified
                     };
-                    if other && m.l1.remove(&key) {
+                    // Our own earlier write's event, while this copy's write is not in S3 yet.
+                    let kept = own
+                        && other
+                        && m.unlanded.get_mut(&key).is_some_and(|mut u| {
+                            let pending = u.write_id == e.write_id && u.write_id != write_id;
+                            u.crossed |= pending;
+                            pending
+                        });
+                    if other && !kept && m.l1.remove(&key) {
                         bump(&m.stats.feed_evictions);
                     }
                 }

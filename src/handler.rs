@@ -95,6 +95,9 @@ pub struct Core {
     render_starts: DashMap<String, i64>,
     /// Regeneration leases known here: key → (until, held by this instance).
     leases: DashMap<String, (i64, bool)>,
+    /// This instance's writes not yet known to be in S3 (written now, or queued in the outbox):
+    /// key → their write. See `feed::Memory::unlanded`.
+    unlanded: DashMap<String, feed::Unlanded>,
     /// Namespace of page/route entries: the configured build ID, or the one Next's first
     /// handler construction reveals (`adopt_build_id`).
     build_id: parking_lot::RwLock<String>,
@@ -185,6 +188,7 @@ impl Core {
             pinned: TagClock::default(),
             render_starts: DashMap::new(),
             leases: DashMap::new(),
+            unlanded: DashMap::new(),
             build_id: parking_lot::RwLock::new(String::new()),
             build_id_adopted: AtomicBool::new(false),
             feed_lag: Default::default(),
@@ -609,6 +613,7 @@ impl Core {
                 }
             }
         }
+        self.begin_write(&entry);
         self.l1.insert(entry.clone());
         let b = self.backends().await;
         let deadline = Duration::from_millis(self.cfg.set_timeout_ms);
@@ -624,7 +629,13 @@ impl Core {
             }
             // Gone meanwhile, or the stamp failed: written in full below.
         }
-        let body = Bytes::from(codec::encode(&entry, self.cfg.compression_level)?);
+        let body = match codec::encode(&entry, self.cfg.compression_level) {
+            Ok(body) => Bytes::from(body),
+            Err(e) => {
+                self.end_write(&entry, false);
+                return Err(e);
+            }
+        };
         let put = b.blobs.put(&object_key, body.clone(), false);
         let written = match tokio::time::timeout(deadline, put).await {
             Ok(r) => r.map(|_| ()),
@@ -646,8 +657,32 @@ impl Core {
     /// What follows a render landing in S3 (written, or its freshness stamped): the tag index,
     /// the feed event that tells the fleet, and the end of this instance's lease of it.
     async fn stored(&self, entry: &Arc<Entry>, class: Class, held_lease: bool, object_key: &str) -> Result<()> {
+        self.end_write(entry, true);
         let announce = self.announce(Self::key_event(entry));
         futures::join!(self.index(entry, class), announce, self.release_lease(held_lease, object_key)).1
+    }
+
+    /// Notes a write of this instance as not yet in S3 (see `feed::Memory::unlanded`).
+    fn begin_write(&self, entry: &Entry) {
+        if entry.write_id == 0 {
+            return;
+        }
+        if self.unlanded.len() >= MAX_TRACKED_KEYS {
+            self.unlanded.clear(); // forgotten writes are only evicted as before
+        }
+        self.unlanded.insert(entry.key.clone(), feed::Unlanded { write_id: entry.write_id, crossed: false });
+    }
+
+    /// A write of this instance is in S3 (`landed`), or will never be. When an event of another
+    /// of this instance's writes of the key was applied meanwhile, which of the two S3 kept is
+    /// unknown: the copy goes from memory, and the next read takes what S3 holds.
+    fn end_write(&self, entry: &Entry, landed: bool) {
+        let ended = self.unlanded.remove_if(&entry.key, |_, u| u.write_id == entry.write_id);
+        if let (true, Some((_, u))) = (landed, ended) {
+            if u.crossed {
+                self.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
+            }
+        }
     }
 
     /// Ends this instance's regeneration lease of `object_key` in the store when `held`: another
@@ -684,10 +719,11 @@ impl Core {
         if !outbox::retryable(&why) {
             // S3 refused the request itself (access, bucket): a retry would not land either.
             self.log("set failed (kept in this instance's memory only)", &format!("{}: {why}", entry.key));
+            self.end_write(&entry, false);
             return Err(why);
         }
         let key = entry.key.clone();
-        match self.outbox.push(Work::Upload { class, entry, body }) {
+        match self.outbox.push(Work::Upload { class, entry: entry.clone(), body }) {
             Ok(claim) => {
                 // Queued as is: the retry task uploads it once the backoff allows.
                 claim.failed(&why, self.now(), jitter());
@@ -697,6 +733,7 @@ impl Core {
             }
             Err(refused) => {
                 bump(&self.stats.uploads_dropped);
+                self.end_write(&entry, false);
                 let context = format!("{why}; upload not queued (memoryBytes / 4 bounds queued uploads): {refused}");
                 self.log("set failed (kept in this instance's memory only)", &context);
                 Err(Error { kind: why.kind, retryable: why.retryable, context })
@@ -722,6 +759,7 @@ impl Core {
                 Ok(held) if held.write_id == entry.write_id => return self.uploaded(class, entry).await,
                 Ok(held) if held.last_modified >= entry.last_modified => {
                     bump(&self.stats.uploads_superseded);
+                    self.end_write(entry, false);
                     self.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
                     return Ok(());
                 }
@@ -744,6 +782,7 @@ impl Core {
     /// round) and its tag index rows written.
     async fn uploaded(&self, class: Class, entry: &Arc<Entry>) -> Result<()> {
         bump(&self.stats.uploads_landed);
+        self.end_write(entry, true);
         // Dropped unattempted, the claim leaves the event to the retry task (due at once).
         let _ = self.queue_announce(Self::key_event(entry));
         self.index(entry, class).await;
@@ -1098,6 +1137,7 @@ impl Core {
             l1: &self.l1,
             tag_clock: &self.tag_clock,
             leases: &self.leases,
+            unlanded: &self.unlanded,
             stats: &self.stats,
             clock: self.clock.as_ref(),
             epoch: &self.epoch,

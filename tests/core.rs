@@ -497,6 +497,35 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
     assert_eq!(html_of(a.get(&req("/old")).await), "B's newer render");
 }
 
+/// The faults suite's "S3 black-holed" case, which CI caught: the feed event of a set that
+/// landed, applied after a later set of the same key failed to reach S3, evicted the later set's
+/// copy, so the maker served S3's older page (or a miss while S3 was down) until the upload landed.
+#[tokio::test]
+async fn a_queued_set_is_not_evicted_by_the_event_of_the_makers_earlier_write() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(FlakyBlobs::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    a.set("/k".into(), Class::Route, Some(page_value("before")), cc(60.0), vec![]).await.unwrap();
+    clock.advance(10);
+    blobs.down.store(true, SeqCst);
+    a.set("/k".into(), Class::Route, Some(page_value("during")), cc(60.0), vec![]).await.expect("queued");
+    a.poll_feed_once().await; // applies the event of "before", A's own
+    assert_eq!(html_of(a.get(&req("/k")).await), "during", "kept in the maker's memory");
+    blobs.down.store(false, SeqCst);
+    clock.advance(10_000);
+    a.retry_outbox_once().await; // the upload
+    a.retry_outbox_once().await; // its feed event
+    b.poll_feed_once().await;
+    a.poll_feed_once().await;
+    assert_eq!(html_of(a.get(&req("/k")).await), "during");
+    assert_eq!(html_of(b.get(&req("/k")).await), "during");
+}
+
 #[tokio::test]
 async fn a_copy_a_revalidation_expired_gives_way_to_a_render_another_instance_stored_after_it() {
     use fleetcache::handler::SyncLookup;
