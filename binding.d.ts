@@ -161,8 +161,11 @@ export interface InspectedEntry {
 /** A tag of an inspected entry and its state (ms since the epoch; absent = never). */
 export interface InspectedTag {
   tag: string
+  /** When entries written before it expire (its latest revalidation's expiry; may be ahead). */
   expiredAt?: number
+  /** Its latest profiled revalidation: entries written before it are stale. */
   staleAt?: number
+  /** That profiled revalidation's expiry. */
   softExpireAt?: number
 }
 

@@ -12,7 +12,7 @@ export const app15Dir = path.join(root, 'examples', 'next15')
 /** The Cache Components example (Next 16: 'use cache' through cacheHandlers). */
 export const appCcDir = path.join(root, 'examples', 'cache-components')
 /** Routes that only exist on Next 16 (updateTag). */
-const NEXT16_ONLY = [path.join('app', 'actions')]
+const NEXT16_ONLY = [path.join('app', 'actions'), path.join('app', 'conf', 'action')]
 
 /**
  * The environment of an app instance (or tool) on the local S3 + DynamoDB server at `endpoint`,

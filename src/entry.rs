@@ -11,12 +11,19 @@
 //!
 //! [`evaluate`] is the one home of the tag rules. A tag's [`TagState`] keeps three moments:
 //! `hard` (latest immediate expiry: `revalidateTag(t)`, `revalidatePath`, `updateTag`,
-//! `{expire: 0}`), `stale` (latest `revalidateTag(t, {expire: N})`) and `soft_expire` (when the
-//! entries made stale by `stale` expire). Entries written *after* a revalidation are fresh; entries
-//! written before a hard expiry are gone (`get` → `null`); entries written before a stale mark are
-//! returned with `lastModified` moved back so Next serves them STALE and regenerates in the
+//! `{expire: 0}`), `stale` (latest `revalidateTag(t, {expire: N})`) and `soft_expire` (that
+//! revalidation's `stale + N`). They are the two fields of the tag manifest of Next's built-in
+//! cache (`tags-manifest.external.js`, 16.4.6), kept so that concurrent writers merge: the tag's
+//! expiry is set by its *latest* revalidation, hard (`hard`) or profiled (`soft_expire`), as
+//! Next's built-in overwrites `expired` on each call. An entry written before the expiry is gone
+//! (`get` → `null`) once the expiry has passed — also one regenerated during a profile's
+//! stale-while-revalidate window, as in Next's built-in; an entry written before the stale mark is
+//! returned with `lastModified` moved back so Next serves it STALE and regenerates it in the
 //! background — never `0` (Next reads it as "now") and never so far back that Next's own
-//! `expire` check turns the stale hit into a blocking render.
+//! `expire` check turns the stale hit into a blocking render. Two consequences of following Next
+//! here that the differential suite pins (README, "Consistency"): a later `'max'` revalidation
+//! replaces an earlier hard expiry (a page nobody re-rendered since is served STALE again), and a
+//! `{ expire: N }` revalidation expires, N seconds on, the renders made within those N seconds.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -190,7 +197,8 @@ pub struct TagState {
     pub hard: i64,
     /// Latest `{expire: N}` revalidation. Entries written before it are stale.
     pub stale: i64,
-    /// When the entries made stale by `stale` expire (0 = no pending soft expiry).
+    /// That revalidation's expiry, `stale + N` (0 = none): the tag's expiry while `stale` is
+    /// later than `hard` (see [`TagState::expires_at`]).
     pub soft_expire: i64,
 }
 
@@ -199,23 +207,28 @@ impl TagState {
     /// expiry, `Some(N)` for "stale now, expired in N seconds". Merging is order-insensitive
     /// enough that replays and concurrent writers never make an entry look fresher than it is.
     pub fn apply(&mut self, now: i64, expire_s: Option<f64>) {
-        self.settle(now);
         match expire_s {
             Some(n) if n > 0.0 => {
                 let at = now.saturating_add((n * 1000.0).min(i64::MAX as f64 / 4.0) as i64);
-                self.soft_expire = if self.soft_expire > now { self.soft_expire.min(at) } else { at };
-                self.stale = self.stale.max(now);
+                // The latest profiled revalidation sets the expiry (a replay of an older one, or
+                // one landing late from another writer, does not).
+                match now.cmp(&self.stale) {
+                    std::cmp::Ordering::Greater => (self.stale, self.soft_expire) = (now, at),
+                    std::cmp::Ordering::Equal => self.soft_expire = nonzero_min(self.soft_expire, at),
+                    std::cmp::Ordering::Less => {}
+                }
             }
             _ => self.hard = self.hard.max(now),
         }
     }
 
-    /// A soft expiry that has passed becomes a hard expiry of everything written before the
-    /// stale mark — exact, and it keeps the state three numbers long.
-    pub fn settle(&mut self, now: i64) {
-        if self.soft_expire != 0 && self.soft_expire <= now {
-            self.hard = self.hard.max(self.stale);
-            self.soft_expire = 0;
+    /// When entries written before it expire: set by the latest revalidation, a hard one (at once)
+    /// or a profiled one (`soft_expire`), as Next's built-in overwrites a tag's `expired`. 0: never.
+    pub fn expires_at(&self) -> i64 {
+        if self.stale > self.hard && self.soft_expire != 0 {
+            self.soft_expire
+        } else {
+            self.hard
         }
     }
 
@@ -258,9 +271,10 @@ pub fn evaluate<'a>(
     let lm = entry.last_modified;
     let mut stale = false;
     for st in tag_states {
-        let mut st = *st;
-        st.settle(now);
-        if st.hard > lm && st.hard <= now {
+        // Next's built-in (`areTagsExpired`): expired once the expiry has passed, for an entry
+        // written before it.
+        let expires = st.expires_at();
+        if expires > lm && expires <= now {
             return Verdict::Expired;
         }
         if st.stale > lm && st.stale <= now {
@@ -392,22 +406,40 @@ mod tests {
         t.apply(b + 2_000, Some(5.0)); // stale at +2s, expired at +7s
         assert!(matches!(evaluate(&e, [&t], None, b + 3_000), Verdict::Stale { .. }));
         assert_eq!(evaluate(&e, [&t], None, b + 7_000), Verdict::Expired);
-        // An entry regenerated after the stale mark is not touched by that expiry.
+        // An entry regenerated within the window expires with it too (Next's built-in: the
+        // differential suite's "{ expire: 2 }" scenario); one written after the expiry does not.
         let e2 = page(b + 2_500, Revalidate::Seconds(10.0), None);
-        assert_eq!(evaluate(&e2, [&t], None, b + 8_000), Verdict::Fresh);
-        // A later profiled revalidation keeps the earlier hard expiry.
+        assert_eq!(evaluate(&e2, [&t], None, b + 6_000), Verdict::Fresh);
+        assert_eq!(evaluate(&e2, [&t], None, b + 8_000), Verdict::Expired);
+        let e3 = page(b + 7_500, Revalidate::Seconds(10.0), None);
+        assert_eq!(evaluate(&e3, [&t], None, b + 8_000), Verdict::Fresh);
+        // A later profiled revalidation sets the expiry anew: both are stale, neither expired.
         t.apply(b + 9_000, Some(3600.0));
-        assert_eq!(evaluate(&e, [&t], None, b + 9_500), Verdict::Expired);
+        assert!(matches!(evaluate(&e, [&t], None, b + 9_500), Verdict::Stale { .. }));
         assert!(matches!(evaluate(&e2, [&t], None, b + 9_500), Verdict::Stale { .. }));
     }
 
     #[test]
-    fn hard_expiry_is_not_undone_by_later_stale_mark() {
-        let e = page(1_000, Revalidate::Seconds(10.0), None);
+    fn a_later_profiled_revalidation_replaces_a_hard_expiry_as_in_next() {
+        // Next's built-in overwrites the tag's `expired`: a page a hard revalidation had expired,
+        // and nobody re-rendered, is served STALE after a later 'max' (the differential suite's
+        // "revalidateTag(t), then revalidateTag(t, 'max')" scenario).
+        let b = 1_700_000_000_000;
+        let e = page(b + 1_000, Revalidate::Seconds(10.0), None);
         let mut t = TagState::default();
-        t.apply(2_000, None);
-        t.apply(3_000, Some(31536000.0));
-        assert_eq!(evaluate(&e, [&t], None, 4_000), Verdict::Expired);
+        t.apply(b + 2_000, None);
+        assert_eq!(evaluate(&e, [&t], None, b + 2_500), Verdict::Expired);
+        t.apply(b + 3_000, Some(31536000.0));
+        assert!(matches!(evaluate(&e, [&t], None, b + 4_000), Verdict::Stale { .. }));
+        // And a hard revalidation after it expires everything written before it again.
+        t.apply(b + 5_000, None);
+        assert_eq!(evaluate(&e, [&t], None, b + 5_500), Verdict::Expired);
+        // Merged from two writers in either order, the same.
+        let (mut x, mut y) = (TagState::default(), TagState::default());
+        x.apply(b + 2_000, None);
+        y.apply(b + 3_000, Some(31536000.0));
+        assert_eq!(x.join(&y).expires_at(), y.join(&x).expires_at());
+        assert_eq!(x.join(&y).expires_at(), b + 3_000 + 31536000 * 1000);
     }
 
     #[test]

@@ -9,6 +9,7 @@ import { installApp, buildApp, startApp, request, fleetcacheCli, runNode, localF
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { startFaultProxy } from '../../scripts/fault-proxy.mjs'
 import { fc } from '../helpers.mjs'
+import { generate, handWritten, runScenarios, scenarioSeed } from './conformance.mjs'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { venvPython } from '../../scripts/local-aws.mjs'
@@ -70,6 +71,23 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     for (let i = 0; i < n; i++) out.push((await request(inst.url, p)).cache)
     return out
   }
+
+  // The differential suite (conformance.mjs): first, on instances no other test has touched.
+  const generated = Number(process.env.FLEETCACHE_CONFORMANCE_SCENARIOS ?? 100)
+  const seed = Number(process.env.FLEETCACHE_CONFORMANCE_SEED ?? 1)
+  it(`differential: the hand-written scenarios and ${generated} generated ones (seed ${seed}) observe the same on Next's built-in cache (one instance) and on fleetcache (one instance and two)`, async () => {
+    const servers = { A, B, R }
+    const restart = async (n) => {
+      await servers[n].stop()
+      servers[n] = await startApp(servers[n].port, servers[n].env, dir)
+      ;({ A, B, R } = servers)
+    }
+    const scenarios = [...handWritten(next16), ...Array.from({ length: generated }, (_, i) => generate(scenarioSeed(seed, i), { next16 }))]
+    const started = Date.now()
+    const found = await runScenarios(scenarios, { servers, restart, run: `${run}c` })
+    console.log(`[conformance] ${name}: ${scenarios.length} scenarios (${scenarios.reduce((n, x) => n + x.steps.length, 0)} steps), ${found.length} diverged, ${((Date.now() - started) / 1000).toFixed(0)} s`)
+    expect(found.map((d) => d.report)).toEqual([])
+  }, 900_000)
 
   it('runtime-rendered routes: the same MISS/HIT sequence as Next\'s own cache', async () => {
     // Routes absent from the build output, so both caches start cold.

@@ -208,8 +208,11 @@ pub struct MetricSample {
 #[napi(object)]
 pub struct InspectedTag {
     pub tag: String,
+    /// When entries written before it expire (its latest revalidation's expiry; may be ahead).
     pub expired_at: Option<f64>,
+    /// Its latest profiled revalidation: entries written before it are stale.
     pub stale_at: Option<f64>,
+    /// That profiled revalidation's expiry.
     pub soft_expire_at: Option<f64>,
 }
 
@@ -605,7 +608,7 @@ impl NativeCache {
                         .into_iter()
                         .map(|(tag, st)| InspectedTag {
                             tag,
-                            expired_at: (st.hard > 0).then_some(st.hard as f64),
+                            expired_at: (st.expires_at() > 0).then_some(st.expires_at() as f64),
                             stale_at: (st.stale > 0).then_some(st.stale as f64),
                             soft_expire_at: (st.soft_expire > 0).then_some(st.soft_expire as f64),
                         })
