@@ -437,8 +437,12 @@ impl Core {
     }
 
     /// When the backend failed: the copy in memory (judged by what the clock knows), else a miss.
+    /// A `'use cache'` result is never served this way: Next recomputes one it is not given
+    /// (inside the render, no page is lost), and a result a revalidation elsewhere expired would
+    /// otherwise be served while the tag states cannot be read.
     fn fallback(&self, req: &GetRequest) -> Lookup {
-        if let Some((entry, gen)) = self.l1.get_with_gen(&req.key) {
+        let entry = self.l1.get_with_gen(&req.key).filter(|(e, _)| !matches!(e.value, Some(Value::UseCache { .. })));
+        if let Some((entry, gen)) = entry {
             // A lease that cannot be asked for is taken, as when the lease read fails.
             let judged = self.judge(&entry, gen, req, true).or_else(|| {
                 self.lease_locally(&entry.key, self.now());

@@ -284,6 +284,33 @@ async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_e
     assert!(matches!(late.get(&req("/o")).await, Lookup::Miss), "and so does a late joiner");
 }
 
+/// Issue 24's contract corner: while the tag states cannot be read (feed stale, DynamoDB down),
+/// a `'use cache'` result is answered so that Next recomputes it (a revalidation made elsewhere may
+/// have expired it); a page is still served from memory (no page is lost to an outage).
+#[tokio::test]
+async fn a_use_cache_result_is_recomputed_not_served_from_memory_while_tag_states_cannot_be_read() {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(FlakyTags::new());
+    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    a.poll_feed_once().await;
+    let ukey = "[\"u\"]".to_string();
+    let ureq = GetRequest { key: ukey.clone(), kind: Some("USE_CACHE".into()), ..Default::default() };
+    let result =
+        Value::UseCache { bytes: Bytes::from_static(b"0:1\n"), timestamp: clock_now(&clock) as f64, stale: 30.0 };
+    let ucc = Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(600.0) });
+    a.set(ukey, Class::UseCache, Some(result), ucc, vec!["ut".into()]).await.unwrap();
+    a.set("/p".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["ut".into()]).await.unwrap();
+    assert!(matches!(a.get(&ureq).await, Lookup::Hit { .. }));
+
+    tags.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(a.cfg.feed_stale_after_ms as i64 + 1);
+    a.poll_feed_once().await;
+    assert!(!a.feed_trusted());
+    assert!(matches!(a.get(&ureq).await, Lookup::Miss), "Next recomputes the result");
+    assert!(matches!(a.get(&req("/p")).await, Lookup::Hit { .. }), "the page is served from memory");
+}
+
 #[tokio::test]
 async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_number() {
     let store = Arc::new(MemoryTagStore::default());
