@@ -73,7 +73,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   }
 
   // The differential suite (conformance.mjs): first, on instances no other test has touched.
-  const generated = Number(process.env.FLEETCACHE_CONFORMANCE_SCENARIOS ?? 100)
+  const generated = Number(process.env.FLEETCACHE_CONFORMANCE_SCENARIOS ?? 30)
   const seed = Number(process.env.FLEETCACHE_CONFORMANCE_SEED ?? 1)
   it(`differential: the hand-written scenarios and ${generated} generated ones (seed ${seed}) observe the same on Next's built-in cache (one instance) and on fleetcache (one instance and two)`, async () => {
     const servers = { A, B, R }
@@ -84,7 +84,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     }
     const scenarios = [...handWritten(next16), ...Array.from({ length: generated }, (_, i) => generate(scenarioSeed(seed, i), { next16 }))]
     const started = Date.now()
-    const found = await runScenarios(scenarios, { servers, restart, run: `${run}c` })
+    const found = await runScenarios(scenarios, { servers, restart, run: `${run}c`, parallel: 6 })
     console.log(`[conformance] ${name}: ${scenarios.length} scenarios (${scenarios.reduce((n, x) => n + x.steps.length, 0)} steps), ${found.length} diverged, ${((Date.now() - started) / 1000).toFixed(0)} s`)
     expect(found.map((d) => d.report)).toEqual([])
   }, 900_000)
