@@ -317,6 +317,38 @@ function valueCacheOf(core) {
   return c
 }
 
+/**
+ * Next 15.x takes a page's lifetime (`cacheControl`) from its own process only: the lifetimes its
+ * renders set (a module-level map, keyed by the handler's key) and the build's prerender manifest,
+ * never from the handler's answer (Next 16 prefers the answer's). So on 15.x an instance that did
+ * not render a page at run time served it STALE one second after it was stored, and regenerated
+ * it (the differential suite, `npm run conformance -- --next 15`). A hit fills that map for its
+ * key when it lacks one, as the render did in the instance that made it. Not on 16, nor when the
+ * app's `next` cannot be found from the working directory (then nothing changes).
+ */
+let nextLifetimes // undefined: not looked up yet; null: not needed or not found
+function lifetimesOfNext15() {
+  try {
+    const paths = [process.cwd()]
+    const pkg = require(require.resolve('next/package.json', { paths }))
+    if (Number(String(pkg.version).split('.')[0]) !== 15) return null
+    const m = require(require.resolve('next/dist/server/lib/incremental-cache/shared-cache-controls.external', { paths }))
+    const map = m && m.SharedCacheControls && m.SharedCacheControls.cacheControls
+    return map instanceof Map ? map : null
+  } catch {
+    return null
+  }
+}
+const asIs = (out) => out
+/** `out` (a page or route hit, or null) for `key`, its lifetime told to Next 15.x (see above). */
+function withLifetime(key, out) {
+  if (nextLifetimes === undefined) nextLifetimes = lifetimesOfNext15()
+  if (nextLifetimes !== null && out && out.cacheControl !== undefined && !nextLifetimes.has(key)) {
+    nextLifetimes.set(key, { ...out.cacheControl })
+  }
+  return out
+}
+
 /** Next's `cacheControl` (a fresh object per hit: Next may keep it). */
 function cacheControlOf(revalidate, expire) {
   return expire === undefined ? { revalidate } : { revalidate, expire }
@@ -544,16 +576,19 @@ function createCacheHandler(options) {
           return Promise.resolve(null)
         }
         const [kind, tags, softTags, revalidate] = getArgs(ctx)
+        const nextKey = key
         key = lossless(key)
         const cache = this.values
+        // Pages and routes: their lifetime for Next 15.x (fetch entries carry theirs in the value).
+        const told = kind === 'FETCH' || nextLifetimes === null ? asIs : (out) => withLifetime(nextKey, out)
         const hit = this.core.getSync(key, kind, tags, softTags, revalidate, cache.gen(key))
         if (typeof hit === 'number') {
           const out = cache.serve(key, hit)
-          if (out !== undefined) return Promise.resolve(out)
+          if (out !== undefined) return Promise.resolve(told(out))
         } else if (hit !== undefined) {
-          return Promise.resolve(toNext(hit, key, cache))
+          return Promise.resolve(told(toNext(hit, key, cache)))
         }
-        return this.core.getAsync(key, kind, tags, softTags, revalidate).then((h) => toNext(h, key, cache), (err) => {
+        return this.core.getAsync(key, kind, tags, softTags, revalidate).then((h) => told(toNext(h, key, cache)), (err) => {
           warn('get failed, serving a miss', err && err.message)
           return null
         })
