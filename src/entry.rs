@@ -232,6 +232,13 @@ impl TagState {
         }
     }
 
+    /// Whether an entry written at `last_modified` is expired by this tag at `now`: written before
+    /// the expiry, and the expiry passed (Next's built-in `areTagsExpired`).
+    pub fn expires(&self, last_modified: i64, now: i64) -> bool {
+        let at = self.expires_at();
+        at > last_modified && at <= now
+    }
+
     /// The least upper bound of two states (used when a remote read meets local knowledge).
     pub fn join(&self, other: &TagState) -> TagState {
         let (stale, soft_expire) = match self.stale.cmp(&other.stale) {
@@ -271,10 +278,7 @@ pub fn evaluate<'a>(
     let lm = entry.last_modified;
     let mut stale = false;
     for st in tag_states {
-        // Next's built-in (`areTagsExpired`): expired once the expiry has passed, for an entry
-        // written before it.
-        let expires = st.expires_at();
-        if expires > lm && expires <= now {
+        if st.expires(lm, now) {
             return Verdict::Expired;
         }
         if st.stale > lm && st.stale <= now {

@@ -63,7 +63,7 @@ impl Core {
             let entry = self.decode(&bytes)?;
             let tags = if entry.tags.is_empty() { Vec::new() } else { b.tags.tag_states(&entry.tags).await? };
             let lm = entry.last_modified;
-            let tag_verdict = if tags.iter().any(|(_, s)| s.expires_at() > lm && s.expires_at() <= now) {
+            let tag_verdict = if tags.iter().any(|(_, s)| s.expires(lm, now)) {
                 "expired by a tag revalidation"
             } else if tags.iter().any(|(_, s)| s.stale > lm) {
                 "stale by a tag revalidation"

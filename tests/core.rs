@@ -480,9 +480,8 @@ fn html_of(l: Lookup) -> String {
     }
 }
 
-#[tokio::test]
-async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_landed_meanwhile() {
-    use std::sync::atomic::Ordering::SeqCst;
+/// Two instances whose S3 can be taken down (`blobs.down`), with a shared mock clock, feeds read.
+async fn two_cores_on_flaky_s3() -> (Core, Core, Arc<MockClock>, Arc<FlakyBlobs>, Arc<MemoryTagStore>) {
     let clock = Arc::new(MockClock::new(T0));
     let blobs = Arc::new(FlakyBlobs::default());
     let tags = Arc::new(MemoryTagStore::default());
@@ -490,6 +489,13 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
     let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
     a.poll_feed_once().await;
     b.poll_feed_once().await;
+    (a, b, clock, blobs, tags)
+}
+
+#[tokio::test]
+async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_landed_meanwhile() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (a, b, clock, blobs, tags) = two_cores_on_flaky_s3().await;
     let count =
         |c: &Core, name: &str| c.stats_snapshot().into_iter().find(|(n, _)| n == name).map(|(_, r)| r).expect(name);
     use fleetcache::stats::Reading::Count;
@@ -530,13 +536,7 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
 #[tokio::test]
 async fn a_queued_set_is_not_evicted_by_the_event_of_the_makers_earlier_write() {
     use std::sync::atomic::Ordering::SeqCst;
-    let clock = Arc::new(MockClock::new(T0));
-    let blobs = Arc::new(FlakyBlobs::default());
-    let tags = Arc::new(MemoryTagStore::default());
-    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
-    let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
-    a.poll_feed_once().await;
-    b.poll_feed_once().await;
+    let (a, b, clock, blobs, _) = two_cores_on_flaky_s3().await;
     a.set("/k".into(), Class::Route, Some(page_value("before")), cc(60.0), vec![]).await.unwrap();
     clock.advance(10);
     blobs.down.store(true, SeqCst);

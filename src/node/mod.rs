@@ -608,7 +608,7 @@ impl NativeCache {
                         .into_iter()
                         .map(|(tag, st)| InspectedTag {
                             tag,
-                            expired_at: (st.expires_at() > 0).then_some(st.expires_at() as f64),
+                            expired_at: Some(st.expires_at()).filter(|at| *at > 0).map(|at| at as f64),
                             stale_at: (st.stale > 0).then_some(st.stale as f64),
                             soft_expire_at: (st.soft_expire > 0).then_some(st.soft_expire as f64),
                         })
