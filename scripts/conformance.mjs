@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util'
 import { startLocalAws } from './local-aws.mjs'
 import { startDataServer } from './data-server.mjs'
 import { appDir, prepareApp15, installApp, buildApp, startApp, localFleetEnv } from './next-fleet.mjs'
-import { generate, handWritten, runScenarios, scenarioSeed } from '../__test__/e2e/conformance.mjs'
+import { generate, runScenarios, scenarios } from '../__test__/e2e/conformance.mjs'
 
 const { values: o } = parseArgs({
   options: {
@@ -68,16 +68,13 @@ try {
       servers[n] = await startApp(ports[n], envs[n], dir)
     }
     try {
-      const scenarios = o.replay !== undefined
+      const list = o.replay !== undefined
         ? [generate(Number(o.replay), { next16 })]
-        : [
-            ...(o['no-hand-written'] ? [] : handWritten(next16)),
-            ...Array.from({ length: Number(o.scenarios) }, (_, i) => generate(scenarioSeed(Number(o.seed), i), { next16 })),
-          ].filter((s) => !o.only || s.name.includes(o.only))
+        : scenarios({ next16, count: Number(o.scenarios), seed: Number(o.seed), handWritten: !o['no-hand-written'] }).filter((s) => !o.only || s.name.includes(o.only))
       const started = Date.now()
-      const found = await runScenarios(scenarios, { servers, restart, run: `${run}${v}`, parallel: Number(o.parallel), plant: o.plant, verbose: o.verbose })
-      const steps = scenarios.reduce((s, x) => s + x.steps.length, 0)
-      console.log(`[conformance] Next ${v}: ${scenarios.length} scenarios (${steps} steps, seed ${o.seed}), ${found.length} diverged; ${((Date.now() - started) / 1000).toFixed(0)} s (${((Date.now() - t0) / 1000).toFixed(0)} s with the builds)`)
+      const found = await runScenarios(list, { servers, restart, run: `${run}${v}`, parallel: Number(o.parallel), plant: o.plant, verbose: o.verbose })
+      const steps = list.reduce((s, x) => s + x.steps.length, 0)
+      console.log(`[conformance] Next ${v}: ${list.length} scenarios (${steps} steps, seed ${o.seed}), ${found.length} diverged; ${((Date.now() - started) / 1000).toFixed(0)} s (${((Date.now() - t0) / 1000).toFixed(0)} s with the builds)`)
       failed += found.length
     } finally {
       await Promise.all(Object.values(servers).map((s) => s.stop()))

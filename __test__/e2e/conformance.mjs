@@ -85,6 +85,14 @@ export function generate(seed, { next16, restarts = true }) {
   return { name: `generated ${seed}`, seed, steps }
 }
 
+/** The hand-written scenarios (unless `handWritten` is false), then `count` generated from `seed`. */
+export function scenarios({ next16, count, seed, handWritten: withHandWritten = true }) {
+  return [
+    ...(withHandWritten ? handWritten(next16) : []),
+    ...Array.from({ length: count }, (_, i) => generate(scenarioSeed(seed, i), { next16 })),
+  ]
+}
+
 /**
  * The hand-written scenarios: the e2e suite's sequences (and issue 24's) in the steps' terms.
  * `on` 0/1 is A/B on the fleet (R or A on the others).
@@ -204,12 +212,8 @@ async function actionId(url) {
  */
 async function perform(step, inst, group, versions, plant) {
   const page = (kind, n) => PAGES[kind](`${group}~${n}`)
-  const post = async (p, init) => {
-    // An origin header, as a browser sends (Next warns about a server action request without one).
-    const r = await fetch(`${inst.url}${p}`, { method: 'POST', redirect: 'manual', headers: { origin: inst.url }, ...init })
-    await r.arrayBuffer()
-    return `${r.status}`
-  }
+  // An origin header, as a browser sends (Next warns about a server action request without one).
+  const post = async (p, init) => `${(await request(inst.url, p, { method: 'POST', headers: { origin: inst.url }, ...init })).status}`
   const tag = (t) => `conf-${group}${t}`
   switch (step.op) {
     case 'get': {

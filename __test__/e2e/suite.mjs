@@ -9,7 +9,7 @@ import { installApp, buildApp, startApp, request, fleetcacheCli, runNode, localF
 import { startDataServer } from '../../scripts/data-server.mjs'
 import { startFaultProxy } from '../../scripts/fault-proxy.mjs'
 import { fc } from '../helpers.mjs'
-import { generate, handWritten, runScenarios, scenarioSeed } from './conformance.mjs'
+import { runScenarios, scenarios } from './conformance.mjs'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { venvPython } from '../../scripts/local-aws.mjs'
@@ -82,10 +82,10 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
       servers[n] = await startApp(servers[n].port, servers[n].env, dir)
       ;({ A, B, R } = servers)
     }
-    const scenarios = [...handWritten(next16), ...Array.from({ length: generated }, (_, i) => generate(scenarioSeed(seed, i), { next16 }))]
+    const all = scenarios({ next16, count: generated, seed })
     const started = Date.now()
-    const found = await runScenarios(scenarios, { servers, restart, run: `${run}c`, parallel: 6 })
-    console.log(`[conformance] ${name}: ${scenarios.length} scenarios (${scenarios.reduce((n, x) => n + x.steps.length, 0)} steps), ${found.length} diverged, ${((Date.now() - started) / 1000).toFixed(0)} s`)
+    const found = await runScenarios(all, { servers, restart, run: `${run}c`, parallel: 6 })
+    console.log(`[conformance] ${name}: ${all.length} scenarios (${all.reduce((n, x) => n + x.steps.length, 0)} steps), ${found.length} diverged, ${((Date.now() - started) / 1000).toFixed(0)} s`)
     expect(found.map((d) => d.report)).toEqual([])
   }, 900_000)
 
