@@ -245,6 +245,19 @@ async function perform(step, inst, group, versions, plant) {
 }
 
 /**
+ * Loads every page and API route of the scenarios on a freshly started server (a first request
+ * compiles a route's modules, which can take a regeneration past its step), with ids and tags no
+ * scenario uses.
+ */
+export async function warm(inst) {
+  const post = (p) => request(inst.url, p, { method: 'POST', headers: { origin: inst.url } })
+  for (const page of Object.values(PAGES)) await request(inst.url, page('warm~1'))
+  await post('/api/conf?tag=conf-warm')
+  await post(`/api/revalidate-pages?path=${encodeURIComponent(PAGES.pages('warm~1'))}`)
+  for (const page of Object.values(PAGES)) await request(inst.url, page('warm~1'))
+}
+
+/**
  * Who may use a server now: steps enter and leave; a restart waits until none is inside (and
  * the background renders their answers started are done), stops and starts the process, and lets
  * the waiting steps in again.
@@ -296,6 +309,7 @@ export async function runScenarios(scenarios, { servers, restart, run, parallel 
   ]
   const gates = { R: gate(), A: gate(), B: gate() }
   const divergences = []
+  await Promise.all(['R', 'A', 'B'].map((n) => warm(servers[n])))
   const runOne = async (sc, index) => {
     const sid = `${run}x${index}`
     const versions = targets.map(() => new Map())
@@ -305,7 +319,10 @@ export async function runScenarios(scenarios, { servers, restart, run, parallel 
       const names = [...new Set(targets.map((t) => t.names[step.on ?? 0]))]
       let got
       if (step.op === 'restart') {
-        await Promise.all(names.filter((n) => n !== 'R').map((n) => gates[n].restart(() => restart(n))))
+        await Promise.all(names.filter((n) => n !== 'R').map((n) => gates[n].restart(async () => {
+          await restart(n)
+          await warm(servers[n])
+        })))
         got = targets.map((t) => (t.name === 'builtin' ? 'kept' : 'restarted'))
         at = Date.now()
       } else {
