@@ -12,7 +12,7 @@ export const app15Dir = path.join(root, 'examples', 'next15')
 /** The Cache Components example (Next 16: 'use cache' through cacheHandlers). */
 export const appCcDir = path.join(root, 'examples', 'cache-components')
 /** Routes that only exist on Next 16 (updateTag). */
-const NEXT16_ONLY = [path.join('app', 'actions'), path.join('app', 'conf', 'action')]
+const NEXT16_ONLY = ['actions', 'conf/action', 'conf/uc', 'conf/remote', 'conf/img'].map((p) => path.join('app', ...p.split('/')))
 
 /**
  * The environment of an app instance (or tool) on the local S3 + DynamoDB server at `endpoint`,
@@ -43,9 +43,11 @@ export function prepareApp15() {
       filter: (src) => !NEXT16_ONLY.some((p) => src.startsWith(path.join(appDir, p))),
     })
   }
-  // Next 15 rejects Next-16-only config keys (images.customCacheHandler, turbopack.root).
+  // Next 15 rejects Next-16-only config keys (images.customCacheHandler, turbopack.root) and has no
+  // 'use cache' handler interface fleetcache serves.
   const cfg = path.join(app15Dir, 'next.config.js')
-  fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').split('\n').filter((l) => !/customCacheHandler|turbopack/.test(l)).join('\n'))
+  const lines = fs.readFileSync(cfg, 'utf8').split('\n').filter((l) => !/customCacheHandler|turbopack|useCache: true/.test(l))
+  fs.writeFileSync(cfg, lines.map((l) => (l.startsWith('const useCacheHandlers =') ? 'const useCacheHandlers = {}' : l)).join('\n'))
   return app15Dir
 }
 

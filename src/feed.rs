@@ -288,6 +288,9 @@ impl Feed {
             }
             self.cursor.store(next - 1, Ordering::Release);
             if next - 1 < head {
+                crate::log::debug("feed", || {
+                    format!("event {next} not written yet: {} later event(s) wait for it", later.len())
+                });
                 let since = self.gap_since.load(Ordering::Acquire);
                 if since == 0 {
                     self.gap_since.store(now, Ordering::Release);
@@ -356,6 +359,20 @@ impl Feed {
             if rec.at > 0 {
                 m.feed_lag.observe_ms((m.clock.now_ms() - rec.at) as f64);
             }
+            crate::log::debug("feed", || {
+                let what = match &rec.event {
+                    FeedEvent::Tags { states } => {
+                        let first = states.iter().next().map(|(t, st)| format!("{t} {st:?}")).unwrap_or_default();
+                        format!(
+                            "revalidation of {} tag(s) ({first}{})",
+                            states.len(),
+                            if states.len() > 1 { ", …" } else { "" }
+                        )
+                    }
+                    FeedEvent::Key { key, .. } => format!("set of {key}"),
+                };
+                format!("applied a {what} from {}, {} ms after it was made", rec.origin, m.clock.now_ms() - rec.at)
+            });
         }
         match rec.event {
             // Our own revalidations are in the tag clock already.

@@ -25,9 +25,19 @@ const PAGES = {
   route: (id) => `/conf/route/${id}`,
   pages: (id) => `/conf-pages/${id}`,
   action: (id) => `/conf/action/${id}`,
+  uc: (id) => `/conf/uc/${id}`,
+  remote: (id) => `/conf/remote/${id}`,
+  img: (id) => `/_next/image?url=${encodeURIComponent(`/conf/img/${id}`)}&w=64&q=75`,
 }
-/** The kinds of page a version has (`/conf/action` needs updateTag: Next 16). */
-export const kindsOf = (next16) => Object.keys(PAGES).filter((k) => next16 || k !== 'action')
+/**
+ * Next 16 only: updateTag (`action`), 'use cache' results (`uc`, `remote`: 15.5 has no handler
+ * interface for them) and optimized images (15.5 keeps them in each instance's own directory).
+ */
+const NEXT16_KINDS = ['action', 'uc', 'remote', 'img']
+/** The kinds of page a version has. */
+export const kindsOf = (next16) => Object.keys(PAGES).filter((k) => next16 || !NEXT16_KINDS.includes(k))
+/** The kinds a revalidatePath step may name (a pages-router page and an image have none). */
+const pathKinds = (kinds) => kinds.filter((k) => k !== 'pages' && k !== 'img')
 
 /** A small seeded generator (mulberry32): the same seed, the same scenario. */
 export function prng(seed) {
@@ -54,12 +64,12 @@ export function generate(seed, { next16, restarts = true }) {
   const kinds = kindsOf(next16)
   const on = () => (r() < 0.5 ? 0 : 1)
   const n = () => (r() < 0.6 ? 1 : 2)
-  const tag = () => pick(['', '', '-f', '-u'])
+  const tag = () => pick(next16 ? ['', '', '-f', '-u', '-c'] : ['', '', '-f', '-u'])
   const ops = [
     [40, () => ({ op: 'get', kind: pick(kinds), n: n(), on: on() })],
     [8, () => ({ op: 'tag', tag: tag(), on: on() })],
-    [6, () => ({ op: 'path', kind: pick(kinds.filter((k) => k !== 'pages')), n: n(), on: on() })],
-    [2, () => ({ op: 'path', kind: pick(kinds.filter((k) => k !== 'pages')), n: n(), type: 'layout', on: on() })],
+    [6, () => ({ op: 'path', kind: pick(pathKinds(kinds)), n: n(), on: on() })],
+    [2, () => ({ op: 'path', kind: pick(pathKinds(kinds)), n: n(), type: 'layout', on: on() })],
     [4, () => ({ op: 'pages', n: n(), on: on() })],
     [5, () => ({ op: 'wait', slots: 2 })],
     ...(next16
@@ -70,7 +80,7 @@ export function generate(seed, { next16, restarts = true }) {
         ]
       : [
           [3, () => ({ op: 'expireTag', tag: tag(), on: on() })],
-          [2, () => ({ op: 'expirePath', kind: pick(kinds.filter((k) => k !== 'pages')), n: n(), on: on() })],
+          [2, () => ({ op: 'expirePath', kind: pick(pathKinds(kinds)), n: n(), on: on() })],
         ]),
     ...(restarts ? [[0.4, () => ({ op: 'restart', on: on() })]] : []),
   ]
@@ -160,6 +170,25 @@ export function handWritten(next16) {
           { op: 'tag', tag: '-f', on: 0 }, { op: 'get', kind: 'fetch', n: 1, on: 1 },
           { op: 'tag', tag: '-f', profile: 'max', on: 1 }, { op: 'get', kind: 'fetch', n: 2, on: 0 }, { op: 'get', kind: 'fetch', n: 2, on: 1 }, { op: 'get', kind: 'fetch', n: 1, on: 0 },
         ],
+      },
+      {
+        name: "'use cache' and 'use cache: remote' results: served on the other instance, revalidateTag(t, 'max') serves them once more",
+        steps: [
+          { op: 'get', kind: 'uc', n: 1, on: 0 }, { op: 'get', kind: 'uc', n: 2, on: 1 }, { op: 'get', kind: 'remote', n: 1, on: 1 }, { op: 'get', kind: 'remote', n: 1, on: 0 },
+          { op: 'tag', tag: '-c', profile: 'max', on: 0 }, { op: 'get', kind: 'uc', n: 1, on: 1 }, { op: 'get', kind: 'uc', n: 1, on: 0 }, { op: 'get', kind: 'remote', n: 1, on: 1 }, { op: 'get', kind: 'remote', n: 1, on: 0 },
+        ],
+      },
+      {
+        name: "'use cache' results: revalidateTag(t), revalidatePath of the page, updateTag",
+        steps: [
+          { op: 'get', kind: 'uc', n: 1, on: 0 }, { op: 'tag', tag: '', on: 1 }, { op: 'get', kind: 'uc', n: 1, on: 0 }, { op: 'get', kind: 'remote', n: 1, on: 1 },
+          { op: 'path', kind: 'remote', n: 1, on: 0 }, { op: 'get', kind: 'remote', n: 1, on: 1 }, { op: 'get', kind: 'uc', n: 2, on: 1 },
+          { op: 'update', n: 1, on: 0 }, { op: 'get', kind: 'uc', n: 2, on: 1 }, { op: 'get', kind: 'remote', n: 1, on: 0 },
+        ],
+      },
+      {
+        name: 'an optimized image made on A is a HIT on B',
+        steps: [{ op: 'get', kind: 'img', n: 1, on: 0 }, { op: 'get', kind: 'img', n: 1, on: 1 }, { op: 'path', kind: 'isr', n: 1, on: 0 }, { op: 'get', kind: 'img', n: 1, on: 1 }],
       },
       {
         name: 'updateTag from a server action on B, A reads the new data',
@@ -327,7 +356,16 @@ export async function runScenarios(scenarios, { servers, restart, run, parallel 
         at = Date.now()
       } else {
         // Every target of the step at once: a restart elsewhere holds them all back alike.
+        const asked = Date.now()
         await Promise.all(names.map((n) => gates[n].enter()))
+        if (Date.now() - asked > SLOT_MS / 2) {
+          // Held back by a restart, with every other scenario: spread their steps over a slot
+          // again rather than sending them all at once (the targets still step together).
+          names.forEach((n) => gates[n].leave())
+          await sleep(Math.random() * SLOT_MS)
+          await Promise.all(names.map((n) => gates[n].enter()))
+        }
+        const began = Date.now()
         try {
           got = await Promise.all(targets.map((t, i) => {
             const inst = servers[t.names[step.on ?? 0]]
@@ -337,7 +375,11 @@ export async function runScenarios(scenarios, { servers, restart, run, parallel 
         } finally {
           names.forEach((n) => gates[n].leave())
         }
-        at = Math.max(at + SLOT_MS * (1 + (step.op === 'wait' ? step.slots : 0)), Date.now())
+        // The next step a slot after this one began (more for a wait), and never less than half a
+        // slot after it ended: a step held back by a restart, or slow to answer, still leaves the
+        // fleet the feed's bound before the next one.
+        const slot = SLOT_MS * (1 + (step.op === 'wait' ? step.slots : 0))
+        at = Math.max(at + slot, began + slot, Date.now() + SLOT_MS / 2)
         await sleep(at - Date.now())
       }
       observed.push(got)
@@ -356,7 +398,10 @@ export async function runScenarios(scenarios, { servers, restart, run, parallel 
     }
   }
   const queue = scenarios.map((s, i) => [s, i])
-  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, async () => {
+  const workers = Math.min(parallel, queue.length)
+  await Promise.all(Array.from({ length: workers }, async (_, w) => {
+    // Scenarios start spread over one slot, so their steps do not all reach the servers at once.
+    await sleep((w * SLOT_MS) / workers)
     while (queue.length) {
       const [s, i] = queue.shift()
       await runOne(s, i)

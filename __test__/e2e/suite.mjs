@@ -73,8 +73,9 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   }
 
   // The differential suite (conformance.mjs): first, on instances no other test has touched.
-  const generated = Number(process.env.FLEETCACHE_CONFORMANCE_SCENARIOS ?? 20)
+  const generated = Number(process.env.FLEETCACHE_CONFORMANCE_SCENARIOS ?? 100)
   const seed = Number(process.env.FLEETCACHE_CONFORMANCE_SEED ?? 1)
+  const parallel = Number(process.env.FLEETCACHE_CONFORMANCE_PARALLEL ?? 16)
   it(`differential: the hand-written scenarios and ${generated} generated ones (seed ${seed}) observe the same on Next's built-in cache (one instance) and on fleetcache (one instance and two)`, async () => {
     const servers = { A, B, R }
     const restart = async (n) => {
@@ -84,7 +85,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     }
     const all = scenarios({ next16, count: generated, seed })
     const started = Date.now()
-    const found = await runScenarios(all, { servers, restart, run: `${run}c`, parallel: 6 })
+    const found = await runScenarios(all, { servers, restart, run: `${run}c`, parallel })
     console.log(`[conformance] ${name}: ${all.length} scenarios (${all.reduce((n, x) => n + x.steps.length, 0)} steps), ${found.length} diverged, ${((Date.now() - started) / 1000).toFixed(0)} s`)
     expect(found.map((d) => d.report)).toEqual([])
   }, 900_000)
