@@ -39,6 +39,49 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::tags::IndexRow;
+
+/// `cdn.*` options, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdnConfig {
+    pub planner: PlannerConfig,
+    pub rsc: RscVariants,
+    /// `cdn.cloudfront.distributionId` (`FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`): CloudFront on.
+    pub distribution_id: Option<String>,
+    /// `cdn.cloudfront.endpoint` (`AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`): local servers.
+    pub endpoint: Option<String>,
+}
+
+impl Default for CdnConfig {
+    fn default() -> Self {
+        CdnConfig { planner: PlannerConfig::default(), rsc: RscVariants::Query, distribution_id: None, endpoint: None }
+    }
+}
+
+/// Whether the tag index rows name a pages-router page (whose purge names every build's
+/// `/_next/data/` path, so the builds must be listed first).
+pub fn rows_name_pages_router(rows: &[IndexRow]) -> bool {
+    rows.iter().any(|r| PageKind::of(&r.key, None, PageKind::App) == PageKind::Pages)
+}
+
+/// The URL paths a CDN holds for the pages of `rows` (the tag index rows of `tags`), and for the
+/// pages the tags name themselves (`_N_T_/blog/a`, from `revalidatePath`), with their variants;
+/// sorted, unique.
+pub fn paths_of_rows(tags: &[String], rows: Vec<IndexRow>, builds: &[String], rsc: RscVariants) -> Vec<String> {
+    let mut pages: Vec<(String, PageKind)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let kind = PageKind::of(&r.key, None, PageKind::App);
+            r.path.map(|p| (p, kind))
+        })
+        .collect();
+    pages.extend(tags.iter().filter_map(|t| path_of_implicit_tag(t)).map(|p| (p, PageKind::App)));
+    let mut out: Vec<String> = pages.iter().flat_map(|(p, k)| page_paths(p, *k, builds, rsc)).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// CloudFront's limits on invalidations in progress.
 pub const MAX_FILES_IN_PROGRESS: usize = 3_000;
 pub const MAX_WILDCARDS_IN_PROGRESS: usize = 15;

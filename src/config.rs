@@ -323,7 +323,7 @@ pub struct Config {
     pub attempt_timeout_ms: u64,
     /// `next build` is running and this core keeps entries in the process (`Options::for_build_phase`).
     pub build_phase_local: bool,
-    pub cdn: crate::purge::CdnConfig,
+    pub cdn: crate::cdn::CdnConfig,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -448,7 +448,7 @@ pub fn duration_s(v: f64, what: &str) -> Result<f64> {
 }
 
 /// The `cdn.*` options.
-fn cdn_config(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<crate::purge::CdnConfig> {
+fn cdn_config(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<crate::cdn::CdnConfig> {
     use crate::cdn::{PlannerConfig, RscVariants};
     let distribution_id = nonempty(opts.cdn_distribution_id.clone()).or_else(|| nonempty(env(ENV_CDN_DISTRIBUTION_ID)));
     if let Some(id) = &distribution_id {
@@ -491,7 +491,7 @@ fn cdn_config(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<cr
         )?,
         ..d
     };
-    Ok(crate::purge::CdnConfig { planner, rsc, distribution_id, endpoint })
+    Ok(crate::cdn::CdnConfig { planner, rsc, distribution_id, endpoint })
 }
 
 impl Config {

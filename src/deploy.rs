@@ -1,14 +1,14 @@
 //! The build registry and seeding: what `fleetcache seed`, `prune` and run-time seeding ask of a
 //! core. Build markers live in S3 (`<prefix>/builds/<id>`, `<prefix>/build-activity/<id>`,
 //! `<prefix>/seeded/<id>`); the seeding claim is a lease in the tag store. Apart from the request
-//! path (`handler.rs`), which never calls into this module.
+//! path (`core/`), which never calls into this module.
 
 use bytes::Bytes;
 
 use crate::codec;
+use crate::core::Core;
 use crate::entry::{CacheControl, Value};
 use crate::error::Result;
-use crate::handler::Core;
 use crate::keys::{self, Class};
 
 /// A build registered in the store (`<prefix>/builds/<id>`).

@@ -6,9 +6,9 @@
 //! listing the build's route folder, as the key's hash part is not derivable from the path. Any
 //! other argument is a cache key, looked up in every class (route, fetch, `'use cache'`, image).
 
+use crate::core::Core;
 use crate::entry::{Revalidate, TagState};
 use crate::error::Result;
-use crate::handler::Core;
 use crate::keys::{self, Class};
 
 /// One stored entry, decoded.

@@ -3,7 +3,7 @@
 //!
 //! Only the instance that made a change sends its purge: the one whose `revalidateTag` /
 //! `revalidatePath` ran (the tags' pages, from the tag index), or whose `set` rewrote a page
-//! on demand ([`crate::handler::Core::set`] says when). Nothing is sent from the change feed,
+//! on demand (the core's `set` says when). Nothing is sent from the change feed,
 //! so a revalidation is purged once however many instances learn of it.
 //!
 //! The monthly path count the budget is checked against is the fleet's: a counter in DynamoDB
@@ -23,26 +23,27 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use crate::cdn::{Batch, Planner, PlannerConfig, PlannerStats, RscVariants};
+pub use crate::cdn::CdnConfig;
+use crate::cdn::{Batch, PageKind, Planner, PlannerConfig, PlannerStats, RscVariants};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
-use crate::handler::Core;
+use crate::tags::IndexRow;
 
-/// `cdn.*` options, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CdnConfig {
-    pub planner: PlannerConfig,
-    pub rsc: RscVariants,
-    /// `cdn.cloudfront.distributionId` (`FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`): CloudFront on.
-    pub distribution_id: Option<String>,
-    /// `cdn.cloudfront.endpoint` (`AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`): local servers.
-    pub endpoint: Option<String>,
-}
-
-impl Default for CdnConfig {
-    fn default() -> Self {
-        CdnConfig { planner: PlannerConfig::default(), rsc: RscVariants::Query, distribution_id: None, endpoint: None }
-    }
+/// What the purger asks of the core it works for (the core implements it). Everything here is
+/// awaited on the purger's own task, never on a `get`'s or a `set`'s path.
+pub trait PurgeHost: Send + Sync + 'static {
+    /// The build this instance serves (its `/_next/data/` paths come first).
+    fn build_id(&self) -> String;
+    /// Names this instance in CloudFront's caller references.
+    fn instance_id(&self) -> &str;
+    /// The app's AWS configuration (for the CloudFront client).
+    fn sdk_config(&self) -> impl std::future::Future<Output = aws_config::SdkConfig> + Send;
+    /// The registered builds' IDs, oldest first.
+    fn list_build_ids(&self) -> impl std::future::Future<Output = Result<Vec<String>>> + Send;
+    /// The tag index rows of `tags`.
+    fn index_rows(&self, tags: &[String]) -> impl std::future::Future<Output = Result<Vec<IndexRow>>> + Send;
+    /// Adds `n` to the app's counter `name` (the fleet's monthly path count).
+    fn add_to_counter(&self, name: &str, n: u64) -> impl std::future::Future<Output = Result<u64>> + Send;
 }
 
 /// A batch as a hook receives it.
@@ -64,6 +65,10 @@ pub struct Purger {
     target: Target,
     /// Tags revalidated here whose pages are still to be looked up in the tag index.
     tags: Mutex<Vec<String>>,
+    /// Pages rewritten here whose paths (and, for the pages router, the builds' data paths) are
+    /// still to be named.
+    pages: Mutex<Vec<(String, PageKind)>>,
+    rsc: RscVariants,
     wake: tokio::sync::Notify,
     /// Our batch id → CloudFront's invalidation id, while in progress.
     in_flight: Mutex<HashMap<u64, String>>,
@@ -93,6 +98,8 @@ impl Purger {
             planner: Mutex::new(Planner::new(cfg.planner.clone())),
             target,
             tags: Mutex::new(Vec::new()),
+            pages: Mutex::new(Vec::new()),
+            rsc: cfg.rsc,
             wake: tokio::sync::Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             clock,
@@ -127,6 +134,13 @@ impl Purger {
         self.wake.notify_one();
     }
 
+    /// Queues a page rewritten on demand: its paths are named by the purger's task (a
+    /// pages-router page's name every build's data path, which takes a listing of the builds).
+    pub fn add_page(&self, path: String, kind: PageKind) {
+        self.pages.lock().push((path, kind));
+        self.wake.notify_one();
+    }
+
     pub fn stats(&self) -> (PlannerStats, usize) {
         let p = self.planner.lock();
         (p.stats.clone(), p.pending())
@@ -137,7 +151,7 @@ impl Purger {
     }
 
     /// The builds whose `/_next/data/` paths a pages-router purge names (this one first).
-    pub async fn builds(&self, core: &Core) -> Vec<String> {
+    pub async fn builds<H: PurgeHost>(&self, host: &H) -> Vec<String> {
         let now = self.clock.now_ms();
         {
             let b = self.builds.lock();
@@ -145,12 +159,10 @@ impl Purger {
                 return b.1.clone();
             }
         }
-        let own = core.build_id();
+        let own = host.build_id();
         let mut out = vec![own.clone()];
-        match core.list_builds().await {
-            Ok(list) => {
-                out.extend(list.into_iter().rev().map(|b| b.build_id).filter(|b| *b != own).take(MAX_DATA_BUILDS - 1))
-            }
+        match host.list_build_ids().await {
+            Ok(list) => out.extend(list.into_iter().rev().filter(|b| *b != own).take(MAX_DATA_BUILDS - 1)),
             Err(e) => crate::log::warn("CDN purge: builds not listed (this build's data paths only)", &e.to_string()),
         }
         *self.builds.lock() = (now, out.clone());
@@ -159,10 +171,21 @@ impl Purger {
 
     /// One round: tags into paths, completions, and the batches due. Returns how long to wait
     /// before the next round (less if woken).
-    async fn round(&self, core: &Core, cf: Option<&aws_sdk_cloudfront::Client>, last_poll: &mut i64) -> Duration {
+    async fn round<H: PurgeHost>(
+        &self,
+        host: &H,
+        cf: Option<&aws_sdk_cloudfront::Client>,
+        last_poll: &mut i64,
+    ) -> Duration {
+        let pages = std::mem::take(&mut *self.pages.lock());
+        if !pages.is_empty() {
+            let builds =
+                if pages.iter().any(|(_, k)| *k == PageKind::Pages) { self.builds(host).await } else { vec![] };
+            self.add(pages.iter().flat_map(|(p, k)| crate::cdn::page_paths(p, *k, &builds, self.rsc)).collect());
+        }
         let tags = std::mem::take(&mut *self.tags.lock());
         if !tags.is_empty() {
-            match core.cdn_paths_for_tags(&tags, self).await {
+            match self.paths_for_tags(host, &tags).await {
                 Ok(paths) => self.add(paths),
                 Err(e) => {
                     self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -185,7 +208,7 @@ impl Purger {
         if due {
             // The fleet's count this month, before the budget is checked.
             if self.planner.lock().ceiling().is_some() {
-                if let Ok(used) = core.add_to_counter(&counter_name(now), 0).await {
+                if let Ok(used) = host.add_to_counter(&counter_name(now), 0).await {
                     self.planner.lock().sync_used(used, now);
                 }
             }
@@ -193,7 +216,7 @@ impl Purger {
                 let batch = self.planner.lock().plan(self.clock.now_ms());
                 let Some(batch) = batch else { break };
                 sent_any = true;
-                self.send(core, cf, batch).await;
+                self.send(host, cf, batch).await;
             }
         }
         let p = self.planner.lock();
@@ -207,7 +230,14 @@ impl Purger {
         }
     }
 
-    async fn send(&self, core: &Core, cf: Option<&aws_sdk_cloudfront::Client>, batch: Batch) {
+    /// The paths of `tags`' pages (the tag index) and of the pages they name, with variants.
+    async fn paths_for_tags<H: PurgeHost>(&self, host: &H, tags: &[String]) -> Result<Vec<String>> {
+        let rows = host.index_rows(tags).await?;
+        let builds = if crate::cdn::rows_name_pages_router(&rows) { self.builds(host).await } else { vec![] };
+        Ok(crate::cdn::paths_of_rows(tags, rows, &builds, self.rsc))
+    }
+
+    async fn send<H: PurgeHost>(&self, host: &H, cf: Option<&aws_sdk_cloudfront::Client>, batch: Batch) {
         let now = self.clock.now_ms();
         let what = format!(
             "{} path(s) ({} wildcard), ${:.3}{}: {}",
@@ -219,7 +249,7 @@ impl Purger {
         );
         let sent = match (&self.target, cf) {
             (Target::CloudFront { distribution_id, .. }, Some(cf)) => {
-                create_invalidation(cf, distribution_id, &batch, &core.instance_id, now).await.map(Some)
+                create_invalidation(cf, distribution_id, &batch, host.instance_id(), now).await.map(Some)
             }
             (Target::Hook(f), _) => match tokio::time::timeout(HOOK_TIMEOUT, f(batch.clone())).await {
                 Ok(Ok(())) => Ok(None),
@@ -238,7 +268,7 @@ impl Purger {
                     _ => self.planner.lock().completed(batch.id),
                 }
                 let n = batch.paths.len() as u64;
-                if let Err(e) = core.add_to_counter(&counter_name(now), n).await {
+                if let Err(e) = host.add_to_counter(&counter_name(now), n).await {
                     crate::log::warn("CDN purge: the fleet's monthly path count not updated", &e.to_string());
                 }
                 if batch.widened {
@@ -307,10 +337,6 @@ pub fn cloudfront_client_from(sdk: &aws_config::SdkConfig, endpoint: Option<&str
     aws_sdk_cloudfront::Client::from_conf(b.build())
 }
 
-pub async fn cloudfront_client(core: &Core, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
-    cloudfront_client_from(&crate::aws::load_sdk_config(&core.cfg).await, endpoint)
-}
-
 /// Sends one `CreateInvalidation`; the invalidation's id, or an empty one when CloudFront
 /// reports it completed already.
 pub async fn create_invalidation(
@@ -369,8 +395,13 @@ pub struct PurgeReport {
 /// `fleetcache purge --tag t | --path p [--dry-run]`: the paths of `tags` (the tag index) and
 /// `paths` (a page: with its variants; a path ending in `*`: as given), planned by the same
 /// rules at once (no window), then sent to CloudFront unless `dry_run`.
-pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: bool) -> Result<PurgeReport> {
-    let cfg = &core.cfg.cdn;
+pub async fn purge_now<H: PurgeHost>(
+    host: &H,
+    cfg: &CdnConfig,
+    tags: &[String],
+    paths: &[String],
+    dry_run: bool,
+) -> Result<PurgeReport> {
     if !dry_run && cfg.distribution_id.is_none() {
         return Err(Error::config(
             "no CloudFront distribution: set cdn.cloudfront.distributionId (FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID, or --distribution-id); --dry-run shows the plan",
@@ -388,14 +419,15 @@ pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: 
         }
     }
     if !tags.is_empty() {
-        asked.extend(core.cdn_paths_for_tags_with(tags, vec![core.build_id()]).await?);
+        let rows = host.index_rows(tags).await?;
+        asked.extend(crate::cdn::paths_of_rows(tags, rows, &[host.build_id()], cfg.rsc));
     }
     asked.sort();
     asked.dedup();
-    let now = core.now();
+    let now = crate::clock::SystemClock.now_ms();
     let mut planner = Planner::new(PlannerConfig { window_ms: 0, ..cfg.planner.clone() });
     if planner.ceiling().is_some() {
-        planner.sync_used(core.add_to_counter(&counter_name(now), 0).await?, now);
+        planner.sync_used(host.add_to_counter(&counter_name(now), 0).await?, now);
     }
     planner.add(asked.clone(), now);
     let mut report = PurgeReport { paths: asked, sent: !dry_run, ..Default::default() };
@@ -408,12 +440,12 @@ pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: 
         return Ok(report);
     }
     let id = cfg.distribution_id.clone().unwrap_or_default();
-    let cf = cloudfront_client(core, cfg.endpoint.as_deref()).await;
+    let cf = cloudfront_client_from(&host.sdk_config().await, cfg.endpoint.as_deref());
     for sb in &mut report.batches {
-        match create_invalidation(&cf, &id, &sb.batch, &core.instance_id, now).await {
+        match create_invalidation(&cf, &id, &sb.batch, host.instance_id(), now).await {
             Ok(inv) => {
                 sb.invalidation_id = Some(inv);
-                let _ = core.add_to_counter(&counter_name(now), sb.batch.paths.len() as u64).await;
+                let _ = host.add_to_counter(&counter_name(now), sb.batch.paths.len() as u64).await;
             }
             Err(e) => sb.error = Some(e.to_string()),
         }
@@ -422,19 +454,19 @@ pub async fn purge_now(core: &Core, tags: &[String], paths: &[String], dry_run: 
 }
 
 /// The purger's task: rounds until the core is dropped.
-pub async fn run(core: Weak<Core>, purger: Arc<Purger>) {
+pub async fn run<H: PurgeHost>(host: Weak<H>, purger: Arc<Purger>) {
     let cf = match &purger.target {
         Target::CloudFront { endpoint, .. } => {
-            let Some(c) = core.upgrade() else { return };
-            Some(cloudfront_client(&c, endpoint.as_deref()).await)
+            let Some(h) = host.upgrade() else { return };
+            Some(cloudfront_client_from(&h.sdk_config().await, endpoint.as_deref()))
         }
         Target::Hook(_) => None,
     };
     let mut last_poll = 0;
     loop {
         let wait = {
-            let Some(c) = core.upgrade() else { return };
-            purger.round(&c, cf.as_ref(), &mut last_poll).await
+            let Some(h) = host.upgrade() else { return };
+            purger.round(h.as_ref(), cf.as_ref(), &mut last_poll).await
         };
         tokio::select! {
             _ = purger.wake.notified() => {

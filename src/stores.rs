@@ -1,5 +1,5 @@
-//! Store construction: the S3 and DynamoDB stores a [`Config`] names (or the in-memory ones), built
-//! once per core on first use; and creating the bucket and table where they are missing (local
+//! Store construction: the S3 and DynamoDB stores a [`Config`] names (or the in-memory ones), which
+//! a core opens on first use; and creating the bucket and table where they are missing (local
 //! servers, tests, the demo). `doctor.rs` and the integration tests build their clients here too.
 
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::breaker::{Breaker, GuardedBlobs, GuardedTags};
 use crate::config::{Backend, Config};
 use crate::error::{ErrorKind, Result};
-use crate::handler::Core;
 use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
 use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, TagStore};
 
@@ -33,47 +32,41 @@ pub async fn aws_stores(cfg: &Config) -> (S3BlobStore, DynamoTagStore) {
     )
 }
 
-impl Core {
-    /// The stores, constructed on first use.
-    pub(crate) async fn backends(&self) -> &Backends {
-        self.backends
-            .get_or_init(|| async {
-                match self.cfg.backend {
-                    Backend::Memory => Backends {
-                        blobs: Arc::new(MemoryBlobStore::default()),
-                        tags: Arc::new(MemoryTagStore::default()),
-                        breakers: None,
-                    },
-                    Backend::Aws => {
-                        let (s3, ddb) = aws_stores(&self.cfg).await;
-                        let ddb = ddb.with_feed_copies(self.cfg.feed_copies, &self.instance_id);
-                        let b =
-                            Breakers { s3: Arc::new(Breaker::new("S3")), dynamodb: Arc::new(Breaker::new("DynamoDB")) };
-                        Backends {
-                            blobs: Arc::new(GuardedBlobs { inner: Arc::new(s3), breaker: b.s3.clone() }),
-                            tags: Arc::new(GuardedTags { inner: Arc::new(ddb), breaker: b.dynamodb.clone() }),
-                            breakers: Some(b),
-                        }
-                    }
-                }
-            })
-            .await
-    }
-
-    /// Creates the bucket and table when missing (local servers, tests, the demo).
-    pub async fn ensure_resources(&self) -> Result<()> {
-        if self.cfg.backend == Backend::Memory {
-            return Ok(());
-        }
-        let (s3, ddb) = aws_stores(&self.cfg).await;
-        if s3.client().head_bucket().bucket(&self.cfg.bucket).send().await.is_err() {
-            if let Err(e) = s3.client().create_bucket().bucket(&self.cfg.bucket).send().await {
-                let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
-                if err.kind != ErrorKind::Conflict {
-                    return Err(err);
-                }
+/// The stores `cfg` names, with breakers in front of the AWS ones; `instance_id` names this core
+/// in the feed copies it reads.
+pub async fn open(cfg: &Config, instance_id: &str) -> Backends {
+    match cfg.backend {
+        Backend::Memory => Backends {
+            blobs: Arc::new(MemoryBlobStore::default()),
+            tags: Arc::new(MemoryTagStore::default()),
+            breakers: None,
+        },
+        Backend::Aws => {
+            let (s3, ddb) = aws_stores(cfg).await;
+            let ddb = ddb.with_feed_copies(cfg.feed_copies, instance_id);
+            let b = Breakers { s3: Arc::new(Breaker::new("S3")), dynamodb: Arc::new(Breaker::new("DynamoDB")) };
+            Backends {
+                blobs: Arc::new(GuardedBlobs { inner: Arc::new(s3), breaker: b.s3.clone() }),
+                tags: Arc::new(GuardedTags { inner: Arc::new(ddb), breaker: b.dynamodb.clone() }),
+                breakers: Some(b),
             }
         }
-        ddb.ensure_table().await
     }
+}
+
+/// Creates the bucket and table `cfg` names when missing (local servers, tests, the demo).
+pub async fn ensure_resources(cfg: &Config) -> Result<()> {
+    if cfg.backend == Backend::Memory {
+        return Ok(());
+    }
+    let (s3, ddb) = aws_stores(cfg).await;
+    if s3.client().head_bucket().bucket(&cfg.bucket).send().await.is_err() {
+        if let Err(e) = s3.client().create_bucket().bucket(&cfg.bucket).send().await {
+            let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
+            if err.kind != ErrorKind::Conflict {
+                return Err(err);
+            }
+        }
+    }
+    ddb.ensure_table().await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use fleetcache::clock::MockClock;
 use fleetcache::config::{Config, Options};
-use fleetcache::handler::Core;
+use fleetcache::core::Core;
 use fleetcache::store::s3::S3BlobStore;
 use fleetcache::tags::dynamodb::DynamoTagStore;
 

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use common::*;
 use fleetcache::clock::MockClock;
 use fleetcache::config::Config;
+use fleetcache::core::{Core, GetRequest, Lookup, SyncLookup};
 use fleetcache::entry::Value;
 use fleetcache::entry::{CacheControl, Revalidate};
-use fleetcache::handler::{Core, GetRequest, Lookup, SyncLookup};
 use fleetcache::keys::{pages_router_paths, Class};
 use fleetcache::store::memory::MemoryBlobStore;
 use fleetcache::store::BlobStore;
@@ -191,7 +191,7 @@ impl fleetcache::tags::TagStore for FlakyTags {
 
 #[tokio::test]
 async fn unreadable_feed_drops_memory_until_it_is_back() {
-    use fleetcache::handler::SyncLookup;
+    use fleetcache::core::SyncLookup;
     let clock = Arc::new(MockClock::new(T0));
     let tags = Arc::new(FlakyTags::new());
     let core = Core::with_backends(Config::memory(), clock.clone(), Arc::new(MemoryBlobStore::default()), tags.clone());
@@ -555,7 +555,7 @@ async fn a_queued_set_is_not_evicted_by_the_event_of_the_makers_earlier_write() 
 
 #[tokio::test]
 async fn a_copy_a_revalidation_expired_gives_way_to_a_render_another_instance_stored_after_it() {
-    use fleetcache::handler::SyncLookup;
+    use fleetcache::core::SyncLookup;
     let (a, b, clock) = two_memory_cores();
     a.poll_feed_once().await;
     b.poll_feed_once().await;

@@ -19,9 +19,9 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::config::{Config, OptionValue, Options};
+use crate::core::{Core, GetRequest, Lookup, SyncLookup};
 use crate::entry::Entry;
 use crate::error::{Error as CoreError, Result as CoreResult};
-use crate::handler::{Core, GetRequest, Lookup, SyncLookup};
 use crate::keys::{self, Class};
 use crate::next_value::{Field, HitLayout, SetFields, SetParts};
 use crate::stats::Reading;

@@ -76,7 +76,7 @@ impl NativeCache {
     ) -> Result<PromiseRaw<'e, PurgeReport>> {
         let core = self.core.clone();
         settle(env, async move {
-            let r = crate::purge::purge_now(&core, &tags, &paths, dry_run).await?;
+            let r = crate::purge::purge_now(core.as_ref(), &core.cfg.cdn, &tags, &paths, dry_run).await?;
             Ok(PurgeReport {
                 paths: r.paths,
                 batches: r

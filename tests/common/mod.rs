@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use fleetcache::clock::MockClock;
+use fleetcache::core::{Core, GetRequest, Lookup, SyncLookup};
 use fleetcache::entry::{CacheControl, Revalidate, Value};
-use fleetcache::handler::{Core, GetRequest, Lookup, SyncLookup};
 use fleetcache::keys::Class;
 
 pub const T0: i64 = 1_795_000_000_000;

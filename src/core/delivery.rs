@@ -1,0 +1,231 @@
+//! Revalidations and feed events on their way to DynamoDB: `revalidate_tags`, the outbox's
+//! attempts and retries, `flush` at shutdown, and the breakers' probes.
+
+use super::*;
+
+/// How one attempt at an outbox unit ended.
+enum Attempt {
+    Landed,
+    Queued(Error),
+    GaveUp(Error),
+}
+
+/// The retry task: attempts due outbox units until the core is dropped.
+pub(super) async fn retry_outbox(core: std::sync::Weak<Core>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(outbox::FIRST_BACKOFF_MS as u64 / 2)).await;
+        let Some(c) = core.upgrade() else { return };
+        if c.outbox.depth() > 0 {
+            c.retry_outbox_once().await;
+        }
+        c.probe_breakers().await;
+    }
+}
+
+impl Core {
+    /// `revalidateTag(tags, durations)`: `expire_s` None or 0 expires now, N > 0 marks stale now
+    /// and expires in N seconds.
+    ///
+    /// Honoured here at once, for good (see `pinned`); recorded in DynamoDB with its feed event
+    /// as one unit per [`tags::MAX_TAGS_PER_UNIT`] tags, through the outbox. Waits at most
+    /// `revalidateTimeoutMs` for the units to land: past it, or after a failed first attempt, the
+    /// units stay queued and are retried until they land, and this resolves `Ok` (the revalidation
+    /// is not lost, and Next would only log a rejection). `Err` only when it could not be queued
+    /// (the outbox is full) or the store refused it outright (a retry cannot help).
+    pub async fn revalidate_tags(&self, tags: &[String], expire_s: Option<f64>) -> Result<()> {
+        let expire_s = match expire_s.map(|e| crate::config::duration_s(e, "revalidateTag's `expire`")).transpose() {
+            Ok(e) => e,
+            Err(e) => {
+                bump(&self.stats.invalid_inputs);
+                return Err(e);
+            }
+        };
+        bump(&self.stats.revalidations);
+        let now = self.now();
+        for t in tags {
+            self.tag_clock.apply(t, now, expire_s);
+            self.pinned.apply(t, now, expire_s);
+        }
+        // The CDN's copies of the tags' pages: purged by this instance alone (looked up in the
+        // tag index by the purger's task, off this call's path).
+        if let Some(p) = self.purger.get() {
+            p.add_tags(tags);
+        }
+        let mut claims = Vec::new();
+        for unit in tags::units_of(tags) {
+            match self.outbox.push(Work::Revalidate { tags: unit, at: now, expire_s }) {
+                Ok(c) => claims.push(c),
+                Err(e) => {
+                    bump(&self.stats.outbox_overflows);
+                    bump(&self.stats.revalidate_errors);
+                    self.log("revalidateTag not queued", &e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        self.settle(claims, "revalidateTag").await
+    }
+
+    /// Attempts `claims` once each, waiting at most `revalidateTimeoutMs`; what does not land is
+    /// left to the retry task.
+    pub(super) async fn settle(&self, claims: Vec<Claim<'_>>, what: &str) -> Result<()> {
+        // The caller's promise must settle within revalidateTimeoutMs: stop waiting a little
+        // before, leaving time for the answer to reach JS.
+        let deadline = Duration::from_millis(self.cfg.revalidate_timeout_ms.saturating_sub(SETTLE_MARGIN_MS).max(1));
+        let attempts = futures::future::join_all(claims.into_iter().map(|c| self.attempt(c)));
+        let queued = match tokio::time::timeout(deadline, attempts).await {
+            Ok(results) => {
+                let mut queued = None;
+                for r in results {
+                    match r {
+                        Attempt::Landed => {}
+                        Attempt::Queued(e) => queued = Some(e.to_string()),
+                        Attempt::GaveUp(e) => {
+                            bump(&self.stats.revalidate_errors);
+                            return Err(e);
+                        }
+                    }
+                }
+                queued
+            }
+            Err(_) => Some(format!("not landed within revalidateTimeoutMs ({} ms)", self.cfg.revalidate_timeout_ms)),
+        };
+        if let Some(why) = queued {
+            bump(&self.stats.revalidations_queued);
+            self.log(&format!("{what} queued (honoured here; retried until DynamoDB takes it)"), &why);
+        }
+        Ok(())
+    }
+
+    /// One attempt at a unit: it lands, is queued for a retry, or is given up.
+    async fn attempt(&self, mut claim: Claim<'_>) -> Attempt {
+        match self.deliver(&mut claim).await {
+            Ok(()) => {
+                claim.landed();
+                Attempt::Landed
+            }
+            Err(e) => {
+                if claim.failed(&e, self.now(), jitter()) {
+                    bump(&self.stats.outbox_give_ups);
+                    self.log("revalidation or feed event given up (a retry cannot fix it)", &e.to_string());
+                    Attempt::GaveUp(e)
+                } else {
+                    bump(&self.stats.outbox_retries);
+                    Attempt::Queued(e)
+                }
+            }
+        }
+    }
+
+    /// Writes a unit: the state and event together (a revalidation), the event (a `set`'s), or
+    /// a queued upload.
+    pub(super) async fn deliver(&self, claim: &mut Claim<'_>) -> Result<()> {
+        let b = self.backends().await;
+        match claim.unit.work.clone() {
+            Work::Revalidate { tags, at, expire_s } => {
+                let seq = self.feed_seq(b, claim).await?;
+                let event = seq.map(|s| (s, self.instance_id.as_str()));
+                for (t, st) in b.tags.revalidate_at(event, &tags, at, expire_s).await? {
+                    self.tag_clock.merge(&t, st);
+                }
+                Ok(())
+            }
+            Work::Announce { event, at } => match self.feed_seq(b, claim).await? {
+                Some(seq) => b.tags.announce_at(seq, &FeedRecord::new(self.instance_id.as_str(), event), at).await,
+                None => Ok(()),
+            },
+            Work::Upload { class, entry, body } => self.upload_queued(class, &entry, body).await,
+        }
+    }
+
+    /// The feed number of the unit's event (`None` when the feed is off), reserved once and kept
+    /// across retries.
+    pub(super) async fn feed_seq(&self, b: &Backends, claim: &mut Claim<'_>) -> Result<Option<u64>> {
+        if self.cfg.feed_interval_ms == 0 {
+            return Ok(None);
+        }
+        if let Some(s) = claim.reusable_seq(self.now()) {
+            return Ok(Some(s));
+        }
+        let s = b.tags.reserve_seq().await?;
+        claim.reserved(s, self.now());
+        Ok(Some(s))
+    }
+
+    /// The feed event of a write of `entry`.
+    pub(super) fn key_event(entry: &Entry) -> FeedEvent {
+        FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified, write_id: entry.write_id }
+    }
+
+    /// Queues a `set`'s feed event in the outbox (`None` when the feed is off); overflow is
+    /// counted and logged.
+    pub(super) fn queue_announce(&self, event: FeedEvent) -> Result<Option<Claim<'_>>> {
+        if self.cfg.feed_interval_ms == 0 {
+            return Ok(None);
+        }
+        match self.outbox.push(Work::Announce { event, at: self.now() }) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) => {
+                bump(&self.stats.outbox_overflows);
+                self.log("feed event not queued (other instances learn of it only on reload)", &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends a `set`'s event to the change feed through the outbox, waiting as `settle` does.
+    pub(super) async fn announce(&self, event: FeedEvent) -> Result<()> {
+        match self.queue_announce(event)? {
+            Some(c) => self.settle(vec![c], "feed event").await,
+            None => Ok(()),
+        }
+    }
+
+    /// One round of the retry task: attempts every unit that is due (tests drive it by hand).
+    pub async fn retry_outbox_once(&self) {
+        let due = self.outbox.claim_ready(self.now(), RETRY_BATCH);
+        let results = futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+        if results.iter().any(|r| matches!(r, Attempt::Landed)) {
+            self.outbox.expedite(); // DynamoDB answers again: deliver the rest without waiting
+        }
+    }
+
+    /// Delivers everything the outbox holds, backoff ignored, for at most `deadline_ms` (SIGTERM);
+    /// returns how many units are left.
+    pub async fn flush(&self, deadline_ms: u64) -> usize {
+        let until = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+        let work = async {
+            while self.outbox.depth() > 0 {
+                let due = self.outbox.claim_ready(i64::MAX, RETRY_BATCH);
+                if due.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await; // claimed by callers still waiting
+                    continue;
+                }
+                let results = futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+                if !results.iter().any(|r| matches!(r, Attempt::Landed)) {
+                    tokio::time::sleep(Duration::from_millis(100)).await; // not back yet: do not spin
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(until, work).await;
+        let left = self.outbox.depth();
+        if left > 0 {
+            self.log("shutting down with revalidations not landed", &format!("{left} units left in the outbox"));
+        }
+        left
+    }
+
+    /// Probes a backend whose breaker is open and due (requests never probe: they fail fast).
+    pub(super) async fn probe_breakers(&self) {
+        let Some(b) = self.backends.get() else { return };
+        let Some(br) = &b.breakers else { return };
+        // Bounded: an unanswered probe is abandoned (a failure: the breaker stays open).
+        let limit = Duration::from_millis(PROBE_TIMEOUT_MS);
+        if br.s3.probe_due() {
+            let _ = tokio::time::timeout(limit, b.blobs.probe()).await;
+        }
+        if br.dynamodb.probe_due() {
+            let _ = tokio::time::timeout(limit, b.tags.feed_head()).await;
+        }
+    }
+}
