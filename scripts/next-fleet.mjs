@@ -40,7 +40,7 @@ export function prepareApp15() {
     fs.rmSync(to, { recursive: true, force: true })
     fs.cpSync(path.join(appDir, part), to, {
       recursive: true,
-      filter: (src) => !NEXT16_ONLY.some((p) => src.startsWith(path.join(appDir, p))),
+      filter: (src) => !NEXT16_ONLY.some((p) => src === path.join(appDir, p) || src.startsWith(path.join(appDir, p) + path.sep)),
     })
   }
   // Next 15 rejects Next-16-only config keys (images.customCacheHandler, turbopack.root) and has no
