@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fc, handlerFor, sleep } from './helpers.mjs'
+import { fc, handlerFor, sleep, waitFor } from './helpers.mjs'
 import { venvPython } from '../scripts/local-aws.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -18,16 +18,6 @@ function cloudfront(...args) {
   const r = spawnSync(venvPython, [path.join(root, '__test__', 'fixtures', 'cloudfront.py'), ...args], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(r.stderr)
   return r.stdout.trim()
-}
-
-async function until(check, ms = 5_000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    const v = await check()
-    if (v) return v
-    await sleep(50)
-  }
-  return check()
 }
 
 describe('cdn options', () => {
@@ -47,7 +37,7 @@ describe('the cdn.purge hook (memory backend)', () => {
     const h = await handlerFor(opts)
     await h.set('/blog/a', page('a'), { ...ctx, cacheControl: { revalidate: 3600, expire: undefined }, tags: ['posts'] })
     await h.revalidateTag('posts')
-    const got = await until(() => batches.length >= 1 && batches)
+    const got = await waitFor('the purge hook called', () => batches.length >= 1 && batches)
     expect(got).toEqual([{ paths: ['/blog/a', '/blog/a?_rsc=*'], files: 1, wildcards: 1, cost: 0, widened: false }])
     const stats = fc.stats(opts)
     expect(stats.cdnBatches).toBe(1)
@@ -70,7 +60,7 @@ describe.skipIf(!ep)('CloudFront (local moto server)', () => {
       await h2.set(p, page(p), { ...ctx, cacheControl: { revalidate: 3600, expire: undefined }, tags: ['posts'] })
     }
     await h1.revalidateTag('posts')
-    const sent = await until(() => {
+    const sent = await waitFor('an invalidation listed', () => {
       const list = JSON.parse(cloudfront('list', ep, distributionId))
       return list.length >= 1 && list
     })

@@ -8,23 +8,12 @@ import http from 'node:http'
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest'
 import { startInstance } from '../scripts/fleet.mjs'
 import { startFaultProxy } from '../scripts/fault-proxy.mjs'
-import { fc, sleep } from './helpers.mjs'
+import { fc, sleep, waitFor } from './helpers.mjs'
 
 const ep = process.env.FLEETCACHE_TEST_ENDPOINT
 const N = 100
 const REVALIDATE_TIMEOUT_MS = 2_000
 const SLACK_MS = 250 // the worker's IPC and timers on a shared machine; the figures are reported in the note
-
-async function until(what, fn, timeoutMs) {
-  const end = Date.now() + timeoutMs
-  let last
-  while (Date.now() < end) {
-    last = await fn()
-    if (last === true) return
-    await sleep(250)
-  }
-  throw new Error(`${what}: still ${JSON.stringify(last)} after ${timeoutMs} ms`)
-}
 
 describe.skipIf(!ep)('faults: revalidations made during an outage reach every instance', () => {
   const run = Date.now().toString(36)
@@ -207,15 +196,17 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
       await f.proxy().heal()
       const healed = Date.now()
 
-      await until(`${f.name}: A's outbox`, async () => {
-        const st = await A.call('stats')
-        return st.outboxDepth === 0 || st
-      }, 90_000)
+      await waitFor(`${f.name}: A's outbox drained`, async () => (await A.call('stats')).outboxDepth === 0, {
+        ms: 90_000,
+        everyMs: 250,
+        detail: () => A.call('stats'),
+      })
       const drained = Date.now()
-      await until(`${f.name}: hits left on B`, async () => {
-        const left = await B.call('hits', { keys })
-        return left.length === 0 || { left, A: await A.call('stats'), B: await B.call('stats') }
-      }, 60_000)
+      await waitFor(`${f.name}: no hits left on B`, async () => (await B.call('hits', { keys })).length === 0, {
+        ms: 60_000,
+        everyMs: 250,
+        detail: async () => ({ left: await B.call('hits', { keys }), A: await A.call('stats'), B: await B.call('stats') }),
+      })
       console.log(`[faults] ${f.name}: the maker's outbox drained ${((drained - healed) / 1000).toFixed(1)} s and every instance honoured all ${N} ${((Date.now() - healed) / 1000).toFixed(1)} s after healing; B ${JSON.stringify(await B.call('stats'))}`)
       expect(await A.call('countHits', { keys })).toBe(0)
       const C = await startInstance(options, env)

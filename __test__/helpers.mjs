@@ -39,3 +39,20 @@ export function dropMemory(options) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Polls `check` every `everyMs` until it returns something other than `undefined` or `false`,
+ * and resolves with that; after `ms`, rejects naming `what` (with `detail()`'s value, when given).
+ */
+export async function waitFor(what, check, { ms = 5_000, everyMs = 50, detail } = {}) {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await check()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() >= end) {
+      const more = detail === undefined ? '' : `: ${JSON.stringify(await detail())}`
+      throw new Error(`${what}: not within ${ms} ms${more}`)
+    }
+    await sleep(everyMs)
+  }
+}

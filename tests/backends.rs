@@ -1,6 +1,8 @@
 //! The conformance suites and the handler scenarios against real S3 and DynamoDB protocol
-//! servers. Runs when `FLEETCACHE_TEST_ENDPOINT` points at one (`npm test` starts moto and sets
-//! it); otherwise each test says it was skipped.
+//! servers, at `FLEETCACHE_TEST_ENDPOINT` (`npm test` starts moto and sets it;
+//! `node scripts/with-local-aws.mjs cargo test` does the same for one command). Without it each test
+//! fails, so that a run without the server never reports a pass; `FLEETCACHE_SKIP_BACKEND_TESTS=1`
+//! skips them instead, saying so.
 
 mod common;
 
@@ -13,7 +15,14 @@ use fleetcache::store::s3::S3BlobStore;
 use fleetcache::tags::dynamodb::DynamoTagStore;
 
 fn endpoint() -> Option<String> {
-    std::env::var("FLEETCACHE_TEST_ENDPOINT").ok().filter(|s| !s.is_empty())
+    let ep = std::env::var("FLEETCACHE_TEST_ENDPOINT").ok().filter(|s| !s.is_empty());
+    if ep.is_none() && std::env::var("FLEETCACHE_SKIP_BACKEND_TESTS").as_deref() != Ok("1") {
+        panic!(
+            "FLEETCACHE_TEST_ENDPOINT is not set: these tests need local S3 + DynamoDB servers \
+             (`node scripts/with-local-aws.mjs cargo test`, or `npm test`); FLEETCACHE_SKIP_BACKEND_TESTS=1 skips them"
+        );
+    }
+    ep
 }
 
 fn unique(name: &str) -> String {
@@ -51,7 +60,7 @@ async fn two_cores(ep: &str) -> (Core, Core, Arc<MockClock>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_blob_store_conformance() {
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (_, s3, _) = setup(&ep).await;
     fleetcache::store::conformance::run(&s3, "conf").await;
@@ -60,7 +69,7 @@ async fn s3_blob_store_conformance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_tag_store_conformance() {
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (_, _, ddb) = setup(&ep).await;
     fleetcache::tags::conformance::run(Arc::new(ddb), "conf").await;
@@ -69,7 +78,7 @@ async fn dynamodb_tag_store_conformance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_scenarios_on_s3_and_dynamodb() {
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (a, b, clock) = two_cores(&ep).await;
     common::scenarios(&a, &b, &clock, "aws").await;
@@ -78,7 +87,7 @@ async fn handler_scenarios_on_s3_and_dynamodb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_scenarios_on_s3_and_dynamodb() {
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (a, b, clock) = two_cores(&ep).await;
     common::feed_scenarios(&a, &b, &clock, "aws").await;
@@ -87,7 +96,7 @@ async fn feed_scenarios_on_s3_and_dynamodb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_scenarios_on_s3_and_dynamodb() {
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (a, b, clock) = two_cores(&ep).await;
     common::deploy_scenarios(&a, &b, &clock, "aws").await;
@@ -98,7 +107,7 @@ async fn s3_reads_are_bounded_before_the_body_is_read() {
     use fleetcache::error::ErrorKind;
     use fleetcache::store::BlobStore;
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (cfg, s3, _) = setup(&ep).await;
     // The handler's store refuses what cannot be an entry of maxEntryBytes, by Content-Length.
@@ -120,7 +129,7 @@ async fn s3_reads_are_bounded_before_the_body_is_read() {
 async fn two_prefixes_share_one_table_without_touching_each_other() {
     use fleetcache::tags::{FeedEvent, FeedRecord, IndexRow, TagStore};
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (cfg, _, a) = setup(&ep).await;
     let other = Config { prefix: "other-app".into(), ..cfg };
@@ -158,7 +167,7 @@ async fn every_feed_copy_holds_every_event() {
     use fleetcache::tags::dynamodb::reader_copy;
     use fleetcache::tags::{FeedEvent, FeedRecord, TagStore};
     let Some(ep) = endpoint() else {
-        return eprintln!("skipped: FLEETCACHE_TEST_ENDPOINT not set");
+        return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (cfg, _, _) = setup(&ep).await;
     // Readers on each of the three copies (ids picked by the same hash the stores use).
