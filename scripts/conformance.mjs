@@ -25,7 +25,7 @@ const { values: o } = parseArgs({
     next: { type: 'string', default: 'both' },
     scenarios: { type: 'string', default: '100' },
     seed: { type: 'string', default: '1' },
-    parallel: { type: 'string', default: '16' },
+    parallel: { type: 'string', default: '24' },
     replay: { type: 'string' },
     'no-hand-written': { type: 'boolean', default: false },
     plant: { type: 'string' },

@@ -75,7 +75,7 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   // The differential suite (conformance.mjs): first, on instances no other test has touched.
   const generated = Number(process.env.FLEETCACHE_CONFORMANCE_SCENARIOS ?? 100)
   const seed = Number(process.env.FLEETCACHE_CONFORMANCE_SEED ?? 1)
-  const parallel = Number(process.env.FLEETCACHE_CONFORMANCE_PARALLEL ?? 16)
+  const parallel = Number(process.env.FLEETCACHE_CONFORMANCE_PARALLEL ?? 24)
   it(`differential: the hand-written scenarios and ${generated} generated ones (seed ${seed}) observe the same on Next's built-in cache (one instance) and on fleetcache (one instance and two)`, async () => {
     const servers = { A, B, R }
     const restart = async (n) => {
