@@ -36,6 +36,7 @@ fn page() -> Entry {
         cache_control: Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(31536000.0) }),
         tags: vec!["_N_T_/products".into(), "products".into()],
         write_id: 1,
+        rendered_at: 0,
         value: Some(Value::AppPage {
             html,
             rsc_data: Some(rsc.clone()),

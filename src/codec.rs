@@ -32,6 +32,9 @@ struct WireEntry {
     /// Added after format 1 shipped: absent in older objects (0).
     #[serde(default)]
     write_id: u64,
+    /// Added later still: absent in older objects (0: the render started at `last_modified`).
+    #[serde(default)]
+    rendered_at: i64,
 }
 
 /// `Value`, except that an APP_PAGE segment equal to `rscData` is stored as `None`.
@@ -128,21 +131,30 @@ pub fn max_stored_bytes(max_entry_bytes: usize) -> usize {
 
 /// Encodes `entry`; `level` is the zstd level (1–22).
 /// The metadata an object gets when a later render of the same bytes moves its freshness
-/// (`BlobStore::stamp`): that render's `lastModified` and the write the body is of.
-pub fn stamp(last_modified: i64, write_id: u64) -> String {
-    format!("{last_modified}:{write_id:016x}")
+/// (`BlobStore::stamp`): that render's `lastModified`, the write the body is of, and when that
+/// render started (`lastModified:writeId[:renderedAt]`; older stamps have two parts).
+pub fn stamp(last_modified: i64, write_id: u64, rendered_at: i64) -> String {
+    format!("{last_modified}:{write_id:016x}:{rendered_at}")
 }
 
 /// Moves `entry`'s `lastModified` to what its object's stamp says: only when the stamp names the
 /// write `entry` is (a stamp copied onto another write's body, in a race, is ignored), and only
 /// forward.
 pub fn apply_stamp(entry: &mut Entry, stamp: Option<&str>) {
-    let parsed = stamp
-        .and_then(|s| s.split_once(':'))
-        .and_then(|(lm, wid)| Some((lm.parse::<i64>().ok()?, u64::from_str_radix(wid, 16).ok()?)));
-    if let Some((lm, wid)) = parsed {
+    let parsed = stamp.and_then(|s| {
+        let mut parts = s.split(':');
+        let lm = parts.next()?.parse::<i64>().ok()?;
+        let wid = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let rendered_at = match parts.next() {
+            Some(r) => r.parse::<i64>().ok()?,
+            None => 0,
+        };
+        Some((lm, wid, rendered_at))
+    });
+    if let Some((lm, wid, rendered_at)) = parsed {
         if wid == entry.write_id && entry.write_id != 0 && lm > entry.last_modified {
             entry.last_modified = lm;
+            entry.rendered_at = rendered_at;
         }
     }
 }
@@ -155,6 +167,7 @@ pub fn encode(entry: &Entry, level: i32) -> Result<Vec<u8>> {
         tags: entry.tags.clone(),
         value: entry.value.as_ref().map(to_wire),
         write_id: entry.write_id,
+        rendered_at: entry.rendered_at,
     };
     let payload = rmp_serde::to_vec(&wire).map_err(|e| Error::invalid(format!("encode: {e}")))?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() / 3 + 16);
@@ -211,6 +224,7 @@ pub fn decode(bytes: &[u8], max_decoded: usize) -> Result<Entry> {
         tags: wire.tags,
         value: wire.value.map(from_wire).transpose()?,
         write_id: wire.write_id,
+        rendered_at: wire.rendered_at,
     })
 }
 
@@ -226,6 +240,7 @@ pub(crate) mod tests {
             key: key.into(),
             last_modified: 1_795_365_807_740,
             write_id: 9,
+            rendered_at: 0,
             cache_control,
             tags: vec!["_N_T_/isr".into(), "posts".into()],
             value,
@@ -322,6 +337,44 @@ pub(crate) mod tests {
             assert_eq!(&bytes[..3], MAGIC);
             assert_eq!(decode(&bytes, 1 << 30).unwrap(), e, "kind {:?}", e.value.as_ref().map(|v| v.kind_name()));
         }
+    }
+
+    #[test]
+    fn the_render_start_round_trips_and_older_objects_and_stamps_read_as_zero() {
+        let mut e = sample_entries().remove(0);
+        e.rendered_at = e.last_modified - 1_500;
+        assert_eq!(decode(&encode(&e, 3).unwrap(), 1 << 30).unwrap(), e);
+        // An object written before the field: positional msgpack without the last element.
+        #[derive(Serialize)]
+        struct Older {
+            key: String,
+            last_modified: i64,
+            cache_control: Option<CacheControl>,
+            tags: Vec<String>,
+            value: Option<WireValue>,
+            write_id: u64,
+        }
+        let older = Older {
+            key: e.key.clone(),
+            last_modified: e.last_modified,
+            cache_control: e.cache_control,
+            tags: e.tags.clone(),
+            value: e.value.as_ref().map(to_wire),
+            write_id: e.write_id,
+        };
+        let bytes = [&MAGIC[..], &[FORMAT_VERSION, COMPRESSION_NONE][..], &rmp_serde::to_vec(&older).unwrap()].concat();
+        let read = decode(&bytes, 1 << 30).unwrap();
+        assert_eq!((read.rendered_at, read.render_start()), (0, e.last_modified));
+        // Stamps: the new form moves both; the older two-part form moves lastModified only.
+        let mut s = read.clone();
+        apply_stamp(&mut s, Some(&stamp(e.last_modified + 10, e.write_id, e.last_modified + 4)));
+        assert_eq!((s.last_modified, s.render_start()), (e.last_modified + 10, e.last_modified + 4));
+        let mut s = read.clone();
+        apply_stamp(&mut s, Some(&format!("{}:{:016x}", e.last_modified + 10, e.write_id)));
+        assert_eq!((s.last_modified, s.render_start()), (e.last_modified + 10, e.last_modified + 10));
+        let mut s = read;
+        apply_stamp(&mut s, Some(&stamp(e.last_modified + 10, e.write_id + 1, 0)));
+        assert_eq!(s.last_modified, e.last_modified, "another write's stamp is ignored");
     }
 
     #[test]

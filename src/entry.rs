@@ -156,9 +156,22 @@ pub struct Entry {
     /// it existed). A feed `Key` event evicts every copy that is not of the event's write, so all
     /// instances end up with the object S3 holds, whatever order renders finish in.
     pub write_id: u64,
+    /// When the render that made this copy started (ms since the epoch; 0: `last_modified`).
+    /// Revalidations are judged against it, the time window against `last_modified` (when it was
+    /// stored, as Next's built-in counts it): a revalidation made during the render is never lost.
+    pub rendered_at: i64,
 }
 
 impl Entry {
+    /// When the render that made this copy started: what revalidations are compared with.
+    pub fn render_start(&self) -> i64 {
+        if self.rendered_at > 0 {
+            self.rendered_at.min(self.last_modified)
+        } else {
+            self.last_modified
+        }
+    }
+
     /// Whether `other` holds the same response (value, tags, cache control), whenever written.
     pub fn same_content(&self, other: &Entry) -> bool {
         self.key == other.key
@@ -276,12 +289,13 @@ pub fn evaluate<'a>(
     now: i64,
 ) -> Verdict {
     let lm = entry.last_modified;
+    let born = entry.render_start();
     let mut stale = false;
     for st in tag_states {
-        if st.expires(lm, now) {
+        if st.expires(born, now) {
             return Verdict::Expired;
         }
-        if st.stale > lm && st.stale <= now {
+        if st.stale > born && st.stale <= now {
             stale = true;
         }
     }
@@ -324,6 +338,7 @@ mod tests {
             cache_control: Some(CacheControl { revalidate: rev, expire }),
             tags: vec!["t".into()],
             write_id: 0,
+            rendered_at: 0,
             value: Some(Value::Pages {
                 html: "h".into(),
                 page_data_json: "{}".into(),
@@ -455,6 +470,7 @@ mod tests {
             cache_control: Some(CacheControl { revalidate: Revalidate::Seconds(4_294_967_294.0), expire: Some(10.0) }),
             tags: vec!["t".into()],
             write_id: 0,
+            rendered_at: 0,
             value: Some(Value::UseCache { bytes: Bytes::from_static(b"x"), timestamp: 900_000.5, stale: 30.0 }),
         };
         let mut t = TagState::default();
@@ -483,6 +499,7 @@ mod tests {
             cache_control: None,
             tags: vec![],
             write_id: 0,
+            rendered_at: 0,
             value: Some(Value::Fetch {
                 headers_json: "{}".into(),
                 body: "b".into(),

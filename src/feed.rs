@@ -46,11 +46,13 @@
 //! (one reload per hot key) is paid once, only in these rare cases.
 //!
 //! ## The render race
-//! A `set` is stamped with the time of the latest `get` of its key in this process (the moment
-//! its render could have started; at most 60 s back), not with the time it lands. A revalidation
-//! that happens during the render is therefore later than the entry, and the entry comes back
-//! expired (or stale) instead of fresh. This compares wall clocks of different machines, as Next
-//! itself does: keep them NTP-synchronised.
+//! A `set` carries two times: when it landed (`last_modified`, what Next counts the time window
+//! from, as its built-in does) and the time of the latest `get` of its key in this process
+//! (`rendered_at`: the moment its render could have started; at most 60 s back). Revalidations
+//! are compared with the second: one that happens during the render is later than it, and the
+//! entry comes back expired (or stale) instead of fresh. (The render start used to stamp
+//! both, so a slow render turned stale up to its own duration early.) This compares wall clocks
+//! of different machines, as Next itself does: keep them NTP-synchronised.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -160,6 +160,7 @@ mod tests {
             cache_control: None,
             tags: vec![],
             write_id: 0,
+            rendered_at: 0,
             value: Some(Value::Redirect { props_json: "x".repeat(size) }),
         })
     }

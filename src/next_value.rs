@@ -322,7 +322,7 @@ mod tests {
     use super::*;
 
     fn entry(value: Option<Value>, cache_control: Option<CacheControl>) -> Entry {
-        Entry { key: "/k".into(), value, last_modified: 1, cache_control, tags: vec![], write_id: 0 }
+        Entry { key: "/k".into(), value, last_modified: 1, cache_control, tags: vec![], write_id: 0, rendered_at: 0 }
     }
 
     #[test]
@@ -525,6 +525,7 @@ mod tests {
             cache_control: p.cache_control,
             tags: p.tags,
             write_id: 0,
+            rendered_at: 0,
         };
         let l = HitLayout::of(&e, e.last_modified, 0);
         assert_eq!(l.field("timestamp"), Some(&Field::Num(1_795_365_992_382.147)));

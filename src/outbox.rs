@@ -311,6 +311,7 @@ mod tests {
                 tags: vec![],
                 value: None,
                 write_id: 1,
+                rendered_at: 0,
             }),
             body: Bytes::from(vec![0u8; n]),
         };

@@ -656,6 +656,39 @@ async fn a_render_with_the_stored_bytes_writes_no_body_and_moves_freshness_every
     assert_eq!(html_of(c.get(&req("/same")).await), "changed");
 }
 
+/// Next's built-in counts a page's time window from when the render was stored; a revalidation
+/// made while the render ran must still expire it (the render race, see `feed.rs`). Before, the
+/// render start stamped both, so a slow render turned stale early (seen as STALE where Next
+/// served HIT in the differential suite under load).
+#[tokio::test]
+async fn the_time_window_counts_from_the_store_and_revalidations_from_the_render_start() {
+    let (a, b, clock) = two_memory_cores();
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    assert!(matches!(a.get(&req("/slow")).await, Lookup::Miss)); // a 2 s render starts
+    clock.advance(2_000);
+    a.set("/slow".into(), Class::Route, Some(page_value("v1")), cc(3.0), vec!["slow".into()]).await.unwrap();
+    let stored = clock_now(&clock);
+    clock.advance(2_000);
+    // 4 s after the render started, 2 s after it was stored: fresh with `revalidate: 3`, as on Next.
+    b.poll_feed_once().await;
+    assert_eq!(hit_last_modified(a.get(&req("/slow")).await), Some(stored), "A: the store time");
+    assert_eq!(hit_last_modified(b.get(&req("/slow")).await), Some(stored), "B: the store time");
+
+    // The same bytes rendered again, with a revalidation of its tag made during that render: the
+    // freshness stamp carries the render start, so it is not fresh on A, on B, or on a new one.
+    let _ = a.get(&req("/slow")).await; // the render starts
+    clock.advance(10);
+    b.revalidate_tags(&["slow".to_string()], None).await.unwrap();
+    clock.advance(10);
+    a.set("/slow".into(), Class::Route, Some(page_value("v1")), cc(3.0), vec!["slow".into()]).await.unwrap();
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    assert!(miss_now(&a, &req("/slow")).await, "must not look fresh on A");
+    b.clear_memory();
+    assert!(miss_now(&b, &req("/slow")).await, "must not look fresh on B");
+}
+
 mod cdn_purges {
     use super::*;
     use fleetcache::cdn::Batch;

@@ -33,6 +33,7 @@ fn valid_object(html: &str, tags: Vec<String>) -> Vec<u8> {
             segments: None,
         }),
         write_id: 7,
+        rendered_at: 0,
     };
     codec::encode(&entry, 3).expect("encodes")
 }

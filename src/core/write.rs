@@ -16,7 +16,8 @@ impl Core {
     ) -> Result<Entry> {
         tags.sort();
         tags.dedup();
-        let entry = Entry { key, last_modified, cache_control, tags, value, write_id: self.new_write_id() };
+        let entry =
+            Entry { key, last_modified, cache_control, tags, value, write_id: self.new_write_id(), rendered_at: 0 };
         let weight = entry.weight();
         if weight > self.cfg.max_entry_bytes {
             return Err(Error::new(
@@ -41,19 +42,21 @@ impl Core {
     ) -> Result<()> {
         bump(&self.stats.sets);
         let now = self.now();
+        // The time window counts from now, as on Next's built-in; revalidations are judged against
+        // when the render started (see "The render race" in `feed.rs`).
         let render_start = self.render_starts.remove(&key);
-        let last_modified = match (&value, render_start) {
+        let (last_modified, rendered_at) = match (&value, render_start) {
             // Next stamps a `'use cache'` result with when its function started: the render start.
-            (Some(Value::UseCache { timestamp, .. }), _) if *timestamp >= 1.0 => (*timestamp as i64).min(now),
-            (_, Some((_, t))) if now - t <= RENDER_WINDOW_MS && t <= now => t,
-            _ => now,
+            (Some(Value::UseCache { timestamp, .. }), _) if *timestamp >= 1.0 => ((*timestamp as i64).min(now), 0),
+            (_, Some((_, t))) if now - t <= RENDER_WINDOW_MS && t <= now => (now, t),
+            _ => (now, 0),
         };
         // A regeneration lease this instance holds ends with this set (released in the store
         // below, once the render is stored).
         let held_lease = self.leases.remove(&key).is_some_and(|(_, (until, mine))| mine && until >= now);
         let prior = self.l1.get(&key);
         let mut entry = match self.storable_entry(key, last_modified, cache_control, tags, value) {
-            Ok(entry) => entry,
+            Ok(entry) => Entry { rendered_at, ..entry },
             Err(e) => {
                 bump(&self.stats.too_large);
                 self.log("set refused", &e.context);
@@ -82,7 +85,7 @@ impl Core {
         let deadline = Duration::from_millis(self.cfg.set_timeout_ms);
         let object_key = self.object_key(class, &entry.key);
         if identical {
-            let stamp = codec::stamp(entry.last_modified, entry.write_id);
+            let stamp = codec::stamp(entry.last_modified, entry.write_id, entry.rendered_at);
             if let Ok(Ok(true)) = tokio::time::timeout(deadline, b.blobs.stamp(&object_key, &stamp)).await {
                 bump(&self.stats.identical_sets);
                 crate::log::debug("set", || {

@@ -198,9 +198,7 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     }
     clock.advance(a.cfg.lease_ms as i64 + 1);
     assert!(stale_for(loser.get(&req(&k("/ttl"))).await), "the lease expired: the loser regenerates");
-    // The winner's set arrives through the feed and ends it for everyone. (Its render starts with
-    // a get now: a set is stamped with when its render started, and one that started more than
-    // `revalidate` ago would be stale on arrival, and regenerated again by the lease holder.)
+    // The winner's set arrives through the feed and ends it for everyone.
     let _ = winner.get(&req(&k("/ttl"))).await;
     winner.set(k("/ttl"), Class::Route, Some(page_value("t2")), cc(1.0), vec![]).await.unwrap();
     loser.poll_feed_once().await;
