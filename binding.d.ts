@@ -72,6 +72,11 @@ export declare class NativeCache {
    * how many units are left.
    */
   flushBlocking(ms: number): number
+  /**
+   * Writes what the outbox still holds to `spoolDir` (the SIGTERM hook, after
+   * `flushBlocking`); returns how many units were written (what could not be is logged).
+   */
+  spoolOutbox(): number
   /** Drops this process's in-memory tier and tag clock. */
   clearMemory(): void
   /** `"aws"` or `"memory"`: the store in use (`memory` during `next build` unless `writeDuringBuild`). */
@@ -275,6 +280,8 @@ export interface Options {
   setTimeoutMs?: number
   /** How long `revalidateTag` waits for DynamoDB, in ms; past it the revalidation stays queued (honoured here, retried until it lands) and the call resolves. Default 2000. Env: `FLEETCACHE_REVALIDATE_TIMEOUT_MS`. */
   revalidateTimeoutMs?: number
+  /** Directory where a process told to stop (SIGTERM) leaves the revalidations, feed events and uploads it could not deliver in time; the next start on this machine with the same bucket, table and prefix delivers them. `"off"` turns it off. Default: `fleetcache-spool` in the OS temp directory. Env: `FLEETCACHE_SPOOL_DIR`. */
+  spoolDir?: string
   /** `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`. */
   shareFetchAcrossBuilds?: boolean
   /** During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`. */

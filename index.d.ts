@@ -104,7 +104,7 @@ export interface Stats {
   outboxRetries: number
   /** Revalidations refused because the outbox was full (each one rejected its caller). */
   outboxOverflows: number
-  /** Units dropped because the store refused them outright (logged). */
+  /** Units dropped because they can never be valid (past a DynamoDB size limit; logged). A refusal such as access denied is retried instead. */
   outboxGiveUps: number
   feedPolls: number
   feedEvents: number
@@ -126,6 +126,8 @@ export interface Stats {
   outboxDepth: number
   /** Bytes of the uploads waiting in the outbox. */
   queuedUploadBytes: number
+  /** Seconds the oldest unit in the outbox has waited (0 when none waits). */
+  outboxOldestSeconds: number
   /** Whether memory is being served (the feed is being read). */
   feedTrusted: boolean
   /** Circuit breakers (AWS backend): while open, calls to that backend fail fast. */
@@ -180,7 +182,7 @@ export interface FleetCacheHandler {
   get(key: string, ctx?: HandlerContext): Promise<CacheHandlerValue | null>
   /** Rejects only with `FLEETCACHE_INVALID_INPUT` for a value of the wrong type or range; store failures are logged and counted. */
   set(key: string, data: unknown, ctx?: HandlerContext): Promise<void>
-  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s (`Infinity` or past 4294967294 means forever). Honoured by this instance at once; waits at most `revalidateTimeoutMs` for DynamoDB, then leaves it queued (retried until it lands). Rejects with `FLEETCACHE_INVALID_INPUT` for tags that are not strings or an `expire` that is NaN or negative, and with `FLEETCACHE_BACKEND` only when it cannot be queued (the outbox is full) or DynamoDB refuses it outright. */
+  /** `durations` undefined or `{expire: 0}` expires now; `{expire: N}` marks stale now, expired in N s (`Infinity` or past 4294967294 means forever). Honoured by this instance at once; waits at most `revalidateTimeoutMs` for DynamoDB, then leaves it queued (retried until it lands). Rejects with `FLEETCACHE_INVALID_INPUT` for tags that are not strings or an `expire` that is NaN or negative, and with `FLEETCACHE_BACKEND` only when it cannot be queued (the outbox is full) or it can never be valid (`FLEETCACHE_TOO_LARGE`, past a DynamoDB size limit). A refusal such as access denied is queued and retried until it lands. */
   revalidateTag(tags: string | string[], durations?: { expire?: number }): Promise<void>
   resetRequestCache(): void
 }

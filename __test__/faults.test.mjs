@@ -66,6 +66,34 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
       breakerStaysClosed: true,
     },
     { name: 's3-blackhole', proxy: () => s3, fault: { mode: 'blackhole' }, ms: 15_000 },
+    // A policy mistake, fixed by a person (issue 26): DynamoDB refuses outright. Nothing is given
+    // up: the revalidations and a set's feed event wait (backing off up to a minute) and land once
+    // the proxy stops refusing.
+    {
+      name: 'transact-access-denied',
+      proxy: () => dynamo,
+      fault: { fail: { op: 'TransactWriteItems', status: 400, code: 'AccessDeniedException' } },
+      ms: 15_000,
+      setDuring: true,
+    },
+    {
+      // The same, and the instance that made them is restarted (SIGTERM) during the fault: what it
+      // could not deliver goes to its spool (spoolDir), and the instance started after it on this
+      // machine delivers it.
+      name: 'transact-access-denied-restarted',
+      proxy: () => dynamo,
+      fault: { fail: { op: 'TransactWriteItems', status: 400, code: 'AccessDeniedException' } },
+      ms: 15_000,
+      setDuring: true,
+      restartDuring: true,
+    },
+    {
+      name: 'feed-number-access-denied',
+      proxy: () => dynamo,
+      fault: { fail: { op: 'UpdateItem', status: 400, code: 'AccessDeniedException' } },
+      ms: 15_000,
+      setDuring: true,
+    },
   ]
 
   it('overlapping renders on two instances, 20 times: every instance and a fresh process serve what S3 holds', async () => {
@@ -173,12 +201,65 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
     expect(grew).toBeLessThanOrEqual(32 * MiB) // the default maxEntryBytes
   }, 120_000)
 
+  it('a 10 MB key and a 2,048-character tag: the set and the revalidation reach the other instance', async () => {
+    const key = `/${'k'.repeat(10 * 1024 * 1024)}`
+    const tag = `${run}-${'t'.repeat(2_048)}`.slice(0, 2_048)
+    await A.call('set', { key, html: 'v1', tags: [tag], revalidate: 3600 })
+    expect((await B.call('get', { key })).html).toBe('v1') // in B's memory now
+    await A.call('set', { key, html: 'v2', tags: [tag], revalidate: 3600 })
+    const b = await B.call('waitFor', { key, until: { html: 'v2' }, timeoutMs: 10_000, everyMs: 50 })
+    expect(b.html).toBe('v2') // the event carried the key's hash
+    await A.call('revalidateTag', { tags: [tag] })
+    const gone = await B.call('waitFor', { key, until: 'null', timeoutMs: 10_000, everyMs: 50 })
+    expect(gone.hit).toBe(false)
+    const st = await A.call('stats')
+    expect([st.outboxGiveUps, st.revalidateErrors]).toEqual([0, 0])
+  }, 60_000)
+
+  it('S3 and DynamoDB hung together, a get every 0.4 s: after the first get that times out, at most 2 more wait over 100 ms', async () => {
+    await A.call('timedGets', { prefix: '/warm', n: 5, everyMs: 50 }) // answers to measure the deadline by
+    await Promise.all([dynamo.set({ mode: 'blackhole' }), s3.set({ mode: 'blackhole' })])
+    const took = await A.call('timedGets', { prefix: '/hung', n: 25, everyMs: 400 })
+    await Promise.all([dynamo.heal(), s3.heal()])
+    const first = took.findIndex((ms) => ms >= 900)
+    const slowAfter = took.slice(first + 1).filter((ms) => ms > 100)
+    console.log(`[faults] both backends hung, a get every 0.4 s: latencies ${took.map((ms) => ms.toFixed(0)).join(', ')} ms; the first timeout is get ${first + 1}, ${slowAfter.length} over 100 ms after it (${slowAfter.map((ms) => ms.toFixed(0)).join(', ')})`)
+    expect(first).toBeGreaterThanOrEqual(0)
+    expect(slowAfter.length).toBeLessThanOrEqual(2)
+  }, 60_000)
+
+  it('10,000 tags in one revalidateTag: the caller waits at most revalidateTimeoutMs, every instance honours them all, no memory dropped', async () => {
+    const tags = Array.from({ length: 10_000 }, (_, i) => `wide-${run}-${i}`)
+    // 100 pages on B, each tagged with one of the tags, spread over the 200 units.
+    const keys = Array.from({ length: N }, (_, i) => `/wide/${i}`)
+    const keyTags = keys.map((_, i) => tags[i * 100 + 99])
+    await A.call('setMany', { keys, tags: keyTags })
+    expect(await B.call('countHits', { keys })).toBe(N)
+    const waited = await A.call('revalidateAll', { tags })
+    expect(await A.call('countHits', { keys })).toBe(0) // honoured here at once
+    const t0 = Date.now()
+    await waitFor('wide: A\'s outbox drained', async () => (await A.call('stats')).outboxDepth === 0, { ms: 120_000, everyMs: 250, detail: () => A.call('stats') })
+    await waitFor('wide: no hits left on B', async () => (await B.call('hits', { keys })).length === 0, { ms: 60_000, everyMs: 250, detail: () => B.call('stats') })
+    const [a, b] = [await A.call('stats'), await B.call('stats')]
+    console.log(`[faults] 10,000 tags in one call: the caller waited ${waited.toFixed(0)} ms (revalidateTimeoutMs ${REVALIDATE_TIMEOUT_MS}); all on B ${((Date.now() - t0) / 1000).toFixed(1)} s after it returned; feedResets A ${a.feedResets}, B ${b.feedResets}; revalidationsQueued ${a.revalidationsQueued}`)
+    expect(waited).toBeLessThanOrEqual(REVALIDATE_TIMEOUT_MS + SLACK_MS)
+    expect([a.feedResets, b.feedResets]).toEqual([0, 0])
+    const C = await startInstance(options, env)
+    extra.push(C)
+    expect(await C.call('countHits', { keys })).toBe(0)
+  }, 240_000)
+
   for (const f of faults) {
     it(`${f.name} (${f.ms / 1000} s): ${N}/${N} honoured by the maker at once and by everyone after healing`, async () => {
       const keys = Array.from({ length: N }, (_, i) => `/${f.name}/${i}`)
       const tags = keys.map((_, i) => `${f.name}-${run}-${i}`)
       await A.call('setMany', { keys, tags })
       expect(await B.call('countHits', { keys })).toBe(N) // in B's memory now
+      const setKey = `/${f.name}/set`
+      if (f.setDuring) {
+        await A.call('set', { key: setKey, html: 'v1', revalidate: 3600 })
+        expect((await B.call('get', { key: setKey })).html).toBe('v1')
+      }
 
       const started = Date.now()
       await f.proxy().set(f.fault)
@@ -190,6 +271,18 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
       expect(maxWait).toBeLessThanOrEqual(REVALIDATE_TIMEOUT_MS + SLACK_MS)
       if (f.breakerStaysClosed) expect(Adur.dynamodbBreakerOpen).toBe(false)
       expect(await A.call('countHits', { keys })).toBe(0)
+      if (f.setDuring) {
+        await A.call('set', { key: setKey, html: 'v2', revalidate: 3600 }) // resolves: its event waits
+        expect((await A.call('get', { key: setKey })).html).toBe('v2')
+      }
+      if (f.restartDuring) {
+        const t = Date.now()
+        await A.stop()
+        A = await startInstance(options, env)
+        const st = await A.call('stats')
+        console.log(`[faults] ${f.name}: A stopped (SIGTERM) and started again in ${((Date.now() - t) / 1000).toFixed(1)} s; the new A's outboxDepth ${st.outboxDepth} (replayed from the spool)`)
+        expect(st.outboxDepth).toBe(N) // the set's feed event landed: only TransactWriteItems is refused
+      }
 
       await sleep(Math.max(0, f.ms - (Date.now() - started)))
       expect(await A.call('countHits', { keys })).toBe(0) // still honoured at the end of the fault
@@ -212,6 +305,13 @@ describe.skipIf(!ep)('faults: revalidations made during an outage reach every in
       const C = await startInstance(options, env)
       extra.push(C)
       expect(await C.call('countHits', { keys })).toBe(0)
+      if (f.setDuring) {
+        const b = await B.call('waitFor', { key: setKey, until: { html: 'v2' }, timeoutMs: 10_000, everyMs: 50 })
+        console.log(`[faults] ${f.name}: the set made during the fault: B serves ${b.html} ${((b.at - healed) / 1000).toFixed(1)} s after healing; outboxGiveUps ${(await A.call('stats')).outboxGiveUps}`)
+        expect(b.html).toBe('v2')
+        expect((await C.call('get', { key: setKey })).html).toBe('v2')
+        expect((await A.call('stats')).outboxGiveUps).toBe(0)
+      }
     }, f.ms + 150_000)
   }
 })

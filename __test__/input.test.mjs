@@ -77,6 +77,51 @@ for (const backend of backends()) {
       expect(await h.get('/long-tag', CTX)).toBeNull()
     })
 
+    it('issue 26, smaller items: each refused with a coded error, or a no-op as on Next', async () => {
+      // revalidateTag([]): Next's built-in loops over no tags; so does fleetcache, writing nothing.
+      const before = fc.stats(opts)
+      await expect(h.revalidateTag([])).resolves.toBeUndefined()
+      expect(fc.stats(opts).outboxDepth).toBe(0)
+      expect(fc.stats(opts).revalidations).toBe(before.revalidations)
+      // A FETCH value's revalidate of NaN (or below 0) is not a duration.
+      const FETCH_CTX = { kind: 'FETCH', fetchCache: true, tags: [] }
+      const fetchValue = (revalidate) => ({ kind: 'FETCH', data: { headers: {}, body: 'b', status: 200, url: 'http://x' }, revalidate, tags: [] })
+      for (const r of [NaN, -1]) {
+        await expect(h.set('f-nan', fetchValue(r), FETCH_CTX), String(r)).rejects.toMatchObject({ code: 'FLEETCACHE_INVALID_INPUT', message: expect.stringContaining('FETCH revalidate') })
+      }
+      // Header values JSON would drop or mangle without a word; Node's string[] stays valid.
+      for (const [v, what] of [[Symbol('s'), 'symbol'], [{ a: 1 }, 'object'], [[1, 2], 'array holding'], [() => 1, 'function']]) {
+        await expect(h.set('/hdr', { ...page('x'), headers: { 'x-bad': v } }, setCtx({ revalidate: 60 })), what).rejects.toMatchObject({ code: 'FLEETCACHE_INVALID_INPUT', message: expect.stringContaining('headers["x-bad"]') })
+      }
+      await h.set('/hdr', { ...page('x'), headers: { 'set-cookie': ['a=1', 'b=2'], 'x-n': 5 } }, setCtx({ revalidate: 60 }))
+      expect((await h.get('/hdr', CTX)).value.headers).toEqual({ 'set-cookie': ['a=1', 'b=2'], 'x-n': 5 })
+      // The handler's constructor takes Next's context object.
+      const H = fc.createCacheHandler(opts)
+      expect(() => new H(5)).toThrow(expect.objectContaining({ code: 'FLEETCACHE_INVALID_INPUT' }))
+      expect(() => new H(undefined)).not.toThrow()
+      // registerOpenTelemetry with something that is not the API.
+      for (const api of [5, null, {}, { metrics: {} }]) {
+        expect(() => fc.registerOpenTelemetry(api, opts), JSON.stringify(api)).toThrow(expect.objectContaining({ code: 'FLEETCACHE_INVALID_INPUT' }))
+      }
+      // A page entry and a fetch entry under the same key string never read each other.
+      await h.set('/same-key', page('the page'), setCtx({ revalidate: 60 }))
+      await h.set('/same-key', fetchValue(60), FETCH_CTX)
+      for (const read of ['memory', 'store']) {
+        if (read === 'store') dropMemory(opts)
+        expect((await h.get('/same-key', CTX)).value.html, read).toBe('the page')
+        expect((await h.get('/same-key', FETCH_CTX)).value.data.body, read).toBe('b')
+      }
+    })
+
+    it("useCache.set with an entry that is not one is refused by name, logged and counted", async () => {
+      const uc = fc.createUseCacheHandler(opts)
+      const before = fc.stats(opts).invalidInputs
+      await uc.set('["k"]', Promise.resolve(5))
+      await uc.set('["k"]', Promise.resolve({ value: 5 }))
+      expect(fc.stats(opts).invalidInputs - before).toBe(2)
+      expect(await uc.get('["k"]', [])).toBeUndefined()
+    })
+
     it('options that would silently mean something else are refused', () => {
       for (const prefix of ['', 'a#b', 'a b', 'a\0b']) {
         expect(() => fc.createCacheHandler({ backend: 'memory', prefix }), JSON.stringify(prefix)).toThrow(/`prefix`/)

@@ -73,7 +73,8 @@ function flushOnSigterm() {
   process.once('SIGTERM', () => {
     for (const core of cores.values()) {
       try {
-        if (core.stats().outboxDepth > 0) core.flushBlocking(SHUTDOWN_FLUSH_MS)
+        // What is still not delivered goes to the spool (spoolDir), for the next start here.
+        if (core.stats().outboxDepth > 0 && core.flushBlocking(SHUTDOWN_FLUSH_MS) > 0) core.spoolOutbox()
       } catch (err) {
         warn('shutdown flush failed', err && err.message)
       }

@@ -39,6 +39,9 @@ function createCacheHandler(options) {
   let adoptedCore
   class FleetCacheHandler {
     constructor(ctx) {
+      if (ctx !== undefined && ctx !== null && typeof ctx !== 'object') {
+        throw invalid(`new FleetCacheHandler(ctx): ctx is the context object Next passes, got ${describe(ctx)}`)
+      }
       const core = adoptedCore !== undefined ? adoptedCore : coreFor(base, ctx && ctx.serverDistDir)
       if (adoptedCore === undefined && adopted.has(core)) adoptedCore = core
       this.core = core

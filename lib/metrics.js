@@ -3,6 +3,7 @@
 
 const { checkedOptions } = require('./options.js')
 const { coreFor, servedCores } = require('./cores.js')
+const { FleetCacheError } = require('../error.js')
 
 /** The cores to report: the one for `options`, or every serving core (labelled when several). */
 function coresToReport(options) {
@@ -120,6 +121,9 @@ function registerOpenTelemetry(api, options) {
     } catch {
       return false
     }
+  }
+  if (api === null || typeof api !== 'object' || api.metrics === null || typeof api.metrics !== 'object' || typeof api.metrics.getMeter !== 'function') {
+    throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `registerOpenTelemetry(api): api must be the @opentelemetry/api module (with metrics.getMeter), got ${api === null ? 'null' : typeof api}`)
   }
   const meter = api.metrics.getMeter('fleetcache', require('../package.json').version)
   // One reading per collection, shared by every instrument's callback (dropped on the next turn).

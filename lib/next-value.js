@@ -139,6 +139,21 @@ function json(v) {
   return v === undefined ? undefined : JSON.stringify(v)
 }
 
+/**
+ * Response headers as JSON: Node's `OutgoingHttpHeaders` (a string, a number or an array of
+ * strings per name). Anything else — a Symbol, a function, an object, an array holding one —
+ * would be dropped or mangled by JSON without a word, so it is refused, naming the header.
+ */
+function headersJson(h, what) {
+  if (h === undefined || h === null) return undefined
+  if (typeof h !== 'object' || Array.isArray(h)) throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `${what} must be an object of header values, got ${Array.isArray(h) ? 'an array' : typeof h}`)
+  for (const [name, v] of Object.entries(h)) {
+    const ok = v === undefined || typeof v === 'string' || typeof v === 'number' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))
+    if (!ok) throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', `${what}[${JSON.stringify(name)}] must be a string, a number or an array of strings, got ${Array.isArray(v) ? 'an array holding something else' : typeof v}`)
+  }
+  return JSON.stringify(h)
+}
+
 /** Next's `set(key, data, ctx)` → the native `SetInput`. */
 function toInput(data, ctx) {
   const classKind = ctx.kind || (ctx.fetchCache === true ? 'FETCH' : undefined) || (data ? data.kind : undefined)
@@ -161,7 +176,7 @@ function toInput(data, ctx) {
       input.html = data.html
       input.rscData = buf(data.rscData, 'rscData')
       input.postponed = data.postponed
-      input.headers = json(data.headers)
+      input.headers = headersJson(data.headers, 'headers')
       input.status = data.status
       if (data.segmentData !== undefined && data.segmentData !== null) {
         if (!(data.segmentData instanceof Map)) throw new FleetCacheError('FLEETCACHE_INVALID_INPUT', 'segmentData must be a Map')
@@ -176,12 +191,12 @@ function toInput(data, ctx) {
     case 'APP_ROUTE':
       input.buf = buf(data.body, 'body')
       input.status = data.status
-      input.headers = json(data.headers)
+      input.headers = headersJson(data.headers, 'headers')
       break
     case 'PAGES':
       input.html = data.html
       input.pageData = json(data.pageData)
-      input.headers = json(data.headers)
+      input.headers = headersJson(data.headers, 'headers')
       input.status = data.status
       break
     case 'REDIRECT':
@@ -189,7 +204,7 @@ function toInput(data, ctx) {
       break
     case 'FETCH': {
       const d = data.data || {}
-      input.headers = json(d.headers)
+      input.headers = headersJson(d.headers, 'data.headers')
       input.body = d.body
       input.status = d.status
       input.url = d.url

@@ -100,6 +100,11 @@ function createUseCacheHandler(options) {
       cacheKey = lossless(cacheKey)
       const work = (async () => {
         const entry = await pendingEntry
+        if (entry === null || typeof entry !== 'object' || entry.value === null || typeof entry.value !== 'object' || typeof entry.value.getReader !== 'function') {
+          const err = invalid(`'use cache' set(${JSON.stringify(cacheKey)}): the entry must be an object whose \`value\` is a ReadableStream, got ${entry !== null && typeof entry === 'object' ? `value ${describe(entry.value)}` : describe(entry)}`)
+          core.noteInvalid("'use cache' set refused", err.message)
+          throw err
+        }
         const bytes = await drain(entry.value)
         // `expire: 0` marks a dynamic result: Next's own handler does not store it either.
         if (!(entry.expire > 0)) return

@@ -106,6 +106,24 @@ const ops = {
       return performance.now() - t0
     }))
   },
+  /** `n` gets of keys not in memory, one every `everyMs`; resolves to each one's latency (ms). */
+  async timedGets({ prefix, n, everyMs }) {
+    const out = []
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      await handler.get(`${prefix}/${i}`, PAGE_CTX)
+      const took = performance.now() - t0
+      out.push(took)
+      await sleep(Math.max(0, everyMs - took))
+    }
+    return out
+  },
+  /** One revalidateTag call of all `tags`; resolves to how long the caller waited (ms). */
+  async revalidateAll({ tags }) {
+    const t0 = performance.now()
+    await handler.revalidateTag(tags)
+    return performance.now() - t0
+  },
   async stats() {
     return fc.stats(options)
   },

@@ -95,6 +95,16 @@ pub fn status_hint(status: u16) -> &'static str {
 /// Maps any SDK error to one line: the operation, the HTTP status and AWS error code when there
 /// are any, and a summary of the cause (never a Debug dump). `conflict_codes` are service error
 /// codes that mean "a condition lost".
+/// Whether a DynamoDB `ValidationException`'s message is about a size limit (an item past
+/// 400 KB, a key past 2,048 bytes, a transaction past 4 MB).
+fn too_large_message(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    m.contains("size has exceeded")
+        || m.contains("exceeds the maximum")
+        || m.contains("key size")
+        || m.contains("size limit")
+}
+
 pub fn map_err<E, R>(op: &str, err: SdkError<E, R>, conflict_codes: &[&str]) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -153,6 +163,11 @@ where
             ) || status == Some(429)
             {
                 return Error::new(ErrorKind::Throttled, line);
+            }
+            // A request no policy change can make valid (an item or key past DynamoDB's size
+            // limits): the outbox changes or drops it instead of retrying it for ever.
+            if code == Some("ValidationException") && msg.is_some_and(too_large_message) {
+                return Error::new(ErrorKind::TooLarge, line);
             }
             let retryable = matches!(code, Some("InternalError" | "ServiceUnavailable" | "InternalServerError"))
                 || status.is_some_and(|s| s >= 500);

@@ -20,6 +20,7 @@ pub const ENV_FEED_COPIES: &str = "FLEETCACHE_FEED_COPIES";
 pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
 pub const ENV_SET_TIMEOUT_MS: &str = "FLEETCACHE_SET_TIMEOUT_MS";
 pub const ENV_REVALIDATE_TIMEOUT_MS: &str = "FLEETCACHE_REVALIDATE_TIMEOUT_MS";
+pub const ENV_SPOOL_DIR: &str = "FLEETCACHE_SPOOL_DIR";
 pub const ENV_SHARE_FETCH: &str = "FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS";
 pub const ENV_FORCE_PATH_STYLE: &str = "FLEETCACHE_S3_FORCE_PATH_STYLE";
 pub const ENV_WRITE_DURING_BUILD: &str = "FLEETCACHE_WRITE_DURING_BUILD";
@@ -191,6 +192,8 @@ options! {
     set_timeout_ms: f64 = "setTimeoutMs",
     #[doc = " How long `revalidateTag` waits for DynamoDB, in ms; past it the revalidation stays queued (honoured here, retried until it lands) and the call resolves. Default 2000. Env: `FLEETCACHE_REVALIDATE_TIMEOUT_MS`."]
     revalidate_timeout_ms: f64 = "revalidateTimeoutMs",
+    #[doc = " Directory where a process told to stop (SIGTERM) leaves the revalidations, feed events and uploads it could not deliver in time; the next start on this machine with the same bucket, table and prefix delivers them. `\"off\"` turns it off. Default: `fleetcache-spool` in the OS temp directory. Env: `FLEETCACHE_SPOOL_DIR`."]
+    spool_dir: String = "spoolDir",
     #[doc = " `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`."]
     share_fetch_across_builds: bool = "shareFetchAcrossBuilds",
     #[doc = " During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`."]
@@ -317,6 +320,8 @@ pub struct Config {
     pub feed_copies: u32,
     pub lease_ms: u64,
     pub revalidate_timeout_ms: u64,
+    /// Where undelivered outbox units go at shutdown (`None`: off).
+    pub spool_dir: Option<std::path::PathBuf>,
     pub set_timeout_ms: u64,
     pub share_fetch_across_builds: bool,
     pub connect_timeout_ms: u64,
@@ -623,6 +628,11 @@ impl Config {
                 600_000.0,
             )?
             .map_or(DEFAULT_REVALIDATE_TIMEOUT_MS, |v| v as u64),
+            spool_dir: match nonempty(opts.spool_dir).or_else(|| nonempty(env(ENV_SPOOL_DIR))) {
+                Some(d) if d == "off" => None,
+                Some(d) => Some(std::path::PathBuf::from(d)),
+                None => Some(std::env::temp_dir().join("fleetcache-spool")),
+            },
             share_fetch_across_builds: flag(opts.share_fetch_across_builds, ENV_SHARE_FETCH, env)?.unwrap_or(true),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             attempt_timeout_ms: DEFAULT_ATTEMPT_TIMEOUT_MS,

@@ -387,6 +387,11 @@ impl Feed {
                 }
             }
             FeedEvent::Key { key, last_modified, write_id } => {
+                // A key too long for an event came hashed: the copy held here is found by it.
+                let key = match crate::tags::hashed_event_key(&key) {
+                    Some(hash) => m.l1.find_hashed(hash).unwrap_or(key),
+                    None => key,
+                };
                 let mark = m.marks.0.fetch_add(1, Ordering::AcqRel) + 1;
                 if m.marks.1.len() >= MAX_KEY_MARKS {
                     m.marks.1.clear();

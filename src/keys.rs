@@ -42,6 +42,21 @@ impl Class {
     }
 }
 
+/// Marks a key of another class than pages and routes that starts with `/` (see [`scoped_key`]).
+pub const SCOPE_MARK: char = '\u{FFFE}';
+
+/// The key an entry of `class` is held under (in memory, in feed events and in S3). Next's page
+/// and route keys all start with `/`; a fetch key may too (an `unstable_cache` key, an app's
+/// own), and one process's memory holds both: such a key, or one starting with the mark, gets the
+/// mark in front, so a page and a fetch entry never read each other.
+pub fn scoped_key(class: Class, key: String) -> String {
+    if class != Class::Route && (key.starts_with('/') || key.starts_with(SCOPE_MARK)) {
+        format!("{SCOPE_MARK}{key}")
+    } else {
+        key
+    }
+}
+
 pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for &b in s.as_bytes() {
@@ -163,6 +178,17 @@ pub fn data_route(path: &str, build_id: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn keys_of_other_classes_never_meet_page_keys() {
+        let page = scoped_key(Class::Route, "/a".into());
+        let fetch = scoped_key(Class::Fetch, "/a".into());
+        assert_eq!(page, "/a");
+        assert_ne!(page, fetch);
+        assert_eq!(scoped_key(Class::Fetch, "0f3a".into()), "0f3a", "Next's hashed fetch keys unchanged");
+        let marked = format!("{SCOPE_MARK}/a");
+        assert_ne!(scoped_key(Class::Fetch, marked.clone()), fetch, "a key starting with the mark is marked too");
+    }
 
     #[test]
     fn object_keys_are_valid_and_injective() {

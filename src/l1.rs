@@ -134,6 +134,16 @@ impl L1 {
         }
     }
 
+    /// The key held here that a hashed feed event key stands for (`tags::event_key`): only keys
+    /// too long to travel as they are are hashed, so only those are looked at.
+    pub fn find_hashed(&self, hash: &str) -> Option<String> {
+        self.map
+            .iter()
+            .map(|r| r.key().clone())
+            .filter(|k| k.len() > crate::tags::MAX_EVENT_KEY || k.starts_with(crate::tags::HASHED_KEY))
+            .find(|k| crate::keys::sha256_hex(k) == hash)
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes.load(Ordering::SeqCst)
     }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod next_value;
 pub mod outbox;
 pub mod purge;
+pub mod spool;
 pub mod stats;
 pub mod store;
 pub mod stores;

@@ -160,7 +160,7 @@ pub fn counter_family(snake: &str) -> (&'static str, &'static str, Vec<(&'static
         }
         "outbox_retries" => ("outbox_retries", "retried outbox deliveries", vec![]),
         "outbox_overflows" => ("outbox_overflows", "units refused because the outbox was full", vec![]),
-        "outbox_give_ups" => ("outbox_give_ups", "outbox units given up on (refused by the store)", vec![]),
+        "outbox_give_ups" => ("outbox_give_ups", "outbox units given up on (never valid: past a size limit)", vec![]),
         "feed_polls" => ("feed_polls", "change-feed polls", vec![]),
         "feed_events" => ("feed_events", "change-feed events from other instances applied", vec![]),
         "feed_evictions" => {

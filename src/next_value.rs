@@ -149,7 +149,7 @@ impl SetFields<'_> {
                 body: required(self.body.take(), k, "data.body")?,
                 status: self.status.unwrap_or(200.0),
                 url: self.url.take().unwrap_or_default(),
-                revalidate: self.fetch_revalidate.unwrap_or(FETCH_REVALIDATE_DEFAULT),
+                revalidate: duration_s(self.fetch_revalidate.unwrap_or(FETCH_REVALIDATE_DEFAULT), "FETCH revalidate")?,
                 tags: self.fetch_tags.take(),
             },
             "IMAGE" => Value::Image {
@@ -157,7 +157,7 @@ impl SetFields<'_> {
                 etag: self.etag.take().unwrap_or_default(),
                 upstream_etag: self.upstream_etag.take().unwrap_or_default(),
                 extension: self.extension.take().unwrap_or_default(),
-                revalidate: self.fetch_revalidate.unwrap_or(0.0),
+                revalidate: duration_s(self.fetch_revalidate.unwrap_or(0.0), "IMAGE revalidate")?,
             },
             "USE_CACHE" => {
                 let num = |v: Option<f64>, field: &str| {
@@ -364,6 +364,21 @@ mod tests {
             assert!(e.context.contains("cacheControl.revalidate"), "{e}");
         }
         assert!(cc(60.0, Some(f64::NAN)).unwrap_err().context.contains("cacheControl.expire"));
+        // A FETCH value's own `revalidate` (issue 26: NaN was stored as is).
+        let fetch = |revalidate: f64| {
+            SetFields {
+                kind: Some("FETCH".into()),
+                body: Some("b".into()),
+                fetch_revalidate: Some(revalidate),
+                ..Default::default()
+            }
+            .into_parts()
+        };
+        for bad in [f64::NAN, -1.0] {
+            let e = fetch(bad).unwrap_err();
+            assert!(e.context.contains("FETCH revalidate"), "{e}");
+        }
+        assert!(fetch(0.0).is_ok());
         assert!(cc(60.0, Some(-1.0)).is_err());
         for forever in [f64::INFINITY, 1e300] {
             let c = cc(forever, Some(forever)).unwrap();

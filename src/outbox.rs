@@ -7,9 +7,14 @@
 //! hands the unit back on drop, and the retry task ([`run`]) delivers it later, with exponential
 //! backoff and jitter, for as long as the process lives (and on SIGTERM, within a deadline:
 //! `Core::flush`). A unit keeps the feed sequence number it reserved, so every retry writes the
-//! same event: the store makes that idempotent (see `TagStore::revalidate_at`). Retries give up
-//! only on errors no retry can fix (a refused request); overflow of the bounded queue and give-ups
-//! are logged and counted.
+//! same event: the store makes that idempotent (see `TagStore::revalidate_at`).
+//!
+//! A unit is never given up for an error a person can fix: a request DynamoDB refuses (access
+//! denied, a disabled KMS key, a table being recreated) is retried like an outage, backing off up
+//! to [`MAX_REFUSED_BACKOFF_MS`], and the retry task says so loudly (an error line a minute naming
+//! the error and what waits; `outboxOldestSeconds`). Only a request that can never be valid (past
+//! a size limit) is given up; events are bounded so that none should be (see `tags::bounded_key`).
+//! Overflow of the bounded queue and give-ups are logged and counted.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +35,12 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 /// First retry delay; doubles per attempt up to [`MAX_BACKOFF_MS`], with ±50 % jitter.
 pub const FIRST_BACKOFF_MS: i64 = 100;
 pub const MAX_BACKOFF_MS: i64 = 5_000;
+/// The ceiling for a unit the store refused (access denied…): a person fixes that in minutes, and
+/// retrying every 5 s meanwhile would only fill the logs and the bill.
+pub const MAX_REFUSED_BACKOFF_MS: i64 = 60_000;
+/// How often the retry task logs the units waiting (once they have waited [`LOUD_AFTER_MS`]).
+pub const LOUD_EVERY_MS: i64 = 60_000;
+pub const LOUD_AFTER_MS: i64 = 10_000;
 /// A retry writes its event at the number it reserved for this long; later it takes a new one,
 /// since readers stop looking for a hole `feed::HOLE_MEMORY_MS` after they gave up on it.
 pub const SEQ_REUSE_MS: i64 = 60_000;
@@ -44,6 +55,16 @@ pub enum Work {
     /// A `set` whose S3 write failed: its encoded object, uploaded later unless S3 meanwhile
     /// holds a render that started no earlier (`Core::upload_queued`); its `Key` event follows.
     Upload { class: Class, entry: Arc<Entry>, body: Bytes },
+}
+
+impl Work {
+    /// When the work was made (a revalidation's or an event's time; the upload's `set`).
+    pub fn made_at(&self) -> i64 {
+        match self {
+            Work::Revalidate { at, .. } | Work::Announce { at, .. } => *at,
+            Work::Upload { entry, .. } => entry.last_modified,
+        }
+    }
 }
 
 /// A unit as an attempt sees it.
@@ -69,6 +90,17 @@ pub struct Outbox {
     upload_limit: usize,
     slots: Mutex<BTreeMap<u64, Slot>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// The latest failed attempt's error, and when the waiting units were last logged.
+    last_error: Mutex<Option<String>>,
+    logged_at: std::sync::atomic::AtomicI64,
+}
+
+/// What the retry task logs about units that keep waiting.
+#[derive(Debug, PartialEq)]
+pub struct Waiting {
+    pub units: usize,
+    pub oldest_ms: i64,
+    pub last_error: String,
 }
 
 /// The right to attempt one unit. Dropped without [`Claim::landed`] or [`Claim::failed`], the
@@ -102,19 +134,22 @@ impl Claim<'_> {
         self.outbox.slots.lock().remove(&self.unit.id);
     }
 
-    /// The attempt failed at `now`: the unit is retried after a backoff, or given up when `err`
-    /// is one no retry can fix. Returns whether it was given up.
+    /// The attempt failed at `now`: the unit is retried after a backoff (a longer one when the
+    /// store refused it), or given up when `err` says it can never be valid. Returns whether it
+    /// was given up.
     pub fn failed(mut self, err: &Error, now: i64, jitter: f64) -> bool {
         self.settled = true;
+        *self.outbox.last_error.lock() = Some(err.to_string());
         let mut slots = self.outbox.slots.lock();
-        if !retryable(err) {
+        if never_valid(err) {
             slots.remove(&self.unit.id);
             return true;
         }
+        let ceiling = if retryable(err) { MAX_BACKOFF_MS } else { MAX_REFUSED_BACKOFF_MS };
         if let Some(s) = slots.get_mut(&self.unit.id) {
             s.unit.attempts += 1;
             s.claimed = false;
-            s.not_before = now + backoff_ms(s.unit.attempts, jitter);
+            s.not_before = now + backoff_ms(s.unit.attempts, jitter, ceiling);
         }
         false
     }
@@ -131,16 +166,23 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// Whether another attempt could land: backend outages, deadlines and lost conditions (contention)
-/// can; a request the store refuses outright cannot.
+/// Whether another attempt could land without anyone acting: backend outages, deadlines and lost
+/// conditions (contention) can; a request the store refuses outright (access denied) needs a person.
 pub fn retryable(err: &Error) -> bool {
     err.retryable || matches!(err.kind, ErrorKind::Timeout | ErrorKind::Conflict)
 }
 
-/// The delay before attempt `attempts + 1`: 100 ms doubling to 5 s, scaled by `jitter` ∈ [0.5, 1.5).
-pub fn backoff_ms(attempts: u32, jitter: f64) -> i64 {
-    let base = FIRST_BACKOFF_MS.saturating_mul(1i64 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF_MS);
-    (base as f64 * jitter.clamp(0.5, 1.5)) as i64
+/// Whether no attempt can ever land, whoever acts: a request past a size limit, or input the
+/// core itself finds invalid. Everything else is kept.
+pub fn never_valid(err: &Error) -> bool {
+    matches!(err.kind, ErrorKind::TooLarge | ErrorKind::InvalidInput)
+}
+
+/// The delay before attempt `attempts + 1`: 100 ms doubling to `ceiling`, scaled by `jitter`
+/// ∈ [0.5, 1.5) (and never past [`MAX_REFUSED_BACKOFF_MS`]).
+pub fn backoff_ms(attempts: u32, jitter: f64, ceiling: i64) -> i64 {
+    let base = FIRST_BACKOFF_MS.saturating_mul(1i64 << attempts.saturating_sub(1).min(16)).min(ceiling);
+    ((base as f64 * jitter.clamp(0.5, 1.5)) as i64).min(MAX_REFUSED_BACKOFF_MS)
 }
 
 fn upload_bytes(slots: &BTreeMap<u64, Slot>) -> usize {
@@ -160,6 +202,8 @@ impl Outbox {
             upload_limit: usize::MAX,
             slots: Mutex::new(BTreeMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            logged_at: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -225,6 +269,26 @@ impl Outbox {
     /// Bytes the queued uploads hold.
     pub fn upload_bytes(&self) -> usize {
         upload_bytes(&self.slots.lock())
+    }
+
+    /// How long the oldest unit has waited at `now` (0 when none waits).
+    pub fn oldest_ms(&self, now: i64) -> i64 {
+        self.slots.lock().values().map(|s| now - s.unit.work.made_at()).max().unwrap_or(0).max(0)
+    }
+
+    /// What to log about the units waiting, once they have waited [`LOUD_AFTER_MS`] and at most
+    /// once every [`LOUD_EVERY_MS`].
+    pub fn loud_due(&self, now: i64) -> Option<Waiting> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let units = self.depth();
+        let oldest_ms = self.oldest_ms(now);
+        let last = self.logged_at.load(Relaxed);
+        if units == 0 || oldest_ms < LOUD_AFTER_MS || (last != 0 && now - last < LOUD_EVERY_MS) {
+            return None;
+        }
+        self.logged_at.store(now, Relaxed);
+        let last_error = self.last_error.lock().clone().unwrap_or_else(|| "no attempt finished yet".into());
+        Some(Waiting { units, oldest_ms, last_error })
     }
 
     /// When the next unclaimed unit is due (`None`: none waits).
@@ -296,8 +360,33 @@ mod tests {
         let c = o.push(rev("a")).unwrap();
         let e = o.push(rev("b")).err().unwrap();
         assert!(e.context.contains("outbox full"), "{e}");
-        assert!(c.failed(&Error::invalid("refused"), 0, 1.0), "not retryable: given up");
+        assert!(c.failed(&Error::invalid("refused"), 0, 1.0), "never valid: given up");
         assert_eq!(o.depth(), 0);
+    }
+
+    #[test]
+    fn a_refused_unit_is_kept_and_retried_within_a_minute_and_said_loudly() {
+        let o = Outbox::new(10);
+        let c = o.push(rev("a")).unwrap(); // made at 1
+        let denied = Error::backend("TransactWriteItems: HTTP 400 AccessDeniedException: not authorized", false);
+        assert!(!c.failed(&denied, 2, 1.0), "access denied: a person can fix it, kept");
+        assert_eq!(o.depth(), 1);
+        assert_eq!(o.next_due(), Some(2 + 100));
+        for _ in 0..30 {
+            let c = o.claim_ready(i64::MAX, 1).pop().unwrap();
+            assert!(!c.failed(&denied, 2, 1.49));
+        }
+        assert_eq!(o.next_due(), Some(2 + MAX_REFUSED_BACKOFF_MS), "backs off to a minute, jitter included");
+        assert_eq!(o.loud_due(1 + LOUD_AFTER_MS - 1), None, "not yet: waited under 10 s");
+        let w = o.loud_due(1 + LOUD_AFTER_MS).expect("said after 10 s");
+        assert_eq!((w.units, w.oldest_ms), (1, LOUD_AFTER_MS));
+        assert!(w.last_error.contains("AccessDeniedException"), "{}", w.last_error);
+        assert_eq!(o.loud_due(1 + LOUD_AFTER_MS + 1_000), None, "once a minute");
+        assert!(o.loud_due(1 + LOUD_AFTER_MS + LOUD_EVERY_MS).is_some());
+        let too_large =
+            Error::new(ErrorKind::TooLarge, "TransactWriteItems: ValidationException: Item size has exceeded");
+        assert!(o.claim_ready(i64::MAX, 1).pop().unwrap().failed(&too_large, 3, 1.0), "never valid: given up");
+        assert_eq!((o.depth(), o.oldest_ms(100)), (0, 0));
     }
 
     #[test]
@@ -328,11 +417,13 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_a_ceiling_with_jitter() {
-        assert_eq!(backoff_ms(1, 1.0), 100);
-        assert_eq!(backoff_ms(2, 1.0), 200);
-        assert_eq!(backoff_ms(10, 1.0), 5_000);
-        assert_eq!(backoff_ms(40, 1.0), 5_000);
-        assert_eq!(backoff_ms(1, 0.5), 50);
-        assert_eq!(backoff_ms(1, 1.49), 149);
+        assert_eq!(backoff_ms(1, 1.0, MAX_BACKOFF_MS), 100);
+        assert_eq!(backoff_ms(2, 1.0, MAX_BACKOFF_MS), 200);
+        assert_eq!(backoff_ms(10, 1.0, MAX_BACKOFF_MS), 5_000);
+        assert_eq!(backoff_ms(40, 1.0, MAX_BACKOFF_MS), 5_000);
+        assert_eq!(backoff_ms(1, 0.5, MAX_BACKOFF_MS), 50);
+        assert_eq!(backoff_ms(1, 1.49, MAX_BACKOFF_MS), 149);
+        assert_eq!(backoff_ms(40, 1.0, MAX_REFUSED_BACKOFF_MS), 60_000);
+        assert_eq!(backoff_ms(40, 1.49, MAX_REFUSED_BACKOFF_MS), 60_000);
     }
 }

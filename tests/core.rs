@@ -689,6 +689,26 @@ async fn the_time_window_counts_from_the_store_and_revalidations_from_the_render
     assert!(miss_now(&b, &req("/slow")).await, "must not look fresh on B");
 }
 
+/// Issue 26: a `set` of a key too long for a feed event (10 MB) still tells the fleet: its event
+/// carries the key's hash, and an instance holding the old copy finds it by that hash.
+#[tokio::test]
+async fn a_set_of_a_key_too_long_for_an_event_still_reaches_the_other_instance() {
+    let (a, b, clock) = two_memory_cores();
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    for long in ["/k".repeat(500_000), format!("{}/x", fleetcache::tags::HASHED_KEY)] {
+        a.set(long.clone(), Class::Route, Some(page_value("v1")), cc(600.0), vec![]).await.unwrap();
+        b.poll_feed_once().await;
+        assert_eq!(html_of(b.get(&req(&long)).await), "v1", "B holds v1 in memory");
+        clock.advance(10);
+        a.set(long.clone(), Class::Route, Some(page_value("v2")), cc(600.0), vec![]).await.unwrap();
+        b.poll_feed_once().await;
+        assert_eq!(html_of(b.get(&req(&long)).await), "v2", "B dropped v1 on the hashed event");
+    }
+    assert!(fleetcache::tags::event_key(&"/k".repeat(500_000)).len() < 100);
+    assert_eq!(fleetcache::tags::event_key("/short"), "/short");
+}
+
 mod cdn_purges {
     use super::*;
     use fleetcache::cdn::Batch;

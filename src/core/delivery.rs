@@ -17,6 +17,19 @@ pub(super) async fn retry_outbox(core: std::sync::Weak<Core>) {
         let Some(c) = core.upgrade() else { return };
         if c.outbox.depth() > 0 {
             c.retry_outbox_once().await;
+            if let Some(w) = c.outbox.loud_due(c.now()) {
+                crate::log::error(
+                    "outbox waiting",
+                    &format!(
+                        "{} revalidations, feed events or uploads have not reached S3/DynamoDB; the oldest for {} s \
+                         (honoured here, retried until they land; the rest of the fleet does not see them yet). \
+                         Last error: {}",
+                        w.units,
+                        w.oldest_ms / 1000,
+                        w.last_error
+                    ),
+                );
+            }
         }
         c.probe_breakers().await;
     }
@@ -29,9 +42,10 @@ impl Core {
     /// Honoured here at once, for good (see `pinned`); recorded in DynamoDB with its feed event
     /// as one unit per [`tags::MAX_TAGS_PER_UNIT`] tags, through the outbox. Waits at most
     /// `revalidateTimeoutMs` for the units to land: past it, or after a failed first attempt, the
-    /// units stay queued and are retried until they land, and this resolves `Ok` (the revalidation
-    /// is not lost, and Next would only log a rejection). `Err` only when it could not be queued
-    /// (the outbox is full) or the store refused it outright (a retry cannot help).
+    /// units stay queued and are retried until they land — a refusal (access denied) included,
+    /// since a person fixes it — and this resolves `Ok` (the revalidation is not lost, and Next
+    /// would only log a rejection). `Err` only when it could not be queued (the outbox is full) or
+    /// it can never be valid (past a size limit).
     pub async fn revalidate_tags(&self, tags: &[String], expire_s: Option<f64>) -> Result<()> {
         let expire_s = match expire_s.map(|e| crate::config::duration_s(e, "revalidateTag's `expire`")).transpose() {
             Ok(e) => e,
@@ -72,7 +86,11 @@ impl Core {
         // The caller's promise must settle within revalidateTimeoutMs: stop waiting a little
         // before, leaving time for the answer to reach JS.
         let deadline = Duration::from_millis(self.cfg.revalidate_timeout_ms.saturating_sub(SETTLE_MARGIN_MS).max(1));
-        let attempts = futures::future::join_all(claims.into_iter().map(|c| self.attempt(c)));
+        // Paced: the claims not attempted by the deadline go back to the queue (dropped unsettled),
+        // ready for the retry task at once.
+        use futures::StreamExt;
+        let pending: Vec<_> = claims.into_iter().map(|c| self.attempt(c)).collect();
+        let attempts = futures::stream::iter(pending).buffer_unordered(UNIT_CONCURRENCY).collect::<Vec<_>>();
         let queued = match tokio::time::timeout(deadline, attempts).await {
             Ok(results) => {
                 let mut queued = None;
@@ -107,7 +125,7 @@ impl Core {
             Err(e) => {
                 if claim.failed(&e, self.now(), jitter()) {
                     bump(&self.stats.outbox_give_ups);
-                    self.log("revalidation or feed event given up (a retry cannot fix it)", &e.to_string());
+                    self.log("revalidation or feed event given up (it can never be valid)", &e.to_string());
                     Attempt::GaveUp(e)
                 } else {
                     bump(&self.stats.outbox_retries);
@@ -154,7 +172,11 @@ impl Core {
 
     /// The feed event of a write of `entry`.
     pub(super) fn key_event(entry: &Entry) -> FeedEvent {
-        FeedEvent::Key { key: entry.key.clone(), last_modified: entry.last_modified, write_id: entry.write_id }
+        FeedEvent::Key {
+            key: tags::event_key(&entry.key),
+            last_modified: entry.last_modified,
+            write_id: entry.write_id,
+        }
     }
 
     /// Queues a `set`'s feed event in the outbox (`None` when the feed is off); overflow is
@@ -183,8 +205,10 @@ impl Core {
 
     /// One round of the retry task: attempts every unit that is due (tests drive it by hand).
     pub async fn retry_outbox_once(&self) {
+        use futures::StreamExt;
         let due = self.outbox.claim_ready(self.now(), RETRY_BATCH);
-        let results = futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
+        let pending: Vec<_> = due.into_iter().map(|c| self.attempt(c)).collect();
+        let results: Vec<Attempt> = futures::stream::iter(pending).buffer_unordered(UNIT_CONCURRENCY).collect().await;
         if results.iter().any(|r| matches!(r, Attempt::Landed)) {
             self.outbox.expedite(); // DynamoDB answers again: deliver the rest without waiting
         }

@@ -10,6 +10,7 @@ impl Core {
         if self.feed.enabled() {
             spawn(Box::pin(feed::run(Arc::downgrade(self))));
         }
+        self.replay_spool();
         spawn(Box::pin(super::delivery::retry_outbox(Arc::downgrade(self))));
         if let Some(id) = &self.cfg.cdn.distribution_id {
             let target = Target::CloudFront { distribution_id: id.clone(), endpoint: self.cfg.cdn.endpoint.clone() };

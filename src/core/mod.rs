@@ -14,12 +14,14 @@
 //! registry and seeding are in `deploy.rs`, store construction in `stores.rs`, and the change
 //! feed's poller in `feed.rs`.
 
+mod deadline;
 mod delivery;
 mod leases;
 mod local;
 mod observe;
 mod purging;
 mod read;
+mod spooling;
 mod write;
 
 use std::collections::HashSet;
@@ -114,6 +116,8 @@ pub struct Core {
     /// handler construction reveals (`adopt_build_id`).
     build_id: parking_lot::RwLock<String>,
     build_id_adopted: AtomicBool,
+    /// How long the next `get` waits for the backends (shortened while one hangs).
+    get_deadline: deadline::GetDeadline,
     /// The change feed's lag, as this instance applies others' events.
     pub feed_lag: crate::metrics::SharedHistogram,
     /// CDN invalidations (`cdn.*`): set when CloudFront is configured or a hook is given.
@@ -126,8 +130,13 @@ const SETTLE_MARGIN_MS: u64 = 100;
 /// How long a breaker probe may take.
 const PROBE_TIMEOUT_MS: u64 = 2_000;
 
-/// Units the retry task attempts at once.
+/// Units the retry task claims per round.
 const RETRY_BATCH: usize = 16;
+
+/// Revalidation units and feed events in flight at once, per caller and for the retry task: a
+/// 10,000-tag revalidation (200 units) goes out 4 at a time instead of as one burst of ~10,000
+/// DynamoDB reads that would starve the feed's own reads.
+const UNIT_CONCURRENCY: usize = 4;
 
 /// A factor in [0.5, 1.5) for retry jitter, from the clock's low bits (no RNG dependency).
 fn jitter() -> f64 {
@@ -184,6 +193,7 @@ impl Core {
             unlanded: DashMap::new(),
             build_id: parking_lot::RwLock::new(String::new()),
             build_id_adopted: AtomicBool::new(false),
+            get_deadline: Default::default(),
             feed_lag: Default::default(),
             purger: std::sync::OnceLock::new(),
         };

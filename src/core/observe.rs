@@ -17,6 +17,8 @@ impl Core {
             // Revalidations, feed events and uploads not landed yet.
             ("outboxDepth", Reading::Count(self.outbox.depth() as f64)),
             ("queuedUploadBytes", Reading::Count(self.outbox.upload_bytes() as f64)),
+            // How long the oldest of them has waited (0 when none waits).
+            ("outboxOldestSeconds", Reading::Count((self.outbox.oldest_ms(self.now()) / 1000) as f64)),
             // Whether memory is being served (the feed is being read).
             ("feedTrusted", Reading::Flag(self.feed_trusted())),
             // Circuit breakers (AWS backend): open = calls fail fast.
@@ -90,6 +92,11 @@ impl Core {
             self.outbox.depth() as f64,
         ));
         out.push(g("outbox_upload_bytes", "bytes of failed sets queued for upload", self.outbox.upload_bytes() as f64));
+        out.push(g(
+            "outbox_oldest_seconds",
+            "how long the oldest revalidation, feed event or upload not landed yet has waited",
+            (self.outbox.oldest_ms(self.now()) / 1000) as f64,
+        ));
         out.push(g(
             "feed_trusted",
             "1 while the change feed is read (memory is served), else 0",

@@ -108,24 +108,39 @@ impl Core {
     /// The miss path, bounded by `getTimeoutMs`. Never fails.
     pub async fn get(&self, req: &GetRequest) -> Lookup {
         self.note_render_start(&req.key);
-        let deadline = Duration::from_millis(self.cfg.get_timeout_ms);
-        match tokio::time::timeout(deadline, self.load(req)).await {
-            Ok(Ok(l)) => l,
+        let began = self.now();
+        let ms = self.get_deadline.ms(self.cfg.get_timeout_ms, began);
+        let started = std::time::Instant::now();
+        let (what, why) = match tokio::time::timeout(Duration::from_millis(ms), self.load(req)).await {
+            Ok(Ok(l)) => {
+                self.get_deadline.answered(started.elapsed().as_millis() as u64);
+                return l;
+            }
             Ok(Err(e)) => {
                 if e.kind == ErrorKind::Corrupt {
                     bump(&self.stats.corrupt);
                 } else {
                     bump(&self.stats.get_errors);
                 }
-                self.log("get failed, serving a miss", &format!("{}: {e}", req.key));
-                self.fallback(req)
+                if e.kind == ErrorKind::Timeout {
+                    self.get_deadline.timed_out(began);
+                }
+                ("get failed", format!("{}: {e}", req.key))
             }
             Err(_) => {
                 bump(&self.stats.get_timeouts);
-                self.log("get timed out, serving a miss", &format!("{} after {} ms", req.key, self.cfg.get_timeout_ms));
-                self.fallback(req)
+                self.get_deadline.timed_out(began);
+                let of = if ms < self.cfg.get_timeout_ms { " (shortened: a backend timed out lately)" } else { "" };
+                ("get timed out", format!("{} after {ms} ms{of}", req.key))
             }
-        }
+        };
+        let served = self.fallback(req);
+        let serving = match served {
+            Lookup::Hit { .. } => "serving this instance's copy",
+            Lookup::Miss => "serving a miss",
+        };
+        self.log(&format!("{what}, {serving}"), &why);
+        served
     }
 
     /// When the backend failed: the copy in memory (judged by what the clock knows), else a miss.

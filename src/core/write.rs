@@ -171,11 +171,11 @@ impl Core {
     }
 
     /// A `set` whose S3 write failed (`why`): the value stays in memory and its upload is queued
-    /// in the outbox (resolving the caller), unless a retry cannot help or the queued uploads
-    /// already hold a quarter of `memoryBytes` (then it is logged, counted, and `set` rejects).
+    /// in the outbox (resolving the caller), retried until it lands, even when S3 refused it (a
+    /// person fixes a policy); unless it can never be valid or the queued uploads already hold a
+    /// quarter of `memoryBytes` (then it is logged, counted, and `set` rejects).
     pub(super) fn queue_upload(&self, class: Class, entry: Arc<Entry>, body: Bytes, why: Error) -> Result<()> {
-        if !outbox::retryable(&why) {
-            // S3 refused the request itself (access, bucket): a retry would not land either.
+        if outbox::never_valid(&why) {
             self.log("set failed (kept in this instance's memory only)", &format!("{}: {why}", entry.key));
             self.end_write(&entry, false);
             return Err(why);

@@ -344,6 +344,7 @@ fn get_request(
     soft_tags: Option<Vec<String>>,
     revalidate: Option<f64>,
 ) -> GetRequest {
+    let key = keys::scoped_key(Class::from_kind(kind.as_deref()), key);
     GetRequest { key, kind, tags: tags.unwrap_or_default(), soft_tags: soft_tags.unwrap_or_default(), revalidate }
 }
 
@@ -470,7 +471,7 @@ impl NativeCache {
         let parts = input.parts();
         env.spawn_future(async move {
             Ok(OpResult::from(match parts {
-                Ok(p) => core.set(key, p.class, p.value, p.cache_control, p.tags).await,
+                Ok(p) => core.set(keys::scoped_key(p.class, key), p.class, p.value, p.cache_control, p.tags).await,
                 Err(e) => {
                     if e.kind == crate::error::ErrorKind::InvalidInput {
                         core.note_invalid("set refused", &format!("{key}: {}", e.context));
@@ -509,6 +510,13 @@ impl NativeCache {
         napi::bindgen_prelude::block_on(async move { core.flush(ms.max(0.0) as u64).await }) as u32
     }
 
+    /// Writes what the outbox still holds to `spoolDir` (the SIGTERM hook, after
+    /// `flushBlocking`); returns how many units were written (what could not be is logged).
+    #[napi(catch_unwind)]
+    pub fn spool_outbox(&self) -> u32 {
+        self.core.spool_outbox() as u32
+    }
+
     /// Drops this process's in-memory tier and tag clock.
     #[napi]
     pub fn clear_memory(&self) {
@@ -545,7 +553,8 @@ impl NativeCache {
     /// The S3 object key a Next cache key maps to.
     #[napi]
     pub fn object_key(&self, key: String, kind: Option<String>) -> String {
-        self.core.object_key(Class::from_kind(kind.as_deref()), &key)
+        let class = Class::from_kind(kind.as_deref());
+        self.core.object_key(class, &keys::scoped_key(class, key))
     }
 
     /// Bytes of the stored object for `key`, encoded from this process's in-memory copy

@@ -21,6 +21,25 @@ pub fn feed_page_end(seq: u64) -> u64 {
     seq / FEED_PAGE * FEED_PAGE + FEED_PAGE - 1
 }
 
+/// Cache keys longer than this travel in feed events as [`HASHED_KEY`] + their SHA-256, so that a
+/// `set` of any key has an event that fits in a DynamoDB item (a 10 MB key would not).
+pub const MAX_EVENT_KEY: usize = 1_024;
+pub const HASHED_KEY: &str = "#sha256:";
+
+/// The key a `set`'s feed event carries for `key` (see [`MAX_EVENT_KEY`]).
+pub fn event_key(key: &str) -> String {
+    if key.len() <= MAX_EVENT_KEY && !key.starts_with(HASHED_KEY) {
+        key.to_string()
+    } else {
+        format!("{HASHED_KEY}{}", crate::keys::sha256_hex(key))
+    }
+}
+
+/// The hash an event key stands for, when it is one (see [`event_key`]).
+pub fn hashed_event_key(key: &str) -> Option<&str> {
+    key.strip_prefix(HASHED_KEY)
+}
+
 /// Bytes of tag names one unit holds (a feed event must stay under DynamoDB's 400 KB item limit).
 pub const MAX_TAG_BYTES_PER_UNIT: usize = 100_000;
 
