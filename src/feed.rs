@@ -293,8 +293,11 @@ impl Feed {
                 crate::log::debug("feed", || {
                     format!("event {next} not written yet: {} later event(s) wait for it", later.len())
                 });
+                // The clock runs while the cursor is stuck at one number: a stream of writes that
+                // keeps numbers reserved ahead of the written ones (a wide revalidation, 4 units
+                // at a time) moves the cursor on, and is not a hole however long it lasts.
                 let since = self.gap_since.load(Ordering::Acquire);
-                if since == 0 {
+                if since == 0 || next - 1 > cursor {
                     self.gap_since.store(now, Ordering::Release);
                 } else if now - since > GAP_GRACE_MS {
                     // Give up on the holes, but keep looking for them: a writer may still fill one.

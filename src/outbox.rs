@@ -82,6 +82,9 @@ struct Slot {
     unit: Unit,
     claimed: bool,
     not_before: i64,
+    /// Its feed number is being reserved: not claimable until the answer is recorded, or a
+    /// dropped attempt's retry would reserve another and leave the first a hole for good.
+    reserving: bool,
 }
 
 pub struct Outbox {
@@ -234,7 +237,7 @@ impl Outbox {
         }
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let unit = Unit { id, work, seq: None, reserved_at: 0, attempts: 0 };
-        slots.insert(id, Slot { unit: unit.clone(), claimed: true, not_before: 0 });
+        slots.insert(id, Slot { unit: unit.clone(), claimed: true, not_before: 0, reserving: false });
         Ok(Claim { outbox: self, unit, settled: false })
     }
 
@@ -246,12 +249,31 @@ impl Outbox {
             if out.len() >= max {
                 break;
             }
-            if !s.claimed && s.not_before <= now {
+            if !s.claimed && !s.reserving && s.not_before <= now {
                 s.claimed = true;
                 out.push(Claim { outbox: self, unit: s.unit.clone(), settled: false });
             }
         }
         out
+    }
+
+    /// A feed number is being reserved for unit `id` (see `Slot::reserving`).
+    pub fn begin_reserve(&self, id: u64) {
+        if let Some(s) = self.slots.lock().get_mut(&id) {
+            s.reserving = true;
+        }
+    }
+
+    /// The reservation for unit `id` ended: with the number it got (kept for its retries, from
+    /// `now`), or without one.
+    pub fn end_reserve(&self, id: u64, seq: Option<u64>, now: i64) {
+        if let Some(s) = self.slots.lock().get_mut(&id) {
+            s.reserving = false;
+            if let Some(seq) = seq {
+                s.unit.seq = Some(seq);
+                s.unit.reserved_at = now;
+            }
+        }
     }
 
     /// Makes every waiting unit due now (the store answered again: no reason to keep backing off).
@@ -352,6 +374,19 @@ mod tests {
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].unit.seq, Some(7));
         assert_eq!(o.pending_revalidations(), vec![(vec!["a".to_string()], 1, None)]);
+    }
+
+    #[test]
+    fn a_unit_whose_number_is_being_reserved_waits_for_the_answer() {
+        let o = Outbox::new(10);
+        let c = o.push(rev("a")).unwrap();
+        let id = c.unit.id;
+        o.begin_reserve(id);
+        drop(c); // the caller stopped waiting while the reservation was in flight
+        assert!(o.claim_ready(i64::MAX, 10).is_empty(), "not claimable: the answer would be lost");
+        o.end_reserve(id, Some(42), 5);
+        let ready = o.claim_ready(i64::MAX, 10);
+        assert_eq!((ready[0].unit.seq, ready[0].unit.reserved_at), (Some(42), 5), "retried at that number");
     }
 
     #[test]

@@ -863,6 +863,44 @@ mod cdn_purges {
     }
 }
 
+/// Issue 26: a 10,000-tag revalidation goes out 4 units at a time, each reserving its number
+/// before it writes, so for as long as it lasts some number is always reserved and not written
+/// yet. That is not a hole while the cursor moves: before, a gap of any numbers that lasted 2 s
+/// dropped every instance's memory. A number the cursor is stuck at still does, after 2 s.
+#[tokio::test]
+async fn numbers_reserved_ahead_of_a_moving_cursor_are_not_a_hole_and_a_stuck_one_is() {
+    use fleetcache::tags::{FeedEvent, FeedRecord, TagStore};
+    use std::sync::atomic::Ordering::Relaxed;
+    let clock = Arc::new(MockClock::new(T0));
+    let store = Arc::new(MemoryTagStore::default());
+    let b = core_with(clock.clone(), Arc::new(MemoryBlobStore::default()), store.clone());
+    b.poll_feed_once().await;
+    let rec =
+        |n: u64| FeedRecord::new("other", FeedEvent::Tags { states: vec![(format!("t{n}"), Default::default())] });
+    // Units in flight finish out of order: at every poll a later number is written and an earlier
+    // one not yet, for 10 s; each poll the earlier one of the last poll has landed.
+    let mut older = store.reserve_seq().await.unwrap();
+    let newer = store.reserve_seq().await.unwrap();
+    store.announce_at(newer, &rec(0), T0).await.unwrap();
+    for n in 0..40 {
+        let (next_older, next_newer) = (store.reserve_seq().await.unwrap(), store.reserve_seq().await.unwrap());
+        store.announce_at(older, &rec(2 * n + 1), T0).await.unwrap();
+        store.announce_at(next_newer, &rec(2 * n + 2), T0).await.unwrap();
+        older = next_older;
+        clock.advance(250);
+        b.poll_feed_once().await;
+    }
+    assert_eq!(b.stats.feed_resets.load(Relaxed), 0, "10 s of a moving cursor behind reserved numbers");
+    assert_eq!(b.stats.feed_events.load(Relaxed), 2 * 40);
+    // `older`'s writer dies: the cursor is stuck at it.
+    let _ = older;
+    for _ in 0..12 {
+        clock.advance(250);
+        b.poll_feed_once().await;
+    }
+    assert_eq!(b.stats.feed_resets.load(Relaxed), 1, "stuck for 3 s at one number: memory dropped");
+}
+
 #[tokio::test]
 async fn a_poll_reads_across_a_feed_page_and_finds_a_hole_at_a_pages_end_through_the_head() {
     use fleetcache::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};

@@ -165,8 +165,18 @@ impl Core {
         if let Some(s) = claim.reusable_seq(self.now()) {
             return Ok(Some(s));
         }
-        let s = b.tags.reserve_seq().await?;
-        claim.reserved(s, self.now());
+        // In a task of its own: a caller that stops waiting (`revalidateTimeoutMs`) drops this
+        // future, and a number DynamoDB handed out but nobody recorded would be a hole for good
+        // (every instance drops its memory 2 s later). The task records it in the outbox.
+        let (tags, outbox, id, now) = (b.tags.clone(), self.outbox.clone(), claim.unit.id, self.now());
+        outbox.begin_reserve(id);
+        let reserving = tokio::spawn(async move {
+            let r = tags.reserve_seq().await;
+            outbox.end_reserve(id, r.as_ref().ok().copied(), now);
+            r
+        });
+        let s = reserving.await.map_err(|e| Error::backend(format!("reserving a feed number: {e}"), true))??;
+        claim.reserved(s, now);
         Ok(Some(s))
     }
 

@@ -95,7 +95,7 @@ pub struct Core {
     pub feed: Feed,
     /// Revalidations and feed events on their way to DynamoDB, and uploads of failed `set`s on
     /// their way to S3 (retried until they land).
-    outbox: Outbox,
+    outbox: Arc<Outbox>,
     /// Memory drops so far (see `feed::Memory::epoch`).
     epoch: AtomicU64,
     /// Key events applied so far, and the count at which each key was last rewritten.
@@ -172,7 +172,7 @@ impl Core {
         let instance_id = new_instance_id();
         let feed = Feed::new(cfg.feed_interval_ms, cfg.feed_stale_after_ms, instance_id.clone());
         // Queued uploads of failed `set`s hold at most a quarter of the memory budget.
-        let outbox = Outbox::new(outbox::DEFAULT_CAPACITY).with_upload_limit(cfg.memory_bytes / 4);
+        let outbox = Arc::new(Outbox::new(outbox::DEFAULT_CAPACITY).with_upload_limit(cfg.memory_bytes / 4));
         let core = Core {
             l1: L1::new(cfg.memory_bytes),
             cfg,

@@ -12,8 +12,8 @@
 //! | counter (the CDN purger's paths this month) | `C#<prefix>#cdn-paths-<yyyy-mm>` | `counter` | `seq` (N, atomic `ADD`), `ttl` (N, two months) |
 //!
 //! ## Cost per operation
-//! - `revalidateTag(tags)`, per unit of at most 50 tags: one `UpdateItem` (the feed number), per
-//!   tag one strongly consistent `GetItem`, then one `TransactWriteItems` holding every tag's
+//! - `revalidateTag(tags)`, per unit of at most 50 tags: one `UpdateItem` (the feed number), one
+//!   strongly consistent `BatchGetItem` of the tags' states, then one `TransactWriteItems` holding every tag's
 //!   conditional `Put` and the event's conditional `Put` (retried whole on a lost condition).
 //! - first load of an entry from S3: one strongly consistent `BatchGetItem` per 100 of its tags.
 //! - `set`: index rows for (tag, key) pairs this process has not written within half the index
@@ -323,22 +323,26 @@ impl DynamoTagStore {
         Ok(())
     }
 
-    /// A tag's state and its optimistic-lock version (`None`: no item yet), read strongly.
-    async fn state_with_version(&self, tag: &str) -> Result<(TagState, Option<i64>)> {
-        self.read();
-        let cur = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.state_key(tag)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| map_err("GetItem", e, CONFLICT_CODES))?;
-        Ok(match cur.item() {
-            Some(item) => (state_of(item), Some(get_n(item, ATTR_VER))),
-            None => (TagState::default(), None),
-        })
+    /// The states and versions of a unit's tags, in one strongly consistent `BatchGetItem` (a unit
+    /// holds at most 50 tags: one request, where a `GetItem` per tag made 50).
+    async fn states_with_versions(&self, tags: &[String]) -> Result<Vec<(TagState, Option<i64>)>> {
+        let mut keys: Vec<HashMap<String, AttributeValue>> = Vec::with_capacity(tags.len());
+        let mut seen = std::collections::HashSet::new();
+        for t in tags {
+            if seen.insert(self.state_pk(t)) {
+                keys.push(self.state_key(t));
+            }
+        }
+        let items = self.batch_get(keys).await?;
+        let by_pk: HashMap<String, &HashMap<String, AttributeValue>> =
+            items.iter().filter_map(|i| Some((get_s(i, ATTR_PK)?, i))).collect();
+        Ok(tags
+            .iter()
+            .map(|t| match by_pk.get(&self.state_pk(t)) {
+                Some(item) => (state_of(item), Some(get_n(item, ATTR_VER))),
+                None => (TagState::default(), None),
+            })
+            .collect())
     }
 
     /// The conditional write of a tag's new state: it lands only if nobody wrote since `ver` was read.
@@ -594,7 +598,7 @@ impl TagStore for DynamoTagStore {
                     }
                 }
             }
-            let current = try_join_all(tags.iter().map(|t| self.state_with_version(t))).await?;
+            let current = self.states_with_versions(tags).await?;
             let mut states = Vec::with_capacity(tags.len());
             let mut writes = Vec::with_capacity(tags.len() + 1);
             for (tag, (mut st, ver)) in tags.iter().zip(current) {

@@ -44,11 +44,16 @@ pub fn hashed_event_key(key: &str) -> Option<&str> {
 pub const MAX_TAG_BYTES_PER_UNIT: usize = 100_000;
 
 /// Splits `tags` into revalidation units of at most [`MAX_TAGS_PER_UNIT`] tags and
-/// [`MAX_TAG_BYTES_PER_UNIT`] bytes of names (a single longer tag is a unit of its own).
+/// [`MAX_TAG_BYTES_PER_UNIT`] bytes of names (a single longer tag is a unit of its own); a tag
+/// named twice is revalidated once (one transaction cannot write an item twice).
 pub fn units_of(tags: &[String]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
     let mut bytes = 0;
+    let mut seen = std::collections::HashSet::new();
     for t in tags {
+        if !seen.insert(t.as_str()) {
+            continue;
+        }
         let full = out.last().is_none_or(|u| u.len() >= MAX_TAGS_PER_UNIT || bytes + t.len() > MAX_TAG_BYTES_PER_UNIT);
         if full {
             out.push(Vec::new());
@@ -253,6 +258,16 @@ pub mod conformance {
         }
         assert_eq!(store.tag_states(&[t("hot")]).await.unwrap()[0].1.hard, 10_011);
 
+        // A full unit, some of its tags with a state already: all read at once, every state moved,
+        // and again (the versions read are the ones the conditional writes check).
+        let many: Vec<String> = (0..MAX_TAGS_PER_UNIT).map(|i| t(&format!("many-{i}"))).collect();
+        store.revalidate_at(None, &many[..10], 30_000, None).await.unwrap();
+        for at in [31_000, 32_000] {
+            let all = store.revalidate_at(None, &many, at, None).await.unwrap();
+            assert_eq!(all.len(), MAX_TAGS_PER_UNIT);
+            assert!(all.iter().zip(&many).all(|((tag, st), want)| tag == want && st.hard == at), "{all:?}");
+        }
+
         // A revalidation and its feed event land together, once per sequence number.
         let seq = store.reserve_seq().await.unwrap();
         let first = store.revalidate_at(Some((seq, "o1")), &[t("unit")], 20_000, None).await.unwrap();
@@ -300,5 +315,22 @@ pub mod conformance {
         let fetch_row = IndexRow { tag: t("f"), key: "a".repeat(64), path: None };
         store.put_index(std::slice::from_ref(&fetch_row), 4_000_000_000).await.unwrap();
         assert_eq!(store.index_rows(&[t("f")]).await.unwrap(), vec![fetch_row]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_hold_each_tag_once_within_their_bounds() {
+        let tags: Vec<String> = (0..120).map(|i| format!("t{}", i % 110)).collect();
+        let units = units_of(&tags);
+        assert_eq!(units.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 50, 10], "110 distinct tags");
+        let long = "x".repeat(MAX_TAG_BYTES_PER_UNIT);
+        assert_eq!(
+            units_of(&["a".into(), long.clone(), "b".into()]),
+            vec![vec!["a".to_string()], vec![long], vec!["b".to_string()]]
+        );
     }
 }
