@@ -309,7 +309,11 @@ impl Outbox {
             return None;
         }
         self.logged_at.store(now, Relaxed);
-        let last_error = self.last_error.lock().clone().unwrap_or_else(|| "no attempt finished yet".into());
+        let last_error = self
+            .last_error
+            .lock()
+            .clone()
+            .unwrap_or_else(|| "no attempt has finished (the backend does not answer)".into());
         Some(Waiting { units, oldest_ms, last_error })
     }
 

@@ -135,11 +135,7 @@ impl Core {
             }
         };
         let served = self.fallback(req);
-        let serving = match served {
-            Lookup::Hit { .. } => "serving this instance's copy",
-            Lookup::Miss => "serving a miss",
-        };
-        self.log(&format!("{what}, {serving}"), &why);
+        self.log(&fallback_line(what, &served), &why);
         served
     }
 
@@ -249,5 +245,36 @@ impl Core {
             format!("{}: {what}", req.key)
         });
         Ok(l)
+    }
+}
+
+/// The log line of a `get` the backends did not answer, naming what it served (it used to say "a
+/// miss" when it served this instance's copy).
+fn fallback_line(what: &str, served: &Lookup) -> String {
+    let serving = match served {
+        Lookup::Hit { .. } => "serving this instance's copy",
+        Lookup::Miss => "serving a miss",
+    };
+    format!("{what}, {serving}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_line_says_what_was_served() {
+        let entry = Arc::new(Entry {
+            key: "/k".into(),
+            last_modified: 1,
+            cache_control: None,
+            tags: vec![],
+            value: None,
+            write_id: 0,
+            rendered_at: 0,
+        });
+        let hit = Lookup::Hit { entry, last_modified: 1, gen: 0 };
+        assert_eq!(fallback_line("get timed out", &hit), "get timed out, serving this instance's copy");
+        assert_eq!(fallback_line("get failed", &Lookup::Miss), "get failed, serving a miss");
     }
 }
