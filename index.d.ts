@@ -15,7 +15,7 @@ export interface Logger {
   log?(message: string): unknown
 }
 
-/** The handler's options (README, "Options"); environment variables fill what is not given. */
+/** The handler's options (docs/configuration.md, "Options"); environment variables fill what is not given. */
 export type Options = Omit<
   NativeOptions,
   | 'backend'
@@ -31,7 +31,7 @@ export type Options = Omit<
   backend?: 'aws' | 'memory'
   /** Routes fleetcache's log lines into the app's logger (one per process: the last given wins). */
   logger?: Logger
-  /** Purging the CDN in front after revalidations (README, "The CDN in front"). Off by default. */
+  /** Purging the CDN in front after revalidations (docs/cdn.md, "The CDN in front"). Off by default. */
   cdn?: CdnOptions
 }
 
@@ -240,7 +240,7 @@ export function pathOfKey(key: string): string | null
 export function stats(options?: Options): Stats
 
 /**
- * The metrics of this process's core(s) in the Prometheus text format (README, "Metrics"):
+ * The metrics of this process's core(s) in the Prometheus text format (docs/operating.md, "Metrics"):
  * `fleetcache_*_total` counters, gauges and `*_seconds` histograms. With `options`, that
  * configuration's core only; without, every core of the process (labelled `prefix` if several).
  */

@@ -32,6 +32,8 @@ describe('failures turn into misses', () => {
     const H = fc.createCacheHandler(opts)
     const h = new H({})
     await expect(h.get('/x', { kind: 'APP_PAGE' })).resolves.toBeNull()
+    const first = fc.stats(opts)
+    expect(first.getErrors + first.getTimeouts, 'the get that met the down backend, counted once').toBe(1)
     await expect(h.set('/x', PAGE, { kind: 'APP_PAGE', cacheControl: { revalidate: 60 } })).resolves.toBeUndefined()
     // the value set on this instance is still served from its memory while S3 is down
     const got = await h.get('/x', { kind: 'APP_PAGE' })
@@ -45,7 +47,6 @@ describe('failures turn into misses', () => {
     expect(s.uploadsQueued).toBe(1)
     expect(s.queuedUploadBytes).toBeGreaterThan(0)
     expect(s.outboxDepth).toBe(2)
-    expect(s.getErrors + s.getTimeouts).toBeGreaterThanOrEqual(1)
     expect(s.setErrors).toBe(1)
   })
 

@@ -57,7 +57,7 @@ function coreFor(options, serverDistDir) {
 }
 const adopted = new WeakSet()
 
-/** How long the SIGTERM hook may block to deliver revalidations not landed yet (README, "Faults"). */
+/** How long the SIGTERM hook may block to deliver revalidations not landed yet (docs/faults.md). */
 const SHUTDOWN_FLUSH_MS = 5_000
 let sigtermHooked = false
 

@@ -30,7 +30,7 @@ function getArgs(ctx) {
  */
 function createCacheHandler(options) {
   // During `next build` the core keeps entries in the process unless `writeDuringBuild` says
-  // otherwise (README, "The build phase"): a build stage needs no AWS configuration.
+  // otherwise (docs/configuration.md, "The build phase"): a build stage needs no AWS configuration.
   const base = checkedOptions(options)
   // Fail fast on configuration errors, at require time rather than on the first request.
   servedCores.add(coreFor(base, undefined))

@@ -52,7 +52,7 @@ function num(v) {
 /**
  * The metrics of this process's fleetcache core(s) in the Prometheus text exposition format
  * (0.0.4): counters (`fleetcache_*_total`), gauges and histograms (`*_seconds`). Serve it from a
- * route (README, "Metrics"). With `options`, only that configuration's core; without, every
+ * route (docs/operating.md, "Metrics"). With `options`, only that configuration's core; without, every
  * core the process created (labelled `prefix` when there are several).
  */
 function metrics(options) {

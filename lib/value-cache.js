@@ -8,7 +8,7 @@
  * as its `lastModified` alone (one double across the boundary: no object, no strings, no copy of
  * the bytes) and is served from here, so Next gets the same value objects again, as from its own
  * memory cache or a module-level Map handler (Next does not write to a value it got from a
- * cache; README, "Hits"). A new generation (the entry was rewritten or reloaded) replaces the
+ * cache; docs/configuration.md, "Hits"). A new generation (the entry was rewritten or reloaded) replaces the
  * value; a miss drops it. Bounded in bytes (a quarter of `memoryBytes`, at most 64 MiB), least
  * recently used out first.
  */

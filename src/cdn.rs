@@ -224,7 +224,7 @@ impl PageKind {
 /// How the CDN keys RSC responses (`cdn.rscVariants`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RscVariants {
-    /// By the `_rsc` query string (the cache policy the README recommends): purge `<path>?_rsc=*`.
+    /// By the `_rsc` query string (the cache policy docs/cdn.md recommends): purge `<path>?_rsc=*`.
     Query,
     /// By Next's request headers only: purging the path covers them.
     Headers,

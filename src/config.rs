@@ -132,7 +132,7 @@ macro_rules! options {
             $( $(#[doc = $doc])* pub $field: Option<$ty>, )*
         }
 
-        /// Every option's JS name, in the order the README documents them.
+        /// Every option's JS name, in the order docs/configuration.md documents them.
         pub const OPTION_NAMES: &[&str] = &[$($js),*];
 
         impl Options {
@@ -215,7 +215,7 @@ options! {
 }
 
 /// Options the JS face takes itself and removes before the core sees them (`index.js`): the
-/// README documents them with the others.
+/// docs/configuration.md documents them with the others.
 pub const JS_OPTIONS: &[&str] = &["logger", "cdn.purge"];
 
 /// Options whose value is an object of options (`cdn: { cloudfront: { distributionId } }`): the
@@ -785,7 +785,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_option() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../docs/configuration.md");
         let table = &readme[readme.find("## Options").unwrap()..];
         let table = &table[..table.find("\n\n###").unwrap()];
         let documented: Vec<&str> =

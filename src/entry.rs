@@ -21,7 +21,7 @@
 //! returned with `lastModified` moved back so Next serves it STALE and regenerates it in the
 //! background — never `0` (Next reads it as "now") and never so far back that Next's own
 //! `expire` check turns the stale hit into a blocking render. Two consequences of following Next
-//! here that the differential suite pins (README, "Consistency"): a later `'max'` revalidation
+//! here that the differential suite pins (docs/semantics.md, "Consistency"): a later `'max'` revalidation
 //! replaces an earlier hard expiry (a page nobody re-rendered since is served STALE again), and a
 //! `{ expire: N }` revalidation expires, N seconds on, the renders made within those N seconds.
 

@@ -241,6 +241,38 @@ impl Outbox {
         Ok(Claim { outbox: self, unit, settled: false })
     }
 
+    /// Folds a revalidation of `tags` at `at` into a waiting one (not being attempted, no feed
+    /// number taken yet) with the same `expire_s`, instead of queueing another unit: one that
+    /// holds every tag already (a tag revalidated again while the store refuses: the later time
+    /// subsumes the earlier, exactly), or, once the outbox is full, any with room for them (its
+    /// other tags then count from the later time too: entries rendered in between are rendered
+    /// again, nothing stale is served). Returns whether it was folded in.
+    pub fn merge_revalidation(&self, tags: &[String], at: i64, expire_s: Option<f64>) -> bool {
+        let mut slots = self.slots.lock();
+        let full = slots.len() >= self.capacity;
+        for s in slots.values_mut() {
+            if s.claimed || s.reserving || s.unit.seq.is_some() {
+                continue;
+            }
+            let Work::Revalidate { tags: held, at: held_at, expire_s: held_expire } = &mut s.unit.work else {
+                continue;
+            };
+            if *held_expire != expire_s {
+                continue;
+            }
+            let new: Vec<&String> = tags.iter().filter(|t| !held.contains(t)).collect();
+            let room = held.len() + new.len() <= crate::tags::MAX_TAGS_PER_UNIT
+                && held.iter().chain(new.iter().copied()).map(String::len).sum::<usize>()
+                    <= crate::tags::MAX_TAG_BYTES_PER_UNIT;
+            if new.is_empty() || (full && room) {
+                held.extend(new.into_iter().cloned());
+                *held_at = (*held_at).max(at);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Claims up to `max` units due at `now` (all unclaimed ones when `now` is `i64::MAX`), oldest first.
     pub fn claim_ready(&self, now: i64, max: usize) -> Vec<Claim<'_>> {
         let mut slots = self.slots.lock();
@@ -378,6 +410,23 @@ mod tests {
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].unit.seq, Some(7));
         assert_eq!(o.pending_revalidations(), vec![(vec!["a".to_string()], 1, None)]);
+    }
+
+    #[test]
+    fn a_tag_revalidated_again_while_it_waits_needs_no_second_unit_and_a_full_outbox_folds() {
+        let o = Outbox::new(2);
+        let c = o.push(rev("a")).unwrap(); // at 1
+        assert!(!o.merge_revalidation(&["a".into()], 5, None), "being attempted: not touched");
+        assert!(!c.failed(&Error::backend("AccessDenied", false), 2, 1.0));
+        assert!(o.merge_revalidation(&["a".into()], 5, None), "waiting: the later time replaces it");
+        assert!(!o.merge_revalidation(&["a".into()], 6, Some(60.0)), "another profile: a unit of its own");
+        assert!(!o.merge_revalidation(&["b".into()], 6, None), "not full: another tag gets its own unit");
+        o.push(rev("c")).unwrap();
+        assert!(o.merge_revalidation(&["b".into()], 7, None), "full: folded into a waiting unit with room");
+        assert_eq!(o.depth(), 2);
+        let mut held = o.pending_revalidations();
+        held.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(held[0], (vec!["a".to_string(), "b".to_string()], 7, None));
     }
 
     #[test]

@@ -901,6 +901,49 @@ async fn numbers_reserved_ahead_of_a_moving_cursor_are_not_a_hole_and_a_stuck_on
     assert_eq!(b.stats.feed_resets.load(Relaxed), 1, "stuck for 3 s at one number: memory dropped");
 }
 
+/// Issue 26: what a process told to stop could not deliver goes to the spool, and the next start
+/// of the same store on the machine queues it (honouring its revalidations at once) and delivers it.
+#[tokio::test]
+async fn what_a_stopping_process_could_not_deliver_is_spooled_and_the_next_start_delivers_it() {
+    use fleetcache::tags::TagStore;
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = std::env::temp_dir().join(format!("fleetcache-spool-core-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = Config::memory();
+    cfg.backend = fleetcache::config::Backend::Aws; // the stores below are memory ones all the same
+    cfg.prefix = format!("spool-{}", std::process::id());
+    cfg.spool_dir = Some(dir.clone());
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(FlakyTags::new());
+    let a = Core::with_backends(cfg.clone(), clock.clone(), blobs.clone(), tags.clone());
+    tags.down.store(true, SeqCst); // DynamoDB refuses
+    a.revalidate_tags(&["s1".to_string(), "s2".to_string()], None).await.unwrap();
+    assert_eq!(a.outbox_depth(), 1, "queued");
+    assert_eq!(a.spool_outbox(), 1, "SIGTERM: to the spool");
+    assert_eq!(a.outbox_depth(), 0);
+
+    let b = Arc::new(Core::with_backends(cfg.clone(), clock.clone(), blobs.clone(), tags.clone()));
+    b.start_feed(|_| {}); // replays the spool (its tasks are not needed here)
+    assert_eq!(b.outbox_depth(), 1, "the next start queued it");
+    clock.advance(10);
+    tags.down.store(false, SeqCst);
+    b.retry_outbox_once().await;
+    assert_eq!(b.outbox_depth(), 0, "delivered");
+    let states = tags.inner.tag_states(&["s1".to_string(), "s2".to_string()]).await.unwrap();
+    assert!(states.iter().all(|(_, st)| st.hard == T0), "{states:?}");
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "the file is gone");
+
+    // With the spool off, nothing is written (a final error line names what is lost).
+    cfg.spool_dir = None;
+    let c = Core::with_backends(cfg, clock.clone(), blobs, tags.clone());
+    tags.down.store(true, SeqCst);
+    c.revalidate_tags(&["s3".to_string()], None).await.unwrap();
+    assert_eq!(c.spool_outbox(), 0);
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_poll_reads_across_a_feed_page_and_finds_a_hole_at_a_pages_end_through_the_head() {
     use fleetcache::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};

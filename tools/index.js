@@ -83,7 +83,7 @@ async function inspect(what, options = {}, { buildId } = {}) {
 }
 
 /**
- * Plans the CDN purge of `tags`' pages and `paths` by the purger's rules (README, "The CDN in
+ * Plans the CDN purge of `tags`' pages and `paths` by the purger's rules (docs/cdn.md, "The CDN in
  * front") and sends it to CloudFront unless `dryRun`. Resolves to
  * `{ paths, batches: [{ paths, files, wildcards, cost, widened, invalidationId, error }], notSent, cost, sent }`.
  */

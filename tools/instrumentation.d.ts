@@ -4,7 +4,7 @@ import type { SeedReport } from './index'
 /**
  * `fleetcache/instrumentation`: call from the app's `instrumentation.js` `register()`. Resolves
  * at once; one instance of the fleet seeds this build's output in the background (`done`), the
- * others do nothing. See the README, "Deploying without a cold cache".
+ * others do nothing. See docs/deployment.md, "Deploying without a cold cache".
  */
 export function register(args?: {
   /** The app's distDir. Default `FLEETCACHE_DIST_DIR`, else `.next`. */
@@ -21,7 +21,7 @@ export function register(args?: {
  * sets no `cacheHandler` (Next then skips the per-request `import()` of the handler's module).
  * Call it from `register()` in `instrumentation.js` and leave `cacheHandler` out of
  * next.config.js. Returns the handler class, or `null` outside the Node.js runtime or when the
- * installed `next` does not read the hook (logged). See the README, "Hits without the
+ * installed `next` does not read the hook (logged). See docs/configuration.md, "Hits without the
  * per-request import".
  */
 export function registerCacheHandler(

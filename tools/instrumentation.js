@@ -70,7 +70,7 @@ const NEXT_HOOK = Symbol.for('@next/cache-handlers')
  * Makes fleetcache this process's cache handler through the hook above instead of
  * `cacheHandler` in next.config.js: with `cacheHandler` set, Next re-imports the handler's module
  * on every request (`getIncrementalCache` awaits a dynamic `import()` before constructing its
- * IncrementalCache); through the hook it does not. README, "Hits without the per-request import".
+ * IncrementalCache); through the hook it does not. docs/configuration.md, "Hits without the per-request import".
  * Call it from `register()` in the app's `instrumentation.js` (Next awaits it before serving) and
  * leave `cacheHandler` out of next.config.js. Returns the handler class, or `null` outside the
  * Node.js runtime or when the installed `next` does not read the hook (logged: set

@@ -67,6 +67,10 @@ impl Core {
         }
         let mut claims = Vec::new();
         for unit in tags::units_of(tags) {
+            if self.outbox.merge_revalidation(&unit, now, expire_s) {
+                bump(&self.stats.revalidations_queued); // folded into one waiting for the store
+                continue;
+            }
             match self.outbox.push(Work::Revalidate { tags: unit, at: now, expire_s }) {
                 Ok(c) => claims.push(c),
                 Err(e) => {

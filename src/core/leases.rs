@@ -1,5 +1,5 @@
 //! Regeneration leases: when an entry turns stale, one instance of the fleet regenerates it and the
-//! others serve it as fresh until the new copy arrives (README, "Consistency").
+//! others serve it as fresh until the new copy arrives (docs/semantics.md, "Consistency").
 
 use super::*;
 

@@ -47,7 +47,7 @@
 //!
 //! ## Create the table
 //! [`create_table_command`] gives the AWS CLI commands (string keys `pk` + `sk`, TTL on `ttl`,
-//! on-demand billing); `doctor` prints them when the table is missing, the README shows them, and
+//! on-demand billing); `doctor` prints them when the table is missing, docs/deployment.md shows them, and
 //! [`DynamoTagStore::ensure_table`] creates the same table on local servers.
 
 use std::collections::{BTreeMap, HashMap};
@@ -73,7 +73,7 @@ pub const ATTR_SK: &str = "sk";
 pub const ATTR_TTL: &str = "ttl";
 
 /// The AWS CLI commands that create a table for fleetcache named `table` (the one place they are
-/// written; the README shows their output for `my-site-cache`).
+/// written; docs/deployment.md shows their output for `my-site-cache`).
 pub fn create_table_command(table: &str) -> String {
     format!(
         "aws dynamodb create-table --table-name {table} \\\n  \
@@ -843,10 +843,10 @@ impl TagStore for DynamoTagStore {
 mod tests {
     #[test]
     fn the_readme_shows_the_create_table_command() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../docs/deployment.md");
         assert!(
             readme.contains(&super::create_table_command("my-site-cache")),
-            "README's create-table block is out of step"
+            "docs/deployment.md's create-table block is out of step"
         );
     }
 }
