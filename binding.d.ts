@@ -34,11 +34,10 @@ export declare class NativeCache {
   doctor(): Promise<DoctorCheck[]>
   /** Creates the bucket and table if missing (local development and tests). */
   ensureResources(): Promise<void>
-  /**
-   * Validates options (env vars as fallback); throws a `FLEETCACHE_CONFIG` error naming the
-   * option (and the nearest known name for an unknown one).
-   */
-  constructor(options?: Options)
+  /** Every metric `metrics()` exports (rendered as Prometheus text by `index.js`). */
+  metricSamples(): Array<MetricSample>
+  /** What the store holds for a URL path or cache key, decoded (`fleetcache inspect`). */
+  inspect(what: string): Promise<InspectedEntry[]>
   /**
    * Sends every planned CDN purge to `hook(id, paths, files, wildcards, cost, widened)` (the
    * JS face calls the app's `cdn.purge` and answers with `purgeSettled`). Throws
@@ -50,6 +49,11 @@ export declare class NativeCache {
    * backoff), `null` its success.
    */
   purgeSettled(id: number, error?: string | undefined | null): void
+  /**
+   * Validates options (env vars as fallback); throws a `FLEETCACHE_CONFIG` error naming the
+   * option (and the nearest known name for an unknown one).
+   */
+  constructor(options?: Options)
   /**
    * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `knownGen` is
    * the generation of the in-memory copy whose Next value JS already holds (index.js,
@@ -94,12 +98,8 @@ export declare class NativeCache {
    * (benchmarks); null when the key is not in memory.
    */
   encodedLen(key: string): number | null
-  /** Every metric `metrics()` exports (rendered as Prometheus text by `index.js`). */
-  metricSamples(): Array<MetricSample>
   /** A call refused for bad input in JS: counted (`invalidInputs`) and logged. */
   noteInvalid(what: string, message: string): void
-  /** What the store holds for a URL path or cache key, decoded (`fleetcache inspect`). */
-  inspect(what: string): Promise<InspectedEntry[]>
   /** Counters and gauges since the core was created (`Stats` in `index.d.ts`). */
   stats(): Record<string, number | boolean>
 }
@@ -172,6 +172,20 @@ export interface InspectedTag {
   staleAt?: number
   /** That profiled revalidation's expiry. */
   softExpireAt?: number
+}
+
+/**
+ * The families that appear only once a core has its AWS clients or its CDN purger, for exporters
+ * that create their instruments up front (`metrics::LATE_FAMILIES`).
+ */
+export declare function lateMetricFamilies(): Array<MetricFamily>
+
+/** A metric family (`lateMetricFamilies()`). */
+export interface MetricFamily {
+  name: string
+  /** `counter`, `gauge` or `histogram`. */
+  kind: string
+  help: string
 }
 
 /** One exported metric series (`metrics()`). */

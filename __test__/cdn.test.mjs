@@ -1,11 +1,11 @@
 // CDN purging through the JS face: CloudFront on the local moto server (CreateInvalidation,
 // ListInvalidations), and the `cdn.purge` hook on memory. The planner's rules are pinned by
-// `cargo test` (src/cdn.rs); here: who sends, what, and the options.
+// `cargo test` (src/cdn/); here: who sends, what, and the options.
 import { describe, it, expect } from 'vitest'
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fc, handlerFor, sleep, waitFor } from './helpers.mjs'
+import { fc, handlerFor, waitFor } from './helpers.mjs'
 import { venvPython } from '../scripts/local-aws.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -64,7 +64,8 @@ describe.skipIf(!ep)('CloudFront (local moto server)', () => {
       const list = JSON.parse(cloudfront('list', ep, distributionId))
       return list.length >= 1 && list
     })
-    await sleep(1_000) // instance 2 has read the feed by now: anything it sent would be listed
+    // Instance 2 applies the revalidation from the feed; a purge of its own would follow from that.
+    await waitFor('instance 2 applied the revalidation', async () => (await h2.get('/blog/a', ctx)) === null)
     const list = JSON.parse(cloudfront('list', ep, distributionId))
     expect(list).toHaveLength(1)
     expect(list[0].paths.sort()).toEqual(['/blog/a', '/blog/a?_rsc=*', '/blog/b', '/blog/b?_rsc=*'])

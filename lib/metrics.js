@@ -4,6 +4,7 @@
 const { checkedOptions } = require('./options.js')
 const { coreFor, servedCores } = require('./cores.js')
 const { FleetCacheError } = require('../error.js')
+const binding = require('../binding.js')
 
 /** The cores to report: the one for `options`, or every serving core (labelled when several). */
 function coresToReport(options) {
@@ -95,25 +96,6 @@ const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
  * nothing) when there is none. Histograms are reported as their `_sum` and `_count` counters
  * (asynchronous instruments cannot carry buckets); Prometheus text has the buckets.
  */
-/** Metric families that exist only once a core has created its S3 and DynamoDB clients. */
-const LATE_FAMILIES = [
-  ['breaker_open', 'gauge', "1 while the backend's circuit breaker is open"],
-  ['breaker_opened', 'counter', "times the backend's circuit breaker opened"],
-  ['breaker_rejections', 'counter', 'calls failed fast by an open breaker'],
-  ['backend_requests', 'counter', 'S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)'],
-  ['backend_request_duration_seconds', 'histogram', 'latency of S3 and DynamoDB operations'],
-  // With `cdn` on (a core's purger).
-  ['cdn_batches', 'counter', 'CDN invalidation requests sent'],
-  ['cdn_paths', 'counter', 'CDN invalidation paths by fate: asked for, sent, or not sent past the monthly ceiling'],
-  ['cdn_widened_batches', 'counter', 'CDN purges widened to wildcards to stay within the monthly ceiling'],
-  ['cdn_merged_wildcards', 'counter', "page wildcards merged into folder wildcards to fit CloudFront's in-progress limit"],
-  ['cdn_refusals', 'counter', 'CDN purges refused (TooManyInvalidationsInProgress, throttling) and retried'],
-  ['cdn_failed_batches', 'counter', 'CDN purges given up on (each one logged)'],
-  ['cdn_cost_dollars', 'counter', 'estimated invalidation charges of the purges this instance sent'],
-  ['cdn_pending_paths', 'gauge', 'paths waiting for the window or for room'],
-  ['cdn_month_paths', 'gauge', 'invalidation paths the fleet sent this month, as this instance last read it'],
-]
-
 function registerOpenTelemetry(api, options) {
   if (api === undefined) {
     try {
@@ -144,7 +126,8 @@ function registerOpenTelemetry(api, options) {
   }
   // Families known now, and those that appear once the S3/DynamoDB clients exist.
   const families = new Map(samples(options).map((x) => [x.name, [x.kind, x.help]]))
-  for (const [name, kind, help] of LATE_FAMILIES) if (!families.has(name)) families.set(name, [kind, help])
+  // (their names and help come from the core: metrics::LATE_FAMILIES)
+  for (const { name, kind, help } of binding.lateMetricFamilies()) if (!families.has(name)) families.set(name, [kind, help])
   for (const [name, [kind, help]] of families) {
     const parts = kind === 'histogram' ? [['.sum', 'sum'], ['.count', 'value']] : [['', 'value']]
     for (const [suffix, field] of parts) {

@@ -61,12 +61,12 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use crate::backend::tags::{feed_page_end, FeedEvent, FeedRecord, TagStore};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::l1::L1;
 use crate::stats::{bump, Stats};
 use crate::tag_clock::TagClock;
-use crate::tags::{feed_page_end, FeedEvent, FeedRecord, TagStore};
 
 /// Further behind than this, a process drops its memory instead of replaying.
 pub const MAX_CATCHUP: u64 = 1_000;
@@ -324,7 +324,7 @@ impl Feed {
         what: &str,
         read: impl Future<Output = crate::error::Result<T>>,
     ) -> crate::error::Result<T> {
-        let limit = HEAD_TIMEOUT_MS.min(self.stale_after_ms / u64::from(crate::breaker::THRESHOLD)).max(100);
+        let limit = HEAD_TIMEOUT_MS.min(self.stale_after_ms / u64::from(crate::backend::breaker::THRESHOLD)).max(100);
         match tokio::time::timeout(Duration::from_millis(limit), read).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(crate::error::ErrorKind::Timeout, format!("{what}: no answer in {limit} ms"))),
@@ -391,7 +391,7 @@ impl Feed {
             }
             FeedEvent::Key { key, last_modified, write_id } => {
                 // A key too long for an event came hashed: the copy held here is found by it.
-                let key = match crate::tags::hashed_event_key(&key) {
+                let key = match crate::backend::tags::hashed_event_key(&key) {
                     Some(hash) => m.l1.find_hashed(hash).unwrap_or(key),
                     None => key,
                 };

@@ -140,7 +140,9 @@ impl L1 {
         self.map
             .iter()
             .map(|r| r.key().clone())
-            .filter(|k| k.len() > crate::tags::MAX_EVENT_KEY || k.starts_with(crate::tags::HASHED_KEY))
+            .filter(|k| {
+                k.len() > crate::backend::tags::MAX_EVENT_KEY || k.starts_with(crate::backend::tags::HASHED_KEY)
+            })
             .find(|k| crate::keys::sha256_hex(k) == hash)
     }
 

@@ -4,32 +4,25 @@
 //! (feature `node`) is the N-API boundary only: `node/mod.rs` for the handler Next loads,
 //! `node/ops.rs` for the deploy and operations tools.
 
-pub mod aws;
-pub mod breaker;
+pub mod backend;
 pub mod cdn;
 pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod core;
-pub mod deploy;
-pub mod doctor;
 pub mod entry;
 pub mod error;
 pub mod feed;
-pub mod inspect;
 pub mod keys;
 pub mod l1;
 pub mod log;
 pub mod metrics;
 pub mod next_value;
+pub mod ops;
 pub mod outbox;
-pub mod purge;
 pub mod spool;
 pub mod stats;
-pub mod store;
-pub mod stores;
 pub mod tag_clock;
-pub mod tags;
 
 // The napi macros register these items with Node; a `cargo test` build of the cdylib sees no caller.
 #[cfg(feature = "node")]

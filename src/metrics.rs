@@ -123,6 +123,90 @@ impl Sample {
     }
 }
 
+/// A metric family: its name (without `fleetcache_` or `_total`), kind and help line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+impl Family {
+    const fn new(name: &'static str, kind: Kind, help: &'static str) -> Family {
+        Family { name, kind, help }
+    }
+    /// A counter or gauge sample of this family.
+    pub fn sample(&self, labels: Vec<(&'static str, String)>, value: f64) -> Sample {
+        Sample::scalar(self.name, self.kind, self.help, labels, value)
+    }
+}
+
+pub const BREAKER_OPEN: Family =
+    Family::new("breaker_open", Kind::Gauge, "1 while the backend's circuit breaker is open");
+pub const BREAKER_OPENED: Family =
+    Family::new("breaker_opened", Kind::Counter, "times the backend's circuit breaker opened");
+pub const BREAKER_REJECTIONS: Family =
+    Family::new("breaker_rejections", Kind::Counter, "calls failed fast by an open breaker");
+pub const BACKEND_REQUESTS: Family = Family::new(
+    "backend_requests",
+    Kind::Counter,
+    "S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)",
+);
+pub const BACKEND_REQUEST_DURATION: Family =
+    Family::new("backend_request_duration_seconds", Kind::Histogram, "latency of S3 and DynamoDB operations");
+pub const CDN_BATCHES: Family = Family::new("cdn_batches", Kind::Counter, "CDN invalidation requests sent");
+pub const CDN_PATHS: Family = Family::new(
+    "cdn_paths",
+    Kind::Counter,
+    "CDN invalidation paths by fate: asked for, sent, or not sent past the monthly ceiling",
+);
+pub const CDN_WIDENED_BATCHES: Family = Family::new(
+    "cdn_widened_batches",
+    Kind::Counter,
+    "CDN purges widened to wildcards to stay within the monthly ceiling",
+);
+pub const CDN_MERGED_WILDCARDS: Family = Family::new(
+    "cdn_merged_wildcards",
+    Kind::Counter,
+    "page wildcards merged into folder wildcards to fit CloudFront's in-progress limit",
+);
+pub const CDN_REFUSALS: Family = Family::new(
+    "cdn_refusals",
+    Kind::Counter,
+    "CDN purges refused (TooManyInvalidationsInProgress, throttling) and retried",
+);
+pub const CDN_FAILED_BATCHES: Family =
+    Family::new("cdn_failed_batches", Kind::Counter, "CDN purges given up on (each one logged)");
+pub const CDN_COST_DOLLARS: Family =
+    Family::new("cdn_cost_dollars", Kind::Counter, "estimated invalidation charges of the purges this instance sent");
+pub const CDN_PENDING_PATHS: Family =
+    Family::new("cdn_pending_paths", Kind::Gauge, "paths waiting for the window or for room");
+pub const CDN_MONTH_PATHS: Family = Family::new(
+    "cdn_month_paths",
+    Kind::Gauge,
+    "invalidation paths the fleet sent this month, as this instance last read it",
+);
+
+/// The families that appear only once a core has its S3 and DynamoDB clients (breakers, backend
+/// requests) or its CDN purger: an exporter that creates its instruments up front (OpenTelemetry,
+/// `lib/metrics.js`) reads them here, the one place their names and help are written.
+pub const LATE_FAMILIES: &[Family] = &[
+    BREAKER_OPEN,
+    BREAKER_OPENED,
+    BREAKER_REJECTIONS,
+    BACKEND_REQUESTS,
+    BACKEND_REQUEST_DURATION,
+    CDN_BATCHES,
+    CDN_PATHS,
+    CDN_WIDENED_BATCHES,
+    CDN_MERGED_WILDCARDS,
+    CDN_REFUSALS,
+    CDN_FAILED_BATCHES,
+    CDN_COST_DOLLARS,
+    CDN_PENDING_PATHS,
+    CDN_MONTH_PATHS,
+];
+
 /// The help line of each counter of [`crate::stats::Stats`], and the family and labels it is
 /// exported under (counters that are one series of a labelled family share its name).
 pub fn counter_family(snake: &str) -> (&'static str, &'static str, Vec<(&'static str, String)>) {

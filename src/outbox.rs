@@ -26,8 +26,8 @@ use parking_lot::Mutex;
 use crate::entry::Entry;
 use crate::keys::Class;
 
+use crate::backend::tags::FeedEvent;
 use crate::error::{Error, ErrorKind, Result};
-use crate::tags::FeedEvent;
 
 /// Units the outbox holds at most; past it a new unit is refused (logged, counted, and the
 /// caller's `revalidateTag` rejects).
@@ -261,9 +261,9 @@ impl Outbox {
                 continue;
             }
             let new: Vec<&String> = tags.iter().filter(|t| !held.contains(t)).collect();
-            let room = held.len() + new.len() <= crate::tags::MAX_TAGS_PER_UNIT
+            let room = held.len() + new.len() <= crate::backend::tags::MAX_TAGS_PER_UNIT
                 && held.iter().chain(new.iter().copied()).map(String::len).sum::<usize>()
-                    <= crate::tags::MAX_TAG_BYTES_PER_UNIT;
+                    <= crate::backend::tags::MAX_TAG_BYTES_PER_UNIT;
             if new.is_empty() || (full && room) {
                 held.extend(new.into_iter().cloned());
                 *held_at = (*held_at).max(at);

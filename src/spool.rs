@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::tags::FeedEvent;
 use crate::keys::Class;
-use crate::tags::FeedEvent;
 
 const EXTENSION: &str = "spool";
 

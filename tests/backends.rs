@@ -8,11 +8,11 @@ mod common;
 
 use std::sync::Arc;
 
+use fleetcache::backend::blob::s3::S3BlobStore;
+use fleetcache::backend::tags::dynamodb::DynamoTagStore;
 use fleetcache::clock::MockClock;
 use fleetcache::config::{Config, Options};
 use fleetcache::core::Core;
-use fleetcache::store::s3::S3BlobStore;
-use fleetcache::tags::dynamodb::DynamoTagStore;
 
 fn endpoint() -> Option<String> {
     let ep = std::env::var("FLEETCACHE_TEST_ENDPOINT").ok().filter(|s| !s.is_empty());
@@ -43,7 +43,7 @@ async fn setup(ep: &str) -> (Config, S3BlobStore, DynamoTagStore) {
     };
     let cfg = Config::from_options(opts, &|_| None).unwrap();
     Core::new(cfg.clone()).ensure_resources().await.unwrap();
-    let (s3, ddb) = fleetcache::stores::aws_stores(&cfg).await;
+    let (s3, ddb) = fleetcache::backend::aws_stores(&cfg).await;
     (cfg, s3, ddb)
 }
 
@@ -63,7 +63,7 @@ async fn s3_blob_store_conformance() {
         return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (_, s3, _) = setup(&ep).await;
-    fleetcache::store::conformance::run(&s3, "conf").await;
+    fleetcache::backend::blob::conformance::run(&s3, "conf").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +72,7 @@ async fn dynamodb_tag_store_conformance() {
         return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (_, _, ddb) = setup(&ep).await;
-    fleetcache::tags::conformance::run(Arc::new(ddb), "conf").await;
+    fleetcache::backend::tags::conformance::run(Arc::new(ddb), "conf").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,14 +104,14 @@ async fn deploy_scenarios_on_s3_and_dynamodb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_reads_are_bounded_before_the_body_is_read() {
+    use fleetcache::backend::blob::BlobStore;
     use fleetcache::error::ErrorKind;
-    use fleetcache::store::BlobStore;
     let Some(ep) = endpoint() else {
         return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (cfg, s3, _) = setup(&ep).await;
     // The handler's store refuses what cannot be an entry of maxEntryBytes, by Content-Length.
-    let bounded = fleetcache::stores::aws_stores(&Config { max_entry_bytes: 1 << 20, ..cfg }).await.0;
+    let bounded = fleetcache::backend::aws_stores(&Config { max_entry_bytes: 1 << 20, ..cfg }).await.0;
     let big = bytes::Bytes::from(vec![b'x'; 12 << 20]);
     s3.put("foreign/big", big, false).await.unwrap();
     let e = bounded.get("foreign/big").await.unwrap_err();
@@ -127,13 +127,13 @@ async fn s3_reads_are_bounded_before_the_body_is_read() {
 /// rows, leases or feed events; a tag longer than DynamoDB's key limit is stored by its hash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_prefixes_share_one_table_without_touching_each_other() {
-    use fleetcache::tags::{FeedEvent, FeedRecord, IndexRow, TagStore};
+    use fleetcache::backend::tags::{FeedEvent, FeedRecord, IndexRow, TagStore};
     let Some(ep) = endpoint() else {
         return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
     let (cfg, _, a) = setup(&ep).await;
     let other = Config { prefix: "other-app".into(), ..cfg };
-    let b = fleetcache::stores::aws_stores(&other).await.1;
+    let b = fleetcache::backend::aws_stores(&other).await.1;
     let long = "x".repeat(3_000);
     a.revalidate(&["shared".into(), long.clone()], 5_000, None).await.unwrap();
     let seen_by_b = b.tag_states(&["shared".into(), long.clone()]).await.unwrap();
@@ -164,8 +164,8 @@ async fn two_prefixes_share_one_table_without_touching_each_other() {
 /// number) is in every copy, and each reader polls its own copy with one page read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_feed_copy_holds_every_event() {
-    use fleetcache::tags::dynamodb::reader_copy;
-    use fleetcache::tags::{FeedEvent, FeedRecord, TagStore};
+    use fleetcache::backend::tags::dynamodb::reader_copy;
+    use fleetcache::backend::tags::{FeedEvent, FeedRecord, TagStore};
     let Some(ep) = endpoint() else {
         return eprintln!("skipped: FLEETCACHE_SKIP_BACKEND_TESTS=1");
     };
@@ -174,9 +174,9 @@ async fn every_feed_copy_holds_every_event() {
     let mut readers = Vec::new();
     for c in 0..3 {
         let id = (0..).map(|i| format!("reader-{i}")).find(|id| reader_copy(id, 3) == c).unwrap();
-        readers.push(fleetcache::stores::aws_stores(&cfg).await.1.with_feed_copies(3, &id));
+        readers.push(fleetcache::backend::aws_stores(&cfg).await.1.with_feed_copies(3, &id));
     }
-    let writer = fleetcache::stores::aws_stores(&cfg).await.1.with_feed_copies(3, "writer");
+    let writer = fleetcache::backend::aws_stores(&cfg).await.1.with_feed_copies(3, "writer");
     let key = FeedRecord::new("writer", FeedEvent::Key { key: "/p".into(), last_modified: 5, write_id: 7 });
     let s1 = writer.append(&key, 10).await.unwrap();
     let s2 = writer.reserve_seq().await.unwrap();

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
+use fleetcache::backend::blob::memory::MemoryBlobStore;
+use fleetcache::backend::blob::BlobStore;
+use fleetcache::backend::tags::memory::MemoryTagStore;
 use fleetcache::clock::MockClock;
 use fleetcache::config::Config;
 use fleetcache::core::{Core, GetRequest, Lookup, SyncLookup};
 use fleetcache::entry::Value;
 use fleetcache::entry::{CacheControl, Revalidate};
 use fleetcache::keys::{pages_router_paths, Class};
-use fleetcache::store::memory::MemoryBlobStore;
-use fleetcache::store::BlobStore;
-use fleetcache::tags::memory::MemoryTagStore;
 
 fn core_with(clock: Arc<MockClock>, blobs: Arc<MemoryBlobStore>, tags: Arc<MemoryTagStore>) -> Core {
     Core::with_backends(Config::memory(), clock, blobs, tags)
@@ -130,7 +130,7 @@ impl FlakyTags {
 }
 
 #[async_trait::async_trait]
-impl fleetcache::tags::TagStore for FlakyTags {
+impl fleetcache::backend::tags::TagStore for FlakyTags {
     async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> fleetcache::error::Result<u64> {
         self.check().await?;
         self.inner.add_to_counter(name, n, expires_at_s).await
@@ -139,7 +139,12 @@ impl fleetcache::tags::TagStore for FlakyTags {
         self.check().await?;
         self.inner.reserve_seq().await
     }
-    async fn announce_at(&self, seq: u64, r: &fleetcache::tags::FeedRecord, now: i64) -> fleetcache::error::Result<()> {
+    async fn announce_at(
+        &self,
+        seq: u64,
+        r: &fleetcache::backend::tags::FeedRecord,
+        now: i64,
+    ) -> fleetcache::error::Result<()> {
         self.check().await?;
         self.inner.announce_at(seq, r, now).await
     }
@@ -161,7 +166,7 @@ impl fleetcache::tags::TagStore for FlakyTags {
         &self,
         from: u64,
         to: u64,
-    ) -> fleetcache::error::Result<Vec<(u64, fleetcache::tags::FeedRecord)>> {
+    ) -> fleetcache::error::Result<Vec<(u64, fleetcache::backend::tags::FeedRecord)>> {
         self.check().await?;
         self.inner.read_feed(from, to).await
     }
@@ -171,7 +176,7 @@ impl fleetcache::tags::TagStore for FlakyTags {
         o: &str,
         now: i64,
         until: i64,
-    ) -> fleetcache::error::Result<fleetcache::tags::Lease> {
+    ) -> fleetcache::error::Result<fleetcache::backend::tags::Lease> {
         self.check().await?;
         self.inner.try_lease(k, o, now, until).await
     }
@@ -179,11 +184,11 @@ impl fleetcache::tags::TagStore for FlakyTags {
         self.check().await?;
         self.inner.tag_states(t).await
     }
-    async fn put_index(&self, r: &[fleetcache::tags::IndexRow], x: i64) -> fleetcache::error::Result<()> {
+    async fn put_index(&self, r: &[fleetcache::backend::tags::IndexRow], x: i64) -> fleetcache::error::Result<()> {
         self.check().await?;
         self.inner.put_index(r, x).await
     }
-    async fn index_rows(&self, t: &[String]) -> fleetcache::error::Result<Vec<fleetcache::tags::IndexRow>> {
+    async fn index_rows(&self, t: &[String]) -> fleetcache::error::Result<Vec<fleetcache::backend::tags::IndexRow>> {
         self.check().await?;
         self.inner.index_rows(t).await
     }
@@ -319,7 +324,7 @@ async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_numb
     let b = core_with(clock.clone(), Arc::new(MemoryBlobStore::default()), store.clone());
     b.poll_feed_once().await;
     // A unit whose feed number was taken by an attempt that then died.
-    use fleetcache::tags::TagStore;
+    use fleetcache::backend::tags::TagStore;
     let seq = store.reserve_seq().await.unwrap();
     a.revalidate_tags(&["u".into()], None).await.unwrap();
     let head = store.feed_head().await.unwrap();
@@ -333,7 +338,7 @@ async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_numb
 
 #[tokio::test]
 async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied() {
-    use fleetcache::tags::TagStore;
+    use fleetcache::backend::tags::TagStore;
     let clock = Arc::new(MockClock::new(T0));
     let blobs = Arc::new(MemoryBlobStore::default());
     let store = Arc::new(MemoryTagStore::default());
@@ -393,7 +398,7 @@ async fn overlapping_renders_converge_on_the_object_s3_holds() {
 
 #[tokio::test]
 async fn a_black_holed_feed_opens_the_breaker_before_memory_stops_being_served() {
-    use fleetcache::breaker::{Breaker, GuardedTags, THRESHOLD};
+    use fleetcache::backend::breaker::{Breaker, GuardedTags, THRESHOLD};
     use std::sync::atomic::Ordering::SeqCst;
     let clock = Arc::new(MockClock::new(T0));
     let flaky = Arc::new(FlakyTags::new());
@@ -696,7 +701,7 @@ async fn a_set_of_a_key_too_long_for_an_event_still_reaches_the_other_instance()
     let (a, b, clock) = two_memory_cores();
     a.poll_feed_once().await;
     b.poll_feed_once().await;
-    for long in ["/k".repeat(500_000), format!("{}/x", fleetcache::tags::HASHED_KEY)] {
+    for long in ["/k".repeat(500_000), format!("{}/x", fleetcache::backend::tags::HASHED_KEY)] {
         a.set(long.clone(), Class::Route, Some(page_value("v1")), cc(600.0), vec![]).await.unwrap();
         b.poll_feed_once().await;
         assert_eq!(html_of(b.get(&req(&long)).await), "v1", "B holds v1 in memory");
@@ -705,14 +710,14 @@ async fn a_set_of_a_key_too_long_for_an_event_still_reaches_the_other_instance()
         b.poll_feed_once().await;
         assert_eq!(html_of(b.get(&req(&long)).await), "v2", "B dropped v1 on the hashed event");
     }
-    assert!(fleetcache::tags::event_key(&"/k".repeat(500_000)).len() < 100);
-    assert_eq!(fleetcache::tags::event_key("/short"), "/short");
+    assert!(fleetcache::backend::tags::event_key(&"/k".repeat(500_000)).len() < 100);
+    assert_eq!(fleetcache::backend::tags::event_key("/short"), "/short");
 }
 
 mod cdn_purges {
     use super::*;
+    use fleetcache::cdn::purger::{HookFn, Target};
     use fleetcache::cdn::Batch;
-    use fleetcache::purge::{HookFn, Target};
     use parking_lot::Mutex;
 
     /// A core with a hook target recording what it is sent (no window: batches go at once).
@@ -740,23 +745,14 @@ mod cdn_purges {
             s.lock().push(b);
             Box::pin(async { Ok(()) })
         });
-        core.start_purger(Target::Hook(hook), |f| {
-            tokio::spawn(f);
-        })
-        .unwrap();
+        // No task: each test runs the purger's rounds itself (`sent_paths`).
+        core.start_purger(Target::Hook(hook), |_| {}).unwrap();
         (core, sent)
     }
 
-    /// The paths sent so far, once the purger's task has had time to send them.
-    async fn sent_paths(sent: &Mutex<Vec<Batch>>, expect_batches: usize) -> Vec<Vec<String>> {
-        for _ in 0..200 {
-            if sent.lock().len() >= expect_batches {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        // Anything more would have arrived by now too.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    /// The paths `core` sent so far, after one round of its purger.
+    async fn sent_paths(core: &Core, sent: &Mutex<Vec<Batch>>) -> Vec<Vec<String>> {
+        core.purge_round_once().await;
         sent.lock().iter().map(|b| b.paths.clone()).collect()
     }
 
@@ -783,16 +779,16 @@ mod cdn_purges {
         }
         a.revalidate_tags(&["posts".to_string()], None).await.unwrap();
         assert_eq!(
-            sent_paths(&sent_a, 1).await,
+            sent_paths(&a, &sent_a).await,
             vec![vec!["/blog/a", "/blog/a?_rsc=*", "/blog/b", "/blog/b?_rsc=*"]],
             "one batch: the tag's pages and their RSC variants"
         );
         b.poll_feed_once().await;
-        assert!(sent_paths(&sent_b, 1).await.is_empty(), "the other instance learns of it and sends nothing");
+        assert!(sent_paths(&b, &sent_b).await.is_empty(), "the other instance learns of it and sends nothing");
 
         // revalidatePath: the page the implicit tag names, indexed or not.
         a.revalidate_tags(&["_N_T_/about".to_string()], Some(0.0)).await.unwrap();
-        assert_eq!(sent_paths(&sent_a, 2).await[1], vec!["/about", "/about?_rsc=*"]);
+        assert_eq!(sent_paths(&a, &sent_a).await[1], vec!["/about", "/about?_rsc=*"]);
     }
 
     #[tokio::test]
@@ -807,14 +803,14 @@ mod cdn_purges {
         // A pages-router `res.revalidate` 10 s later: other bytes, well before revalidate time.
         clock.advance(10_000);
         a.set(key.into(), Class::Route, Some(pages_value("v2")), cc(600.0), vec![]).await.unwrap();
-        assert_eq!(sent_paths(&sent, 1).await, vec![vec!["/_next/data/default/docs.json", "/docs"]]);
+        assert_eq!(sent_paths(&a, &sent).await, vec![vec!["/_next/data/default/docs.json", "/docs"]]);
         // The same bytes again: nothing to purge.
         clock.advance(10_000);
         a.set(key.into(), Class::Route, Some(pages_value("v2")), cc(600.0), vec![]).await.unwrap();
         // Regenerated past its revalidate time: the CDN's s-maxage expires it on the same clock.
         clock.advance(700_000);
         a.set(key.into(), Class::Route, Some(pages_value("v3")), cc(600.0), vec![]).await.unwrap();
-        assert_eq!(sent_paths(&sent, 2).await.len(), 1, "neither sent a purge");
+        assert_eq!(sent_paths(&a, &sent).await.len(), 1, "neither sent a purge");
         assert_eq!(a.stats.identical_sets.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
@@ -825,7 +821,7 @@ mod cdn_purges {
         let tags = Arc::new(MemoryTagStore::default());
         // Another instance already sent 5 paths this month: the count is the fleet's.
         let (other, _) = purging_core_with(clock.clone(), blobs.clone(), tags.clone(), Some(10));
-        let month = fleetcache::purge::counter_name(T0);
+        let month = fleetcache::cdn::purger::counter_name(T0);
         other.add_to_counter(&month, 5).await.unwrap();
         let (a, sent) = purging_core_with(clock.clone(), blobs, tags, Some(10));
         a.poll_feed_once().await;
@@ -835,7 +831,7 @@ mod cdn_purges {
         }
         // 4 pages = 8 paths asked for, 5 left this month: widened to fit.
         a.revalidate_tags(&["shop".to_string()], Some(0.0)).await.unwrap();
-        let batches = sent_paths(&sent, 1).await;
+        let batches = sent_paths(&a, &sent).await;
         assert_eq!(batches, vec![vec!["/shop/*"]], "widened to the folder's wildcard");
         assert_eq!(other.add_to_counter(&month, 0).await.unwrap(), 6, "the fleet's count moved by the batch");
         // At the ceiling: nothing more is sent, and it is counted.
@@ -846,7 +842,7 @@ mod cdn_purges {
         }
         other.add_to_counter(&month, 4).await.unwrap();
         a.revalidate_tags(&["t0".to_string(), "t1".to_string()], Some(0.0)).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.purge_round_once().await;
         assert_eq!(sent.lock().len(), 1, "nothing sent past the ceiling");
         let value = |name: &str, label: Option<(&str, &str)>| {
             a.metric_samples()
@@ -869,7 +865,7 @@ mod cdn_purges {
 /// dropped every instance's memory. A number the cursor is stuck at still does, after 2 s.
 #[tokio::test]
 async fn numbers_reserved_ahead_of_a_moving_cursor_are_not_a_hole_and_a_stuck_one_is() {
-    use fleetcache::tags::{FeedEvent, FeedRecord, TagStore};
+    use fleetcache::backend::tags::{FeedEvent, FeedRecord, TagStore};
     use std::sync::atomic::Ordering::Relaxed;
     let clock = Arc::new(MockClock::new(T0));
     let store = Arc::new(MemoryTagStore::default());
@@ -905,7 +901,7 @@ async fn numbers_reserved_ahead_of_a_moving_cursor_are_not_a_hole_and_a_stuck_on
 /// of the same store on the machine queues it (honouring its revalidations at once) and delivers it.
 #[tokio::test]
 async fn what_a_stopping_process_could_not_deliver_is_spooled_and_the_next_start_delivers_it() {
-    use fleetcache::tags::TagStore;
+    use fleetcache::backend::tags::TagStore;
     use std::sync::atomic::Ordering::SeqCst;
     let dir = std::env::temp_dir().join(format!("fleetcache-spool-core-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -946,7 +942,7 @@ async fn what_a_stopping_process_could_not_deliver_is_spooled_and_the_next_start
 
 #[tokio::test]
 async fn a_poll_reads_across_a_feed_page_and_finds_a_hole_at_a_pages_end_through_the_head() {
-    use fleetcache::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};
+    use fleetcache::backend::tags::{FeedEvent, FeedRecord, TagStore, FEED_PAGE};
     use std::sync::atomic::Ordering::Relaxed;
     let clock = Arc::new(MockClock::new(T0));
     let store = Arc::new(MemoryTagStore::default());

@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
+use fleetcache::backend::tags::dynamodb::{event_body, event_item_bytes, feed_pk, reader_copy, FEED_HEAD_PK};
+use fleetcache::backend::tags::memory::MemoryTagStore;
+use fleetcache::backend::tags::{feed_page_end, FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
 use fleetcache::clock::MockClock;
 use fleetcache::entry::TagState;
 use fleetcache::error::Result;
@@ -24,9 +27,6 @@ use fleetcache::l1::L1;
 use fleetcache::metrics::SharedHistogram;
 use fleetcache::stats::Stats;
 use fleetcache::tag_clock::TagClock;
-use fleetcache::tags::dynamodb::{event_body, event_item_bytes, feed_pk, reader_copy, FEED_HEAD_PK};
-use fleetcache::tags::memory::MemoryTagStore;
-use fleetcache::tags::{feed_page_end, FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
 use parking_lot::Mutex;
 
 const READ_LIMIT: f64 = 3_000.0;

@@ -11,7 +11,7 @@
 //! `leases.rs` (regeneration leases), `write.rs` (the write path), `delivery.rs` (revalidations,
 //! the outbox, flushing), `local.rs` (this process's memory and the feed that keeps it honest),
 //! `purging.rs` (what CDN purges ask of the core), `observe.rs` (stats and metrics). The build
-//! registry and seeding are in `deploy.rs`, store construction in `stores.rs`, and the change
+//! registry and seeding are in `ops/deploy.rs`, store construction in `backend/mod.rs`, and the change
 //! feed's poller in `feed.rs`.
 
 mod deadline;
@@ -32,6 +32,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 
+use crate::backend::blob::BlobStore;
+use crate::backend::tags::{self, FeedEvent, FeedRecord, IndexRow, TagStore};
+use crate::backend::Backends;
+use crate::cdn::purger::{self, PurgeHost, Purger, Target};
 use crate::cdn::{self, PageKind};
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
@@ -43,12 +47,8 @@ use crate::keys::{self, Class};
 use crate::l1::L1;
 use crate::metrics::{self, Kind, Sample};
 use crate::outbox::{self, Claim, Outbox, Work};
-use crate::purge::{self, PurgeHost, Purger, Target};
 use crate::stats::{self, bump, Reading, Stats};
-use crate::store::BlobStore;
-use crate::stores::Backends;
 use crate::tag_clock::TagClock;
-use crate::tags::{self, FeedEvent, FeedRecord, IndexRow, TagStore};
 
 /// What `get` was asked.
 #[derive(Debug, Clone, Default)]
@@ -215,12 +215,12 @@ impl Core {
 
     /// The stores, opened on first use.
     pub(crate) async fn backends(&self) -> &Backends {
-        self.backends.get_or_init(|| crate::stores::open(&self.cfg, &self.instance_id)).await
+        self.backends.get_or_init(|| crate::backend::open(&self.cfg, &self.instance_id)).await
     }
 
     /// Creates the bucket and table when missing (local servers, tests, the demo).
     pub async fn ensure_resources(&self) -> Result<()> {
-        crate::stores::ensure_resources(&self.cfg).await
+        crate::backend::ensure_resources(&self.cfg).await
     }
 
     pub fn now(&self) -> i64 {

@@ -3,49 +3,81 @@
 use super::*;
 
 impl Core {
+    /// The core's readings other than its counters, in one table: each one's name in `stats()`,
+    /// and the metric family (and labels) `metrics()` exports it under, if any.
+    fn gauges(&self) -> Vec<Gauge> {
+        use Reading::{Count, Flag};
+        let breakers = self.backends.get().and_then(|b| b.breakers.as_ref());
+        let (reads, writes) = self.tag_store_requests();
+        let rq = "DynamoDB requests sent by the tag store, by kind";
+        let kind = |k: &str| vec![("kind", k.to_string())];
+        vec![
+            Gauge::of("memoryBytes", Count(self.l1.bytes() as f64)).exported(
+                "memory_bytes",
+                Kind::Gauge,
+                "bytes held by the in-memory tier",
+            ),
+            Gauge::of("memoryEntries", Count(self.l1.len() as f64)).exported(
+                "memory_entries",
+                Kind::Gauge,
+                "entries held by the in-memory tier",
+            ),
+            Gauge::of("memoryBudget", Count(self.cfg.memory_bytes as f64)).exported(
+                "memory_budget_bytes",
+                Kind::Gauge,
+                "the in-memory tier's byte budget (memoryBytes)",
+            ),
+            Gauge::of("evictions", Count(self.l1.evictions() as f64)).exported(
+                "memory_evictions",
+                Kind::Counter,
+                "entries evicted from the in-memory tier to stay in budget",
+            ),
+            Gauge::of("knownTags", Count(self.tag_clock.len() as f64)).exported(
+                "known_tags",
+                Kind::Gauge,
+                "tags whose state this instance knows",
+            ),
+            Gauge::of("outboxDepth", Count(self.outbox.depth() as f64)).exported(
+                "outbox_depth",
+                Kind::Gauge,
+                "revalidations, feed events and uploads not landed yet (the revalidation queue)",
+            ),
+            Gauge::of("queuedUploadBytes", Count(self.outbox.upload_bytes() as f64)).exported(
+                "outbox_upload_bytes",
+                Kind::Gauge,
+                "bytes of failed sets queued for upload",
+            ),
+            Gauge::of("outboxOldestSeconds", Count((self.outbox.oldest_ms(self.now()) / 1000) as f64)).exported(
+                "outbox_oldest_seconds",
+                Kind::Gauge,
+                "how long the oldest revalidation, feed event or upload not landed yet has waited",
+            ),
+            Gauge::of("feedTrusted", Flag(self.feed_trusted())).exported(
+                "feed_trusted",
+                Kind::Gauge,
+                "1 while the change feed is read (memory is served), else 0",
+            ),
+            // Per backend in `metrics()`: the breaker families below.
+            Gauge::of("s3BreakerOpen", Flag(breakers.is_some_and(|b| b.s3.is_open()))),
+            Gauge::of("dynamodbBreakerOpen", Flag(breakers.is_some_and(|b| b.dynamodb.is_open()))),
+            Gauge::of(
+                "breakerRejections",
+                Count(breakers.map_or(0, |b| b.s3.rejected() + b.dynamodb.rejected()) as f64),
+            ),
+            Gauge::of("dynamodbReads", Count(reads as f64))
+                .exported("dynamodb_requests", Kind::Counter, rq)
+                .labels(kind("read")),
+            Gauge::of("dynamodbWrites", Count(writes as f64))
+                .exported("dynamodb_requests", Kind::Counter, rq)
+                .labels(kind("write")),
+        ]
+    }
+
     /// What `stats()` reports: every counter, then the gauges, by their JS names.
     pub fn stats_snapshot(&self) -> Vec<(String, Reading)> {
-        let mut out = Vec::with_capacity(32);
+        let mut out = Vec::with_capacity(48);
         self.stats.each(|name, v| out.push((stats::camel(name), Reading::Count(v as f64))));
-        let (reads, writes) = self.tag_store_requests();
-        let gauges = [
-            ("memoryBytes", Reading::Count(self.l1.bytes() as f64)),
-            ("memoryEntries", Reading::Count(self.l1.len() as f64)),
-            ("memoryBudget", Reading::Count(self.cfg.memory_bytes as f64)),
-            ("evictions", Reading::Count(self.l1.evictions() as f64)),
-            ("knownTags", Reading::Count(self.tag_clock.len() as f64)),
-            // Revalidations, feed events and uploads not landed yet.
-            ("outboxDepth", Reading::Count(self.outbox.depth() as f64)),
-            ("queuedUploadBytes", Reading::Count(self.outbox.upload_bytes() as f64)),
-            // How long the oldest of them has waited (0 when none waits).
-            ("outboxOldestSeconds", Reading::Count((self.outbox.oldest_ms(self.now()) / 1000) as f64)),
-            // Whether memory is being served (the feed is being read).
-            ("feedTrusted", Reading::Flag(self.feed_trusted())),
-            // Circuit breakers (AWS backend): open = calls fail fast.
-            (
-                "s3BreakerOpen",
-                Reading::Flag(self.backends.get().and_then(|b| b.breakers.as_ref()).is_some_and(|b| b.s3.is_open())),
-            ),
-            (
-                "dynamodbBreakerOpen",
-                Reading::Flag(
-                    self.backends.get().and_then(|b| b.breakers.as_ref()).is_some_and(|b| b.dynamodb.is_open()),
-                ),
-            ),
-            (
-                "breakerRejections",
-                Reading::Count(
-                    self.backends
-                        .get()
-                        .and_then(|b| b.breakers.as_ref())
-                        .map_or(0, |b| b.s3.rejected() + b.dynamodb.rejected()) as f64,
-                ),
-            ),
-            // Requests this core sent to DynamoDB.
-            ("dynamodbReads", Reading::Count(reads as f64)),
-            ("dynamodbWrites", Reading::Count(writes as f64)),
-        ];
-        out.extend(gauges.into_iter().map(|(n, r)| (n.to_string(), r)));
+        out.extend(self.gauges().into_iter().map(|g| (g.js.to_string(), g.value)));
         // CDN purges sent by this instance (all 0 when purging is off).
         let (cdn, pending, failed, month) = self.cdn_readings();
         let cdn_readings = [
@@ -70,92 +102,39 @@ impl Core {
             let (family, help, labels) = metrics::counter_family(name);
             out.push(Sample::scalar(family, Kind::Counter, help, labels, v as f64));
         });
-        let g = |name: &str, help: &'static str, v: f64| Sample::scalar(name, Kind::Gauge, help, vec![], v);
-        out.push(g("memory_bytes", "bytes held by the in-memory tier", self.l1.bytes() as f64));
-        out.push(g("memory_entries", "entries held by the in-memory tier", self.l1.len() as f64));
-        out.push(g(
-            "memory_budget_bytes",
-            "the in-memory tier's byte budget (memoryBytes)",
-            self.cfg.memory_bytes as f64,
-        ));
-        out.push(Sample::scalar(
-            "memory_evictions",
-            Kind::Counter,
-            "entries evicted from the in-memory tier to stay in budget",
-            vec![],
-            self.l1.evictions() as f64,
-        ));
-        out.push(g("known_tags", "tags whose state this instance knows", self.tag_clock.len() as f64));
-        out.push(g(
-            "outbox_depth",
-            "revalidations, feed events and uploads not landed yet (the revalidation queue)",
-            self.outbox.depth() as f64,
-        ));
-        out.push(g("outbox_upload_bytes", "bytes of failed sets queued for upload", self.outbox.upload_bytes() as f64));
-        out.push(g(
-            "outbox_oldest_seconds",
-            "how long the oldest revalidation, feed event or upload not landed yet has waited",
-            (self.outbox.oldest_ms(self.now()) / 1000) as f64,
-        ));
-        out.push(g(
-            "feed_trusted",
-            "1 while the change feed is read (memory is served), else 0",
-            f64::from(u8::from(self.feed_trusted())),
-        ));
+        for g in self.gauges() {
+            if let Some((name, kind, help)) = g.family {
+                let v = match g.value {
+                    Reading::Count(n) => n,
+                    Reading::Flag(b) => f64::from(u8::from(b)),
+                };
+                out.push(Sample::scalar(name, kind, help, g.labels, v));
+            }
+        }
         out.push(Sample::histogram(
             "feed_lag_seconds",
             "from a change on another instance to its feed event being applied here",
             vec![],
             &self.feed_lag.get(),
         ));
-        let (reads, writes) = self.tag_store_requests();
-        let rq = "DynamoDB requests sent by the tag store, by kind";
-        out.push(Sample::scalar("dynamodb_requests", Kind::Counter, rq, vec![("kind", "read".into())], reads as f64));
-        out.push(Sample::scalar("dynamodb_requests", Kind::Counter, rq, vec![("kind", "write".into())], writes as f64));
         if let Some(br) = self.backends.get().and_then(|b| b.breakers.as_ref()) {
             for (name, b) in [("s3", &br.s3), ("dynamodb", &br.dynamodb)] {
                 let l = || vec![("backend", name.to_string())];
-                out.push(Sample::scalar(
-                    "breaker_open",
-                    Kind::Gauge,
-                    "1 while the backend's circuit breaker is open",
-                    l(),
-                    f64::from(u8::from(b.is_open())),
-                ));
-                out.push(Sample::scalar(
-                    "breaker_opened",
-                    Kind::Counter,
-                    "times the backend's circuit breaker opened",
-                    l(),
-                    b.opened() as f64,
-                ));
-                out.push(Sample::scalar(
-                    "breaker_rejections",
-                    Kind::Counter,
-                    "calls failed fast by an open breaker",
-                    l(),
-                    b.rejected() as f64,
-                ));
+                out.push(metrics::BREAKER_OPEN.sample(l(), f64::from(u8::from(b.is_open()))));
+                out.push(metrics::BREAKER_OPENED.sample(l(), b.opened() as f64));
+                out.push(metrics::BREAKER_REJECTIONS.sample(l(), b.rejected() as f64));
                 for (op, m) in b.metrics.snapshot() {
                     for (outcome, n) in &m.outcomes {
-                        out.push(Sample::scalar(
-                            "backend_requests",
-                            Kind::Counter,
-                            "S3 and DynamoDB operations by outcome (ok, an error code, or abandoned at a deadline)",
-                            vec![
-                                ("backend", name.to_string()),
-                                ("op", op.to_string()),
-                                ("outcome", outcome.to_string()),
-                            ],
-                            *n as f64,
-                        ));
+                        let labels = vec![
+                            ("backend", name.to_string()),
+                            ("op", op.to_string()),
+                            ("outcome", outcome.to_string()),
+                        ];
+                        out.push(metrics::BACKEND_REQUESTS.sample(labels, *n as f64));
                     }
-                    out.push(Sample::histogram(
-                        "backend_request_duration_seconds",
-                        "latency of S3 and DynamoDB operations",
-                        vec![("backend", name.to_string()), ("op", op.to_string())],
-                        &m.latency,
-                    ));
+                    let d = metrics::BACKEND_REQUEST_DURATION;
+                    let labels = vec![("backend", name.to_string()), ("op", op.to_string())];
+                    out.push(Sample::histogram(d.name, d.help, labels, &m.latency));
                 }
             }
         }
@@ -179,52 +158,38 @@ impl Core {
             return;
         }
         let (st, pending, failed, month) = self.cdn_readings();
-        let c = |name: &str, help: &'static str, labels: Vec<(&'static str, String)>, v: f64| {
-            Sample::scalar(name, Kind::Counter, help, labels, v)
-        };
-        let paths = "CDN invalidation paths by fate: asked for, sent, or not sent past the monthly ceiling";
-        out.push(c("cdn_batches", "CDN invalidation requests sent", vec![], st.batches as f64));
-        out.push(c("cdn_paths", paths, vec![("fate", "requested".into())], st.paths_requested as f64));
-        out.push(c("cdn_paths", paths, vec![("fate", "sent".into())], st.paths_sent as f64));
-        out.push(c("cdn_paths", paths, vec![("fate", "over_budget".into())], st.over_budget as f64));
-        out.push(c(
-            "cdn_widened_batches",
-            "CDN purges widened to wildcards to stay within the monthly ceiling",
-            vec![],
-            st.widened_batches as f64,
-        ));
-        out.push(c(
-            "cdn_merged_wildcards",
-            "page wildcards merged into folder wildcards to fit CloudFront's in-progress limit",
-            vec![],
-            st.merged as f64,
-        ));
-        out.push(c(
-            "cdn_refusals",
-            "CDN purges refused (TooManyInvalidationsInProgress, throttling) and retried",
-            vec![],
-            st.refusals as f64,
-        ));
-        out.push(c("cdn_failed_batches", "CDN purges given up on (each one logged)", vec![], failed as f64));
-        out.push(c(
-            "cdn_cost_dollars",
-            "estimated invalidation charges of the purges this instance sent",
-            vec![],
-            st.cost,
-        ));
-        out.push(Sample::scalar(
-            "cdn_pending_paths",
-            Kind::Gauge,
-            "paths waiting for the window or for room",
-            vec![],
-            pending as f64,
-        ));
-        out.push(Sample::scalar(
-            "cdn_month_paths",
-            Kind::Gauge,
-            "invalidation paths the fleet sent this month, as this instance last read it",
-            vec![],
-            month as f64,
-        ));
+        use metrics::*;
+        let fate = |f: &str| vec![("fate", f.to_string())];
+        out.push(CDN_BATCHES.sample(vec![], st.batches as f64));
+        out.push(CDN_PATHS.sample(fate("requested"), st.paths_requested as f64));
+        out.push(CDN_PATHS.sample(fate("sent"), st.paths_sent as f64));
+        out.push(CDN_PATHS.sample(fate("over_budget"), st.over_budget as f64));
+        out.push(CDN_WIDENED_BATCHES.sample(vec![], st.widened_batches as f64));
+        out.push(CDN_MERGED_WILDCARDS.sample(vec![], st.merged as f64));
+        out.push(CDN_REFUSALS.sample(vec![], st.refusals as f64));
+        out.push(CDN_FAILED_BATCHES.sample(vec![], failed as f64));
+        out.push(CDN_COST_DOLLARS.sample(vec![], st.cost));
+        out.push(CDN_PENDING_PATHS.sample(vec![], pending as f64));
+        out.push(CDN_MONTH_PATHS.sample(vec![], month as f64));
+    }
+}
+
+/// One reading of [`Core::gauges`].
+struct Gauge {
+    js: &'static str,
+    value: Reading,
+    family: Option<(&'static str, Kind, &'static str)>,
+    labels: Vec<(&'static str, String)>,
+}
+
+impl Gauge {
+    fn of(js: &'static str, value: Reading) -> Gauge {
+        Gauge { js, value, family: None, labels: Vec::new() }
+    }
+    fn exported(self, name: &'static str, kind: Kind, help: &'static str) -> Gauge {
+        Gauge { family: Some((name, kind, help)), ..self }
+    }
+    fn labels(self, labels: Vec<(&'static str, String)>) -> Gauge {
+        Gauge { labels, ..self }
     }
 }

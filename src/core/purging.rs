@@ -1,4 +1,4 @@
-//! What the core gives CDN purges (`crate::purge`): the host the purger asks (builds, the tag
+//! What the core gives CDN purges (`crate::cdn::purger`): the host the purger asks (builds, the tag
 //! index, the fleet's path counter), and which rewrites are purged.
 
 use super::*;
@@ -13,7 +13,7 @@ impl PurgeHost for Core {
     }
 
     async fn sdk_config(&self) -> aws_config::SdkConfig {
-        crate::aws::load_sdk_config(&self.cfg).await
+        crate::backend::aws::load_sdk_config(&self.cfg).await
     }
 
     async fn list_build_ids(&self) -> Result<Vec<String>> {
@@ -44,7 +44,7 @@ impl Core {
                 "a CDN purge target ({on}) is set already: `cdn.purge` and `cdn.cloudfront` exclude each other"
             )));
         }
-        spawn(Box::pin(purge::run(Arc::downgrade(self), purger)));
+        spawn(Box::pin(purger::run(Arc::downgrade(self), purger)));
         Ok(())
     }
 
@@ -82,5 +82,17 @@ impl Core {
         paths.sort();
         paths.dedup();
         Ok(paths)
+    }
+}
+
+impl Core {
+    /// One round of the CDN purger, as its task runs them (tests drive it by hand, as
+    /// `poll_feed_once`, instead of waiting for the task): the tags and pages queued become paths,
+    /// and the batches due are sent (to a hook; CloudFront needs the task's client).
+    pub async fn purge_round_once(&self) {
+        if let Some(p) = self.purger.get() {
+            let mut last_poll = 0;
+            p.round(self, None, &mut last_poll).await;
+        }
     }
 }

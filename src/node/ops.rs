@@ -1,11 +1,11 @@
 //! The N-API boundary of the deploy and operations tools (`tools/`): seeding, the build
 //! registry, prune's deletions, `doctor`, and creating local resources. One-line delegates to
-//! `deploy.rs`, `doctor.rs` and `stores.rs`.
+//! `ops/deploy.rs`, `ops/doctor.rs` and `backend/mod.rs`.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::{settle, NativeCache, SetInput};
+use super::{settle, InspectedEntry, InspectedTag, MetricSample, NativeCache, SetInput};
 
 /// The outcome of a seed write.
 #[napi(object)]
@@ -76,7 +76,7 @@ impl NativeCache {
     ) -> Result<PromiseRaw<'e, PurgeReport>> {
         let core = self.core.clone();
         settle(env, async move {
-            let r = crate::purge::purge_now(core.as_ref(), &core.cfg.cdn, &tags, &paths, dry_run).await?;
+            let r = crate::cdn::purger::purge_now(core.as_ref(), &core.cfg.cdn, &tags, &paths, dry_run).await?;
             Ok(PurgeReport {
                 paths: r.paths,
                 batches: r
@@ -189,7 +189,7 @@ impl NativeCache {
     pub fn doctor<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<DoctorCheck>>> {
         let cfg = self.core.cfg.clone();
         env.spawn_future(async move {
-            Ok(crate::doctor::run(&cfg)
+            Ok(crate::ops::doctor::run(&cfg)
                 .await
                 .into_iter()
                 .map(|c| DoctorCheck { name: c.name, ok: c.ok, warning: c.warning, detail: c.detail, fix: c.fix })
@@ -202,5 +202,68 @@ impl NativeCache {
     pub fn ensure_resources<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let core = self.core.clone();
         settle(env, async move { core.ensure_resources().await })
+    }
+}
+
+/// The operations' reads: metrics and `fleetcache inspect`.
+#[napi]
+impl NativeCache {
+    /// Every metric `metrics()` exports (rendered as Prometheus text by `index.js`).
+    #[napi]
+    pub fn metric_samples(&self) -> Vec<MetricSample> {
+        self.core
+            .metric_samples()
+            .into_iter()
+            .map(|s| MetricSample {
+                name: s.name,
+                kind: s.kind.name().to_string(),
+                help: s.help.to_string(),
+                labels: s.labels.into_iter().flat_map(|(k, v)| [k.to_string(), v]).collect(),
+                value: s.value,
+                bucket_bounds: (s.kind == crate::metrics::Kind::Histogram)
+                    .then(|| s.buckets.iter().map(|b| b.0).collect()),
+                bucket_counts: (s.kind == crate::metrics::Kind::Histogram)
+                    .then(|| s.buckets.iter().map(|b| b.1 as f64).collect()),
+                sum: (s.kind == crate::metrics::Kind::Histogram).then_some(s.sum),
+            })
+            .collect()
+    }
+
+    /// What the store holds for a URL path or cache key, decoded (`fleetcache inspect`).
+    #[napi(catch_unwind, ts_return_type = "Promise<InspectedEntry[]>")]
+    pub fn inspect<'e>(&self, env: &'e Env, what: String) -> Result<PromiseRaw<'e, Vec<InspectedEntry>>> {
+        let core = self.core.clone();
+        settle(env, async move {
+            Ok(core
+                .inspect(&what)
+                .await?
+                .into_iter()
+                .map(|i| InspectedEntry {
+                    object_key: i.object_key,
+                    key: i.key,
+                    kind: i.kind.to_string(),
+                    build_id: i.build_id,
+                    stored_bytes: i.stored_bytes as f64,
+                    decoded_bytes: i.decoded_bytes as f64,
+                    last_modified: i.last_modified as f64,
+                    age_ms: i.age_ms as f64,
+                    revalidate: i.revalidate,
+                    revalidate_never: i.revalidate_never,
+                    expire: i.expire,
+                    tags: i
+                        .tags
+                        .into_iter()
+                        .map(|(tag, st)| InspectedTag {
+                            tag,
+                            expired_at: Some(st.expires_at()).filter(|at| *at > 0).map(|at| at as f64),
+                            stale_at: (st.stale > 0).then_some(st.stale as f64),
+                            soft_expire_at: (st.soft_expire > 0).then_some(st.soft_expire as f64),
+                        })
+                        .collect(),
+                    write_id: format!("{:016x}", i.write_id),
+                    tag_verdict: i.tag_verdict.to_string(),
+                })
+                .collect())
+        })
     }
 }

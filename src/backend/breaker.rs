@@ -20,7 +20,7 @@
 //! runs in (a task-local the breaker sets around each call).
 //!
 //! [`GuardedBlobs`] and [`GuardedTags`] put a breaker in front of a store; the core builds them
-//! for the AWS backend (`stores.rs`).
+//! for the AWS backend (`backend/mod.rs`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -29,10 +29,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::backend::blob::BlobStore;
+use crate::backend::tags::{FeedRecord, IndexRow, Lease, TagStore};
 use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::BlobStore;
-use crate::tags::{FeedRecord, IndexRow, Lease, TagStore};
 
 /// The object an S3 probe reads (absent: a 404 is an answer, which is all a probe needs).
 pub const PROBE_KEY: &str = "fleetcache-probe/absent";
@@ -81,7 +81,7 @@ pub struct Answered;
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for Answered {
     fn name(&self) -> &'static str {
-        "fleetcache::breaker::Answered"
+        "fleetcache::backend::breaker::Answered"
     }
 
     fn read_after_transmit(
@@ -486,7 +486,7 @@ mod tests {
             ..Default::default()
         };
         let cfg = crate::config::Config::from_options(opts, &|_| None).unwrap();
-        let (_, store) = crate::stores::aws_stores(&cfg).await;
+        let (_, store) = crate::backend::aws_stores(&cfg).await;
         let breaker = Arc::new(Breaker::new("DynamoDB"));
         (GuardedTags { inner: Arc::new(store), breaker: breaker.clone() }, breaker)
     }

@@ -1,14 +1,24 @@
-//! Store construction: the S3 and DynamoDB stores a [`Config`] names (or the in-memory ones), which
-//! a core opens on first use; and creating the bucket and table where they are missing (local
-//! servers, tests, the demo). `doctor.rs` and the integration tests build their clients here too.
+//! The backends: S3 (`blob/`) and DynamoDB (`tags/`), each with an in-memory twin and a
+//! conformance suite, the AWS clients and the one mapping of their errors (`aws.rs`), and the
+//! circuit breakers in front of them (`breaker.rs`).
+//!
+//! Here, store construction: the S3 and DynamoDB stores a [`Config`] names (or the in-memory
+//! ones), which a core opens on first use; and creating the bucket and table where they are
+//! missing (local servers, tests, the demo). `ops/doctor.rs` and the integration tests build their
+//! clients here too.
+
+pub mod aws;
+pub mod blob;
+pub mod breaker;
+pub mod tags;
 
 use std::sync::Arc;
 
-use crate::breaker::{Breaker, GuardedBlobs, GuardedTags};
+use crate::backend::blob::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
+use crate::backend::breaker::{Breaker, GuardedBlobs, GuardedTags};
+use crate::backend::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, TagStore};
 use crate::config::{Backend, Config};
 use crate::error::{ErrorKind, Result};
-use crate::store::{memory::MemoryBlobStore, s3::S3BlobStore, BlobStore};
-use crate::tags::{dynamodb::DynamoTagStore, memory::MemoryTagStore, TagStore};
 
 /// The two stores a core reads and writes, and the breakers in front of them (AWS only).
 pub struct Backends {
@@ -24,7 +34,7 @@ pub struct Breakers {
 
 /// The S3 and DynamoDB stores `cfg` names (standard AWS configuration, explicit options win).
 pub async fn aws_stores(cfg: &Config) -> (S3BlobStore, DynamoTagStore) {
-    let sdk = crate::aws::load_sdk_config(cfg).await;
+    let sdk = crate::backend::aws::load_sdk_config(cfg).await;
     (
         S3BlobStore::new(&sdk, cfg.bucket.clone(), cfg.s3_endpoint.as_deref(), cfg.force_path_style)
             .with_max_object_bytes(crate::codec::max_stored_bytes(cfg.max_entry_bytes)),
@@ -62,7 +72,7 @@ pub async fn ensure_resources(cfg: &Config) -> Result<()> {
     let (s3, ddb) = aws_stores(cfg).await;
     if s3.client().head_bucket().bucket(&cfg.bucket).send().await.is_err() {
         if let Err(e) = s3.client().create_bucket().bucket(&cfg.bucket).send().await {
-            let err = crate::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
+            let err = crate::backend::aws::map_err("CreateBucket", e, &["BucketAlreadyOwnedByYou"]);
             if err.kind != ErrorKind::Conflict {
                 return Err(err);
             }

@@ -62,7 +62,7 @@ use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
 use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
-use crate::aws::map_err;
+use crate::backend::aws::map_err;
 use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::sha256_hex;
@@ -221,7 +221,7 @@ async fn backoff(attempt: usize) {
 
 impl DynamoTagStore {
     pub fn new(sdk: &aws_config::SdkConfig, table: String, ns: String, endpoint: Option<&str>) -> Self {
-        let mut b = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::breaker::Answered);
+        let mut b = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::backend::breaker::Answered);
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }
@@ -843,7 +843,7 @@ impl TagStore for DynamoTagStore {
 mod tests {
     #[test]
     fn the_readme_shows_the_create_table_command() {
-        let readme = include_str!("../../docs/deployment.md");
+        let readme = include_str!("../../../docs/deployment.md");
         assert!(
             readme.contains(&super::create_table_command("my-site-cache")),
             "docs/deployment.md's create-table block is out of step"

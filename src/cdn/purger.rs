@@ -23,11 +23,11 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use crate::backend::tags::IndexRow;
 pub use crate::cdn::CdnConfig;
 use crate::cdn::{Batch, PageKind, Planner, PlannerConfig, PlannerStats, RscVariants};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
-use crate::tags::IndexRow;
 
 /// What the purger asks of the core it works for (the core implements it). Everything here is
 /// awaited on the purger's own task, never on a `get`'s or a `set`'s path.
@@ -171,7 +171,7 @@ impl Purger {
 
     /// One round: tags into paths, completions, and the batches due. Returns how long to wait
     /// before the next round (less if woken).
-    async fn round<H: PurgeHost>(
+    pub(crate) async fn round<H: PurgeHost>(
         &self,
         host: &H,
         cf: Option<&aws_sdk_cloudfront::Client>,
@@ -360,7 +360,7 @@ pub async fn create_invalidation(
     let out = cf.create_invalidation().distribution_id(distribution_id).invalidation_batch(inv).send().await.map_err(
         |e| {
             let too_many = e.as_service_error().is_some_and(|s| s.is_too_many_invalidations_in_progress());
-            let err = crate::aws::map_err("CreateInvalidation", e, &[]);
+            let err = crate::backend::aws::map_err("CreateInvalidation", e, &[]);
             if too_many {
                 Error { kind: ErrorKind::Throttled, retryable: true, context: err.context }
             } else {

@@ -9,7 +9,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 
 use super::BlobStore;
-use crate::aws::map_err;
+use crate::backend::aws::map_err;
 use crate::error::{Error, ErrorKind, Result};
 
 pub struct S3BlobStore {
@@ -29,8 +29,9 @@ const STAMP_META: &str = "fleetcache-fresh";
 
 impl S3BlobStore {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, endpoint: Option<&str>, path_style: bool) -> Self {
-        let mut b =
-            aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).interceptor(crate::breaker::Answered);
+        let mut b = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .interceptor(crate::backend::breaker::Answered);
         if let Some(e) = endpoint {
             b = b.endpoint_url(e);
         }

@@ -1,5 +1,5 @@
 //! Planning CDN invalidations (issue 15): which URL paths a change makes stale at the CDN, and
-//! how they are batched. [`crate::purge`] runs the planner and sends what it plans.
+//! how they are batched. [`crate::cdn::purger`] runs the planner and sends what it plans.
 //!
 //! **Which paths.** A page's path (`/blog/a`; `/` for `/index`), plus what Next serves for it
 //! under other URLs:
@@ -37,9 +37,11 @@
 //!    ceiling is reached nothing more is sent that month (counted as `over_budget`): the CDN
 //!    serves those pages until their `s-maxage` runs out.
 
+pub mod purger;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::tags::IndexRow;
+use crate::backend::tags::IndexRow;
 
 /// `cdn.*` options, validated.
 #[derive(Debug, Clone, PartialEq)]

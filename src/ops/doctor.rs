@@ -17,8 +17,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::backend::tags::dynamodb::{ATTR_PK, ATTR_SK, ATTR_TTL};
 use crate::config::{Backend, Config};
-use crate::tags::dynamodb::{ATTR_PK, ATTR_SK, ATTR_TTL};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,12 +52,12 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &SdkErro
         SdkError::ServiceError(se) => {
             (se.err().code().unwrap_or("").to_string(), se.err().message().unwrap_or("").to_string())
         }
-        other => (String::new(), crate::aws::summarize(other)),
+        other => (String::new(), crate::backend::aws::summarize(other)),
     };
     let text = if code.is_empty() { message.clone() } else { format!("{code}: {message}") };
     let text = if text.trim().is_empty() {
         let st = status.unwrap_or(0);
-        format!("HTTP {st}{}", crate::aws::status_hint(st))
+        format!("HTTP {st}{}", crate::backend::aws::status_hint(st))
     } else {
         text
     };
@@ -123,7 +123,7 @@ pub fn create_bucket_command(bucket: &str, region: &str) -> String {
 }
 
 fn create_table_fix(table: &str, region: &str) -> String {
-    let cmd = crate::tags::dynamodb::create_table_command(table).replace(" \\\n  ", " ").replace('\n', " && ");
+    let cmd = crate::backend::tags::dynamodb::create_table_command(table).replace(" \\\n  ", " ").replace('\n', " && ");
     format!("create it in {region} (AWS_REGION={region}): {cmd} (or deploy examples/aws/cloudformation.yaml)")
 }
 
@@ -135,7 +135,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         return checks;
     }
     checks.push(ok("config", format!("bucket `{}`, table `{}`, prefix `{}`", cfg.bucket, cfg.table, cfg.prefix)));
-    let (sdk, defaulted) = crate::aws::load_sdk_config_reporting(cfg).await;
+    let (sdk, defaulted) = crate::backend::aws::load_sdk_config_reporting(cfg).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     if defaulted {
         checks.push(Check {
@@ -164,14 +164,14 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             Err(e) => {
                 checks.push(bad(
                     "credentials",
-                    format!("no usable AWS credentials: {}", crate::aws::summarize(&e)),
+                    format!("no usable AWS credentials: {}", crate::backend::aws::summarize(&e)),
                     "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an IAM role (ECS task role, IRSA, instance profile)",
                 ));
                 return checks;
             }
         },
     }
-    let (s3, ddb) = crate::stores::aws_stores(cfg).await;
+    let (s3, ddb) = crate::backend::aws_stores(cfg).await;
     let (s3, ddb) = (s3.client().clone(), ddb.client().clone());
     let bucket = &cfg.bucket;
     let table = &cfg.table;
@@ -371,7 +371,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     // invalidations can be listed. CreateInvalidation is not probed (a probe would be a real
     // invalidation, billed past the free tier); `fleetcache purge --dry-run` shows what one sends.
     if let Some(id) = &cfg.cdn.distribution_id {
-        let cf = crate::purge::cloudfront_client_from(&sdk, cfg.cdn.endpoint.as_deref());
+        let cf = crate::cdn::purger::cloudfront_client_from(&sdk, cfg.cdn.endpoint.as_deref());
         let arn = format!("arn:aws:cloudfront::<account>:distribution/{id}");
         match cf.list_invalidations().distribution_id(id).max_items(1).send().await {
             Ok(_) => checks.push(ok(
