@@ -18,6 +18,14 @@
 
 use sha2::{Digest, Sha256};
 
+/// A row of the tag index: "this cache key (and URL path, if it has one) carries this tag."
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndexRow {
+    pub tag: String,
+    pub key: String,
+    pub path: Option<String>,
+}
+
 pub const MAX_OBJECT_KEY: usize = 1024;
 /// Encoded keys longer than this are hashed.
 const MAX_ENCODED: usize = 640;

@@ -12,7 +12,7 @@
 // on the same servers; a restart step holds every scenario's steps back while it restarts.
 //
 // Used by the e2e suite (suite.mjs: the hand-written scenarios and FLEETCACHE_CONFORMANCE_SCENARIOS
-// generated ones, default 100) and by `npm run conformance` (scripts/conformance.mjs) for long runs.
+// generated ones, default 100) and by `npm run conformance` (`__test__/e2e/run-conformance.mjs`) for long runs.
 import { request } from '../../scripts/next-fleet.mjs'
 
 export const SLOT_MS = 1_200

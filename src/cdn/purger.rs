@@ -23,11 +23,11 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use crate::backend::tags::IndexRow;
 pub use crate::cdn::CdnConfig;
 use crate::cdn::{Batch, PageKind, Planner, PlannerConfig, PlannerStats, RscVariants};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::IndexRow;
 
 /// What the purger asks of the core it works for (the core implements it). Everything here is
 /// awaited on the purger's own task, never on a `get`'s or a `set`'s path.

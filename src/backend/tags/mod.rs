@@ -65,13 +65,7 @@ pub fn units_of(tags: &[String]) -> Vec<Vec<String>> {
     out
 }
 
-/// "This cache key (and URL path, if it has one) carries this tag."
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IndexRow {
-    pub tag: String,
-    pub key: String,
-    pub path: Option<String>,
-}
+pub use crate::keys::IndexRow;
 
 /// One entry of the change feed: what another instance must apply to its memory.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

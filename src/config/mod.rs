@@ -2,7 +2,11 @@
 //! Explicit options win over environment variables; every invalid value fails construction with
 //! an error that names the option (and the variable, when it came from there).
 
+pub mod cdn;
+
 use crate::error::{Error, Result};
+
+pub use cdn::{CdnConfig, PlannerConfig, RscVariants};
 
 pub const ENV_BACKEND: &str = "FLEETCACHE_BACKEND";
 pub const ENV_BUCKET: &str = "FLEETCACHE_BUCKET";
@@ -120,11 +124,40 @@ impl OptionType for bool {
     }
 }
 
+/// One option as the table in [`options!`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptionSpec {
+    /// The JS name (`cdn.windowMs` for `cdn: { windowMs }`).
+    pub name: &'static str,
+    /// The environment variable read when the option is not given.
+    pub env: Option<&'static str>,
+    /// A number option's range (whole numbers only).
+    pub range: Option<(f64, f64)>,
+    /// What `binding.d.ts` says of it.
+    pub doc: &'static str,
+}
+
+/// The table's row for `name`; every name the code reads is in it (a test reads them all).
+fn spec(name: &str) -> &'static OptionSpec {
+    OPTION_SPECS.iter().find(|s| s.name == name).unwrap_or_else(|| unreachable!("option {name} is not in the table"))
+}
+
+/// `Some(x)` for a table cell given, `None` for one left out.
+macro_rules! some {
+    () => {
+        None
+    };
+    ($e:expr) => {
+        Some($e)
+    };
+}
+
 /// The one list of options: each line gives the Rust field, its type and its JS name (`String`,
 /// `f64`, `bool`); the doc (written `#[doc = "…"]`: napi's type generator reads only plain
 /// string literals) is what users read in `binding.d.ts`.
 macro_rules! options {
-    ($( $(#[doc = $doc:tt])* $field:ident: $ty:ident = $js:literal, )*) => {
+    ($( $(#[doc = $doc:tt])* $field:ident: $ty:ident = $js:literal
+        $(, env $env:ident)? $(, range $min:literal ..= $max:literal)? ; )*) => {
         /// Options exactly as a user may pass them; every field optional.
         #[derive(Debug, Clone, Default, PartialEq)]
         #[cfg_attr(feature = "node", napi_derive::napi(object))]
@@ -134,6 +167,14 @@ macro_rules! options {
 
         /// Every option's JS name, in the order docs/configuration.md documents them.
         pub const OPTION_NAMES: &[&str] = &[$($js),*];
+
+        /// Every option's JS name, environment variable and range, as the table above gives them.
+        pub const OPTION_SPECS: &[OptionSpec] = &[$(OptionSpec {
+            name: $js,
+            env: some!($($env)?),
+            range: some!($(($min as f64, $max as f64))?),
+            doc: concat!($($doc),*),
+        }),*];
 
         impl Options {
             /// Sets the option named `name` (its JS name); `Ok(false)` when there is none.
@@ -153,65 +194,65 @@ macro_rules! options {
 
 options! {
     #[doc = " `\"aws\"` (default) or `\"memory\"`. Env: `FLEETCACHE_BACKEND`."]
-    backend: String = "backend",
+    backend: String = "backend", env ENV_BACKEND;
     #[doc = " S3 bucket holding entries. Required for `aws`. Env: `FLEETCACHE_BUCKET`."]
-    bucket: String = "bucket",
+    bucket: String = "bucket", env ENV_BUCKET;
     #[doc = " DynamoDB table holding tag state and the tag index. Required for `aws`. Env: `FLEETCACHE_TABLE`."]
-    table: String = "table",
+    table: String = "table", env ENV_TABLE;
     #[doc = " Key prefix inside the bucket. Default `\"fleetcache\"`. Env: `FLEETCACHE_PREFIX`."]
-    prefix: String = "prefix",
+    prefix: String = "prefix", env ENV_PREFIX;
     #[doc = " Build ID namespacing page/route entries. Default: `.next/BUILD_ID`, else `\"default\"`. Env: `FLEETCACHE_BUILD_ID`."]
-    build_id: String = "buildId",
+    build_id: String = "buildId", env ENV_BUILD_ID;
     #[doc = " AWS region. Default: the standard AWS chain (`AWS_REGION`, profile), else `us-east-1`."]
-    region: String = "region",
+    region: String = "region", env ENV_REGION;
     #[doc = " S3 endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`."]
-    s3_endpoint: String = "s3Endpoint",
+    s3_endpoint: String = "s3Endpoint", env ENV_ENDPOINT_S3;
     #[doc = " DynamoDB endpoint URL. Env: `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`."]
-    dynamodb_endpoint: String = "dynamodbEndpoint",
+    dynamodb_endpoint: String = "dynamodbEndpoint", env ENV_ENDPOINT_DYNAMODB;
     #[doc = " Path-style S3 addressing. Default: true when an S3 endpoint is set. Env: `FLEETCACHE_S3_FORCE_PATH_STYLE`."]
-    force_path_style: bool = "forcePathStyle",
+    force_path_style: bool = "forcePathStyle", env ENV_FORCE_PATH_STYLE;
     #[doc = " Byte budget of the in-memory tier. Default 256 MiB; 0 disables it. Env: `FLEETCACHE_MEMORY_BYTES`."]
-    memory_bytes: f64 = "memoryBytes",
+    memory_bytes: f64 = "memoryBytes", env ENV_MEMORY_BYTES, range 0 ..= 9.0e15;
     #[doc = " Deadline of a `get` that needs the network, in ms; past it the get is a miss. Default 1000. Env: `FLEETCACHE_GET_TIMEOUT_MS`."]
-    get_timeout_ms: f64 = "getTimeoutMs",
+    get_timeout_ms: f64 = "getTimeoutMs", env ENV_GET_TIMEOUT_MS, range 1 ..= 600_000;
     #[doc = " Largest entry stored, in bytes; larger `set`s are refused and counted. Default 32 MiB. Env: `FLEETCACHE_MAX_ENTRY_BYTES`."]
-    max_entry_bytes: f64 = "maxEntryBytes",
+    max_entry_bytes: f64 = "maxEntryBytes", env ENV_MAX_ENTRY_BYTES, range 1024 ..= 4.0e9;
     #[doc = " zstd level, 1–19. Default 3. Env: `FLEETCACHE_COMPRESSION_LEVEL`."]
-    compression_level: f64 = "compressionLevel",
+    compression_level: f64 = "compressionLevel", env ENV_COMPRESSION_LEVEL, range 1 ..= 19;
     #[doc = " Lifetime of tag-index rows, in seconds. Default 30 days. Env: `FLEETCACHE_INDEX_TTL_SECONDS`."]
-    index_ttl_seconds: f64 = "indexTtlSeconds",
+    index_ttl_seconds: f64 = "indexTtlSeconds", env ENV_INDEX_TTL_SECONDS, range 60 ..= 3.0e9;
     #[doc = " How often the change feed is polled, in ms; 0 turns the feed off. Default 250. Env: `FLEETCACHE_FEED_INTERVAL_MS`."]
-    feed_interval_ms: f64 = "feedIntervalMs",
+    feed_interval_ms: f64 = "feedIntervalMs", env ENV_FEED_INTERVAL_MS, range 0 ..= 60_000;
     #[doc = " After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`."]
-    feed_stale_after_ms: f64 = "feedStaleAfterMs",
+    feed_stale_after_ms: f64 = "feedStaleAfterMs", env ENV_FEED_STALE_AFTER_MS, range 100 ..= 3_600_000;
     #[doc = " Copies of the change feed in DynamoDB (each event written this many times, each instance polls one): the same on every instance; about one per 200 instances. Default 1. Env: `FLEETCACHE_FEED_COPIES`."]
-    feed_copies: f64 = "feedCopies",
+    feed_copies: f64 = "feedCopies", env ENV_FEED_COPIES, range 1 ..= 64;
     #[doc = " Regeneration lease of a stale page or route handler entry (by time or by `revalidateTag(t, 'max')`; `fetch` entries take none), in ms (one instance regenerates, the others serve it as fresh meanwhile, until its `set` ends the lease); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
-    lease_ms: f64 = "leaseMs",
+    lease_ms: f64 = "leaseMs", env ENV_LEASE_MS, range 0 ..= 3_600_000;
     #[doc = " Deadline of a `set`'s S3 write, in ms; past it the value stays in this instance's memory only (logged, counted). Default 2000. Env: `FLEETCACHE_SET_TIMEOUT_MS`."]
-    set_timeout_ms: f64 = "setTimeoutMs",
+    set_timeout_ms: f64 = "setTimeoutMs", env ENV_SET_TIMEOUT_MS, range 1 ..= 600_000;
     #[doc = " How long `revalidateTag` waits for DynamoDB, in ms; past it the revalidation stays queued (honoured here, retried until it lands) and the call resolves. Default 2000. Env: `FLEETCACHE_REVALIDATE_TIMEOUT_MS`."]
-    revalidate_timeout_ms: f64 = "revalidateTimeoutMs",
+    revalidate_timeout_ms: f64 = "revalidateTimeoutMs", env ENV_REVALIDATE_TIMEOUT_MS, range 1 ..= 600_000;
     #[doc = " Directory where a process told to stop (SIGTERM) leaves the revalidations, feed events and uploads it could not deliver in time; the next start on this machine with the same bucket, table and prefix delivers them. `\"off\"` turns it off. Default: `fleetcache-spool` in the OS temp directory. Env: `FLEETCACHE_SPOOL_DIR`."]
-    spool_dir: String = "spoolDir",
+    spool_dir: String = "spoolDir", env ENV_SPOOL_DIR;
     #[doc = " `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`."]
-    share_fetch_across_builds: bool = "shareFetchAcrossBuilds",
+    share_fetch_across_builds: bool = "shareFetchAcrossBuilds", env ENV_SHARE_FETCH;
     #[doc = " During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`."]
-    write_during_build: bool = "writeDuringBuild",
+    write_during_build: bool = "writeDuringBuild", env ENV_WRITE_DURING_BUILD;
     #[doc = " CloudFront distribution to purge after revalidations (turns CDN purging on). Env: `FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID`."]
-    cdn_distribution_id: String = "cdn.cloudfront.distributionId",
+    cdn_distribution_id: String = "cdn.cloudfront.distributionId", env ENV_CDN_DISTRIBUTION_ID;
     #[doc = " CloudFront API endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`."]
-    cdn_endpoint: String = "cdn.cloudfront.endpoint",
+    cdn_endpoint: String = "cdn.cloudfront.endpoint", env ENV_ENDPOINT_CLOUDFRONT;
     #[doc = " How long paths collect before a purge is sent, in ms. Default 300. Env: `FLEETCACHE_CDN_WINDOW_MS`."]
-    cdn_window_ms: f64 = "cdn.windowMs",
+    cdn_window_ms: f64 = "cdn.windowMs", env ENV_CDN_WINDOW_MS, range 0 ..= 60_000;
     #[doc = " Files under one folder that become one wildcard `<folder>/*`. Default 20. Env: `FLEETCACHE_CDN_COLLAPSE_AT`."]
-    cdn_collapse_at: f64 = "cdn.collapseAt",
+    cdn_collapse_at: f64 = "cdn.collapseAt", env ENV_CDN_COLLAPSE_AT, range 2 ..= 3_000;
     #[doc = " Most invalidation paths the fleet sends a month (a wildcard counts one); past it purges widen, then stop. Default: no ceiling. Env: `FLEETCACHE_CDN_MAX_PATHS_PER_MONTH`."]
-    cdn_max_paths_per_month: f64 = "cdn.maxPathsPerMonth",
+    cdn_max_paths_per_month: f64 = "cdn.maxPathsPerMonth", env ENV_CDN_MAX_PATHS, range 0 ..= 1.0e12;
     #[doc = " The same ceiling in dollars beyond the free 1,000 paths ($0.005 a path). Env: `FLEETCACHE_CDN_MAX_DOLLARS_PER_MONTH`."]
-    cdn_max_dollars_per_month: f64 = "cdn.maxDollarsPerMonth",
+    cdn_max_dollars_per_month: f64 = "cdn.maxDollarsPerMonth", env ENV_CDN_MAX_DOLLARS, range 0 ..= 1.0e9;
     #[doc = " How the CDN keys RSC requests: `\"query\"` (by `_rsc`, purged as `<path>?_rsc=*`; default) or `\"headers\"` (by Next's headers, covered by the path). Env: `FLEETCACHE_CDN_RSC_VARIANTS`."]
-    cdn_rsc_variants: String = "cdn.rscVariants",
+    cdn_rsc_variants: String = "cdn.rscVariants", env ENV_CDN_RSC_VARIANTS;
 }
 
 /// Options the JS face takes itself and removes before the core sees them (`index.js`): the
@@ -281,7 +322,7 @@ impl Options {
         if env(ENV_NEXT_PHASE).as_deref() != Some(BUILD_PHASE) {
             return Ok(None);
         }
-        if flag(self.write_during_build, ENV_WRITE_DURING_BUILD, env)?.unwrap_or(false) {
+        if flag(self.write_during_build, "writeDuringBuild", env)?.unwrap_or(false) {
             return Ok(None);
         }
         Ok(Some(Options {
@@ -328,7 +369,7 @@ pub struct Config {
     pub attempt_timeout_ms: u64,
     /// `next build` is running and this core keeps entries in the process (`Options::for_build_phase`).
     pub build_phase_local: bool,
-    pub cdn: crate::cdn::CdnConfig,
+    pub cdn: CdnConfig,
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -348,18 +389,15 @@ pub fn js_number(v: f64) -> String {
     }
 }
 
-/// A numeric option: the explicit value, else the env var, validated to lie in `[min, max]`.
-fn number(
-    opt: Option<f64>,
-    name: &str,
-    env_name: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    min: f64,
-    max: f64,
-) -> Result<Option<f64>> {
-    let (v, from) = match opt {
-        Some(v) => (v, name.to_string()),
-        None => match nonempty(env(env_name)) {
+/// A number option: the explicit value, else its environment variable, checked to be a whole
+/// number within its range (both from the table in [`options!`]).
+fn number(opt: Option<f64>, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<f64>> {
+    let spec = spec(name);
+    let (min, max) = spec.range.unwrap_or((f64::MIN, f64::MAX));
+    let (v, from) = match (opt, spec.env) {
+        (Some(v), _) => (v, name.to_string()),
+        (None, None) => return Ok(None),
+        (None, Some(env_name)) => match nonempty(env(env_name)) {
             Some(s) => (
                 s.trim()
                     .parse::<f64>()
@@ -380,10 +418,17 @@ fn number(
     Ok(Some(v))
 }
 
-fn flag(opt: Option<bool>, env_name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<bool>> {
-    if opt.is_some() {
+/// A string option: the explicit value, else its environment variable; blank is unset.
+fn text(opt: Option<String>, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    nonempty(opt).or_else(|| spec(name).env.and_then(|e| nonempty(env(e))))
+}
+
+/// A boolean option: the explicit value, else its environment variable (`1`/`true`/`yes`,
+/// `0`/`false`/`no`).
+fn flag(opt: Option<bool>, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<bool>> {
+    let Some(env_name) = spec(name).env.filter(|_| opt.is_none()) else {
         return Ok(opt);
-    }
+    };
     match nonempty(env(env_name)).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(None),
         Some("1" | "true" | "yes") => Ok(Some(true)),
@@ -392,13 +437,10 @@ fn flag(opt: Option<bool>, env_name: &str, env: &dyn Fn(&str) -> Option<String>)
     }
 }
 
-fn endpoint(
-    opt: Option<String>,
-    name: &str,
-    env_specific: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>> {
-    let v = nonempty(opt).or_else(|| nonempty(env(env_specific))).or_else(|| nonempty(env(ENV_ENDPOINT)));
+/// An endpoint option: the explicit value, else its service's variable, else `AWS_ENDPOINT_URL`;
+/// an http(s) URL.
+fn endpoint(opt: Option<String>, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let v = text(opt, name, env).or_else(|| nonempty(env(ENV_ENDPOINT)));
     if let Some(u) = &v {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
             return Err(Error::config(format!("`{name}` must be an http(s) URL, got {u:?}")));
@@ -452,53 +494,6 @@ pub fn duration_s(v: f64, what: &str) -> Result<f64> {
     Ok(v.min(MAX_DURATION_S))
 }
 
-/// The `cdn.*` options.
-fn cdn_config(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<crate::cdn::CdnConfig> {
-    use crate::cdn::{PlannerConfig, RscVariants};
-    let distribution_id = nonempty(opts.cdn_distribution_id.clone()).or_else(|| nonempty(env(ENV_CDN_DISTRIBUTION_ID)));
-    if let Some(id) = &distribution_id {
-        if id.len() > 64 || !id.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
-            return Err(Error::config(format!(
-                "`cdn.cloudfront.distributionId` {id:?} is not a CloudFront distribution ID (like \"E2QWRUHAPOMQZL\")"
-            )));
-        }
-    }
-    let endpoint = endpoint(opts.cdn_endpoint.clone(), "cdn.cloudfront.endpoint", ENV_ENDPOINT_CLOUDFRONT, env)?;
-    let rsc = match nonempty(opts.cdn_rsc_variants.clone()).or_else(|| nonempty(env(ENV_CDN_RSC_VARIANTS))).as_deref() {
-        None | Some("query") => RscVariants::Query,
-        Some("headers") => RscVariants::Headers,
-        Some(other) => {
-            return Err(Error::config(format!("`cdn.rscVariants` must be \"query\" or \"headers\", got {other:?}")))
-        }
-    };
-    let d = PlannerConfig::default();
-    let planner = PlannerConfig {
-        window_ms: number(opts.cdn_window_ms, "cdn.windowMs", ENV_CDN_WINDOW_MS, env, 0.0, 60_000.0)?
-            .map_or(d.window_ms, |v| v as i64),
-        collapse_at: number(opts.cdn_collapse_at, "cdn.collapseAt", ENV_CDN_COLLAPSE_AT, env, 2.0, 3_000.0)?
-            .map_or(d.collapse_at, |v| v as usize),
-        ceiling_paths: number(
-            opts.cdn_max_paths_per_month,
-            "cdn.maxPathsPerMonth",
-            ENV_CDN_MAX_PATHS,
-            env,
-            0.0,
-            1.0e12,
-        )?
-        .map(|v| v as u64),
-        ceiling_dollars: number(
-            opts.cdn_max_dollars_per_month,
-            "cdn.maxDollarsPerMonth",
-            ENV_CDN_MAX_DOLLARS,
-            env,
-            0.0,
-            1.0e9,
-        )?,
-        ..d
-    };
-    Ok(crate::cdn::CdnConfig { planner, rsc, distribution_id, endpoint })
-}
-
 impl Config {
     /// Validates `opts` with `env` as the fallback (pass `std::env::var` in production).
     pub fn from_options(opts: Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
@@ -507,16 +502,16 @@ impl Config {
             None => (opts, false),
         };
         // Off during `next build` (the options kept there name no CDN).
-        let cdn = cdn_config(&opts, &|name| if build_phase_local { None } else { env(name) })?;
-        let backend = match nonempty(opts.backend.clone()).or_else(|| nonempty(env(ENV_BACKEND))).as_deref() {
+        let cdn = cdn::from_options(&opts, &|name| if build_phase_local { None } else { env(name) })?;
+        let backend = match text(opts.backend.clone(), "backend", env).as_deref() {
             None | Some("aws") => Backend::Aws,
             Some("memory") => Backend::Memory,
             Some(other) => {
                 return Err(Error::config(format!("`backend` must be \"aws\" or \"memory\", got {other:?}")))
             }
         };
-        let bucket = nonempty(opts.bucket).or_else(|| nonempty(env(ENV_BUCKET)));
-        let table = nonempty(opts.table).or_else(|| nonempty(env(ENV_TABLE)));
+        let bucket = text(opts.bucket, "bucket", env);
+        let table = text(opts.table, "table", env);
         if backend == Backend::Aws {
             if bucket.is_none() {
                 return Err(Error::config(format!("`bucket` is required (or set {ENV_BUCKET})")));
@@ -544,21 +539,19 @@ impl Config {
         if opts.prefix.as_deref().is_some_and(|p| p.trim().is_empty()) {
             return Err(Error::config("`prefix` must not be empty (leave it out for the default \"fleetcache\")"));
         }
-        let prefix =
-            nonempty(opts.prefix).or_else(|| nonempty(env(ENV_PREFIX))).unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let prefix = text(opts.prefix, "prefix", env).unwrap_or_else(|| DEFAULT_PREFIX.into());
         let prefix = prefix.trim_matches('/').to_string();
         check_prefix(&prefix)?;
         if opts.build_id.as_deref().is_some_and(|b| b.trim().is_empty()) {
             return Err(Error::config("`buildId` must not be empty (leave it out to use Next's BUILD_ID)"));
         }
-        let explicit_build_id = nonempty(opts.build_id).or_else(|| nonempty(env(ENV_BUILD_ID)));
+        let explicit_build_id = text(opts.build_id, "buildId", env);
         let build_id_explicit = explicit_build_id.is_some();
         let build_id = explicit_build_id.unwrap_or_else(|| DEFAULT_BUILD_ID.into());
         check_build_id(&build_id).map_err(|e| Error::config(format!("`buildId` {e}")))?;
-        let s3_endpoint = endpoint(opts.s3_endpoint, "s3Endpoint", ENV_ENDPOINT_S3, env)?;
-        let dynamodb_endpoint = endpoint(opts.dynamodb_endpoint, "dynamodbEndpoint", ENV_ENDPOINT_DYNAMODB, env)?;
-        let force_path_style = flag(opts.force_path_style, ENV_FORCE_PATH_STYLE, env)?.unwrap_or(s3_endpoint.is_some());
-        let max = 9.0e15;
+        let s3_endpoint = endpoint(opts.s3_endpoint, "s3Endpoint", env)?;
+        let dynamodb_endpoint = endpoint(opts.dynamodb_endpoint, "dynamodbEndpoint", env)?;
+        let force_path_style = flag(opts.force_path_style, "forcePathStyle", env)?.unwrap_or(s3_endpoint.is_some());
         Ok(Config {
             cdn,
             backend,
@@ -571,69 +564,32 @@ impl Config {
             s3_endpoint,
             dynamodb_endpoint,
             force_path_style,
-            memory_bytes: number(opts.memory_bytes, "memoryBytes", ENV_MEMORY_BYTES, env, 0.0, max)?
-                .map_or(DEFAULT_MEMORY_BYTES, |v| v as usize),
-            get_timeout_ms: number(opts.get_timeout_ms, "getTimeoutMs", ENV_GET_TIMEOUT_MS, env, 1.0, 600_000.0)?
+            memory_bytes: number(opts.memory_bytes, "memoryBytes", env)?.map_or(DEFAULT_MEMORY_BYTES, |v| v as usize),
+            get_timeout_ms: number(opts.get_timeout_ms, "getTimeoutMs", env)?
                 .map_or(DEFAULT_GET_TIMEOUT_MS, |v| v as u64),
-            max_entry_bytes: number(opts.max_entry_bytes, "maxEntryBytes", ENV_MAX_ENTRY_BYTES, env, 1024.0, 4.0e9)?
+            max_entry_bytes: number(opts.max_entry_bytes, "maxEntryBytes", env)?
                 .map_or(DEFAULT_MAX_ENTRY_BYTES, |v| v as usize),
-            compression_level: number(
-                opts.compression_level,
-                "compressionLevel",
-                ENV_COMPRESSION_LEVEL,
-                env,
-                1.0,
-                19.0,
-            )?
-            .map_or(DEFAULT_COMPRESSION_LEVEL, |v| v as i32),
-            index_ttl_seconds: number(
-                opts.index_ttl_seconds,
-                "indexTtlSeconds",
-                ENV_INDEX_TTL_SECONDS,
-                env,
-                60.0,
-                3.0e9,
-            )?
-            .map_or(DEFAULT_INDEX_TTL_SECONDS, |v| v as i64),
-            feed_interval_ms: number(
-                opts.feed_interval_ms,
-                "feedIntervalMs",
-                ENV_FEED_INTERVAL_MS,
-                env,
-                0.0,
-                60_000.0,
-            )?
-            .map_or(DEFAULT_FEED_INTERVAL_MS, |v| v as u64),
-            feed_stale_after_ms: number(
-                opts.feed_stale_after_ms,
-                "feedStaleAfterMs",
-                ENV_FEED_STALE_AFTER_MS,
-                env,
-                100.0,
-                3_600_000.0,
-            )?
-            .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
-            feed_copies: number(opts.feed_copies, "feedCopies", ENV_FEED_COPIES, env, 1.0, 64.0)?
-                .map_or(1, |v| v as u32),
-            lease_ms: number(opts.lease_ms, "leaseMs", ENV_LEASE_MS, env, 0.0, 3_600_000.0)?
-                .map_or(DEFAULT_LEASE_MS, |v| v as u64),
-            set_timeout_ms: number(opts.set_timeout_ms, "setTimeoutMs", ENV_SET_TIMEOUT_MS, env, 1.0, 600_000.0)?
+            compression_level: number(opts.compression_level, "compressionLevel", env)?
+                .map_or(DEFAULT_COMPRESSION_LEVEL, |v| v as i32),
+            index_ttl_seconds: number(opts.index_ttl_seconds, "indexTtlSeconds", env)?
+                .map_or(DEFAULT_INDEX_TTL_SECONDS, |v| v as i64),
+            feed_interval_ms: number(opts.feed_interval_ms, "feedIntervalMs", env)?
+                .map_or(DEFAULT_FEED_INTERVAL_MS, |v| v as u64),
+            feed_stale_after_ms: number(opts.feed_stale_after_ms, "feedStaleAfterMs", env)?
+                .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
+            feed_copies: number(opts.feed_copies, "feedCopies", env)?.map_or(1, |v| v as u32),
+            lease_ms: number(opts.lease_ms, "leaseMs", env)?.map_or(DEFAULT_LEASE_MS, |v| v as u64),
+            set_timeout_ms: number(opts.set_timeout_ms, "setTimeoutMs", env)?
                 .map_or(DEFAULT_SET_TIMEOUT_MS, |v| v as u64),
-            revalidate_timeout_ms: number(
-                opts.revalidate_timeout_ms,
-                "revalidateTimeoutMs",
-                ENV_REVALIDATE_TIMEOUT_MS,
-                env,
-                1.0,
-                600_000.0,
-            )?
-            .map_or(DEFAULT_REVALIDATE_TIMEOUT_MS, |v| v as u64),
-            spool_dir: match nonempty(opts.spool_dir).or_else(|| nonempty(env(ENV_SPOOL_DIR))) {
+            revalidate_timeout_ms: number(opts.revalidate_timeout_ms, "revalidateTimeoutMs", env)?
+                .map_or(DEFAULT_REVALIDATE_TIMEOUT_MS, |v| v as u64),
+            spool_dir: match text(opts.spool_dir, "spoolDir", env) {
                 Some(d) if d == "off" => None,
                 Some(d) => Some(std::path::PathBuf::from(d)),
                 None => Some(std::env::temp_dir().join("fleetcache-spool")),
             },
-            share_fetch_across_builds: flag(opts.share_fetch_across_builds, ENV_SHARE_FETCH, env)?.unwrap_or(true),
+            share_fetch_across_builds: flag(opts.share_fetch_across_builds, "shareFetchAcrossBuilds", env)?
+                .unwrap_or(true),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             attempt_timeout_ms: DEFAULT_ATTEMPT_TIMEOUT_MS,
             build_phase_local,
@@ -785,7 +741,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_option() {
-        let readme = include_str!("../docs/configuration.md");
+        let readme = include_str!("../../docs/configuration.md");
         let table = &readme[readme.find("## Options").unwrap()..];
         let table = &table[..table.find("\n\n###").unwrap()];
         let documented: Vec<&str> =
@@ -796,6 +752,41 @@ mod tests {
         want.sort();
         got.sort();
         assert_eq!(got, want);
+        // Each row names the option's environment variable as the table in `options!` does, and
+        // so does the doc `binding.d.ts` carries.
+        for spec in OPTION_SPECS {
+            let row = table.lines().find(|l| l.starts_with(&format!("| `{}` |", spec.name))).unwrap();
+            if let Some(env) = spec.env {
+                assert!(
+                    row.split('|').nth(2).unwrap().contains(env),
+                    "docs/configuration.md: {} without {env}",
+                    spec.name
+                );
+                assert!(spec.doc.contains(env), "the doc of `{}` does not name {env}", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_option_has_a_variable_and_every_name_read_is_in_the_table() {
+        for s in OPTION_SPECS {
+            assert!(s.env.is_some(), "{} has no environment variable", s.name);
+        }
+        // Every option the code reads resolves through the table: the defaults go through them all.
+        let c = Config::memory();
+        assert_eq!(c.get_timeout_ms, DEFAULT_GET_TIMEOUT_MS);
+        assert_eq!(spec("getTimeoutMs").range, Some((1.0, 600_000.0)));
+        let e = Config::from_options(
+            Options { backend: Some("memory".into()), ..Default::default() },
+            &env_of(&[(ENV_CDN_COLLAPSE_AT, "1")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.context.contains(
+                "FLEETCACHE_CDN_COLLAPSE_AT (option `cdn.collapseAt`) must be a whole number between 2 and 3000"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

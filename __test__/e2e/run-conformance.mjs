@@ -15,10 +15,10 @@
 // a divergence.
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { startLocalAws } from './local-aws.mjs'
-import { startDataServer } from './data-server.mjs'
-import { appDir, prepareApp15, installApp, buildApp, startApp, localFleetEnv } from './next-fleet.mjs'
-import { generate, runScenarios, scenarios } from '../__test__/e2e/conformance.mjs'
+import { startLocalAws } from '../../scripts/local-aws.mjs'
+import { startDataServer } from '../../scripts/data-server.mjs'
+import { appDir, prepareApp15, installApp, buildApp, startApp, localFleetEnv } from '../../scripts/next-fleet.mjs'
+import { generate, runScenarios, scenarios } from './conformance.mjs'
 
 const { values: o } = parseArgs({
   options: {
@@ -48,7 +48,7 @@ try {
     const dir = next16 ? appDir : prepareApp15()
     await installApp(dir)
     const base = localFleetEnv(aws.endpoint, `conf-${run}-${v}`, { DEMO_DATA_URL: data.url })
-    const { default: fc } = await import('../index.js')
+    const { default: fc } = await import('../../index.js')
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
     await fc._coreFor({ bucket: base.FLEETCACHE_BUCKET, table: base.FLEETCACHE_TABLE, s3Endpoint: aws.endpoint, dynamodbEndpoint: aws.endpoint, region: 'us-east-1', feedIntervalMs: 0 }).ensureResources()
     const t0 = Date.now()
