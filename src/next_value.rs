@@ -63,14 +63,7 @@ pub struct SetFields<'a> {
     pub tags: Vec<String>,
 }
 
-/// What `Core::set` and `Core::seed` take.
-#[derive(Debug, PartialEq)]
-pub struct SetParts {
-    pub class: Class,
-    pub value: Option<Value>,
-    pub cache_control: Option<CacheControl>,
-    pub tags: Vec<String>,
-}
+pub use crate::core::SetParts;
 
 fn required(v: Option<String>, kind: &str, field: &str) -> Result<String> {
     v.ok_or_else(|| Error::invalid(format!("{kind} value has no {field}")))

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use fleetcache::backend::blob::s3::S3BlobStore;
 use fleetcache::backend::tags::dynamodb::DynamoTagStore;
+use fleetcache::backend::tags::Unit;
 use fleetcache::clock::MockClock;
 use fleetcache::config::{Config, Options};
 use fleetcache::core::Core;
@@ -180,9 +181,15 @@ async fn every_feed_copy_holds_every_event() {
     let key = FeedRecord::new("writer", FeedEvent::Key { key: "/p".into(), last_modified: 5, write_id: 7 });
     let s1 = writer.append(&key, 10).await.unwrap();
     let s2 = writer.reserve_seq().await.unwrap();
-    writer.revalidate_at(Some((s2, "writer")), &["t".into()], 20, None).await.unwrap();
+    writer
+        .revalidate_at(Unit { event: Some((s2, "writer")), tags: &["t".into()], now: 20, expire_s: None })
+        .await
+        .unwrap();
     // A retry of the same unit (its answer lost): no second event, the copies are there.
-    writer.revalidate_at(Some((s2, "writer")), &["t".into()], 20, None).await.unwrap();
+    writer
+        .revalidate_at(Unit { event: Some((s2, "writer")), tags: &["t".into()], now: 20, expire_s: None })
+        .await
+        .unwrap();
     for (c, r) in readers.iter().enumerate() {
         let got = r.read_feed_page(s1).await.unwrap();
         let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();

@@ -10,9 +10,10 @@ use common::*;
 use fleetcache::backend::blob::memory::MemoryBlobStore;
 use fleetcache::backend::blob::BlobStore;
 use fleetcache::backend::tags::memory::MemoryTagStore;
+use fleetcache::backend::tags::Unit;
 use fleetcache::clock::MockClock;
 use fleetcache::config::Config;
-use fleetcache::core::{Core, GetRequest, Lookup, SyncLookup};
+use fleetcache::core::{Core, GetRequest, Lookup, SetParts, SyncLookup};
 use fleetcache::entry::Value;
 use fleetcache::entry::{CacheControl, Revalidate};
 use fleetcache::keys::{pages_router_paths, Class};
@@ -75,9 +76,22 @@ async fn oversized_entry_is_refused_and_old_copy_kept() {
     cfg.max_entry_bytes = 10_000;
     let core =
         Core::with_backends(cfg, clock, Arc::new(MemoryBlobStore::default()), Arc::new(MemoryTagStore::default()));
-    core.set("/big".into(), Class::Route, Some(page_value("small")), cc(60.0), vec![]).await.unwrap();
+    core.set(
+        "/big".into(),
+        SetParts { class: Class::Route, value: Some(page_value("small")), cache_control: cc(60.0), tags: vec![] },
+    )
+    .await
+    .unwrap();
     let err = core
-        .set("/big".into(), Class::Route, Some(page_value(&"x".repeat(20_000))), cc(60.0), vec![])
+        .set(
+            "/big".into(),
+            SetParts {
+                class: Class::Route,
+                value: Some(page_value(&"x".repeat(20_000))),
+                cache_control: cc(60.0),
+                tags: vec![],
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind.code(), "FLEETCACHE_TOO_LARGE");
@@ -92,7 +106,12 @@ async fn stale_by_tag_never_returns_zero_or_past_expire() {
     let clock = Arc::new(MockClock::new(T0));
     let core = core_with(clock.clone(), Default::default(), Default::default());
     let cc = Some(CacheControl { revalidate: Revalidate::Seconds(30.0), expire: Some(120.0) });
-    core.set("/s".into(), Class::Route, Some(page_value("x")), cc, vec!["t".into()]).await.unwrap();
+    core.set(
+        "/s".into(),
+        SetParts { class: Class::Route, value: Some(page_value("x")), cache_control: cc, tags: vec!["t".into()] },
+    )
+    .await
+    .unwrap();
     clock.advance(1_000);
     core.revalidate_tags(&["t".into()], Some(600.0)).await.unwrap();
     clock.advance(1_000);
@@ -150,13 +169,10 @@ impl fleetcache::backend::tags::TagStore for FlakyTags {
     }
     async fn revalidate_at(
         &self,
-        event: Option<(u64, &str)>,
-        t: &[String],
-        now: i64,
-        e: Option<f64>,
+        unit: Unit<'_>,
     ) -> fleetcache::error::Result<Vec<(String, fleetcache::entry::TagState)>> {
         self.check().await?;
-        self.inner.revalidate_at(event, t, now, e).await
+        self.inner.revalidate_at(unit).await
     }
     async fn feed_head(&self) -> fleetcache::error::Result<u64> {
         self.check().await?;
@@ -205,7 +221,12 @@ async fn unreadable_feed_drops_memory_until_it_is_back() {
         "nothing served from memory before the feed is read"
     );
     core.poll_feed_once().await;
-    core.set("/o".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["t".into()]).await.unwrap();
+    core.set(
+        "/o".into(),
+        SetParts { class: Class::Route, value: Some(page_value("x")), cache_control: cc(60.0), tags: vec!["t".into()] },
+    )
+    .await
+    .unwrap();
     assert!(matches!(core.get(&req("/o")).await, Lookup::Hit { .. }));
     assert!(matches!(core.get_sync(&req("/o")), SyncLookup::Done(Lookup::Hit { .. })));
 
@@ -263,7 +284,12 @@ async fn a_revalidation_made_during_a_tag_store_outage_is_honoured_at_once_and_e
     let b = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
     a.poll_feed_once().await;
     b.poll_feed_once().await;
-    a.set("/o".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["t".into()]).await.unwrap();
+    a.set(
+        "/o".into(),
+        SetParts { class: Class::Route, value: Some(page_value("x")), cache_control: cc(60.0), tags: vec!["t".into()] },
+    )
+    .await
+    .unwrap();
     assert!(matches!(b.get(&req("/o")).await, Lookup::Hit { .. }));
 
     tags.down.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -304,8 +330,20 @@ async fn a_use_cache_result_is_recomputed_not_served_from_memory_while_tag_state
     let result =
         Value::UseCache { bytes: Bytes::from_static(b"0:1\n"), timestamp: clock_now(&clock) as f64, stale: 30.0 };
     let ucc = Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(600.0) });
-    a.set(ukey, Class::UseCache, Some(result), ucc, vec!["ut".into()]).await.unwrap();
-    a.set("/p".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["ut".into()]).await.unwrap();
+    a.set(ukey, SetParts { class: Class::UseCache, value: Some(result), cache_control: ucc, tags: vec!["ut".into()] })
+        .await
+        .unwrap();
+    a.set(
+        "/p".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("x")),
+            cache_control: cc(60.0),
+            tags: vec!["ut".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert!(matches!(a.get(&ureq).await, Lookup::Hit { .. }));
 
     tags.down.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -330,7 +368,10 @@ async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_numb
     let head = store.feed_head().await.unwrap();
     assert_eq!(head, seq + 1);
     // The reader waits for the hole, and the event after it is applied once the hole fills.
-    store.revalidate_at(Some((seq, "dead")), &["v".into()], T0, None).await.unwrap();
+    store
+        .revalidate_at(Unit { event: Some((seq, "dead")), tags: &["v".into()], now: T0, expire_s: None })
+        .await
+        .unwrap();
     b.poll_feed_once().await;
     let events = store.read_feed(1, head).await.unwrap();
     assert_eq!(events.len(), 2, "one event per number, the retried one included");
@@ -345,7 +386,12 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     let a = core_with(clock.clone(), blobs.clone(), store.clone());
     let b = core_with(clock.clone(), blobs, store.clone());
     b.poll_feed_once().await;
-    a.set("/h".into(), Class::Route, Some(page_value("x")), cc(60.0), vec!["h".into()]).await.unwrap();
+    a.set(
+        "/h".into(),
+        SetParts { class: Class::Route, value: Some(page_value("x")), cache_control: cc(60.0), tags: vec!["h".into()] },
+    )
+    .await
+    .unwrap();
     assert!(matches!(b.get(&req("/h")).await, Lookup::Hit { .. }));
     b.poll_feed_once().await;
     // A writer takes a number and its write fails (it waits in that writer's outbox).
@@ -359,7 +405,10 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     assert!(matches!(b.get(&req("/h")).await, Lookup::Hit { .. }), "reloaded, tag states read afresh");
     // The retry lands at the same number a minute later.
     clock.advance(50_000);
-    store.revalidate_at(Some((seq, "writer")), &["h".into()], T0 + 52_000, None).await.unwrap();
+    store
+        .revalidate_at(Unit { event: Some((seq, "writer")), tags: &["h".into()], now: T0 + 52_000, expire_s: None })
+        .await
+        .unwrap();
     b.poll_feed_once().await;
     assert_eq!(b.feed.holes(), 0);
     assert!(miss_now(&b, &req("/h")).await, "the late event is applied");
@@ -379,9 +428,31 @@ async fn overlapping_renders_converge_on_the_object_s3_holds() {
         clock.advance(10);
         assert!(matches!(cores[second].get(&req(&key)).await, Lookup::Miss)); // the other's starts later
         clock.advance(10);
-        cores[second].set(key.clone(), Class::Route, Some(page_value("newer-start")), cc(60.0), vec![]).await.unwrap();
+        cores[second]
+            .set(
+                key.clone(),
+                SetParts {
+                    class: Class::Route,
+                    value: Some(page_value("newer-start")),
+                    cache_control: cc(60.0),
+                    tags: vec![],
+                },
+            )
+            .await
+            .unwrap();
         clock.advance(10);
-        cores[first].set(key.clone(), Class::Route, Some(page_value("older-start")), cc(60.0), vec![]).await.unwrap();
+        cores[first]
+            .set(
+                key.clone(),
+                SetParts {
+                    class: Class::Route,
+                    value: Some(page_value("older-start")),
+                    cache_control: cc(60.0),
+                    tags: vec![],
+                },
+            )
+            .await
+            .unwrap();
         a.poll_feed_once().await;
         b.poll_feed_once().await;
         let served = |l: Lookup| match l {
@@ -507,8 +578,28 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
 
     // S3 down: the set resolves, A keeps serving its value, the upload waits in the outbox.
     blobs.down.store(true, SeqCst);
-    a.set("/up".into(), Class::Route, Some(page_value("queued")), cc(60.0), vec!["t".into()]).await.expect("queued");
-    a.set("/old".into(), Class::Route, Some(page_value("A's older render")), cc(60.0), vec![]).await.expect("queued");
+    a.set(
+        "/up".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("queued")),
+            cache_control: cc(60.0),
+            tags: vec!["t".into()],
+        },
+    )
+    .await
+    .expect("queued");
+    a.set(
+        "/old".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("A's older render")),
+            cache_control: cc(60.0),
+            tags: vec![],
+        },
+    )
+    .await
+    .expect("queued");
     assert_eq!(count(&a, "uploadsQueued"), Count(2.0));
     assert_eq!(a.outbox_depth(), 2);
     assert_eq!(html_of(a.get(&req("/up")).await), "queued", "kept in memory");
@@ -516,7 +607,17 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
     // Healed; meanwhile B stores a render of /old that started later than A's.
     blobs.down.store(false, SeqCst);
     clock.advance(10);
-    b.set("/old".into(), Class::Route, Some(page_value("B's newer render")), cc(60.0), vec![]).await.unwrap();
+    b.set(
+        "/old".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("B's newer render")),
+            cache_control: cc(60.0),
+            tags: vec![],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(10_000);
     a.retry_outbox_once().await; // the uploads
     a.retry_outbox_once().await; // the feed event of the one that landed
@@ -542,10 +643,20 @@ async fn a_set_whose_s3_write_failed_is_uploaded_later_unless_a_newer_render_lan
 async fn a_queued_set_is_not_evicted_by_the_event_of_the_makers_earlier_write() {
     use std::sync::atomic::Ordering::SeqCst;
     let (a, b, clock, blobs, _) = two_cores_on_flaky_s3().await;
-    a.set("/k".into(), Class::Route, Some(page_value("before")), cc(60.0), vec![]).await.unwrap();
+    a.set(
+        "/k".into(),
+        SetParts { class: Class::Route, value: Some(page_value("before")), cache_control: cc(60.0), tags: vec![] },
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     blobs.down.store(true, SeqCst);
-    a.set("/k".into(), Class::Route, Some(page_value("during")), cc(60.0), vec![]).await.expect("queued");
+    a.set(
+        "/k".into(),
+        SetParts { class: Class::Route, value: Some(page_value("during")), cache_control: cc(60.0), tags: vec![] },
+    )
+    .await
+    .expect("queued");
     a.poll_feed_once().await; // applies the event of "before", A's own
     assert_eq!(html_of(a.get(&req("/k")).await), "during", "kept in the maker's memory");
     blobs.down.store(false, SeqCst);
@@ -564,14 +675,34 @@ async fn a_copy_a_revalidation_expired_gives_way_to_a_render_another_instance_st
     let (a, b, clock) = two_memory_cores();
     a.poll_feed_once().await;
     b.poll_feed_once().await;
-    a.set("/n".into(), Class::Route, Some(page_value("v1")), cc(60.0), vec!["t".into()]).await.unwrap();
+    a.set(
+        "/n".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v1")),
+            cache_control: cc(60.0),
+            tags: vec!["t".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert!(matches!(b.get(&req("/n")).await, Lookup::Hit { .. }));
     clock.advance(10);
     b.revalidate_tags(&["t".into()], None).await.unwrap();
     // A (which saw the revalidation) renders the page again and stores it; B has not polled.
     clock.advance(10);
     a.poll_feed_once().await;
-    a.set("/n".into(), Class::Route, Some(page_value("v2")), cc(60.0), vec!["t".into()]).await.unwrap();
+    a.set(
+        "/n".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v2")),
+            cache_control: cc(60.0),
+            tags: vec!["t".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert!(matches!(b.get_sync(&req("/n")), SyncLookup::NeedsBackend), "B's copy is expired: ask the store");
     assert_eq!(html_of(b.get(&req("/n")).await), "v2", "B serves A's render instead of rendering again");
 }
@@ -632,14 +763,34 @@ async fn a_render_with_the_stored_bytes_writes_no_body_and_moves_freshness_every
     a.poll_feed_once().await;
     b.poll_feed_once().await;
     let bodies = || blobs.bodies.load(std::sync::atomic::Ordering::Relaxed);
-    a.set("/same".into(), Class::Route, Some(page_value("same")), cc(60.0), vec!["t".into()]).await.unwrap();
+    a.set(
+        "/same".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("same")),
+            cache_control: cc(60.0),
+            tags: vec!["t".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(bodies(), 1);
     assert_eq!(hit_last_modified(b.get(&req("/same")).await), Some(T0), "B holds the first render");
 
     // Past its revalidate time A regenerates it: the same bytes.
     clock.advance(61_000);
     assert!(matches!(a.get(&req("/same")).await, Lookup::Hit { .. }), "stale, A regenerates");
-    a.set("/same".into(), Class::Route, Some(page_value("same")), cc(60.0), vec!["t".into()]).await.unwrap();
+    a.set(
+        "/same".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("same")),
+            cache_control: cc(60.0),
+            tags: vec!["t".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(bodies(), 1, "no new S3 body");
     assert_eq!(blobs.stamps.load(std::sync::atomic::Ordering::Relaxed), 1, "only the freshness stamp");
     assert_eq!(a.stats.identical_sets.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -655,7 +806,17 @@ async fn a_render_with_the_stored_bytes_writes_no_body_and_moves_freshness_every
 
     // Other bytes are written in full.
     clock.advance(61_000);
-    a.set("/same".into(), Class::Route, Some(page_value("changed")), cc(60.0), vec!["t".into()]).await.unwrap();
+    a.set(
+        "/same".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("changed")),
+            cache_control: cc(60.0),
+            tags: vec!["t".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(bodies(), 2);
     c.poll_feed_once().await;
     assert_eq!(html_of(c.get(&req("/same")).await), "changed");
@@ -672,7 +833,17 @@ async fn the_time_window_counts_from_the_store_and_revalidations_from_the_render
     b.poll_feed_once().await;
     assert!(matches!(a.get(&req("/slow")).await, Lookup::Miss)); // a 2 s render starts
     clock.advance(2_000);
-    a.set("/slow".into(), Class::Route, Some(page_value("v1")), cc(3.0), vec!["slow".into()]).await.unwrap();
+    a.set(
+        "/slow".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v1")),
+            cache_control: cc(3.0),
+            tags: vec!["slow".into()],
+        },
+    )
+    .await
+    .unwrap();
     let stored = clock_now(&clock);
     clock.advance(2_000);
     // 4 s after the render started, 2 s after it was stored: fresh with `revalidate: 3`, as on Next.
@@ -686,7 +857,17 @@ async fn the_time_window_counts_from_the_store_and_revalidations_from_the_render
     clock.advance(10);
     b.revalidate_tags(&["slow".to_string()], None).await.unwrap();
     clock.advance(10);
-    a.set("/slow".into(), Class::Route, Some(page_value("v1")), cc(3.0), vec!["slow".into()]).await.unwrap();
+    a.set(
+        "/slow".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v1")),
+            cache_control: cc(3.0),
+            tags: vec!["slow".into()],
+        },
+    )
+    .await
+    .unwrap();
     a.poll_feed_once().await;
     b.poll_feed_once().await;
     assert!(miss_now(&a, &req("/slow")).await, "must not look fresh on A");
@@ -702,11 +883,21 @@ async fn a_set_of_a_key_too_long_for_an_event_still_reaches_the_other_instance()
     a.poll_feed_once().await;
     b.poll_feed_once().await;
     for long in ["/k".repeat(500_000), format!("{}/x", fleetcache::backend::tags::HASHED_KEY)] {
-        a.set(long.clone(), Class::Route, Some(page_value("v1")), cc(600.0), vec![]).await.unwrap();
+        a.set(
+            long.clone(),
+            SetParts { class: Class::Route, value: Some(page_value("v1")), cache_control: cc(600.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
         b.poll_feed_once().await;
         assert_eq!(html_of(b.get(&req(&long)).await), "v1", "B holds v1 in memory");
         clock.advance(10);
-        a.set(long.clone(), Class::Route, Some(page_value("v2")), cc(600.0), vec![]).await.unwrap();
+        a.set(
+            long.clone(),
+            SetParts { class: Class::Route, value: Some(page_value("v2")), cache_control: cc(600.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
         b.poll_feed_once().await;
         assert_eq!(html_of(b.get(&req(&long)).await), "v2", "B dropped v1 on the hashed event");
     }
@@ -775,7 +966,17 @@ mod cdn_purges {
         a.poll_feed_once().await;
         b.poll_feed_once().await;
         for p in ["/blog/a", "/blog/b"] {
-            b.set(p.into(), Class::Route, Some(page_value(p)), cc(3600.0), vec!["posts".into()]).await.unwrap();
+            b.set(
+                p.into(),
+                SetParts {
+                    class: Class::Route,
+                    value: Some(page_value(p)),
+                    cache_control: cc(3600.0),
+                    tags: vec!["posts".into()],
+                },
+            )
+            .await
+            .unwrap();
         }
         a.revalidate_tags(&["posts".to_string()], None).await.unwrap();
         assert_eq!(
@@ -799,17 +1000,37 @@ mod cdn_purges {
         let (a, sent) = purging_core(clock.clone(), blobs, tags);
         a.poll_feed_once().await;
         let key = "/route-cache/PAGES/1f/$/docs";
-        a.set(key.into(), Class::Route, Some(pages_value("v1")), cc(600.0), vec![]).await.unwrap();
+        a.set(
+            key.into(),
+            SetParts { class: Class::Route, value: Some(pages_value("v1")), cache_control: cc(600.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
         // A pages-router `res.revalidate` 10 s later: other bytes, well before revalidate time.
         clock.advance(10_000);
-        a.set(key.into(), Class::Route, Some(pages_value("v2")), cc(600.0), vec![]).await.unwrap();
+        a.set(
+            key.into(),
+            SetParts { class: Class::Route, value: Some(pages_value("v2")), cache_control: cc(600.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
         assert_eq!(sent_paths(&a, &sent).await, vec![vec!["/_next/data/default/docs.json", "/docs"]]);
         // The same bytes again: nothing to purge.
         clock.advance(10_000);
-        a.set(key.into(), Class::Route, Some(pages_value("v2")), cc(600.0), vec![]).await.unwrap();
+        a.set(
+            key.into(),
+            SetParts { class: Class::Route, value: Some(pages_value("v2")), cache_control: cc(600.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
         // Regenerated past its revalidate time: the CDN's s-maxage expires it on the same clock.
         clock.advance(700_000);
-        a.set(key.into(), Class::Route, Some(pages_value("v3")), cc(600.0), vec![]).await.unwrap();
+        a.set(
+            key.into(),
+            SetParts { class: Class::Route, value: Some(pages_value("v3")), cache_control: cc(600.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
         assert_eq!(sent_paths(&a, &sent).await.len(), 1, "neither sent a purge");
         assert_eq!(a.stats.identical_sets.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
@@ -827,7 +1048,17 @@ mod cdn_purges {
         a.poll_feed_once().await;
         for i in 0..4 {
             let key = format!("/shop/c{i}/item");
-            a.set(key, Class::Route, Some(page_value("x")), cc(3600.0), vec!["shop".into()]).await.unwrap();
+            a.set(
+                key,
+                SetParts {
+                    class: Class::Route,
+                    value: Some(page_value("x")),
+                    cache_control: cc(3600.0),
+                    tags: vec!["shop".into()],
+                },
+            )
+            .await
+            .unwrap();
         }
         // 4 pages = 8 paths asked for, 5 left this month: widened to fit.
         a.revalidate_tags(&["shop".to_string()], Some(0.0)).await.unwrap();
@@ -838,7 +1069,17 @@ mod cdn_purges {
         clock.advance(1_000);
         for round in 0..2 {
             let key = format!("/x{round}");
-            a.set(key, Class::Route, Some(page_value("x")), cc(3600.0), vec![format!("t{round}")]).await.unwrap();
+            a.set(
+                key,
+                SetParts {
+                    class: Class::Route,
+                    value: Some(page_value("x")),
+                    cache_control: cc(3600.0),
+                    tags: vec![format!("t{round}")],
+                },
+            )
+            .await
+            .unwrap();
         }
         other.add_to_counter(&month, 4).await.unwrap();
         a.revalidate_tags(&["t0".to_string(), "t1".to_string()], Some(0.0)).await.unwrap();
@@ -1032,9 +1273,24 @@ async fn max_makes_the_fetch_inside_a_page_regeneration_stale_wherever_its_lease
         assert!(matches!(a.get(&req(p)).await, Lookup::Miss));
     }
     assert!(matches!(a.get(&freq).await, Lookup::Miss));
-    a.set(fkey.clone(), Class::Fetch, Some(fetch("v1")), None, vec![tag.clone()]).await.unwrap();
+    a.set(
+        fkey.clone(),
+        SetParts { class: Class::Fetch, value: Some(fetch("v1")), cache_control: None, tags: vec![tag.clone()] },
+    )
+    .await
+    .unwrap();
     for p in ["/p1", "/p2"] {
-        a.set(p.into(), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
+        a.set(
+            p.into(),
+            SetParts {
+                class: Class::Route,
+                value: Some(page_value("v1")),
+                cache_control: cc(60.0),
+                tags: vec![tag.clone()],
+            },
+        )
+        .await
+        .unwrap();
     }
     clock.advance(1_000);
     // 'max'; A regenerates /p1 (its lease and the fetch's are A's now) with the new data.
@@ -1045,8 +1301,23 @@ async fn max_makes_the_fetch_inside_a_page_regeneration_stale_wherever_its_lease
     assert_stale(lookup(&a, &req("/p1")).await, "A: /p1", now);
     assert_stale(lookup(&a, &freq).await, "A: the fetch inside /p1's regeneration", now);
     clock.advance(50);
-    a.set(fkey.clone(), Class::Fetch, Some(fetch("v2")), None, vec![tag.clone()]).await.unwrap();
-    a.set("/p1".into(), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        fkey.clone(),
+        SetParts { class: Class::Fetch, value: Some(fetch("v2")), cache_control: None, tags: vec![tag.clone()] },
+    )
+    .await
+    .unwrap();
+    a.set(
+        "/p1".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v2")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(1_000);
     // A second 'max' within A's leases: B regenerates /p2, and the fetch inside is stale for it.
     a.revalidate_tags(std::slice::from_ref(&tag), Some(31_536_000.0)).await.unwrap();
@@ -1065,13 +1336,33 @@ async fn a_regeneration_s_set_ends_its_lease_so_the_next_max_is_regenerated_at_o
     let (a, b, clock) = two_leasing_cores().await;
     let tag = "posts".to_string();
     let stale_at = |l: Lookup, now: i64| matches!(l, Lookup::Hit { last_modified, .. } if now - last_modified > 60_000);
-    a.set("/p".into(), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        "/p".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v1")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(1_000);
     a.revalidate_tags(std::slice::from_ref(&tag), Some(31_536_000.0)).await.unwrap();
     clock.advance(100);
     assert!(stale_at(lookup(&a, &req("/p")).await, clock_now(&clock)), "A regenerates /p");
     clock.advance(50);
-    a.set("/p".into(), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        "/p".into(),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v2")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     b.poll_feed_once().await;
     clock.advance(1_000);
     assert!(!stale_at(lookup(&b, &req("/p")).await, clock_now(&clock)), "B: the regenerated page is fresh");

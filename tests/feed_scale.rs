@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use fleetcache::backend::tags::dynamodb::{event_body, event_item_bytes, feed_pk, reader_copy, FEED_HEAD_PK};
 use fleetcache::backend::tags::memory::MemoryTagStore;
-use fleetcache::backend::tags::{feed_page_end, FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
+use fleetcache::backend::tags::{feed_page_end, FeedEvent, FeedRecord, IndexRow, Lease, TagStore, Unit};
 use fleetcache::clock::MockClock;
 use fleetcache::entry::TagState;
 use fleetcache::error::Result;
@@ -104,18 +104,13 @@ impl TagStore for SimStore {
         self.bill_copies(seq, bytes);
         self.shared.inner.announce_at(seq, record, now).await
     }
-    async fn revalidate_at(
-        &self,
-        event: Option<(u64, &str)>,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>> {
+    async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>> {
+        let Unit { event, tags, now, .. } = unit;
         let sec = self.sec();
         for t in tags {
             self.shared.meter.read(sec, &state_pk(t), 1.0); // strongly consistent GetItem
         }
-        let states = self.shared.inner.revalidate_at(event, tags, now, expire_s).await?;
+        let states = self.shared.inner.revalidate_at(unit).await?;
         // One transaction: every item costs twice its write units.
         for t in tags {
             self.shared.meter.write(sec, &state_pk(t), 2.0);
@@ -265,7 +260,15 @@ async fn simulate(pollers: usize, copies: u32, per_minute: u64, seconds: i64) ->
             let tag = format!("tag-{}", random() % 200);
             let inst = &mut fleet[w];
             let seq = inst.store.reserve_seq().await.unwrap();
-            inst.store.revalidate_at(Some((seq, &inst.origin)), std::slice::from_ref(&tag), now, None).await.unwrap();
+            inst.store
+                .revalidate_at(Unit {
+                    event: Some((seq, &inst.origin)),
+                    tags: std::slice::from_ref(&tag),
+                    now,
+                    expire_s: None,
+                })
+                .await
+                .unwrap();
             let set = FeedEvent::Key { key: format!("/p/{tag}"), last_modified: now, write_id: random() | 1 };
             inst.store.append(&FeedRecord::new(inst.origin.as_str(), set), now).await.unwrap();
             inst.wrote += 2;

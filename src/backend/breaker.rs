@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::backend::blob::BlobStore;
-use crate::backend::tags::{FeedRecord, IndexRow, Lease, TagStore};
+use crate::backend::tags::{FeedRecord, IndexRow, Lease, TagStore, Unit};
 use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -301,16 +301,8 @@ impl TagStore for GuardedTags {
     async fn announce_at(&self, seq: u64, record: &FeedRecord, now: i64) -> Result<()> {
         self.breaker.call("PutItem(feed event)", self.inner.announce_at(seq, record, now)).await
     }
-    async fn revalidate_at(
-        &self,
-        event: Option<(u64, &str)>,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>> {
-        self.breaker
-            .call("TransactWriteItems(revalidation)", self.inner.revalidate_at(event, tags, now, expire_s))
-            .await
+    async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>> {
+        self.breaker.call("TransactWriteItems(revalidation)", self.inner.revalidate_at(unit)).await
     }
     async fn read_events(&self, seqs: &[u64]) -> Result<Vec<(u64, FeedRecord)>> {
         self.breaker.call("BatchGetItem(feed events)", self.inner.read_events(seqs)).await

@@ -147,7 +147,7 @@ impl Core {
             Work::Revalidate { tags, at, expire_s } => {
                 let seq = self.feed_seq(b, claim).await?;
                 let event = seq.map(|s| (s, self.instance_id.as_str()));
-                for (t, st) in b.tags.revalidate_at(event, &tags, at, expire_s).await? {
+                for (t, st) in b.tags.revalidate_at(tags::Unit { event, tags: &tags, now: at, expire_s }).await? {
                     self.tag_clock.merge(&t, st);
                 }
                 Ok(())

@@ -24,6 +24,8 @@ mod read;
 mod spooling;
 mod write;
 
+pub use write::SetParts;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

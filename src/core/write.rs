@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// A value to store as `Core::set` and `Core::seed` take it (`next_value::SetFields` makes it
+/// from what Next hands the handler).
+#[derive(Debug, PartialEq)]
+pub struct SetParts {
+    pub class: Class,
+    pub value: Option<Value>,
+    pub cache_control: Option<CacheControl>,
+    pub tags: Vec<String>,
+}
+
 impl Core {
     /// The entry `set` and `seed` store (tags sorted, deduplicated), or a `TooLarge` error past
     /// `maxEntryBytes`.
@@ -32,14 +42,8 @@ impl Core {
     }
 
     /// Stores `value` (None = notFound) under `key`.
-    pub async fn set(
-        &self,
-        key: String,
-        class: Class,
-        value: Option<Value>,
-        cache_control: Option<CacheControl>,
-        tags: Vec<String>,
-    ) -> Result<()> {
+    pub async fn set(&self, key: String, parts: SetParts) -> Result<()> {
+        let SetParts { class, value, cache_control, tags } = parts;
         bump(&self.stats.sets);
         let now = self.now();
         // The time window counts from now, as on Next's built-in; revalidations are judged against

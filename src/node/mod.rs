@@ -31,11 +31,12 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::config::{Config, OptionValue, Options};
+use crate::core::SetParts;
 use crate::core::{Core, GetRequest, Lookup, SyncLookup};
 use crate::entry::Entry;
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::keys::{self, Class};
-use crate::next_value::{Field, HitLayout, SetFields, SetParts};
+use crate::next_value::{Field, HitLayout, SetFields};
 use crate::stats::Reading;
 
 /// A JS `Error` with the core error's `code` and message, as a `napi::Error` that rethrows (or
@@ -132,7 +133,7 @@ impl NativeCache {
         let parts = input.parts();
         env.spawn_future(async move {
             Ok(OpResult::from(match parts {
-                Ok(p) => core.set(keys::scoped_key(p.class, key), p.class, p.value, p.cache_control, p.tags).await,
+                Ok(p) => core.set(keys::scoped_key(p.class, key), p).await,
                 Err(e) => {
                     if e.kind == crate::error::ErrorKind::InvalidInput {
                         core.note_invalid("set refused", &format!("{key}: {}", e.context));

@@ -113,7 +113,7 @@ impl NativeCache {
         let parts = input.parts();
         env.spawn_future(async move {
             let r = match parts {
-                Ok(p) => core.seed(key, p.class, p.value, p.cache_control, p.tags, last_modified as i64).await,
+                Ok(p) => core.seed(key, p, last_modified as i64).await,
                 Err(e) => Err(e),
             };
             Ok(match r {

@@ -6,10 +6,9 @@
 use bytes::Bytes;
 
 use crate::codec;
-use crate::core::Core;
-use crate::entry::{CacheControl, Value};
+use crate::core::{Core, SetParts};
 use crate::error::Result;
-use crate::keys::{self, Class};
+use crate::keys;
 
 /// A build registered in the store (`<prefix>/builds/<id>`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -28,15 +27,8 @@ impl Core {
     /// its key (S3 conditional write), with the build's own `last_modified`, never in memory and
     /// never announced (no instance can hold an older copy of a key nobody wrote yet). Returns
     /// whether this call wrote it.
-    pub async fn seed(
-        &self,
-        key: String,
-        class: Class,
-        value: Option<Value>,
-        cache_control: Option<CacheControl>,
-        tags: Vec<String>,
-        last_modified: i64,
-    ) -> Result<bool> {
+    pub async fn seed(&self, key: String, parts: SetParts, last_modified: i64) -> Result<bool> {
+        let SetParts { class, value, cache_control, tags } = parts;
         let entry = self.storable_entry(key, last_modified, cache_control, tags, value)?;
         let bytes = codec::encode(&entry, self.cfg.compression_level)?;
         let b = self.backends().await;

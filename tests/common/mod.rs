@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use fleetcache::clock::MockClock;
-use fleetcache::core::{Core, GetRequest, Lookup, SyncLookup};
+use fleetcache::core::{Core, GetRequest, Lookup, SetParts, SyncLookup};
 use fleetcache::entry::{CacheControl, Revalidate, Value};
 use fleetcache::keys::Class;
 
@@ -42,7 +42,17 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     b.poll_feed_once().await;
 
     // set on A, get on B from the backend, then from B's memory
-    a.set(k("/p"), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        k("/p"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v1")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     match b.get(&req(&k("/p"))).await {
         Lookup::Hit { entry, .. } => assert_eq!(entry.value, Some(page_value("v1"))),
@@ -59,7 +69,17 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
 
     // rewrite after the revalidation: fresh again
     clock.advance(10);
-    a.set(k("/p"), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        k("/p"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v2")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     b.clear_memory();
     assert!(matches!(b.get(&req(&k("/p"))).await, Lookup::Hit { .. }));
@@ -78,7 +98,9 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     }
 
     // notFound round trip
-    a.set(k("/nf"), Class::Route, None, cc(60.0), vec![]).await.unwrap();
+    a.set(k("/nf"), SetParts { class: Class::Route, value: None, cache_control: cc(60.0), tags: vec![] })
+        .await
+        .unwrap();
     b.clear_memory();
     match b.get(&req(&k("/nf"))).await {
         Lookup::Hit { entry, .. } => assert_eq!(entry.value, None),
@@ -90,8 +112,18 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let page_key = format!("/route-cache/APP_PAGE/abc/$/{ns}/page");
     let route_key = format!("/route-cache/APP_ROUTE/def/$/api/{ns}");
     let value = Value::AppRoute { body: Bytes::from_static(b"{}"), status: 200.0, headers_json: "{}".into() };
-    a.set(page_key, Class::Route, Some(page_value("x")), cc(60.0), vec![t2.clone()]).await.unwrap();
-    a.set(route_key, Class::Route, Some(value), cc(60.0), vec![t2.clone()]).await.unwrap();
+    a.set(
+        page_key,
+        SetParts { class: Class::Route, value: Some(page_value("x")), cache_control: cc(60.0), tags: vec![t2.clone()] },
+    )
+    .await
+    .unwrap();
+    a.set(
+        route_key,
+        SetParts { class: Class::Route, value: Some(value), cache_control: cc(60.0), tags: vec![t2.clone()] },
+    )
+    .await
+    .unwrap();
     let fetch = Value::Fetch {
         headers_json: "{}".into(),
         body: "e30=".into(),
@@ -100,7 +132,12 @@ pub async fn scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         revalidate: 60.0,
         tags: None,
     };
-    a.set("f".repeat(64), Class::Fetch, Some(fetch), None, vec![t2.clone()]).await.unwrap();
+    a.set(
+        "f".repeat(64),
+        SetParts { class: Class::Fetch, value: Some(fetch), cache_control: None, tags: vec![t2.clone()] },
+    )
+    .await
+    .unwrap();
     let paths = b.paths_for_tags(&[t2]).await.unwrap();
     assert_eq!(paths, vec![format!("/api/{ns}"), format!("/{ns}/page")]);
 }
@@ -117,7 +154,17 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     };
 
     // B holds A's entry in memory; A revalidates; B learns it from the feed alone.
-    a.set(k("/f"), Class::Route, Some(page_value("v1")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        k("/f"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v1")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(5);
     assert!(matches!(b.get(&req(&k("/f"))).await, Lookup::Hit { .. }));
     assert!(sync_hit(b, &k("/f")).is_some());
@@ -129,7 +176,17 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
 
     // A rewrites the key: B drops its copy and loads the new one.
     clock.advance(5);
-    a.set(k("/f"), Class::Route, Some(page_value("v2")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    a.set(
+        k("/f"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v2")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(5);
     b.poll_feed_once().await;
     match b.get(&req(&k("/f"))).await {
@@ -155,7 +212,17 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     clock.advance(5);
     assert!(miss_now(b, &req(&k("/f"))).await);
     clock.advance(5);
-    b.set(k("/f"), Class::Route, Some(page_value("v3")), cc(60.0), vec![tag.clone()]).await.unwrap();
+    b.set(
+        k("/f"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("v3")),
+            cache_control: cc(60.0),
+            tags: vec![tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     assert!(matches!(b.get(&req(&k("/f"))).await, Lookup::Hit { .. }), "fresh on the renderer");
     a.poll_feed_once().await;
     match a.get(&req(&k("/f"))).await {
@@ -169,7 +236,17 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     clock.advance(10);
     b.revalidate_tags(std::slice::from_ref(&race), None).await.unwrap(); // during the render
     clock.advance(10);
-    a.set(k("/race"), Class::Route, Some(page_value("old data")), cc(60.0), vec![race.clone()]).await.unwrap();
+    a.set(
+        k("/race"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("old data")),
+            cache_control: cc(60.0),
+            tags: vec![race.clone()],
+        },
+    )
+    .await
+    .unwrap();
     a.poll_feed_once().await;
     b.poll_feed_once().await;
     assert!(matches!(a.get(&req(&k("/race"))).await, Lookup::Miss), "must not look fresh on A");
@@ -178,7 +255,12 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     assert!(matches!(b.get(&req(&k("/race"))).await, Lookup::Miss), "must not look fresh on B");
 
     // One regeneration per key: a time-stale entry is reported stale to exactly one instance.
-    a.set(k("/ttl"), Class::Route, Some(page_value("t")), cc(1.0), vec![]).await.unwrap();
+    a.set(
+        k("/ttl"),
+        SetParts { class: Class::Route, value: Some(page_value("t")), cache_control: cc(1.0), tags: vec![] },
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     assert!(matches!(b.get(&req(&k("/ttl"))).await, Lookup::Hit { .. }));
     clock.advance(2_000);
@@ -200,7 +282,13 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     assert!(stale_for(loser.get(&req(&k("/ttl"))).await), "the lease expired: the loser regenerates");
     // The winner's set arrives through the feed and ends it for everyone.
     let _ = winner.get(&req(&k("/ttl"))).await;
-    winner.set(k("/ttl"), Class::Route, Some(page_value("t2")), cc(1.0), vec![]).await.unwrap();
+    winner
+        .set(
+            k("/ttl"),
+            SetParts { class: Class::Route, value: Some(page_value("t2")), cache_control: cc(1.0), tags: vec![] },
+        )
+        .await
+        .unwrap();
     loser.poll_feed_once().await;
     match loser.get(&req(&k("/ttl"))).await {
         Lookup::Hit { entry, last_modified, .. } => {
@@ -213,7 +301,17 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     // And for an entry stale by a revalidation (`revalidateTag(t, 'max')`): one instance is told
     // it is stale (its Next regenerates), the other serves it as fresh until the new copy arrives.
     let max_tag = format!("{ns}-max");
-    a.set(k("/max"), Class::Route, Some(page_value("m1")), cc(60.0), vec![max_tag.clone()]).await.unwrap();
+    a.set(
+        k("/max"),
+        SetParts {
+            class: Class::Route,
+            value: Some(page_value("m1")),
+            cache_control: cc(60.0),
+            tags: vec![max_tag.clone()],
+        },
+    )
+    .await
+    .unwrap();
     clock.advance(10);
     assert!(matches!(b.get(&req(&k("/max"))).await, Lookup::Hit { .. }));
     clock.advance(10);
@@ -236,7 +334,18 @@ pub async fn feed_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         assert!(told_stale(winner.get(&max_req).await), "the winner's Next may ask again while it renders");
     }
     clock.advance(100);
-    winner.set(k("/max"), Class::Route, Some(page_value("m2")), cc(60.0), vec![max_tag.clone()]).await.unwrap();
+    winner
+        .set(
+            k("/max"),
+            SetParts {
+                class: Class::Route,
+                value: Some(page_value("m2")),
+                cache_control: cc(60.0),
+                tags: vec![max_tag.clone()],
+            },
+        )
+        .await
+        .unwrap();
     loser.poll_feed_once().await;
     for core in [a, b] {
         match core.get(&max_req).await {
@@ -270,7 +379,18 @@ pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
     let tag = format!("{ns}-seed-tag");
     let built_at = clock_now(clock) - 5_000;
     async fn seed_page(core: &Core, key: &str, tag: &str, html: &str, at: i64) -> bool {
-        core.seed(key.into(), Class::Route, Some(page_value(html)), cc(60.0), vec![tag.into()], at).await.unwrap()
+        core.seed(
+            key.into(),
+            SetParts {
+                class: Class::Route,
+                value: Some(page_value(html)),
+                cache_control: cc(60.0),
+                tags: vec![tag.into()],
+            },
+            at,
+        )
+        .await
+        .unwrap()
     }
     assert!(seed_page(a, &key, &tag, "build 1", built_at).await, "the first seed writes");
     assert!(!seed_page(a, &key, &tag, "build 1, again", built_at).await, "a second seed writes nothing");
@@ -304,13 +424,17 @@ pub async fn deploy_scenarios(a: &Core, b: &Core, clock: &MockClock, ns: &str) {
         revalidate: 60.0,
         tags: None,
     };
-    a.set(fkey.clone(), Class::Fetch, Some(fetch), None, vec![]).await.unwrap();
+    a.set(fkey.clone(), SetParts { class: Class::Fetch, value: Some(fetch), cache_control: None, tags: vec![] })
+        .await
+        .unwrap();
     // A `'use cache'` result lives under its build, like pages (its key names the build too).
     let ukey = format!("[\"{ns}-fn\",[],[\"{x1}\"]]");
     let result =
         Value::UseCache { bytes: Bytes::from_static(b"0:1\n"), timestamp: clock_now(clock) as f64, stale: 30.0 };
     let ucc = Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(600.0) });
-    a.set(ukey.clone(), Class::UseCache, Some(result), ucc, vec![]).await.unwrap();
+    a.set(ukey.clone(), SetParts { class: Class::UseCache, value: Some(result), cache_control: ucc, tags: vec![] })
+        .await
+        .unwrap();
     let ureq = GetRequest { key: ukey.clone(), kind: Some("USE_CACHE".into()), ..Default::default() };
     assert!(matches!(a.get(&ureq).await, Lookup::Hit { .. }));
     let freq = GetRequest { key: fkey, kind: Some("FETCH".into()), revalidate: Some(60.0), ..Default::default() };

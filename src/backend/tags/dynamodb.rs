@@ -61,7 +61,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 
-use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
+use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore, Unit};
 use crate::backend::aws::map_err;
 use crate::entry::TagState;
 use crate::error::{Error, ErrorKind, Result};
@@ -578,13 +578,8 @@ impl TagStore for DynamoTagStore {
         self.put_copies(seq, &item).await
     }
 
-    async fn revalidate_at(
-        &self,
-        event: Option<(u64, &str)>,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>> {
+    async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>> {
+        let Unit { event, tags, now, expire_s } = unit;
         if tags.len() > super::MAX_TAGS_PER_UNIT {
             return Err(Error::invalid(format!("{} tags in one revalidation unit", tags.len())));
         }

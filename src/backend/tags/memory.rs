@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore};
+use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore, Unit};
 use crate::entry::TagState;
 use crate::error::Result;
 
@@ -39,13 +39,8 @@ impl TagStore for MemoryTagStore {
         Ok(())
     }
 
-    async fn revalidate_at(
-        &self,
-        event: Option<(u64, &str)>,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>> {
+    async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>> {
+        let Unit { event, tags, now, expire_s } = unit;
         let mut feed = self.feed.lock();
         let mut states = self.states.lock();
         let landed = event.is_some_and(|(seq, _)| feed.1.contains_key(&seq));

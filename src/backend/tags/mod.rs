@@ -103,6 +103,17 @@ impl FeedRecord {
     }
 }
 
+/// One revalidation unit as [`TagStore::revalidate_at`] writes it: `tags` revalidated at `now`
+/// (with `expire_s` for a profiled one) and, when `event` is given, its feed event at that
+/// sequence number from that origin.
+#[derive(Debug, Clone, Copy)]
+pub struct Unit<'a> {
+    pub event: Option<(u64, &'a str)>,
+    pub tags: &'a [String],
+    pub now: i64,
+    pub expire_s: Option<f64>,
+}
+
 /// Outcome of a regeneration lease attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
@@ -125,13 +136,7 @@ pub trait TagStore: Send + Sync + 'static {
     /// unit: both land or neither. Idempotent per sequence number: when the event is there
     /// already, the unit landed before and its states are read back. Concurrent revalidations of
     /// one tag never lose each other. At most [`MAX_TAGS_PER_UNIT`] tags.
-    async fn revalidate_at(
-        &self,
-        event: Option<(u64, &str)>,
-        tags: &[String],
-        now: i64,
-        expire_s: Option<f64>,
-    ) -> Result<Vec<(String, TagState)>>;
+    async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>>;
     /// Appends to the feed and returns the event's sequence number (`reserve_seq` +
     /// `announce_at`).
     async fn append(&self, record: &FeedRecord, now: i64) -> Result<u64> {
@@ -179,7 +184,7 @@ pub trait TagStore: Send + Sync + 'static {
     async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
         let mut out = Vec::with_capacity(tags.len());
         for chunk in tags.chunks(MAX_TAGS_PER_UNIT) {
-            out.extend(self.revalidate_at(None, chunk, now, expire_s).await?);
+            out.extend(self.revalidate_at(Unit { event: None, tags: chunk, now, expire_s }).await?);
         }
         Ok(out)
     }
@@ -255,18 +260,24 @@ pub mod conformance {
         // A full unit, some of its tags with a state already: all read at once, every state moved,
         // and again (the versions read are the ones the conditional writes check).
         let many: Vec<String> = (0..MAX_TAGS_PER_UNIT).map(|i| t(&format!("many-{i}"))).collect();
-        store.revalidate_at(None, &many[..10], 30_000, None).await.unwrap();
+        store.revalidate_at(Unit { event: None, tags: &many[..10], now: 30_000, expire_s: None }).await.unwrap();
         for at in [31_000, 32_000] {
-            let all = store.revalidate_at(None, &many, at, None).await.unwrap();
+            let all = store.revalidate_at(Unit { event: None, tags: &many, now: at, expire_s: None }).await.unwrap();
             assert_eq!(all.len(), MAX_TAGS_PER_UNIT);
             assert!(all.iter().zip(&many).all(|((tag, st), want)| tag == want && st.hard == at), "{all:?}");
         }
 
         // A revalidation and its feed event land together, once per sequence number.
         let seq = store.reserve_seq().await.unwrap();
-        let first = store.revalidate_at(Some((seq, "o1")), &[t("unit")], 20_000, None).await.unwrap();
+        let first = store
+            .revalidate_at(Unit { event: Some((seq, "o1")), tags: &[t("unit")], now: 20_000, expire_s: None })
+            .await
+            .unwrap();
         assert_eq!(first[0].1.hard, 20_000);
-        let again = store.revalidate_at(Some((seq, "o1")), &[t("unit")], 20_500, None).await.unwrap();
+        let again = store
+            .revalidate_at(Unit { event: Some((seq, "o1")), tags: &[t("unit")], now: 20_500, expire_s: None })
+            .await
+            .unwrap();
         assert_eq!(again[0].1.hard, 20_000, "a retry of a landed unit changes nothing");
         let events = store.read_feed(seq, seq).await.unwrap();
         assert_eq!(events.len(), 1);
