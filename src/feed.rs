@@ -56,7 +56,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -93,29 +93,47 @@ pub const HEAD_CHECK_MS: i64 = 2_000;
 /// stale, the breaker is already open and no request waits on a read that cannot answer).
 const HEAD_TIMEOUT_MS: u64 = 1_000;
 
-/// The memory the feed keeps honest, and where it reports.
-pub struct Memory<'a> {
-    pub l1: &'a L1,
-    pub tag_clock: &'a TagClock,
+/// This process's memory, as the feed keeps it honest, and where the feed reports: one struct
+/// the core owns (`Core::mem`) and the feed reads.
+pub struct Memory {
+    pub l1: L1,
+    pub tag_clock: TagClock,
     /// Regeneration leases known here: key → (until, held by this instance).
-    pub leases: &'a DashMap<String, (i64, bool)>,
+    pub leases: DashMap<String, (i64, bool)>,
     /// This instance's writes not yet known to be in S3, by key. An event of an earlier write of
     /// its own does not evict such a copy: S3 cannot hold this write yet, and its own event
     /// follows when it lands (during an S3 outage, a set queued in the outbox would otherwise be
     /// evicted by the event of the write before it and the instance would serve a miss, or the
     /// older page). The crossing is noted instead, and the copy goes when this write lands, since
     /// this write and the other may then have landed in either order.
-    pub unlanded: &'a DashMap<String, Unlanded>,
-    pub stats: &'a Stats,
-    pub clock: &'a dyn Clock,
+    pub unlanded: DashMap<String, Unlanded>,
+    pub stats: Arc<Stats>,
+    pub clock: Arc<dyn Clock>,
     /// Bumped on every drop: a load that read S3 or the tag states before a drop must not put
     /// what it read back afterwards (the events it would have needed were skipped).
-    pub epoch: &'a AtomicU64,
+    pub epoch: AtomicU64,
     /// Key events applied (a counter), and the count at which each key was last rewritten: a load
     /// that read a key's object before its rewrite was applied does not keep what it read.
-    pub marks: (&'a AtomicU64, &'a DashMap<String, u64>),
+    pub marks: (AtomicU64, DashMap<String, u64>),
     /// From a change being made elsewhere to its event being applied here.
-    pub feed_lag: &'a crate::metrics::SharedHistogram,
+    pub feed_lag: crate::metrics::SharedHistogram,
+}
+
+impl Memory {
+    /// Empty memory with a budget of `memory_bytes` for the in-memory tier.
+    pub fn new(memory_bytes: usize, stats: Arc<Stats>, clock: Arc<dyn Clock>) -> Memory {
+        Memory {
+            l1: L1::new(memory_bytes),
+            tag_clock: TagClock::default(),
+            leases: DashMap::new(),
+            unlanded: DashMap::new(),
+            stats,
+            clock,
+            epoch: AtomicU64::new(0),
+            marks: (AtomicU64::new(0), DashMap::new()),
+            feed_lag: Default::default(),
+        }
+    }
 }
 
 /// A write of this instance not yet known to be in S3 (see [`Memory::unlanded`]).
@@ -126,7 +144,7 @@ pub struct Unlanded {
     pub crossed: bool,
 }
 
-impl Memory<'_> {
+impl Memory {
     fn drop_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.l1.clear();
@@ -219,7 +237,7 @@ impl Feed {
     /// One round of the poller: read this process's copy of the feed past the cursor (and the
     /// head every [`HEAD_CHECK_MS`]), apply what is new. Returns whether memory was dropped (a
     /// reset, or the feed unreadable for too long).
-    pub async fn poll_once(&self, tags: &dyn TagStore, m: &Memory<'_>) -> bool {
+    pub async fn poll_once(&self, tags: &dyn TagStore, m: &Memory) -> bool {
         if !self.enabled() {
             return false;
         }
@@ -332,7 +350,7 @@ impl Feed {
     }
 
     /// Reads remembered holes again and applies the events that have arrived since.
-    async fn recheck_holes(&self, tags: &dyn TagStore, m: &Memory<'_>, now: i64) {
+    async fn recheck_holes(&self, tags: &dyn TagStore, m: &Memory, now: i64) {
         let due: Vec<u64> = {
             let mut holes = self.holes.lock();
             holes.retain(|(_, since)| now - since <= HOLE_MEMORY_MS);
@@ -357,7 +375,7 @@ impl Feed {
         self.holes.lock().len()
     }
 
-    fn apply(&self, rec: FeedRecord, m: &Memory<'_>) {
+    fn apply(&self, rec: FeedRecord, m: &Memory) {
         let own = rec.origin == self.origin;
         if !own {
             bump(&m.stats.feed_events);
@@ -437,7 +455,7 @@ impl Feed {
 
     /// A poll failed. Past `feedStaleAfterMs` without a successful read, memory is dropped and not
     /// served until the feed is read again; returns whether that happened now.
-    pub fn failed(&self, e: &Error, m: &Memory<'_>) -> bool {
+    pub fn failed(&self, e: &Error, m: &Memory) -> bool {
         bump(&m.stats.feed_errors);
         let now = m.clock.now_ms();
         let last_ok = self.last_ok.load(Ordering::Acquire);
@@ -453,7 +471,7 @@ impl Feed {
         }
     }
 
-    fn reset(&self, head: u64, why: &str, m: &Memory<'_>) -> bool {
+    fn reset(&self, head: u64, why: &str, m: &Memory) -> bool {
         m.drop_all();
         self.cursor.store(head, Ordering::Release);
         self.gap_since.store(0, Ordering::Release);

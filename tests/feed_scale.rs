@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dashmap::DashMap;
 use fleetcache::backend::tags::dynamodb::{event_body, event_item_bytes, feed_pk, reader_copy, FEED_HEAD_PK};
 use fleetcache::backend::tags::memory::MemoryTagStore;
 use fleetcache::backend::tags::{feed_page_end, FeedEvent, FeedRecord, IndexRow, Lease, TagStore, Unit};
@@ -23,10 +22,7 @@ use fleetcache::clock::MockClock;
 use fleetcache::entry::TagState;
 use fleetcache::error::Result;
 use fleetcache::feed::{Feed, Memory};
-use fleetcache::l1::L1;
-use fleetcache::metrics::SharedHistogram;
 use fleetcache::stats::Stats;
-use fleetcache::tag_clock::TagClock;
 use parking_lot::Mutex;
 
 const READ_LIMIT: f64 = 3_000.0;
@@ -164,32 +160,9 @@ struct Instance {
     origin: String,
     feed: Feed,
     store: SimStore,
-    l1: L1,
-    tag_clock: TagClock,
-    leases: DashMap<String, (i64, bool)>,
-    unlanded: DashMap<String, fleetcache::feed::Unlanded>,
-    stats: Stats,
-    epoch: AtomicU64,
-    marks: (AtomicU64, DashMap<String, u64>),
-    lag: SharedHistogram,
+    mem: Memory,
     /// Events this instance wrote (its own are not counted in `feed_events`).
     wrote: u64,
-}
-
-impl Instance {
-    fn memory<'a>(&'a self, clock: &'a MockClock) -> Memory<'a> {
-        Memory {
-            l1: &self.l1,
-            tag_clock: &self.tag_clock,
-            leases: &self.leases,
-            unlanded: &self.unlanded,
-            stats: &self.stats,
-            clock,
-            epoch: &self.epoch,
-            marks: (&self.marks.0, &self.marks.1),
-            feed_lag: &self.lag,
-        }
-    }
 }
 
 struct Outcome {
@@ -211,7 +184,7 @@ struct Outcome {
 async fn simulate(pollers: usize, copies: u32, per_minute: u64, seconds: i64) -> Outcome {
     const INTERVAL: i64 = 250;
     let t0 = 1_800_000_000_000i64;
-    let clock = MockClock::new(t0);
+    let clock = Arc::new(MockClock::new(t0));
     let shared =
         Arc::new(Shared { inner: MemoryTagStore::default(), meter: Meter::default(), now: AtomicI64::new(t0), copies });
     let mut fleet: Vec<Instance> = (0..pollers)
@@ -222,21 +195,14 @@ async fn simulate(pollers: usize, copies: u32, per_minute: u64, seconds: i64) ->
                 feed: Feed::new(INTERVAL as u64, 5_000, origin.clone()),
                 store: SimStore { shared: shared.clone(), copy },
                 origin,
-                l1: L1::new(1 << 20),
-                tag_clock: TagClock::default(),
-                leases: DashMap::new(),
-                unlanded: DashMap::new(),
-                stats: Stats::default(),
-                epoch: AtomicU64::new(0),
-                marks: (AtomicU64::new(0), DashMap::new()),
-                lag: SharedHistogram::default(),
+                mem: Memory::new(1 << 20, Arc::new(Stats::default()), clock.clone()),
                 wrote: 0,
             }
         })
         .collect();
     // Everyone has started (read the head) before the load begins.
     for inst in &fleet {
-        inst.feed.poll_once(&inst.store, &inst.memory(&clock)).await;
+        inst.feed.poll_once(&inst.store, &inst.mem).await;
     }
     let gap_ms = 60_000.0 / per_minute as f64;
     let mut next_write = 0.0f64;
@@ -276,16 +242,16 @@ async fn simulate(pollers: usize, copies: u32, per_minute: u64, seconds: i64) ->
         for (i, inst) in fleet.iter().enumerate() {
             // Instance i polls at offset i * INTERVAL / pollers within each interval.
             if (t + INTERVAL - (i as i64 * INTERVAL / pollers as i64)) % INTERVAL == 0 {
-                inst.feed.poll_once(&inst.store, &inst.memory(&clock)).await;
+                inst.feed.poll_once(&inst.store, &inst.mem).await;
             }
         }
     }
     let events = writes * 2;
     let incomplete = fleet
         .iter()
-        .filter(|i| i.stats.feed_events.load(Ordering::Relaxed) + i.wrote != events || !i.feed.trusted())
+        .filter(|i| i.mem.stats.feed_events.load(Ordering::Relaxed) + i.wrote != events || !i.feed.trusted())
         .count();
-    let resets = fleet.iter().map(|i| i.stats.feed_resets.load(Ordering::Relaxed)).sum();
+    let resets = fleet.iter().map(|i| i.mem.stats.feed_resets.load(Ordering::Relaxed)).sum();
     let units = shared.meter.units.lock();
     let mut peak_read = (0.0, String::new());
     let mut peak_write = (0.0, String::new());

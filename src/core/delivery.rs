@@ -57,7 +57,7 @@ impl Core {
         bump(&self.stats.revalidations);
         let now = self.now();
         for t in tags {
-            self.tag_clock.apply(t, now, expire_s);
+            self.mem.tag_clock.apply(t, now, expire_s);
             self.pinned.apply(t, now, expire_s);
         }
         // The CDN's copies of the tags' pages: purged by this instance alone (looked up in the
@@ -148,7 +148,7 @@ impl Core {
                 let seq = self.feed_seq(b, claim).await?;
                 let event = seq.map(|s| (s, self.instance_id.as_str()));
                 for (t, st) in b.tags.revalidate_at(tags::Unit { event, tags: &tags, now: at, expire_s }).await? {
-                    self.tag_clock.merge(&t, st);
+                    self.mem.tag_clock.merge(&t, st);
                 }
                 Ok(())
             }

@@ -7,13 +7,13 @@ impl Core {
     /// The lease of `key` known here and not run out: whether this instance holds it (`None`:
     /// none known, it must be asked for).
     pub(super) fn live_lease(&self, key: &str, now: i64) -> Option<bool> {
-        self.leases.get(key).map(|l| *l).filter(|(until, _)| *until >= now).map(|(_, mine)| mine)
+        self.mem.leases.get(key).map(|l| *l).filter(|(until, _)| *until >= now).map(|(_, mine)| mine)
     }
 
     /// Takes the lease of `key` here for a second without asking the store (fail open: when it
     /// cannot be asked, regenerating twice is better than never).
     pub(super) fn lease_locally(&self, key: &str, now: i64) {
-        self.leases.insert(key.to_string(), (now + 1_000, true));
+        self.mem.leases.insert(key.to_string(), (now + 1_000, true));
     }
 
     /// Whether regenerations of `entry` take the one-regenerator lease at all.
@@ -67,7 +67,7 @@ impl Core {
         match b.tags.try_lease(&name, &self.instance_id, now, until).await {
             Ok(lease) => {
                 bump(if lease.won { &self.stats.leases_won } else { &self.stats.leases_lost });
-                self.leases.insert(entry.key.clone(), (lease.until, lease.won));
+                self.mem.leases.insert(entry.key.clone(), (lease.until, lease.won));
             }
             Err(e) => {
                 self.log("regeneration lease unavailable", &e.to_string());

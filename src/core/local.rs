@@ -22,43 +22,28 @@ impl Core {
     /// One round of the feed poller (tests drive it by hand).
     pub async fn poll_feed_once(&self) {
         let b = self.backends().await;
-        if self.feed.poll_once(b.tags.as_ref(), &self.memory()).await {
+        if self.feed.poll_once(b.tags.as_ref(), &self.mem).await {
             self.indexed.clear();
-        }
-    }
-
-    /// The memory the feed keeps honest.
-    pub(super) fn memory(&self) -> feed::Memory<'_> {
-        feed::Memory {
-            l1: &self.l1,
-            tag_clock: &self.tag_clock,
-            leases: &self.leases,
-            unlanded: &self.unlanded,
-            stats: &self.stats,
-            clock: self.clock.as_ref(),
-            epoch: &self.epoch,
-            marks: (&self.feed_marks, &self.key_marks),
-            feed_lag: &self.feed_lag,
         }
     }
 
     /// Forgets everything this process holds in memory (not the shared store).
     pub fn clear_memory(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.l1.clear();
-        self.tag_clock.clear();
+        self.mem.epoch.fetch_add(1, Ordering::AcqRel);
+        self.mem.l1.clear();
+        self.mem.tag_clock.clear();
         self.indexed.clear();
-        self.leases.clear();
+        self.mem.leases.clear();
     }
 
     /// Size of the stored object for `key` as encoded from the in-memory copy (benchmarks).
     pub fn encoded_len(&self, key: &str) -> Option<usize> {
-        let e = self.l1.get(key)?;
+        let e = self.mem.l1.get(key)?;
         codec::encode(&e, self.cfg.compression_level).ok().map(|b| b.len())
     }
 
     pub fn memory_entries(&self) -> usize {
-        self.l1.len()
+        self.mem.l1.len()
     }
 }
 
@@ -71,7 +56,7 @@ impl FeedHost for Core {
     }
     fn feed_timed_out(&self) {
         let e = Error::new(ErrorKind::Timeout, "feed poll timed out");
-        if self.feed.failed(&e, &self.memory()) {
+        if self.feed.failed(&e, &self.mem) {
             self.indexed.clear();
         }
     }

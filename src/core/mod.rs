@@ -46,7 +46,6 @@ use crate::entry::{evaluate, CacheControl, Entry, TagState, Value, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, Feed, FeedHost};
 use crate::keys::{self, Class};
-use crate::l1::L1;
 use crate::metrics::{self, Kind, Sample};
 use crate::outbox::{self, Claim, Outbox, Work};
 use crate::stats::{self, bump, Reading, Stats};
@@ -86,42 +85,31 @@ pub enum SyncLookup {
 pub struct Core {
     pub cfg: Config,
     clock: Arc<dyn Clock>,
-    l1: L1,
-    tag_clock: TagClock,
+    /// What this process holds in memory (the in-memory tier, tag states, leases, writes not yet
+    /// in S3), kept honest by the feed.
+    pub(crate) mem: feed::Memory,
     pub(crate) backends: tokio::sync::OnceCell<Backends>,
     /// (tag, key) index rows this process wrote, with when; rewritten after half the TTL.
     indexed: DashMap<(String, String), i64>,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     /// Unique per process and core: tells our own feed events from others'.
     pub instance_id: String,
     pub feed: Feed,
     /// Revalidations and feed events on their way to DynamoDB, and uploads of failed `set`s on
     /// their way to S3 (retried until they land).
     outbox: Arc<Outbox>,
-    /// Memory drops so far (see `feed::Memory::epoch`).
-    epoch: AtomicU64,
-    /// Key events applied so far, and the count at which each key was last rewritten.
-    feed_marks: AtomicU64,
-    key_marks: DashMap<String, u64>,
     /// Every revalidation made here, kept apart from the tag clock: dropping memory (a feed
     /// reset) never makes this instance forget what it revalidated itself, landed or not.
     pinned: TagClock,
     /// When each key was last asked for: a `set` that follows is stamped with the time its
     /// render could have started, so a revalidation during the render is not overtaken.
     render_starts: DashMap<String, i64>,
-    /// Regeneration leases known here: key → (until, held by this instance).
-    leases: DashMap<String, (i64, bool)>,
-    /// This instance's writes not yet known to be in S3 (written now, or queued in the outbox):
-    /// key → their write. See `feed::Memory::unlanded`.
-    unlanded: DashMap<String, feed::Unlanded>,
     /// Namespace of page/route entries: the configured build ID, or the one Next's first
     /// handler construction reveals (`adopt_build_id`).
     build_id: parking_lot::RwLock<String>,
     build_id_adopted: AtomicBool,
     /// How long the next `get` waits for the backends (shortened while one hangs).
     get_deadline: deadline::GetDeadline,
-    /// The change feed's lag, as this instance applies others' events.
-    pub feed_lag: crate::metrics::SharedHistogram,
     /// CDN invalidations (`cdn.*`): set when CloudFront is configured or a hook is given.
     purger: std::sync::OnceLock<Arc<Purger>>,
 }
@@ -175,28 +163,22 @@ impl Core {
         let feed = Feed::new(cfg.feed_interval_ms, cfg.feed_stale_after_ms, instance_id.clone());
         // Queued uploads of failed `set`s hold at most a quarter of the memory budget.
         let outbox = Arc::new(Outbox::new(outbox::DEFAULT_CAPACITY).with_upload_limit(cfg.memory_bytes / 4));
+        let stats = Arc::new(Stats::default());
         let core = Core {
-            l1: L1::new(cfg.memory_bytes),
+            mem: feed::Memory::new(cfg.memory_bytes, stats.clone(), clock.clone()),
             cfg,
             clock,
-            tag_clock: TagClock::default(),
             backends: tokio::sync::OnceCell::new(),
             indexed: DashMap::new(),
-            stats: Stats::default(),
+            stats,
             instance_id,
             feed,
             outbox,
-            epoch: AtomicU64::new(0),
-            feed_marks: AtomicU64::new(0),
-            key_marks: DashMap::new(),
             pinned: TagClock::default(),
             render_starts: DashMap::new(),
-            leases: DashMap::new(),
-            unlanded: DashMap::new(),
             build_id: parking_lot::RwLock::new(String::new()),
             build_id_adopted: AtomicBool::new(false),
             get_deadline: Default::default(),
-            feed_lag: Default::default(),
             purger: std::sync::OnceLock::new(),
         };
         *core.build_id.write() = core.cfg.build_id.clone();

@@ -12,12 +12,12 @@ impl Core {
         let rq = "DynamoDB requests sent by the tag store, by kind";
         let kind = |k: &str| vec![("kind", k.to_string())];
         vec![
-            Gauge::of("memoryBytes", Count(self.l1.bytes() as f64)).exported(
+            Gauge::of("memoryBytes", Count(self.mem.l1.bytes() as f64)).exported(
                 "memory_bytes",
                 Kind::Gauge,
                 "bytes held by the in-memory tier",
             ),
-            Gauge::of("memoryEntries", Count(self.l1.len() as f64)).exported(
+            Gauge::of("memoryEntries", Count(self.mem.l1.len() as f64)).exported(
                 "memory_entries",
                 Kind::Gauge,
                 "entries held by the in-memory tier",
@@ -27,12 +27,12 @@ impl Core {
                 Kind::Gauge,
                 "the in-memory tier's byte budget (memoryBytes)",
             ),
-            Gauge::of("evictions", Count(self.l1.evictions() as f64)).exported(
+            Gauge::of("evictions", Count(self.mem.l1.evictions() as f64)).exported(
                 "memory_evictions",
                 Kind::Counter,
                 "entries evicted from the in-memory tier to stay in budget",
             ),
-            Gauge::of("knownTags", Count(self.tag_clock.len() as f64)).exported(
+            Gauge::of("knownTags", Count(self.mem.tag_clock.len() as f64)).exported(
                 "known_tags",
                 Kind::Gauge,
                 "tags whose state this instance knows",
@@ -115,7 +115,7 @@ impl Core {
             "feed_lag_seconds",
             "from a change on another instance to its feed event being applied here",
             vec![],
-            &self.feed_lag.get(),
+            &self.mem.feed_lag.get(),
         ));
         if let Some(br) = self.backends.get().and_then(|b| b.breakers.as_ref()) {
             for (name, b) in [("s3", &br.s3), ("dynamodb", &br.dynamodb)] {

@@ -71,7 +71,7 @@ impl Core {
         if time_stale {
             return false;
         }
-        let states: Vec<TagState> = prior.tags.iter().filter_map(|t| self.tag_clock.get(t)).collect();
+        let states: Vec<TagState> = prior.tags.iter().filter_map(|t| self.mem.tag_clock.get(t)).collect();
         evaluate(prior, states.iter(), None, now) != Verdict::Expired
     }
 

@@ -29,7 +29,7 @@ impl Core {
     ) -> Option<Lookup> {
         let mut states: Vec<TagState> = Vec::new();
         for t in Self::all_tags(entry, req) {
-            match self.tag_clock.get(t) {
+            match self.mem.tag_clock.get(t) {
                 Some(s) => states.push(self.with_own(t, Some(s)).unwrap_or(s)),
                 None if unknown_as_fresh => states.extend(self.with_own(t, None)),
                 None => return None,
@@ -84,7 +84,7 @@ impl Core {
         if !self.feed.trusted() {
             return SyncLookup::NeedsBackend;
         }
-        let Some((entry, gen)) = self.l1.get_with_gen(&req.key) else {
+        let Some((entry, gen)) = self.mem.l1.get_with_gen(&req.key) else {
             return SyncLookup::NeedsBackend;
         };
         match self.judge(&entry, gen, req, false) {
@@ -93,7 +93,7 @@ impl Core {
                 // it already: this copy goes, and the async path reads what S3 holds, so that
                 // render is served here instead of being made again (computed once per fleet
                 // when the instances are not asked at the same moment).
-                self.l1.remove_if(&req.key, |e| std::ptr::eq(e, &*entry));
+                self.mem.l1.remove_if(&req.key, |e| std::ptr::eq(e, &*entry));
                 SyncLookup::NeedsBackend
             }
             Some(l) => {
@@ -144,7 +144,8 @@ impl Core {
     /// (inside the render, no page is lost), and a result a revalidation elsewhere expired would
     /// otherwise be served while the tag states cannot be read.
     pub(super) fn fallback(&self, req: &GetRequest) -> Lookup {
-        let entry = self.l1.get_with_gen(&req.key).filter(|(e, _)| !matches!(e.value, Some(Value::UseCache { .. })));
+        let entry =
+            self.mem.l1.get_with_gen(&req.key).filter(|(e, _)| !matches!(e.value, Some(Value::UseCache { .. })));
         if let Some((entry, gen)) = entry {
             // A lease that cannot be asked for is taken, as when the lease read fails.
             let judged = self.judge(&entry, gen, req, true).or_else(|| {
@@ -165,12 +166,12 @@ impl Core {
         // What the feed did while we read: a drop (epoch) or a rewrite of this key (its mark)
         // means what we read may predate an event already applied, so it is used for this
         // answer only and not kept.
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let mark = self.feed_marks.load(Ordering::Acquire);
+        let epoch = self.mem.epoch.load(Ordering::Acquire);
+        let mark = self.mem.marks.0.load(Ordering::Acquire);
         let unchanged = |core: &Core| {
-            core.epoch.load(Ordering::Acquire) == epoch && core.key_marks.get(&req.key).is_none_or(|m| *m <= mark)
+            core.mem.epoch.load(Ordering::Acquire) == epoch && core.mem.marks.1.get(&req.key).is_none_or(|m| *m <= mark)
         };
-        let (entry, from_backend) = match self.l1.get(&req.key) {
+        let (entry, from_backend) = match self.mem.l1.get(&req.key) {
             Some(e) => (e, false),
             None => {
                 let class = Class::from_kind(req.kind.as_deref());
@@ -189,21 +190,21 @@ impl Core {
                 let entry = Arc::new(entry);
                 // Kept even if the tag states cannot be read: the fail-open copy.
                 if unchanged(self) {
-                    self.l1.insert_if_newer(entry.clone());
+                    self.mem.l1.insert_if_newer(entry.clone());
                 }
                 (entry, true)
             }
         };
         let unknown: Vec<String> = {
             let set: HashSet<&String> =
-                Self::all_tags(&entry, req).filter(|t| self.tag_clock.get(t).is_none()).collect();
+                Self::all_tags(&entry, req).filter(|t| self.mem.tag_clock.get(t).is_none()).collect();
             set.into_iter().cloned().collect()
         };
         if !unknown.is_empty() {
             let states = b.tags.tag_states(&unknown).await?;
-            if self.epoch.load(Ordering::Acquire) == epoch {
+            if self.mem.epoch.load(Ordering::Acquire) == epoch {
                 for (tag, st) in states {
-                    self.tag_clock.merge(&tag, st);
+                    self.mem.tag_clock.merge(&tag, st);
                 }
             } else {
                 // Judge with what was read (and what this instance revalidated itself), without
@@ -211,7 +212,7 @@ impl Core {
                 let states: Vec<TagState> = Self::all_tags(&entry, req)
                     .filter_map(|t| {
                         let read =
-                            states.iter().find(|(n, _)| n == t).map(|(_, s)| *s).or_else(|| self.tag_clock.get(t));
+                            states.iter().find(|(n, _)| n == t).map(|(_, s)| *s).or_else(|| self.mem.tag_clock.get(t));
                         self.with_own(t, read)
                     })
                     .collect();

@@ -78,7 +78,7 @@ impl Core {
                 Spooled::Revalidate { tags, at, expire_s } => {
                     // Honoured here at once, as on the instance that made it.
                     for t in &tags {
-                        self.tag_clock.apply(t, at, expire_s);
+                        self.mem.tag_clock.apply(t, at, expire_s);
                         self.pinned.apply(t, at, expire_s);
                     }
                     Work::Revalidate { tags, at, expire_s }

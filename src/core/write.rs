@@ -57,8 +57,8 @@ impl Core {
         };
         // A regeneration lease this instance holds ends with this set (released in the store
         // below, once the render is stored).
-        let held_lease = self.leases.remove(&key).is_some_and(|(_, (until, mine))| mine && until >= now);
-        let prior = self.l1.get(&key);
+        let held_lease = self.mem.leases.remove(&key).is_some_and(|(_, (until, mine))| mine && until >= now);
+        let prior = self.mem.l1.get(&key);
         let mut entry = match self.storable_entry(key, last_modified, cache_control, tags, value) {
             Ok(entry) => Entry { rendered_at, ..entry },
             Err(e) => {
@@ -84,7 +84,7 @@ impl Core {
             }
         }
         self.begin_write(&entry);
-        self.l1.insert(entry.clone());
+        self.mem.l1.insert(entry.clone());
         let b = self.backends().await;
         let deadline = Duration::from_millis(self.cfg.set_timeout_ms);
         let object_key = self.object_key(class, &entry.key);
@@ -143,20 +143,20 @@ impl Core {
         if entry.write_id == 0 {
             return;
         }
-        if self.unlanded.len() >= MAX_TRACKED_KEYS {
-            self.unlanded.clear(); // forgotten writes are only evicted as before
+        if self.mem.unlanded.len() >= MAX_TRACKED_KEYS {
+            self.mem.unlanded.clear(); // forgotten writes are only evicted as before
         }
-        self.unlanded.insert(entry.key.clone(), feed::Unlanded { write_id: entry.write_id, crossed: false });
+        self.mem.unlanded.insert(entry.key.clone(), feed::Unlanded { write_id: entry.write_id, crossed: false });
     }
 
     /// A write of this instance is in S3 (`landed`), or will never be. When an event of another
     /// of this instance's writes of the key was applied meanwhile, which of the two S3 kept is
     /// unknown: the copy goes from memory, and the next read takes what S3 holds.
     pub(super) fn end_write(&self, entry: &Entry, landed: bool) {
-        let ended = self.unlanded.remove_if(&entry.key, |_, u| u.write_id == entry.write_id);
+        let ended = self.mem.unlanded.remove_if(&entry.key, |_, u| u.write_id == entry.write_id);
         if let (true, Some((_, u))) = (landed, ended) {
             if u.crossed {
-                self.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
+                self.mem.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
             }
         }
     }
@@ -222,7 +222,7 @@ impl Core {
                 Ok(held) if held.last_modified >= entry.last_modified => {
                     bump(&self.stats.uploads_superseded);
                     self.end_write(entry, false);
-                    self.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
+                    self.mem.l1.remove_if(&entry.key, |e| e.write_id == entry.write_id);
                     return Ok(());
                 }
                 // Older, or nothing this version can read: replaced, as a `set` would.
