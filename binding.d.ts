@@ -55,15 +55,14 @@ export declare class NativeCache {
    */
   constructor(options?: Options)
   /**
-   * The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `knownGen` is
-   * the generation of the in-memory copy whose Next value JS already holds (index.js,
-   * `ValueCache`): a hit of that generation is answered with its `lastModified` alone, a
-   * number, so a repeated hit crosses the boundary as one double instead of an object, its
-   * strings and a copy of its bytes.
+   * A get, answered at once when memory and the local tag clock decide it (the hit path):
+   * `null` = miss; an object = hit; a number = a hit of generation `knownGen`, the in-memory
+   * copy whose Next value JS already holds (index.js, `ValueCache`), answered with its
+   * `lastModified` alone, so a repeated hit crosses the boundary as one double instead of an
+   * object, its strings and a copy of its bytes. Otherwise a promise of the miss path (S3, tag
+   * states), bounded by `getTimeoutMs`, that resolves to a hit or `null` and never rejects.
    */
-  getSync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, knownGen?: number | undefined | null): NativeHit | number | null | undefined
-  /** The miss path (S3, tag states), bounded by `getTimeoutMs`; resolves to a hit or `null`, never rejects. */
-  getAsync(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null): Promise<NativeHit | null>
+  get(key: string, kind?: string | undefined | null, tags?: Array<string> | undefined | null, softTags?: Array<string> | undefined | null, revalidate?: number | undefined | null, knownGen?: number | undefined | null): NativeHit | number | null | Promise<NativeHit | null>
   /** Stores a value; resolves to an `OpResult`, never rejects. */
   set(key: string, input: SetInput): Promise<OpResult>
   /** Records a revalidation (`expire` seconds: undefined/0 = now, N = stale now, expired in N s). */
@@ -205,7 +204,7 @@ export interface MetricSample {
 }
 
 /**
- * A hit as `getSync`/`getAsync` hand it to `index.js` (built field by field by `hit_object`
+ * A hit as `get` hands it to `index.js` (built field by field by `hit_object`
  * from `next_value::HitLayout`; this struct only declares its type). Absent fields are not set.
  */
 export interface NativeHit {
@@ -356,35 +355,48 @@ export interface SeedResult {
 }
 
 /**
- * A value to store, flattened by `index.js` from Next's `IncrementalCacheValue`; the fields
- * are documented on `next_value::SetFields`.
+ * A value to store, flattened by `index.js` from Next's `set(key, data, ctx)`: the one list of
+ * its fields, which the boundary (`node/`) receives as is.
  */
 export interface SetInput {
+  /** The value's kind (`APP_PAGE`, …); `None` for `set(key, null)`. */
   kind?: string
+  /** Namespace class: `ctx.kind`, or `FETCH` for fetch sets. */
   classKind?: string
   html?: string
   rscData?: Buffer
   postponed?: string
+  /** JSON of `headers` (APP_PAGE, APP_ROUTE, PAGES) or FETCH `data.headers`. */
   headers?: string
   status?: number
   segNames?: Array<string>
   segData?: Array<Buffer>
+  /** APP_ROUTE body / IMAGE buffer. */
   buf?: Buffer
   pageData?: string
   props?: string
+  /** FETCH `data.body`. */
   body?: string
   url?: string
+  /** FETCH / IMAGE `revalidate`. */
   fetchRevalidate?: number
+  /** FETCH value `tags`. */
   fetchTags?: Array<string>
   etag?: string
   upstreamEtag?: string
   extension?: string
+  /** `cacheControl` from ctx: present when `has_cache_control`. */
   hasCacheControl?: boolean
   revalidateSeconds?: number
   revalidateNever?: boolean
   expire?: number
+  /** USE_CACHE `timestamp` (ms) and `stale` (s). */
   timestamp?: number
   stale?: number
+  /**
+   * Tags from ctx.tags, ctx.softTags, value tags and x-next-cache-tags (USE_CACHE: the
+   * entry's explicit tags).
+   */
   tags: Array<string>
 }
 

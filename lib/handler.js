@@ -60,14 +60,15 @@ function createCacheHandler(options) {
         const cache = this.values
         // Pages and routes: their lifetime for Next 15.x (fetch entries carry theirs in the value).
         const told = teller(kind, nextKey)
-        const hit = this.core.getSync(key, kind, tags, softTags, revalidate, cache.gen(key))
+        let hit = this.core.get(key, kind, tags, softTags, revalidate, cache.gen(key))
         if (typeof hit === 'number') {
           const out = cache.serve(key, hit)
           if (out !== undefined) return Promise.resolve(told(out))
-        } else if (hit !== undefined) {
-          return Promise.resolve(told(toNext(hit, key, cache)))
+          // The value cache let go of that generation meanwhile: ask for the whole hit.
+          hit = this.core.get(key, kind, tags, softTags, revalidate, undefined)
         }
-        return this.core.getAsync(key, kind, tags, softTags, revalidate).then((h) => told(toNext(h, key, cache)), (err) => {
+        if (!(hit instanceof Promise)) return Promise.resolve(told(toNext(hit, key, cache)))
+        return hit.then((h) => told(toNext(h, key, cache)), (err) => {
           warn('get failed, serving a miss', err && err.message)
           return null
         })

@@ -81,9 +81,7 @@ function createUseCacheHandler(options) {
         const setting = pending.get(cacheKey)
         if (setting !== undefined) await setting.then(undefined, () => {}) // its failure is set's to log
         const soft = stringArray(softTags).map(lossless)
-        const hit = core.getSync(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined)
-        if (hit !== undefined) return toUseCacheEntry(hit)
-        return toUseCacheEntry(await core.getAsync(cacheKey, 'USE_CACHE', undefined, soft, undefined))
+        return toUseCacheEntry(await core.get(cacheKey, 'USE_CACHE', undefined, soft, undefined, undefined))
       } catch (err) {
         warn("'use cache' get failed, serving a miss", err && err.message)
         return undefined

@@ -4,7 +4,7 @@
 
 /**
  * The Next values of recent hits, by key, each tagged with the generation of the native copy it
- * was built from. `getSync` is told the generation held here; a hit of that generation comes back
+ * was built from. `get` is told the generation held here; a hit of that generation comes back
  * as its `lastModified` alone (one double across the boundary: no object, no strings, no copy of
  * the bytes) and is served from here, so Next gets the same value objects again, as from its own
  * memory cache or a module-level Map handler (Next does not write to a value it got from a

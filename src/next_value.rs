@@ -1,15 +1,15 @@
 //! Next's values on their way in and out of the core, without N-API: what the boundary
 //! (`node/`) only has to copy field by field.
 //!
-//! In: [`SetFields`] is Next's `IncrementalCacheValue` as `index.js` flattens it (buffers
-//! borrowed from JS); [`SetFields::into_parts`] checks it and fills the defaults Next leaves out
+//! In: [`SetInput`] is Next's `IncrementalCacheValue` as `index.js` flattens it (buffers
+//! borrowed from JS); [`SetInput::into_parts`] checks it and fills the defaults Next leaves out
 //! (status 200, `headers` `{}`, pageData `null`, FETCH revalidate one year), giving what
 //! `Core::set` stores.
 //!
 //! Out: [`HitLayout::of`] lays a hit out flat: scalar fields by name, and every binary field in
 //! one buffer (`buf`: html, rscData, then each segment not identical to rscData), so JS receives
 //! one `Buffer` and slices it. A hit of a generation whose Next value JS still holds does not
-//! come through here at all (`getSync` answers it with its `lastModified`).
+//! come through here at all (`get` answers it with its `lastModified`).
 
 use bytes::Bytes;
 
@@ -21,23 +21,35 @@ use crate::keys::Class;
 /// Seconds Next gives a FETCH entry with no `revalidate` (a year, as Next's own default).
 pub const FETCH_REVALIDATE_DEFAULT: f64 = 31_536_000.0;
 
-/// A value to store, flattened by `index.js` from Next's `set(key, data, ctx)`.
-#[derive(Debug, Default)]
-pub struct SetFields<'a> {
+/// Bytes from JS: a `Buffer` through N-API (read in place, copied once into the entry), a
+/// `Vec<u8>` in the napi-free build.
+#[cfg(feature = "node")]
+pub type Bin = napi::bindgen_prelude::Buffer;
+#[cfg(not(feature = "node"))]
+pub type Bin = Vec<u8>;
+
+/// A value to store, flattened by `index.js` from Next's `set(key, data, ctx)`: the one list of
+/// its fields, which the boundary (`node/`) receives as is.
+#[derive(Default)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
+pub struct SetInput {
     /// The value's kind (`APP_PAGE`, …); `None` for `set(key, null)`.
     pub kind: Option<String>,
     /// Namespace class: `ctx.kind`, or `FETCH` for fetch sets.
     pub class_kind: Option<String>,
     pub html: Option<String>,
-    pub rsc_data: Option<&'a [u8]>,
+    #[cfg_attr(feature = "node", napi(ts_type = "Buffer"))]
+    pub rsc_data: Option<Bin>,
     pub postponed: Option<String>,
     /// JSON of `headers` (APP_PAGE, APP_ROUTE, PAGES) or FETCH `data.headers`.
     pub headers: Option<String>,
     pub status: Option<f64>,
     pub seg_names: Option<Vec<String>>,
-    pub seg_data: Option<Vec<&'a [u8]>>,
+    #[cfg_attr(feature = "node", napi(ts_type = "Array<Buffer>"))]
+    pub seg_data: Option<Vec<Bin>>,
     /// APP_ROUTE body / IMAGE buffer.
-    pub buf: Option<&'a [u8]>,
+    #[cfg_attr(feature = "node", napi(ts_type = "Buffer"))]
+    pub buf: Option<Bin>,
     pub page_data: Option<String>,
     pub props: Option<String>,
     /// FETCH `data.body`.
@@ -51,9 +63,9 @@ pub struct SetFields<'a> {
     pub upstream_etag: Option<String>,
     pub extension: Option<String>,
     /// `cacheControl` from ctx: present when `has_cache_control`.
-    pub has_cache_control: bool,
+    pub has_cache_control: Option<bool>,
     pub revalidate_seconds: Option<f64>,
-    pub revalidate_never: bool,
+    pub revalidate_never: Option<bool>,
     pub expire: Option<f64>,
     /// USE_CACHE `timestamp` (ms) and `stale` (s).
     pub timestamp: Option<f64>,
@@ -69,14 +81,14 @@ fn required(v: Option<String>, kind: &str, field: &str) -> Result<String> {
     v.ok_or_else(|| Error::invalid(format!("{kind} value has no {field}")))
 }
 
-impl SetFields<'_> {
+impl SetInput {
     /// Checks the fields and fills Next's defaults; an `InvalidInput` error names what is wrong.
     pub fn into_parts(mut self) -> Result<SetParts> {
         let value = self.value()?;
         let class = Class::from_kind(self.class_kind.as_deref().or(self.kind.as_deref()));
-        let cache_control = if self.has_cache_control {
+        let cache_control = if self.has_cache_control == Some(true) {
             Some(CacheControl {
-                revalidate: if self.revalidate_never {
+                revalidate: if self.revalidate_never == Some(true) {
                     Revalidate::Never
                 } else {
                     Revalidate::Seconds(duration_s(self.revalidate_seconds.unwrap_or(0.0), "cacheControl.revalidate")?)
@@ -97,7 +109,7 @@ impl SetFields<'_> {
         let bytes = |b: Option<&[u8]>| b.map(Bytes::copy_from_slice);
         Ok(Some(match k {
             "APP_PAGE" => {
-                let rsc_data = bytes(self.rsc_data);
+                let rsc_data = bytes(self.rsc_data.as_deref());
                 let segments = match (self.seg_names.take(), self.seg_data.take()) {
                     (Some(names), Some(data)) if names.len() == data.len() => Some(
                         names
@@ -106,8 +118,8 @@ impl SetFields<'_> {
                             .map(|(n, d)| {
                                 // Share rscData's allocation when the bytes are the same (`/_full`).
                                 let b = match &rsc_data {
-                                    Some(r) if r.as_ref() == d => r.clone(),
-                                    _ => Bytes::copy_from_slice(d),
+                                    Some(r) if r.as_ref() == &d[..] => r.clone(),
+                                    _ => Bytes::copy_from_slice(&d),
                                 };
                                 (n, b)
                             })
@@ -126,7 +138,7 @@ impl SetFields<'_> {
                 }
             }
             "APP_ROUTE" => Value::AppRoute {
-                body: bytes(self.buf).unwrap_or_default(),
+                body: bytes(self.buf.as_deref()).unwrap_or_default(),
                 status: self.status.unwrap_or(200.0),
                 headers_json: self.headers.take().unwrap_or_else(|| "{}".into()),
             },
@@ -146,7 +158,7 @@ impl SetFields<'_> {
                 tags: self.fetch_tags.take(),
             },
             "IMAGE" => Value::Image {
-                buffer: bytes(self.buf).ok_or_else(|| Error::invalid("IMAGE value has no buffer"))?,
+                buffer: bytes(self.buf.as_deref()).ok_or_else(|| Error::invalid("IMAGE value has no buffer"))?,
                 etag: self.etag.take().unwrap_or_default(),
                 upstream_etag: self.upstream_etag.take().unwrap_or_default(),
                 extension: self.extension.take().unwrap_or_default(),
@@ -158,7 +170,7 @@ impl SetFields<'_> {
                         .ok_or_else(|| Error::invalid(format!("'use cache' entry has no valid {field}")))
                 };
                 Value::UseCache {
-                    bytes: bytes(self.buf).unwrap_or_default(),
+                    bytes: bytes(self.buf.as_deref()).unwrap_or_default(),
                     timestamp: num(self.timestamp, "timestamp")?,
                     stale: num(self.stale, "stale")?,
                 }
@@ -320,15 +332,15 @@ mod tests {
 
     #[test]
     fn defaults_next_leaves_out_are_filled() {
-        let p =
-            SetFields { kind: Some("APP_ROUTE".into()), buf: Some(b"x"), ..Default::default() }.into_parts().unwrap();
+        let p = SetInput { kind: Some("APP_ROUTE".into()), buf: Some(bin(b"x")), ..Default::default() }
+            .into_parts()
+            .unwrap();
         assert_eq!(
             p.value,
             Some(Value::AppRoute { body: Bytes::from_static(b"x"), status: 200.0, headers_json: "{}".into() })
         );
-        let p = SetFields { kind: Some("FETCH".into()), body: Some("b".into()), ..Default::default() }
-            .into_parts()
-            .unwrap();
+        let p =
+            SetInput { kind: Some("FETCH".into()), body: Some("b".into()), ..Default::default() }.into_parts().unwrap();
         assert_eq!(p.class, Class::Fetch);
         match p.value.unwrap() {
             Value::Fetch { revalidate, status, headers_json, .. } => {
@@ -336,20 +348,25 @@ mod tests {
             }
             v => panic!("{v:?}"),
         }
-        let p = SetFields { kind: Some("PAGES".into()), html: Some("<p>".into()), ..Default::default() }
+        let p = SetInput { kind: Some("PAGES".into()), html: Some("<p>".into()), ..Default::default() }
             .into_parts()
             .unwrap();
         assert!(matches!(p.value, Some(Value::Pages { ref page_data_json, .. }) if page_data_json == "null"));
-        let p = SetFields { kind: Some("REDIRECT".into()), ..Default::default() }.into_parts().unwrap();
+        let p = SetInput { kind: Some("REDIRECT".into()), ..Default::default() }.into_parts().unwrap();
         assert_eq!(p.value, Some(Value::Redirect { props_json: "null".into() }));
     }
 
     #[test]
     fn durations_that_are_not_durations_are_refused_and_forever_clamps() {
         let cc = |revalidate: f64, expire: Option<f64>| {
-            SetFields { has_cache_control: true, revalidate_seconds: Some(revalidate), expire, ..Default::default() }
-                .into_parts()
-                .map(|p| p.cache_control.unwrap())
+            SetInput {
+                has_cache_control: Some(true),
+                revalidate_seconds: Some(revalidate),
+                expire,
+                ..Default::default()
+            }
+            .into_parts()
+            .map(|p| p.cache_control.unwrap())
         };
         for bad in [f64::NAN, -5.0, -0.5] {
             let e = cc(bad, None).unwrap_err();
@@ -359,7 +376,7 @@ mod tests {
         assert!(cc(60.0, Some(f64::NAN)).unwrap_err().context.contains("cacheControl.expire"));
         // A FETCH value's own `revalidate` (issue 26: NaN was stored as is).
         let fetch = |revalidate: f64| {
-            SetFields {
+            SetInput {
                 kind: Some("FETCH".into()),
                 body: Some("b".into()),
                 fetch_revalidate: Some(revalidate),
@@ -383,9 +400,9 @@ mod tests {
 
     #[test]
     fn cache_control_and_class() {
-        let p = SetFields {
+        let p = SetInput {
             class_kind: Some("APP_PAGE".into()),
-            has_cache_control: true,
+            has_cache_control: Some(true),
             revalidate_seconds: Some(60.0),
             expire: Some(300.0),
             tags: vec!["t".into()],
@@ -397,22 +414,23 @@ mod tests {
         assert_eq!(p.class, Class::Route);
         assert_eq!(p.cache_control, Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(300.0) }));
         assert_eq!(p.tags, vec!["t".to_string()]);
-        let p =
-            SetFields { has_cache_control: true, revalidate_never: true, ..Default::default() }.into_parts().unwrap();
+        let p = SetInput { has_cache_control: Some(true), revalidate_never: Some(true), ..Default::default() }
+            .into_parts()
+            .unwrap();
         assert_eq!(p.cache_control, Some(CacheControl { revalidate: Revalidate::Never, expire: None }));
-        let p = SetFields::default().into_parts().unwrap();
+        let p = SetInput::default().into_parts().unwrap();
         assert_eq!(p.cache_control, None);
     }
 
     #[test]
     fn invalid_values_are_named() {
         let cases = [
-            (SetFields { kind: Some("APP_PAGE".into()), ..Default::default() }, "APP_PAGE value has no html"),
-            (SetFields { kind: Some("FETCH".into()), ..Default::default() }, "FETCH value has no data.body"),
-            (SetFields { kind: Some("IMAGE".into()), ..Default::default() }, "IMAGE value has no buffer"),
-            (SetFields { kind: Some("NOPE".into()), ..Default::default() }, "unknown value kind \"NOPE\""),
+            (SetInput { kind: Some("APP_PAGE".into()), ..Default::default() }, "APP_PAGE value has no html"),
+            (SetInput { kind: Some("FETCH".into()), ..Default::default() }, "FETCH value has no data.body"),
+            (SetInput { kind: Some("IMAGE".into()), ..Default::default() }, "IMAGE value has no buffer"),
+            (SetInput { kind: Some("NOPE".into()), ..Default::default() }, "unknown value kind \"NOPE\""),
             (
-                SetFields {
+                SetInput {
                     kind: Some("APP_PAGE".into()),
                     html: Some("h".into()),
                     seg_names: Some(vec!["a".into()]),
@@ -429,16 +447,20 @@ mod tests {
         }
     }
 
+    fn bin(b: &[u8]) -> Bin {
+        b.to_vec().into()
+    }
+
     fn app_page() -> Entry {
         let rsc = b"RSC".to_vec();
-        let p = SetFields {
+        let p = SetInput {
             kind: Some("APP_PAGE".into()),
             html: Some("<html>".into()),
-            rsc_data: Some(&rsc),
+            rsc_data: Some(bin(&rsc)),
             status: Some(200.0),
             seg_names: Some(vec!["/_full".into(), "/_index".into()]),
-            seg_data: Some(vec![&rsc, b"IDX"]),
-            has_cache_control: true,
+            seg_data: Some(vec![bin(&rsc), bin(b"IDX")]),
+            has_cache_control: Some(true),
             revalidate_seconds: Some(30.0),
             ..Default::default()
         }
@@ -511,10 +533,10 @@ mod tests {
 
     #[test]
     fn use_cache_entries_in_and_out() {
-        let p = SetFields {
+        let p = SetInput {
             kind: Some("USE_CACHE".into()),
-            buf: Some(b"0:\"$@1\""),
-            has_cache_control: true,
+            buf: Some(bin(b"0:\"$@1\"")),
+            has_cache_control: Some(true),
             revalidate_seconds: Some(900.0),
             expire: Some(4_294_967_294.0),
             timestamp: Some(1_795_365_992_382.147),
@@ -543,7 +565,7 @@ mod tests {
         assert_eq!(l.field("tagStale"), Some(&Field::Bool(false)));
         assert_eq!(l.buf_bytes().unwrap(), b"0:\"$@1\"");
         assert_eq!(HitLayout::of(&e, e.last_modified - 1, 0).field("tagStale"), Some(&Field::Bool(true)));
-        let missing = SetFields { kind: Some("USE_CACHE".into()), timestamp: Some(1.0), ..Default::default() };
+        let missing = SetInput { kind: Some("USE_CACHE".into()), timestamp: Some(1.0), ..Default::default() };
         assert!(missing.into_parts().unwrap_err().context.contains("stale"));
     }
 }

@@ -31,12 +31,11 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::config::{Config, OptionValue, Options};
-use crate::core::SetParts;
 use crate::core::{Core, GetRequest, Lookup, SyncLookup};
 use crate::entry::Entry;
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::keys::{self, Class};
-use crate::next_value::{Field, HitLayout, SetFields};
+use crate::next_value::{Field, HitLayout, SetInput};
 use crate::stats::Reading;
 
 /// A JS `Error` with the core error's `code` and message, as a `napi::Error` that rethrows (or
@@ -80,14 +79,15 @@ impl NativeCache {
         Ok(NativeCache { core, purge_waiters: Default::default() })
     }
 
-    /// The hit path: `undefined` = ask `getAsync`; `null` = miss; object = hit. `knownGen` is
-    /// the generation of the in-memory copy whose Next value JS already holds (index.js,
-    /// `ValueCache`): a hit of that generation is answered with its `lastModified` alone, a
-    /// number, so a repeated hit crosses the boundary as one double instead of an object, its
-    /// strings and a copy of its bytes.
-    #[napi(catch_unwind, ts_return_type = "NativeHit | number | null | undefined")]
+    /// A get, answered at once when memory and the local tag clock decide it (the hit path):
+    /// `null` = miss; an object = hit; a number = a hit of generation `knownGen`, the in-memory
+    /// copy whose Next value JS already holds (index.js, `ValueCache`), answered with its
+    /// `lastModified` alone, so a repeated hit crosses the boundary as one double instead of an
+    /// object, its strings and a copy of its bytes. Otherwise a promise of the miss path (S3, tag
+    /// states), bounded by `getTimeoutMs`, that resolves to a hit or `null` and never rejects.
+    #[napi(catch_unwind, ts_return_type = "NativeHit | number | null | Promise<NativeHit | null>")]
     #[allow(clippy::too_many_arguments)]
-    pub fn get_sync<'e>(
+    pub fn get<'e>(
         &self,
         env: &'e Env,
         key: String,
@@ -96,7 +96,7 @@ impl NativeCache {
         soft_tags: Option<Vec<String>>,
         revalidate: Option<f64>,
         known_gen: Option<f64>,
-    ) -> Result<Either4<Object<'e>, f64, Null, Undefined>> {
+    ) -> Result<Either4<Object<'e>, f64, Null, PromiseRaw<'e, GetOut>>> {
         let req = get_request(key, kind, tags, soft_tags, revalidate);
         Ok(match self.core.get_sync(&req) {
             SyncLookup::Done(Lookup::Hit { last_modified, gen, .. }) if gen != 0 && known_gen == Some(gen as f64) => {
@@ -106,31 +106,18 @@ impl NativeCache {
                 Either4::A(hit_object(env, &entry, last_modified, gen)?)
             }
             SyncLookup::Done(Lookup::Miss) => Either4::C(Null),
-            SyncLookup::NeedsBackend => Either4::D(()),
+            SyncLookup::NeedsBackend => {
+                let core = self.core.clone();
+                Either4::D(env.spawn_future(async move { Ok(GetOut(core.get(&req).await)) })?)
+            }
         })
-    }
-
-    /// The miss path (S3, tag states), bounded by `getTimeoutMs`; resolves to a hit or `null`, never rejects.
-    #[napi(catch_unwind, ts_return_type = "Promise<NativeHit | null>")]
-    pub fn get_async<'e>(
-        &self,
-        env: &'e Env,
-        key: String,
-        kind: Option<String>,
-        tags: Option<Vec<String>>,
-        soft_tags: Option<Vec<String>>,
-        revalidate: Option<f64>,
-    ) -> Result<PromiseRaw<'e, GetOut>> {
-        let req = get_request(key, kind, tags, soft_tags, revalidate);
-        let core = self.core.clone();
-        env.spawn_future(async move { Ok(GetOut(core.get(&req).await)) })
     }
 
     /// Stores a value; resolves to an `OpResult`, never rejects.
     #[napi(catch_unwind, ts_return_type = "Promise<OpResult>")]
     pub fn set<'e>(&self, env: &'e Env, key: String, input: SetInput) -> Result<PromiseRaw<'e, OpResult>> {
         let core = self.core.clone();
-        let parts = input.parts();
+        let parts = input.into_parts();
         env.spawn_future(async move {
             Ok(OpResult::from(match parts {
                 Ok(p) => core.set(keys::scoped_key(p.class, key), p).await,

@@ -110,7 +110,7 @@ impl NativeCache {
         last_modified: f64,
     ) -> Result<PromiseRaw<'e, SeedResult>> {
         let core = self.core.clone();
-        let parts = input.parts();
+        let parts = input.into_parts();
         env.spawn_future(async move {
             let r = match parts {
                 Ok(p) => core.seed(key, p, last_modified as i64).await,

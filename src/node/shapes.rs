@@ -44,7 +44,7 @@ pub(super) fn hit_object<'e>(env: &'e Env, entry: &Entry, last_modified: i64, ge
     Ok(o)
 }
 
-/// A hit as `getSync`/`getAsync` hand it to `index.js` (built field by field by `hit_object`
+/// A hit as `get` hands it to `index.js` (built field by field by `hit_object`
 /// from `next_value::HitLayout`; this struct only declares its type). Absent fields are not set.
 #[napi(object, object_from_js = false)]
 #[allow(dead_code)]
@@ -164,74 +164,6 @@ impl From<CoreResult<()>> for OpResult {
             Ok(()) => OpResult { ok: true, code: None, message: None },
             Err(e) => OpResult { ok: false, code: Some(e.kind.code().into()), message: Some(e.context) },
         }
-    }
-}
-
-/// A value to store, flattened by `index.js` from Next's `IncrementalCacheValue`; the fields
-/// are documented on `next_value::SetFields`.
-#[napi(object)]
-pub struct SetInput {
-    pub kind: Option<String>,
-    pub class_kind: Option<String>,
-    pub html: Option<String>,
-    pub rsc_data: Option<Buffer>,
-    pub postponed: Option<String>,
-    pub headers: Option<String>,
-    pub status: Option<f64>,
-    pub seg_names: Option<Vec<String>>,
-    pub seg_data: Option<Vec<Buffer>>,
-    pub buf: Option<Buffer>,
-    pub page_data: Option<String>,
-    pub props: Option<String>,
-    pub body: Option<String>,
-    pub url: Option<String>,
-    pub fetch_revalidate: Option<f64>,
-    pub fetch_tags: Option<Vec<String>>,
-    pub etag: Option<String>,
-    pub upstream_etag: Option<String>,
-    pub extension: Option<String>,
-    pub has_cache_control: Option<bool>,
-    pub revalidate_seconds: Option<f64>,
-    pub revalidate_never: Option<bool>,
-    pub expire: Option<f64>,
-    pub timestamp: Option<f64>,
-    pub stale: Option<f64>,
-    pub tags: Vec<String>,
-}
-
-impl SetInput {
-    /// What the core stores, or the input's error.
-    pub(crate) fn parts(mut self) -> CoreResult<SetParts> {
-        let seg_data = self.seg_data.take();
-        SetFields {
-            kind: self.kind,
-            class_kind: self.class_kind,
-            html: self.html,
-            rsc_data: self.rsc_data.as_deref(),
-            postponed: self.postponed,
-            headers: self.headers,
-            status: self.status,
-            seg_names: self.seg_names,
-            seg_data: seg_data.as_ref().map(|v| v.iter().map(|b| &b[..]).collect()),
-            buf: self.buf.as_deref(),
-            page_data: self.page_data,
-            props: self.props,
-            body: self.body,
-            url: self.url,
-            fetch_revalidate: self.fetch_revalidate,
-            fetch_tags: self.fetch_tags,
-            etag: self.etag,
-            upstream_etag: self.upstream_etag,
-            extension: self.extension,
-            has_cache_control: self.has_cache_control.unwrap_or(false),
-            revalidate_seconds: self.revalidate_seconds,
-            revalidate_never: self.revalidate_never.unwrap_or(false),
-            expire: self.expire,
-            timestamp: self.timestamp,
-            stale: self.stale,
-            tags: self.tags,
-        }
-        .into_parts()
     }
 }
 
