@@ -103,12 +103,12 @@ export declare class NativeCache {
   stats(): Record<string, number | boolean>
 }
 
-/** A build registered in the store. */
+/** A build registered in the store (`<prefix>/builds/<id>`). */
 export interface BuildEntry {
   buildId: string
-  /** First registered, ms since the epoch. */
+  /** When it was first registered, ms since the epoch. */
   createdAt: number
-  /** Last started or seeded, ms since the epoch (what `prune` orders by). */
+  /** When an instance of it last started or seeded it (at least `created_at`). */
   lastActiveAt: number
 }
 
@@ -134,7 +134,7 @@ export declare function debugEnabled(): boolean
 export interface DoctorCheck {
   name: string
   ok: boolean
-  /** Works, but probably not as meant (`ok` is true). */
+  /** Works, but probably not as meant (`ok` stays true). */
   warning: boolean
   detail: string
   /** How to fix it (absent when `ok`). */
@@ -149,6 +149,7 @@ export interface InspectedEntry {
   kind: string
   buildId: string
   storedBytes: number
+  /** In-memory weight of the decoded entry (what it costs the memory tier). */
   decodedBytes: number
   lastModified: number
   ageMs: number
@@ -159,6 +160,7 @@ export interface InspectedEntry {
   tags: Array<InspectedTag>
   /** Which write made it (hex). */
   writeId: string
+  /** Whether a tag revalidated after this entry was written makes it stale or expired. */
   tagVerdict: string
 }
 
@@ -324,7 +326,7 @@ export declare function pagesRouterPaths(key: string, buildId: string): Array<st
 /** The URL path a response-cache key stands for (`/index` → `/`), or null for fetch/image keys. */
 export declare function pathOfKey(key: string): string | null
 
-/** One invalidation of `fleetcache purge`. */
+/** One invalidation of a one-shot purge (`fleetcache purge`), and how sending it went. */
 export interface PurgeBatchReport {
   paths: Array<string>
   files: number
@@ -338,8 +340,10 @@ export interface PurgeBatchReport {
 
 /** What `fleetcache purge` planned and sent. */
 export interface PurgeReport {
+  /** The paths asked for (pages with their variants), before planning. */
   paths: Array<string>
   batches: Array<PurgeBatchReport>
+  /** Paths left over (CloudFront's in-progress limits) or over the month's ceiling. */
   notSent: number
   cost: number
   sent: boolean

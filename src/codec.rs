@@ -345,23 +345,7 @@ pub(crate) mod tests {
         e.rendered_at = e.last_modified - 1_500;
         assert_eq!(decode(&encode(&e, 3).unwrap(), 1 << 30).unwrap(), e);
         // An object written before the field: positional msgpack without the last element.
-        #[derive(Serialize)]
-        struct Older {
-            key: String,
-            last_modified: i64,
-            cache_control: Option<CacheControl>,
-            tags: Vec<String>,
-            value: Option<WireValue>,
-            write_id: u64,
-        }
-        let older = Older {
-            key: e.key.clone(),
-            last_modified: e.last_modified,
-            cache_control: e.cache_control,
-            tags: e.tags.clone(),
-            value: e.value.as_ref().map(to_wire),
-            write_id: e.write_id,
-        };
+        let older = (&e.key, e.last_modified, e.cache_control, &e.tags, e.value.as_ref().map(to_wire), e.write_id);
         let bytes = [&MAGIC[..], &[FORMAT_VERSION, COMPRESSION_NONE][..], &rmp_serde::to_vec(&older).unwrap()].concat();
         let read = decode(&bytes, 1 << 30).unwrap();
         assert_eq!((read.rendered_at, read.render_start()), (0, e.last_modified));

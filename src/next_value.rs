@@ -326,6 +326,11 @@ impl<'a> HitLayout<'a> {
 mod tests {
     use super::*;
 
+    /// A value with `cacheControl` `{ revalidate, expire }`.
+    fn with_cc(revalidate: f64, expire: Option<f64>) -> SetInput {
+        SetInput { has_cache_control: Some(true), revalidate_seconds: Some(revalidate), expire, ..Default::default() }
+    }
+
     fn entry(value: Option<Value>, cache_control: Option<CacheControl>) -> Entry {
         Entry { key: "/k".into(), value, last_modified: 1, cache_control, tags: vec![], write_id: 0, rendered_at: 0 }
     }
@@ -359,14 +364,7 @@ mod tests {
     #[test]
     fn durations_that_are_not_durations_are_refused_and_forever_clamps() {
         let cc = |revalidate: f64, expire: Option<f64>| {
-            SetInput {
-                has_cache_control: Some(true),
-                revalidate_seconds: Some(revalidate),
-                expire,
-                ..Default::default()
-            }
-            .into_parts()
-            .map(|p| p.cache_control.unwrap())
+            with_cc(revalidate, expire).into_parts().map(|p| p.cache_control.unwrap())
         };
         for bad in [f64::NAN, -5.0, -0.5] {
             let e = cc(bad, None).unwrap_err();
@@ -400,16 +398,9 @@ mod tests {
 
     #[test]
     fn cache_control_and_class() {
-        let p = SetInput {
-            class_kind: Some("APP_PAGE".into()),
-            has_cache_control: Some(true),
-            revalidate_seconds: Some(60.0),
-            expire: Some(300.0),
-            tags: vec!["t".into()],
-            ..Default::default()
-        }
-        .into_parts()
-        .unwrap();
+        let p = SetInput { class_kind: Some("APP_PAGE".into()), tags: vec!["t".into()], ..with_cc(60.0, Some(300.0)) }
+            .into_parts()
+            .unwrap();
         assert_eq!(p.value, None, "set(key, null) is a cached notFound");
         assert_eq!(p.class, Class::Route);
         assert_eq!(p.cache_control, Some(CacheControl { revalidate: Revalidate::Seconds(60.0), expire: Some(300.0) }));
@@ -460,9 +451,7 @@ mod tests {
             status: Some(200.0),
             seg_names: Some(vec!["/_full".into(), "/_index".into()]),
             seg_data: Some(vec![bin(&rsc), bin(b"IDX")]),
-            has_cache_control: Some(true),
-            revalidate_seconds: Some(30.0),
-            ..Default::default()
+            ..with_cc(30.0, None)
         }
         .into_parts()
         .unwrap();
@@ -536,13 +525,10 @@ mod tests {
         let p = SetInput {
             kind: Some("USE_CACHE".into()),
             buf: Some(bin(b"0:\"$@1\"")),
-            has_cache_control: Some(true),
-            revalidate_seconds: Some(900.0),
-            expire: Some(4_294_967_294.0),
             timestamp: Some(1_795_365_992_382.147),
             stale: Some(300.0),
             tags: vec!["posts".into()],
-            ..Default::default()
+            ..with_cc(900.0, Some(4_294_967_294.0))
         }
         .into_parts()
         .unwrap();

@@ -372,22 +372,43 @@ pub async fn create_invalidation(
     Ok(if inv.status().eq_ignore_ascii_case("completed") { String::new() } else { inv.id().to_string() })
 }
 
-/// One batch of a one-shot purge (`fleetcache purge`), and how sending it went.
+/// One invalidation of a one-shot purge (`fleetcache purge`), and how sending it went.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "node", napi_derive::napi(object, js_name = "PurgeBatchReport"))]
 pub struct SentBatch {
-    pub batch: Batch,
-    /// CloudFront's invalidation id (empty when reported completed at once).
+    pub paths: Vec<String>,
+    pub files: u32,
+    pub wildcards: u32,
+    pub cost: f64,
+    pub widened: bool,
+    /// CloudFront's invalidation id once sent ("" when it reported it completed at once).
     pub invalidation_id: Option<String>,
     pub error: Option<String>,
 }
 
+impl SentBatch {
+    fn planned(b: &Batch) -> SentBatch {
+        SentBatch {
+            paths: b.paths.clone(),
+            files: b.files as u32,
+            wildcards: b.wildcards as u32,
+            cost: b.cost,
+            widened: b.widened,
+            invalidation_id: None,
+            error: None,
+        }
+    }
+}
+
+/// What `fleetcache purge` planned and sent.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
 pub struct PurgeReport {
     /// The paths asked for (pages with their variants), before planning.
     pub paths: Vec<String>,
     pub batches: Vec<SentBatch>,
     /// Paths left over (CloudFront's in-progress limits) or over the month's ceiling.
-    pub not_sent: u64,
+    pub not_sent: f64,
     pub cost: f64,
     pub sent: bool,
 }
@@ -431,21 +452,20 @@ pub async fn purge_now<H: PurgeHost>(
     }
     planner.add(asked.clone(), now);
     let mut report = PurgeReport { paths: asked, sent: !dry_run, ..Default::default() };
-    while let Some(b) = planner.plan(now) {
-        report.batches.push(SentBatch { batch: b, invalidation_id: None, error: None });
-    }
-    report.not_sent = planner.pending() as u64 + planner.stats.over_budget;
+    let planned: Vec<Batch> = std::iter::from_fn(|| planner.plan(now)).collect();
+    report.batches = planned.iter().map(SentBatch::planned).collect();
+    report.not_sent = (planner.pending() as u64 + planner.stats.over_budget) as f64;
     report.cost = planner.stats.cost;
     if dry_run {
         return Ok(report);
     }
     let id = cfg.distribution_id.clone().unwrap_or_default();
     let cf = cloudfront_client_from(&host.sdk_config().await, cfg.endpoint.as_deref());
-    for sb in &mut report.batches {
-        match create_invalidation(&cf, &id, &sb.batch, host.instance_id(), now).await {
+    for (b, sb) in planned.iter().zip(&mut report.batches) {
+        match create_invalidation(&cf, &id, b, host.instance_id(), now).await {
             Ok(inv) => {
                 sb.invalidation_id = Some(inv);
-                let _ = host.add_to_counter(&counter_name(now), sb.batch.paths.len() as u64).await;
+                let _ = host.add_to_counter(&counter_name(now), b.paths.len() as u64).await;
             }
             Err(e) => sb.error = Some(e.to_string()),
         }

@@ -1,6 +1,6 @@
 //! The `cdn.*` options, validated: what the CDN purger (`crate::cdn`) plans with.
 
-use super::{endpoint, number, text, Options};
+use super::{endpoint, number, or_default, text, Options};
 use crate::error::{Error, Result};
 
 /// `cdn.*` options, validated.
@@ -57,8 +57,8 @@ pub struct PlannerConfig {
 impl Default for PlannerConfig {
     fn default() -> Self {
         PlannerConfig {
-            window_ms: 300,
-            collapse_at: 20,
+            window_ms: super::spec("cdn.windowMs").default.unwrap_or_default() as i64,
+            collapse_at: super::spec("cdn.collapseAt").default.unwrap_or_default() as usize,
             max_files_in_progress: MAX_FILES_IN_PROGRESS,
             max_wildcards_in_progress: MAX_WILDCARDS_IN_PROGRESS,
             free_paths_per_month: FREE_PATHS_PER_MONTH,
@@ -103,8 +103,8 @@ pub(super) fn from_options(opts: &Options, env: &dyn Fn(&str) -> Option<String>)
     };
     let d = PlannerConfig::default();
     let planner = PlannerConfig {
-        window_ms: number(opts.cdn_window_ms, "cdn.windowMs", env)?.map_or(d.window_ms, |v| v as i64),
-        collapse_at: number(opts.cdn_collapse_at, "cdn.collapseAt", env)?.map_or(d.collapse_at, |v| v as usize),
+        window_ms: or_default(opts.cdn_window_ms, "cdn.windowMs", env)? as i64,
+        collapse_at: or_default(opts.cdn_collapse_at, "cdn.collapseAt", env)? as usize,
         ceiling_paths: number(opts.cdn_max_paths_per_month, "cdn.maxPathsPerMonth", env)?.map(|v| v as u64),
         ceiling_dollars: number(opts.cdn_max_dollars_per_month, "cdn.maxDollarsPerMonth", env)?,
         ..d

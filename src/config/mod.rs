@@ -44,16 +44,6 @@ pub const ENV_ENDPOINT_DYNAMODB: &str = "AWS_ENDPOINT_URL_DYNAMODB";
 
 pub const DEFAULT_PREFIX: &str = "fleetcache";
 pub const DEFAULT_BUILD_ID: &str = "default";
-pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
-pub const DEFAULT_GET_TIMEOUT_MS: u64 = 1_000;
-pub const DEFAULT_MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
-pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
-pub const DEFAULT_INDEX_TTL_SECONDS: i64 = 30 * 24 * 3600;
-pub const DEFAULT_FEED_INTERVAL_MS: u64 = 250;
-pub const DEFAULT_FEED_STALE_AFTER_MS: u64 = 5_000;
-pub const DEFAULT_LEASE_MS: u64 = 15_000;
-pub const DEFAULT_REVALIDATE_TIMEOUT_MS: u64 = 2_000;
-pub const DEFAULT_SET_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_ATTEMPT_TIMEOUT_MS: u64 = 10_000;
 
@@ -133,6 +123,8 @@ pub struct OptionSpec {
     pub env: Option<&'static str>,
     /// A number option's range (whole numbers only).
     pub range: Option<(f64, f64)>,
+    /// A number option's default, when it has one.
+    pub default: Option<f64>,
     /// What `binding.d.ts` says of it.
     pub doc: &'static str,
 }
@@ -157,7 +149,7 @@ macro_rules! some {
 /// string literals) is what users read in `binding.d.ts`.
 macro_rules! options {
     ($( $(#[doc = $doc:tt])* $field:ident: $ty:ident = $js:literal
-        $(, env $env:ident)? $(, range $min:literal ..= $max:literal)? ; )*) => {
+        $(, env $env:ident)? $(, range $min:literal ..= $max:literal)? $(, default $def:expr)? ; )*) => {
         /// Options exactly as a user may pass them; every field optional.
         #[derive(Debug, Clone, Default, PartialEq)]
         #[cfg_attr(feature = "node", napi_derive::napi(object))]
@@ -173,6 +165,7 @@ macro_rules! options {
             name: $js,
             env: some!($($env)?),
             range: some!($(($min as f64, $max as f64))?),
+            default: some!($($def)?),
             doc: concat!($($doc),*),
         }),*];
 
@@ -212,27 +205,27 @@ options! {
     #[doc = " Path-style S3 addressing. Default: true when an S3 endpoint is set. Env: `FLEETCACHE_S3_FORCE_PATH_STYLE`."]
     force_path_style: bool = "forcePathStyle", env ENV_FORCE_PATH_STYLE;
     #[doc = " Byte budget of the in-memory tier. Default 256 MiB; 0 disables it. Env: `FLEETCACHE_MEMORY_BYTES`."]
-    memory_bytes: f64 = "memoryBytes", env ENV_MEMORY_BYTES, range 0 ..= 9.0e15;
+    memory_bytes: f64 = "memoryBytes", env ENV_MEMORY_BYTES, range 0 ..= 9.0e15, default 256.0 * 1024.0 * 1024.0;
     #[doc = " Deadline of a `get` that needs the network, in ms; past it the get is a miss. Default 1000. Env: `FLEETCACHE_GET_TIMEOUT_MS`."]
-    get_timeout_ms: f64 = "getTimeoutMs", env ENV_GET_TIMEOUT_MS, range 1 ..= 600_000;
+    get_timeout_ms: f64 = "getTimeoutMs", env ENV_GET_TIMEOUT_MS, range 1 ..= 600_000, default 1_000.0;
     #[doc = " Largest entry stored, in bytes; larger `set`s are refused and counted. Default 32 MiB. Env: `FLEETCACHE_MAX_ENTRY_BYTES`."]
-    max_entry_bytes: f64 = "maxEntryBytes", env ENV_MAX_ENTRY_BYTES, range 1024 ..= 4.0e9;
+    max_entry_bytes: f64 = "maxEntryBytes", env ENV_MAX_ENTRY_BYTES, range 1024 ..= 4.0e9, default 32.0 * 1024.0 * 1024.0;
     #[doc = " zstd level, 1–19. Default 3. Env: `FLEETCACHE_COMPRESSION_LEVEL`."]
-    compression_level: f64 = "compressionLevel", env ENV_COMPRESSION_LEVEL, range 1 ..= 19;
+    compression_level: f64 = "compressionLevel", env ENV_COMPRESSION_LEVEL, range 1 ..= 19, default 3.0;
     #[doc = " Lifetime of tag-index rows, in seconds. Default 30 days. Env: `FLEETCACHE_INDEX_TTL_SECONDS`."]
-    index_ttl_seconds: f64 = "indexTtlSeconds", env ENV_INDEX_TTL_SECONDS, range 60 ..= 3.0e9;
+    index_ttl_seconds: f64 = "indexTtlSeconds", env ENV_INDEX_TTL_SECONDS, range 60 ..= 3.0e9, default 30.0 * 24.0 * 3600.0;
     #[doc = " How often the change feed is polled, in ms; 0 turns the feed off. Default 250. Env: `FLEETCACHE_FEED_INTERVAL_MS`."]
-    feed_interval_ms: f64 = "feedIntervalMs", env ENV_FEED_INTERVAL_MS, range 0 ..= 60_000;
+    feed_interval_ms: f64 = "feedIntervalMs", env ENV_FEED_INTERVAL_MS, range 0 ..= 60_000, default 250.0;
     #[doc = " After this long (ms) without a successful feed read, memory is dropped until the feed is back. Default 5000. Env: `FLEETCACHE_FEED_STALE_AFTER_MS`."]
-    feed_stale_after_ms: f64 = "feedStaleAfterMs", env ENV_FEED_STALE_AFTER_MS, range 100 ..= 3_600_000;
+    feed_stale_after_ms: f64 = "feedStaleAfterMs", env ENV_FEED_STALE_AFTER_MS, range 100 ..= 3_600_000, default 5_000.0;
     #[doc = " Copies of the change feed in DynamoDB (each event written this many times, each instance polls one): the same on every instance; about one per 200 instances. Default 1. Env: `FLEETCACHE_FEED_COPIES`."]
-    feed_copies: f64 = "feedCopies", env ENV_FEED_COPIES, range 1 ..= 64;
+    feed_copies: f64 = "feedCopies", env ENV_FEED_COPIES, range 1 ..= 64, default 1.0;
     #[doc = " Regeneration lease of a stale page or route handler entry (by time or by `revalidateTag(t, 'max')`; `fetch` entries take none), in ms (one instance regenerates, the others serve it as fresh meanwhile, until its `set` ends the lease); 0 turns leases off. Default 15000. Env: `FLEETCACHE_LEASE_MS`."]
-    lease_ms: f64 = "leaseMs", env ENV_LEASE_MS, range 0 ..= 3_600_000;
+    lease_ms: f64 = "leaseMs", env ENV_LEASE_MS, range 0 ..= 3_600_000, default 15_000.0;
     #[doc = " Deadline of a `set`'s S3 write, in ms; past it the value stays in this instance's memory only (logged, counted). Default 2000. Env: `FLEETCACHE_SET_TIMEOUT_MS`."]
-    set_timeout_ms: f64 = "setTimeoutMs", env ENV_SET_TIMEOUT_MS, range 1 ..= 600_000;
+    set_timeout_ms: f64 = "setTimeoutMs", env ENV_SET_TIMEOUT_MS, range 1 ..= 600_000, default 2_000.0;
     #[doc = " How long `revalidateTag` waits for DynamoDB, in ms; past it the revalidation stays queued (honoured here, retried until it lands) and the call resolves. Default 2000. Env: `FLEETCACHE_REVALIDATE_TIMEOUT_MS`."]
-    revalidate_timeout_ms: f64 = "revalidateTimeoutMs", env ENV_REVALIDATE_TIMEOUT_MS, range 1 ..= 600_000;
+    revalidate_timeout_ms: f64 = "revalidateTimeoutMs", env ENV_REVALIDATE_TIMEOUT_MS, range 1 ..= 600_000, default 2_000.0;
     #[doc = " Directory where a process told to stop (SIGTERM) leaves the revalidations, feed events and uploads it could not deliver in time; the next start on this machine with the same bucket, table and prefix delivers them. `\"off\"` turns it off. Default: `fleetcache-spool` in the OS temp directory. Env: `FLEETCACHE_SPOOL_DIR`."]
     spool_dir: String = "spoolDir", env ENV_SPOOL_DIR;
     #[doc = " `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`."]
@@ -244,9 +237,9 @@ options! {
     #[doc = " CloudFront API endpoint URL (local servers). Env: `AWS_ENDPOINT_URL_CLOUDFRONT`, `AWS_ENDPOINT_URL`."]
     cdn_endpoint: String = "cdn.cloudfront.endpoint", env ENV_ENDPOINT_CLOUDFRONT;
     #[doc = " How long paths collect before a purge is sent, in ms. Default 300. Env: `FLEETCACHE_CDN_WINDOW_MS`."]
-    cdn_window_ms: f64 = "cdn.windowMs", env ENV_CDN_WINDOW_MS, range 0 ..= 60_000;
+    cdn_window_ms: f64 = "cdn.windowMs", env ENV_CDN_WINDOW_MS, range 0 ..= 60_000, default 300.0;
     #[doc = " Files under one folder that become one wildcard `<folder>/*`. Default 20. Env: `FLEETCACHE_CDN_COLLAPSE_AT`."]
-    cdn_collapse_at: f64 = "cdn.collapseAt", env ENV_CDN_COLLAPSE_AT, range 2 ..= 3_000;
+    cdn_collapse_at: f64 = "cdn.collapseAt", env ENV_CDN_COLLAPSE_AT, range 2 ..= 3_000, default 20.0;
     #[doc = " Most invalidation paths the fleet sends a month (a wildcard counts one); past it purges widen, then stop. Default: no ceiling. Env: `FLEETCACHE_CDN_MAX_PATHS_PER_MONTH`."]
     cdn_max_paths_per_month: f64 = "cdn.maxPathsPerMonth", env ENV_CDN_MAX_PATHS, range 0 ..= 1.0e12;
     #[doc = " The same ceiling in dollars beyond the free 1,000 paths ($0.005 a path). Env: `FLEETCACHE_CDN_MAX_DOLLARS_PER_MONTH`."]
@@ -418,6 +411,11 @@ fn number(opt: Option<f64>, name: &str, env: &dyn Fn(&str) -> Option<String>) ->
     Ok(Some(v))
 }
 
+/// A number option with a default: its value, else the table's default.
+fn or_default(opt: Option<f64>, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<f64> {
+    Ok(number(opt, name, env)?.or(spec(name).default).unwrap_or_else(|| unreachable!("{name} has no default")))
+}
+
 /// A string option: the explicit value, else its environment variable; blank is unset.
 fn text(opt: Option<String>, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     nonempty(opt).or_else(|| spec(name).env.and_then(|e| nonempty(env(e))))
@@ -564,25 +562,17 @@ impl Config {
             s3_endpoint,
             dynamodb_endpoint,
             force_path_style,
-            memory_bytes: number(opts.memory_bytes, "memoryBytes", env)?.map_or(DEFAULT_MEMORY_BYTES, |v| v as usize),
-            get_timeout_ms: number(opts.get_timeout_ms, "getTimeoutMs", env)?
-                .map_or(DEFAULT_GET_TIMEOUT_MS, |v| v as u64),
-            max_entry_bytes: number(opts.max_entry_bytes, "maxEntryBytes", env)?
-                .map_or(DEFAULT_MAX_ENTRY_BYTES, |v| v as usize),
-            compression_level: number(opts.compression_level, "compressionLevel", env)?
-                .map_or(DEFAULT_COMPRESSION_LEVEL, |v| v as i32),
-            index_ttl_seconds: number(opts.index_ttl_seconds, "indexTtlSeconds", env)?
-                .map_or(DEFAULT_INDEX_TTL_SECONDS, |v| v as i64),
-            feed_interval_ms: number(opts.feed_interval_ms, "feedIntervalMs", env)?
-                .map_or(DEFAULT_FEED_INTERVAL_MS, |v| v as u64),
-            feed_stale_after_ms: number(opts.feed_stale_after_ms, "feedStaleAfterMs", env)?
-                .map_or(DEFAULT_FEED_STALE_AFTER_MS, |v| v as u64),
-            feed_copies: number(opts.feed_copies, "feedCopies", env)?.map_or(1, |v| v as u32),
-            lease_ms: number(opts.lease_ms, "leaseMs", env)?.map_or(DEFAULT_LEASE_MS, |v| v as u64),
-            set_timeout_ms: number(opts.set_timeout_ms, "setTimeoutMs", env)?
-                .map_or(DEFAULT_SET_TIMEOUT_MS, |v| v as u64),
-            revalidate_timeout_ms: number(opts.revalidate_timeout_ms, "revalidateTimeoutMs", env)?
-                .map_or(DEFAULT_REVALIDATE_TIMEOUT_MS, |v| v as u64),
+            memory_bytes: or_default(opts.memory_bytes, "memoryBytes", env)? as usize,
+            get_timeout_ms: or_default(opts.get_timeout_ms, "getTimeoutMs", env)? as u64,
+            max_entry_bytes: or_default(opts.max_entry_bytes, "maxEntryBytes", env)? as usize,
+            compression_level: or_default(opts.compression_level, "compressionLevel", env)? as i32,
+            index_ttl_seconds: or_default(opts.index_ttl_seconds, "indexTtlSeconds", env)? as i64,
+            feed_interval_ms: or_default(opts.feed_interval_ms, "feedIntervalMs", env)? as u64,
+            feed_stale_after_ms: or_default(opts.feed_stale_after_ms, "feedStaleAfterMs", env)? as u64,
+            feed_copies: or_default(opts.feed_copies, "feedCopies", env)? as u32,
+            lease_ms: or_default(opts.lease_ms, "leaseMs", env)? as u64,
+            set_timeout_ms: or_default(opts.set_timeout_ms, "setTimeoutMs", env)? as u64,
+            revalidate_timeout_ms: or_default(opts.revalidate_timeout_ms, "revalidateTimeoutMs", env)? as u64,
             spool_dir: match text(opts.spool_dir, "spoolDir", env) {
                 Some(d) if d == "off" => None,
                 Some(d) => Some(std::path::PathBuf::from(d)),
@@ -771,10 +761,14 @@ mod tests {
     fn every_option_has_a_variable_and_every_name_read_is_in_the_table() {
         for s in OPTION_SPECS {
             assert!(s.env.is_some(), "{} has no environment variable", s.name);
+            if let Some(d) = s.default {
+                assert!(s.range.is_some_and(|(lo, hi)| lo <= d && d <= hi), "{}'s default is out of its range", s.name);
+                assert!(s.doc.contains("Default"), "the doc of `{}` does not give its default", s.name);
+            }
         }
         // Every option the code reads resolves through the table: the defaults go through them all.
         let c = Config::memory();
-        assert_eq!(c.get_timeout_ms, DEFAULT_GET_TIMEOUT_MS);
+        assert_eq!(c.get_timeout_ms, 1_000);
         assert_eq!(spec("getTimeoutMs").range, Some((1.0, 600_000.0)));
         let e = Config::from_options(
             Options { backend: Some("memory".into()), ..Default::default() },

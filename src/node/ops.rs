@@ -5,7 +5,12 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::{settle, InspectedEntry, InspectedTag, MetricSample, NativeCache, SetInput};
+use crate::cdn::purger::PurgeReport;
+use crate::ops::deploy::BuildInfo;
+use crate::ops::doctor::Check;
+use crate::ops::inspect::Inspected;
+
+use super::{settle, MetricSample, NativeCache, SetInput};
 
 /// The outcome of a seed write.
 #[napi(object)]
@@ -15,51 +20,6 @@ pub struct SeedResult {
     pub written: bool,
     pub code: Option<String>,
     pub message: Option<String>,
-}
-
-/// A build registered in the store.
-#[napi(object)]
-pub struct BuildEntry {
-    pub build_id: String,
-    /// First registered, ms since the epoch.
-    pub created_at: f64,
-    /// Last started or seeded, ms since the epoch (what `prune` orders by).
-    pub last_active_at: f64,
-}
-
-/// One finding of `doctor`.
-#[napi(object)]
-pub struct DoctorCheck {
-    pub name: String,
-    pub ok: bool,
-    /// Works, but probably not as meant (`ok` is true).
-    pub warning: bool,
-    pub detail: String,
-    /// How to fix it (absent when `ok`).
-    pub fix: Option<String>,
-}
-
-/// One invalidation of `fleetcache purge`.
-#[napi(object)]
-pub struct PurgeBatchReport {
-    pub paths: Vec<String>,
-    pub files: u32,
-    pub wildcards: u32,
-    pub cost: f64,
-    pub widened: bool,
-    /// CloudFront's invalidation id once sent ("" when it reported it completed at once).
-    pub invalidation_id: Option<String>,
-    pub error: Option<String>,
-}
-
-/// What `fleetcache purge` planned and sent.
-#[napi(object)]
-pub struct PurgeReport {
-    pub paths: Vec<String>,
-    pub batches: Vec<PurgeBatchReport>,
-    pub not_sent: f64,
-    pub cost: f64,
-    pub sent: bool,
 }
 
 #[napi]
@@ -75,28 +35,10 @@ impl NativeCache {
         dry_run: bool,
     ) -> Result<PromiseRaw<'e, PurgeReport>> {
         let core = self.core.clone();
-        settle(env, async move {
-            let r = crate::cdn::purger::purge_now(core.as_ref(), &core.cfg.cdn, &tags, &paths, dry_run).await?;
-            Ok(PurgeReport {
-                paths: r.paths,
-                batches: r
-                    .batches
-                    .into_iter()
-                    .map(|b| PurgeBatchReport {
-                        files: b.batch.files as u32,
-                        wildcards: b.batch.wildcards as u32,
-                        cost: b.batch.cost,
-                        widened: b.batch.widened,
-                        paths: b.batch.paths,
-                        invalidation_id: b.invalidation_id,
-                        error: b.error,
-                    })
-                    .collect(),
-                not_sent: r.not_sent as f64,
-                cost: r.cost,
-                sent: r.sent,
-            })
-        })
+        settle(
+            env,
+            async move { crate::cdn::purger::purge_now(core.as_ref(), &core.cfg.cdn, &tags, &paths, dry_run).await },
+        )
     }
 
     /// Writes a build-output entry unless its object exists (`fleetcache seed`), with the build's
@@ -134,19 +76,9 @@ impl NativeCache {
 
     /// Registered builds, oldest first.
     #[napi(catch_unwind, ts_return_type = "Promise<BuildEntry[]>")]
-    pub fn list_builds<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<BuildEntry>>> {
+    pub fn list_builds<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<BuildInfo>>> {
         let core = self.core.clone();
-        settle(env, async move {
-            let builds = core.list_builds().await?;
-            Ok(builds
-                .into_iter()
-                .map(|b| BuildEntry {
-                    build_id: b.build_id,
-                    created_at: b.created_at as f64,
-                    last_active_at: b.last_active_at as f64,
-                })
-                .collect())
-        })
+        settle(env, async move { core.list_builds().await })
     }
 
     /// Object keys of the entries that belong to one build alone.
@@ -186,15 +118,9 @@ impl NativeCache {
 
     /// Checks credentials, bucket, table and every permission the cache needs; never rejects.
     #[napi(catch_unwind, ts_return_type = "Promise<DoctorCheck[]>")]
-    pub fn doctor<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<DoctorCheck>>> {
+    pub fn doctor<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<Check>>> {
         let cfg = self.core.cfg.clone();
-        env.spawn_future(async move {
-            Ok(crate::ops::doctor::run(&cfg)
-                .await
-                .into_iter()
-                .map(|c| DoctorCheck { name: c.name, ok: c.ok, warning: c.warning, detail: c.detail, fix: c.fix })
-                .collect())
-        })
+        env.spawn_future(async move { Ok(crate::ops::doctor::run(&cfg).await) })
     }
 
     /// Creates the bucket and table if missing (local development and tests).
@@ -231,39 +157,8 @@ impl NativeCache {
 
     /// What the store holds for a URL path or cache key, decoded (`fleetcache inspect`).
     #[napi(catch_unwind, ts_return_type = "Promise<InspectedEntry[]>")]
-    pub fn inspect<'e>(&self, env: &'e Env, what: String) -> Result<PromiseRaw<'e, Vec<InspectedEntry>>> {
+    pub fn inspect<'e>(&self, env: &'e Env, what: String) -> Result<PromiseRaw<'e, Vec<Inspected>>> {
         let core = self.core.clone();
-        settle(env, async move {
-            Ok(core
-                .inspect(&what)
-                .await?
-                .into_iter()
-                .map(|i| InspectedEntry {
-                    object_key: i.object_key,
-                    key: i.key,
-                    kind: i.kind.to_string(),
-                    build_id: i.build_id,
-                    stored_bytes: i.stored_bytes as f64,
-                    decoded_bytes: i.decoded_bytes as f64,
-                    last_modified: i.last_modified as f64,
-                    age_ms: i.age_ms as f64,
-                    revalidate: i.revalidate,
-                    revalidate_never: i.revalidate_never,
-                    expire: i.expire,
-                    tags: i
-                        .tags
-                        .into_iter()
-                        .map(|(tag, st)| InspectedTag {
-                            tag,
-                            expired_at: Some(st.expires_at()).filter(|at| *at > 0).map(|at| at as f64),
-                            stale_at: (st.stale > 0).then_some(st.stale as f64),
-                            soft_expire_at: (st.soft_expire > 0).then_some(st.soft_expire as f64),
-                        })
-                        .collect(),
-                    write_id: format!("{:016x}", i.write_id),
-                    tag_verdict: i.tag_verdict.to_string(),
-                })
-                .collect())
-        })
+        settle(env, async move { core.inspect(&what).await })
     }
 }

@@ -102,40 +102,6 @@ pub struct MetricSample {
     pub sum: Option<f64>,
 }
 
-/// A tag of an inspected entry and its state (ms since the epoch; absent = never).
-#[napi(object)]
-pub struct InspectedTag {
-    pub tag: String,
-    /// When entries written before it expire (its latest revalidation's expiry; may be ahead).
-    pub expired_at: Option<f64>,
-    /// Its latest profiled revalidation: entries written before it are stale.
-    pub stale_at: Option<f64>,
-    /// That profiled revalidation's expiry.
-    pub soft_expire_at: Option<f64>,
-}
-
-/// A stored entry, decoded (`fleetcache inspect`).
-#[napi(object)]
-pub struct InspectedEntry {
-    pub object_key: String,
-    pub key: String,
-    /// `APP_PAGE`, `APP_ROUTE`, `PAGES`, `REDIRECT`, `FETCH`, `IMAGE`, `USE_CACHE` or `NOT_FOUND`.
-    pub kind: String,
-    pub build_id: String,
-    pub stored_bytes: f64,
-    pub decoded_bytes: f64,
-    pub last_modified: f64,
-    pub age_ms: f64,
-    /// Seconds; absent with `revalidateNever` or without cache control.
-    pub revalidate: Option<f64>,
-    pub revalidate_never: bool,
-    pub expire: Option<f64>,
-    pub tags: Vec<InspectedTag>,
-    /// Which write made it (hex).
-    pub write_id: String,
-    pub tag_verdict: String,
-}
-
 /// `get`'s async answer: an object for a hit, `null` for a miss.
 pub struct GetOut(pub(super) Lookup);
 

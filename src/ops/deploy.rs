@@ -13,6 +13,7 @@ use crate::keys;
 /// A build registered in the store (`<prefix>/builds/<id>`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "node", napi_derive::napi(object, js_name = "BuildEntry"))]
 pub struct BuildInfo {
     pub build_id: String,
     /// When it was first registered, ms since the epoch.

@@ -20,19 +20,36 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::backend::tags::dynamodb::{ATTR_PK, ATTR_SK, ATTR_TTL};
 use crate::config::{Backend, Config};
 
-/// One finding.
+/// One finding of `doctor`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "node", napi_derive::napi(object, js_name = "DoctorCheck"))]
 pub struct Check {
     pub name: String,
     pub ok: bool,
     /// Works, but probably not as meant (`ok` stays true).
     pub warning: bool,
     pub detail: String,
+    /// How to fix it (absent when `ok`).
     pub fix: Option<String>,
 }
 
 fn ok(name: &str, detail: impl Into<String>) -> Check {
     Check { name: name.into(), ok: true, warning: false, detail: detail.into(), fix: None }
+}
+
+/// The check of a probe that failed: `missing` when what it probes does not exist; else the
+/// probe (`what`) was denied (naming the IAM action and resource to allow) or did not get through.
+fn probe_failed(f: Failure, missing: Check, what: &str, (action, arn): (&str, &str), service: &str) -> Check {
+    let name = missing.name.clone();
+    match f {
+        Failure::NotFound(_) => missing,
+        Failure::Denied(t) => bad(&name, format!("{what} denied: {t}"), denied_fix(action, arn)),
+        Failure::Other(t) => bad(
+            &name,
+            format!("{what} failed: {t}"),
+            format!("check the region, endpoint and network path to {service}"),
+        ),
+    }
 }
 
 fn bad(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
@@ -193,15 +210,18 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             true
         }
         Err(e) => {
-            checks.push(match classify(&e) {
-                Failure::NotFound(_) => bad(
-                    "bucket",
-                    format!("bucket `{bucket}` does not exist"),
-                    format!("create it: {} (or deploy examples/aws/cloudformation.yaml), or point FLEETCACHE_BUCKET at an existing bucket", create_bucket_command(bucket, &region)),
-                ),
-                Failure::Denied(t) => bad("bucket", format!("listing `{bucket}` denied: {t}"), denied_fix("s3:ListBucket", &bucket_arn)),
-                Failure::Other(t) => bad("bucket", format!("listing `{bucket}` failed: {t}"), "check the region, endpoint and network path to S3"),
-            });
+            let missing = bad(
+                "bucket",
+                format!("bucket `{bucket}` does not exist"),
+                format!("create it: {} (or deploy examples/aws/cloudformation.yaml), or point FLEETCACHE_BUCKET at an existing bucket", create_bucket_command(bucket, &region)),
+            );
+            checks.push(probe_failed(
+                classify(&e),
+                missing,
+                &format!("listing `{bucket}`"),
+                ("s3:ListBucket", &bucket_arn),
+                "S3",
+            ));
             false
         }
     };
@@ -232,23 +252,16 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             }
         }
         Err(e) => {
-            checks.push(match classify(&e) {
-                Failure::NotFound(_) => bad(
-                    "table",
-                    format!("table `{table}` does not exist in {region}"),
-                    create_table_fix(table, &region),
-                ),
-                Failure::Denied(t) => bad(
-                    "table",
-                    format!("DescribeTable on `{table}` denied: {t}"),
-                    denied_fix("dynamodb:DescribeTable", &table_arn),
-                ),
-                Failure::Other(t) => bad(
-                    "table",
-                    format!("DescribeTable on `{table}` failed: {t}"),
-                    "check the region, endpoint and network path to DynamoDB",
-                ),
-            });
+            let missing =
+                bad("table", format!("table `{table}` does not exist in {region}"), create_table_fix(table, &region));
+            let action = ("dynamodb:DescribeTable", table_arn.as_str());
+            checks.push(probe_failed(
+                classify(&e),
+                missing,
+                &format!("DescribeTable on `{table}`"),
+                action,
+                "DynamoDB",
+            ));
             false
         }
     };

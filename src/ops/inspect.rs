@@ -11,26 +11,54 @@ use crate::entry::{Revalidate, TagState};
 use crate::error::Result;
 use crate::keys::{self, Class};
 
-/// One stored entry, decoded.
+/// A tag of an inspected entry and its state (ms since the epoch; absent = never).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
+pub struct InspectedTag {
+    pub tag: String,
+    /// When entries written before it expire (its latest revalidation's expiry; may be ahead).
+    pub expired_at: Option<i64>,
+    /// Its latest profiled revalidation: entries written before it are stale.
+    pub stale_at: Option<i64>,
+    /// That profiled revalidation's expiry.
+    pub soft_expire_at: Option<i64>,
+}
+
+impl InspectedTag {
+    fn of(tag: String, st: &TagState) -> InspectedTag {
+        let at = |ms: i64| (ms > 0).then_some(ms);
+        InspectedTag {
+            tag,
+            expired_at: at(st.expires_at()),
+            stale_at: at(st.stale),
+            soft_expire_at: at(st.soft_expire),
+        }
+    }
+}
+
+/// A stored entry, decoded (`fleetcache inspect`).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "node", napi_derive::napi(object, js_name = "InspectedEntry"))]
 pub struct Inspected {
     pub object_key: String,
     pub key: String,
-    pub kind: &'static str,
+    /// `APP_PAGE`, `APP_ROUTE`, `PAGES`, `REDIRECT`, `FETCH`, `IMAGE`, `USE_CACHE` or `NOT_FOUND`.
+    pub kind: String,
     pub build_id: String,
-    pub stored_bytes: usize,
+    pub stored_bytes: i64,
     /// In-memory weight of the decoded entry (what it costs the memory tier).
-    pub decoded_bytes: usize,
+    pub decoded_bytes: i64,
     pub last_modified: i64,
     pub age_ms: i64,
-    /// `None`: revalidate never (`false`); absent cache control gives `(None, None, false)`.
+    /// Seconds; absent with `revalidateNever` or without cache control.
     pub revalidate: Option<f64>,
     pub revalidate_never: bool,
     pub expire: Option<f64>,
-    pub tags: Vec<(String, TagState)>,
-    pub write_id: u64,
+    pub tags: Vec<InspectedTag>,
+    /// Which write made it (hex).
+    pub write_id: String,
     /// Whether a tag revalidated after this entry was written makes it stale or expired.
-    pub tag_verdict: &'static str,
+    pub tag_verdict: String,
 }
 
 impl Core {
@@ -80,18 +108,18 @@ impl Core {
             out.push(Inspected {
                 object_key,
                 key: entry.key.clone(),
-                kind: entry.value.as_ref().map_or("NOT_FOUND", |v| v.kind_name()),
+                kind: entry.value.as_ref().map_or("NOT_FOUND", |v| v.kind_name()).into(),
                 build_id,
-                stored_bytes: bytes.len(),
-                decoded_bytes: entry.weight(),
+                stored_bytes: bytes.len() as i64,
+                decoded_bytes: entry.weight() as i64,
                 last_modified: lm,
                 age_ms: now - lm,
                 revalidate,
                 revalidate_never,
                 expire,
-                tags,
-                write_id: entry.write_id,
-                tag_verdict,
+                tags: tags.into_iter().map(|(t, st)| InspectedTag::of(t, &st)).collect(),
+                write_id: format!("{:016x}", entry.write_id),
+                tag_verdict: tag_verdict.into(),
             });
         }
         Ok(out)

@@ -174,6 +174,16 @@ fn feed_sk(seq: u64) -> String {
     format!("{seq:020}")
 }
 
+/// An item's key.
+fn key_of(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(ATTR_PK.to_string(), s(pk)), (ATTR_SK.to_string(), s(sk))])
+}
+
+/// The key of the feed's counter item (its head).
+fn feed_head_key() -> HashMap<String, AttributeValue> {
+    key_of(FEED_HEAD_PK, "head")
+}
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
 }
@@ -269,7 +279,7 @@ impl DynamoTagStore {
     }
 
     fn state_key(&self, tag: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([(ATTR_PK.to_string(), s(&self.state_pk(tag))), (ATTR_SK.to_string(), s(STATE_SK))])
+        key_of(&self.state_pk(tag), STATE_SK)
     }
     fn state_pk(&self, tag: &str) -> String {
         format!("{TAG_PREFIX}{}#{}", self.ns, tag_part(tag))
@@ -366,17 +376,25 @@ impl DynamoTagStore {
 
     /// Feed event `seq` as copy 0 holds it, if it was written (read strongly).
     async fn event_at(&self, seq: u64) -> Result<Option<HashMap<String, AttributeValue>>> {
+        self.get_strong("GetItem(feed event)", key_of(&feed_pk(seq, 0), &feed_sk(seq))).await
+    }
+
+    /// One item, read strongly (`op` names the read in errors).
+    async fn get_strong(
+        &self,
+        op: &str,
+        key: HashMap<String, AttributeValue>,
+    ) -> Result<Option<HashMap<String, AttributeValue>>> {
         self.read();
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(ATTR_PK, s(&feed_pk(seq, 0)))
-            .key(ATTR_SK, s(&feed_sk(seq)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| map_err("GetItem(feed event)", e, CONFLICT_CODES))?;
+            .map_err(|e| map_err(op, e, CONFLICT_CODES))?;
         Ok(out.item().cloned())
     }
 
@@ -537,8 +555,7 @@ impl TagStore for DynamoTagStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(ATTR_PK, s(FEED_HEAD_PK))
-            .key(ATTR_SK, s("head"))
+            .set_key(Some(feed_head_key()))
             .update_expression("ADD #s :one")
             .expression_attribute_names("#s", ATTR_SEQ)
             .expression_attribute_values(":one", n(1))
@@ -645,18 +662,8 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn feed_head(&self) -> Result<u64> {
-        self.read();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ATTR_PK, s(FEED_HEAD_PK))
-            .key(ATTR_SK, s("head"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| map_err("GetItem(feed head)", e, CONFLICT_CODES))?;
-        Ok(out.item().map(|i| get_n(i, ATTR_SEQ)).unwrap_or(0).max(0) as u64)
+        let head = self.get_strong("GetItem(feed head)", feed_head_key()).await?;
+        Ok(head.map(|i| get_n(&i, ATTR_SEQ)).unwrap_or(0).max(0) as u64)
     }
 
     async fn read_feed(&self, from: u64, to: u64) -> Result<Vec<(u64, FeedRecord)>> {
@@ -695,19 +702,9 @@ impl TagStore for DynamoTagStore {
                 if err.kind != ErrorKind::Conflict {
                     return Err(err);
                 }
-                self.read();
-                let cur = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key(ATTR_PK, s(&pk))
-                    .key(ATTR_SK, s("lease"))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| map_err("GetItem(lease)", e, CONFLICT_CODES))?;
-                let holder = cur.item().and_then(|i| get_s(i, ATTR_OWNER));
-                let held_until = cur.item().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until);
+                let cur = self.get_strong("GetItem(lease)", key_of(&pk, "lease")).await?;
+                let holder = cur.as_ref().and_then(|i| get_s(i, ATTR_OWNER));
+                let held_until = cur.as_ref().map(|i| get_n(i, ATTR_UNTIL)).unwrap_or(until);
                 // The holder asking again (it dropped its memory) still holds it.
                 Ok(Lease { won: holder.as_deref() == Some(owner), until: held_until })
             }
