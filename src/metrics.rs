@@ -141,6 +141,31 @@ impl Family {
     }
 }
 
+/// The gauges (and two counters) the core reads from its own state (`Core::gauges`).
+pub const MEMORY_BYTES: Family = Family::new("memory_bytes", Kind::Gauge, "bytes held by the in-memory tier");
+pub const MEMORY_ENTRIES: Family = Family::new("memory_entries", Kind::Gauge, "entries held by the in-memory tier");
+pub const MEMORY_BUDGET_BYTES: Family =
+    Family::new("memory_budget_bytes", Kind::Gauge, "the in-memory tier's byte budget (memoryBytes)");
+pub const MEMORY_EVICTIONS: Family =
+    Family::new("memory_evictions", Kind::Counter, "entries evicted from the in-memory tier to stay in budget");
+pub const KNOWN_TAGS: Family = Family::new("known_tags", Kind::Gauge, "tags whose state this instance knows");
+pub const OUTBOX_DEPTH: Family = Family::new(
+    "outbox_depth",
+    Kind::Gauge,
+    "revalidations, feed events and uploads not landed yet (the revalidation queue)",
+);
+pub const OUTBOX_UPLOAD_BYTES: Family =
+    Family::new("outbox_upload_bytes", Kind::Gauge, "bytes of failed sets queued for upload");
+pub const OUTBOX_OLDEST_SECONDS: Family = Family::new(
+    "outbox_oldest_seconds",
+    Kind::Gauge,
+    "how long the oldest revalidation, feed event or upload not landed yet has waited",
+);
+pub const FEED_TRUSTED: Family =
+    Family::new("feed_trusted", Kind::Gauge, "1 while the change feed is read (memory is served), else 0");
+pub const DYNAMODB_REQUESTS: Family =
+    Family::new("dynamodb_requests", Kind::Counter, "DynamoDB requests sent by the tag store, by kind");
+
 pub const BREAKER_OPEN: Family =
     Family::new("breaker_open", Kind::Gauge, "1 while the backend's circuit breaker is open");
 pub const BREAKER_OPENED: Family =

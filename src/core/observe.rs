@@ -9,54 +9,19 @@ impl Core {
         use Reading::{Count, Flag};
         let breakers = self.backends.get().and_then(|b| b.breakers.as_ref());
         let (reads, writes) = self.tag_store_requests();
-        let rq = "DynamoDB requests sent by the tag store, by kind";
         let kind = |k: &str| vec![("kind", k.to_string())];
         vec![
-            Gauge::of("memoryBytes", Count(self.mem.l1.bytes() as f64)).exported(
-                "memory_bytes",
-                Kind::Gauge,
-                "bytes held by the in-memory tier",
-            ),
-            Gauge::of("memoryEntries", Count(self.mem.l1.len() as f64)).exported(
-                "memory_entries",
-                Kind::Gauge,
-                "entries held by the in-memory tier",
-            ),
-            Gauge::of("memoryBudget", Count(self.cfg.memory_bytes as f64)).exported(
-                "memory_budget_bytes",
-                Kind::Gauge,
-                "the in-memory tier's byte budget (memoryBytes)",
-            ),
-            Gauge::of("evictions", Count(self.mem.l1.evictions() as f64)).exported(
-                "memory_evictions",
-                Kind::Counter,
-                "entries evicted from the in-memory tier to stay in budget",
-            ),
-            Gauge::of("knownTags", Count(self.mem.tag_clock.len() as f64)).exported(
-                "known_tags",
-                Kind::Gauge,
-                "tags whose state this instance knows",
-            ),
-            Gauge::of("outboxDepth", Count(self.outbox.depth() as f64)).exported(
-                "outbox_depth",
-                Kind::Gauge,
-                "revalidations, feed events and uploads not landed yet (the revalidation queue)",
-            ),
-            Gauge::of("queuedUploadBytes", Count(self.outbox.upload_bytes() as f64)).exported(
-                "outbox_upload_bytes",
-                Kind::Gauge,
-                "bytes of failed sets queued for upload",
-            ),
-            Gauge::of("outboxOldestSeconds", Count((self.outbox.oldest_ms(self.now()) / 1000) as f64)).exported(
-                "outbox_oldest_seconds",
-                Kind::Gauge,
-                "how long the oldest revalidation, feed event or upload not landed yet has waited",
-            ),
-            Gauge::of("feedTrusted", Flag(self.feed_trusted())).exported(
-                "feed_trusted",
-                Kind::Gauge,
-                "1 while the change feed is read (memory is served), else 0",
-            ),
+            Gauge::of("memoryBytes", Count(self.mem.l1.bytes() as f64)).exported(metrics::MEMORY_BYTES),
+            Gauge::of("memoryEntries", Count(self.mem.l1.len() as f64)).exported(metrics::MEMORY_ENTRIES),
+            Gauge::of("memoryBudget", Count(self.cfg.memory_bytes as f64)).exported(metrics::MEMORY_BUDGET_BYTES),
+            Gauge::of("evictions", Count(self.mem.l1.evictions() as f64)).exported(metrics::MEMORY_EVICTIONS),
+            Gauge::of("knownTags", Count(self.mem.tag_clock.len() as f64)).exported(metrics::KNOWN_TAGS),
+            Gauge::of("outboxDepth", Count(self.outbox.depth() as f64)).exported(metrics::OUTBOX_DEPTH),
+            Gauge::of("queuedUploadBytes", Count(self.outbox.upload_bytes() as f64))
+                .exported(metrics::OUTBOX_UPLOAD_BYTES),
+            Gauge::of("outboxOldestSeconds", Count((self.outbox.oldest_ms(self.now()) / 1000) as f64))
+                .exported(metrics::OUTBOX_OLDEST_SECONDS),
+            Gauge::of("feedTrusted", Flag(self.feed_trusted())).exported(metrics::FEED_TRUSTED),
             // Per backend in `metrics()`: the breaker families below.
             Gauge::of("s3BreakerOpen", Flag(breakers.is_some_and(|b| b.s3.is_open()))),
             Gauge::of("dynamodbBreakerOpen", Flag(breakers.is_some_and(|b| b.dynamodb.is_open()))),
@@ -64,11 +29,9 @@ impl Core {
                 "breakerRejections",
                 Count(breakers.map_or(0, |b| b.s3.rejected() + b.dynamodb.rejected()) as f64),
             ),
-            Gauge::of("dynamodbReads", Count(reads as f64))
-                .exported("dynamodb_requests", Kind::Counter, rq)
-                .labels(kind("read")),
+            Gauge::of("dynamodbReads", Count(reads as f64)).exported(metrics::DYNAMODB_REQUESTS).labels(kind("read")),
             Gauge::of("dynamodbWrites", Count(writes as f64))
-                .exported("dynamodb_requests", Kind::Counter, rq)
+                .exported(metrics::DYNAMODB_REQUESTS)
                 .labels(kind("write")),
         ]
     }
@@ -103,12 +66,12 @@ impl Core {
             out.push(Sample::scalar(family, Kind::Counter, help, labels, v as f64));
         });
         for g in self.gauges() {
-            if let Some((name, kind, help)) = g.family {
+            if let Some(family) = g.family {
                 let v = match g.value {
                     Reading::Count(n) => n,
                     Reading::Flag(b) => f64::from(u8::from(b)),
                 };
-                out.push(Sample::scalar(name, kind, help, g.labels, v));
+                out.push(family.sample(g.labels, v));
             }
         }
         out.push(Sample::histogram(
@@ -178,7 +141,7 @@ impl Core {
 struct Gauge {
     js: &'static str,
     value: Reading,
-    family: Option<(&'static str, Kind, &'static str)>,
+    family: Option<metrics::Family>,
     labels: Vec<(&'static str, String)>,
 }
 
@@ -186,8 +149,8 @@ impl Gauge {
     fn of(js: &'static str, value: Reading) -> Gauge {
         Gauge { js, value, family: None, labels: Vec::new() }
     }
-    fn exported(self, name: &'static str, kind: Kind, help: &'static str) -> Gauge {
-        Gauge { family: Some((name, kind, help)), ..self }
+    fn exported(self, family: metrics::Family) -> Gauge {
+        Gauge { family: Some(family), ..self }
     }
     fn labels(self, labels: Vec<(&'static str, String)>) -> Gauge {
         Gauge { labels, ..self }

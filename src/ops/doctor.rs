@@ -329,22 +329,16 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
     if table_ok {
         let pk = AttributeValue::S("D#doctor".into());
         let sk = AttributeValue::S(nonce[..16].to_string());
-        let put = ddb.put_item().table_name(table).item(ATTR_PK, pk.clone()).item(ATTR_SK, sk.clone()).send().await;
+        // The scratch item's key, as every probe below names it.
+        let key = std::collections::HashMap::from([(ATTR_PK.to_string(), pk.clone()), (ATTR_SK.to_string(), sk)]);
+        let put = ddb.put_item().table_name(table).set_item(Some(key.clone())).send().await;
         let wrote = probe.record("dynamodb:PutItem", &table_arn, put);
-        let get = ddb
-            .get_item()
-            .table_name(table)
-            .key(ATTR_PK, pk.clone())
-            .key(ATTR_SK, sk.clone())
-            .consistent_read(true)
-            .send()
-            .await;
+        let get = ddb.get_item().table_name(table).set_key(Some(key.clone())).consistent_read(true).send().await;
         probe.record("dynamodb:GetItem", &table_arn, get);
         let upd = ddb
             .update_item()
             .table_name(table)
-            .key(ATTR_PK, pk.clone())
-            .key(ATTR_SK, sk.clone())
+            .set_key(Some(key.clone()))
             .update_expression("ADD n :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
@@ -354,18 +348,14 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
             .query()
             .table_name(table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", pk.clone())
+            .expression_attribute_values(":pk", pk)
             .limit(1)
             .send()
             .await;
         probe.record("dynamodb:Query", &table_arn, q);
-        let keys = KeysAndAttributes::builder()
-            .keys([(ATTR_PK.to_string(), pk.clone()), (ATTR_SK.to_string(), sk.clone())].into_iter().collect())
-            .consistent_read(true)
-            .build()
-            .expect("keys set");
+        let keys = KeysAndAttributes::builder().keys(key.clone()).consistent_read(true).build().expect("keys set");
         probe.record("dynamodb:BatchGetItem", &table_arn, ddb.batch_get_item().request_items(table, keys).send().await);
-        let del = DeleteRequest::builder().key(ATTR_PK, pk).key(ATTR_SK, sk).build().expect("key set");
+        let del = DeleteRequest::builder().set_key(Some(key)).build().expect("key set");
         let bw = ddb
             .batch_write_item()
             .request_items(table, vec![WriteRequest::builder().delete_request(del).build()])
