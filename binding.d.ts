@@ -38,6 +38,12 @@ export declare class NativeCache {
   metricSamples(): Array<MetricSample>
   /** What the store holds for a URL path or cache key, decoded (`fleetcache inspect`). */
   inspect(what: string): Promise<InspectedEntry[]>
+  /** The live fleet (`fleetcache status`): every instance's latest heartbeat, and the feed head. */
+  fleetStatus(): Promise<FleetStatus>
+  /** Writes this instance's heartbeat now (the heartbeat task does every `heartbeatMs`). */
+  beat(): Promise<void>
+  /** Next's version, for the heartbeat. */
+  setNextVersion(version?: string | undefined | null): void
   /**
    * Sends every planned CDN purge to `hook(id, paths, files, wildcards, cost, widened)` (the
    * JS face calls the app's `cdn.purge` and answers with `purgeSettled`). Throws
@@ -103,6 +109,12 @@ export declare class NativeCache {
   stats(): Record<string, number | boolean>
 }
 
+/** Whether each backend's circuit breaker is open. */
+export interface Breakers {
+  s3: boolean
+  dynamodb: boolean
+}
+
 /** A build registered in the store (`<prefix>/builds/<id>`). */
 export interface BuildEntry {
   buildId: string
@@ -139,6 +151,45 @@ export interface DoctorCheck {
   detail: string
   /** How to fix it (absent when `ok`). */
   fix?: string
+}
+
+/** The live fleet: every instance's latest heartbeat and the feed's head. */
+export interface FleetStatus {
+  instances: Array<Heartbeat>
+  /** The newest feed sequence number handed out. */
+  head: number
+  /** When this was read (ms since the epoch). */
+  now: number
+}
+
+/** What one instance says of itself. */
+export interface Heartbeat {
+  /** The core's instance id (what its feed events carry as their origin). */
+  id: string
+  host: string
+  pid: number
+  buildId: string
+  /** fleetcache's version, and Next's when the JS face found it. */
+  version: string
+  next?: string
+  /** When the core started, and when this heartbeat was written (ms since the epoch). */
+  startedAt: number
+  at: number
+  /**
+   * The newest feed event applied (its sequence number), and whether the feed is trusted
+   * (memory served).
+   */
+  applied: number
+  trusted: boolean
+  breakers: Breakers
+  memoryBytes: number
+  /** Gets answered since the start: hits (memory or S3) and misses. */
+  hits: number
+  misses: number
+  /** Revalidations, feed events and uploads waiting in its outbox. */
+  outboxDepth: number
+  /** How often it writes its heartbeat. */
+  intervalMs: number
 }
 
 /** A stored entry, decoded (`fleetcache inspect`). */
@@ -297,6 +348,8 @@ export interface Options {
   revalidateTimeoutMs?: number
   /** Directory where a process told to stop (SIGTERM) leaves the revalidations, feed events and uploads it could not deliver in time; the next start on this machine with the same bucket, table and prefix delivers them. `"off"` turns it off. Default: `fleetcache-spool` in the OS temp directory. Env: `FLEETCACHE_SPOOL_DIR`. */
   spoolDir?: string
+  /** How often this instance writes its heartbeat (one DynamoDB write; `fleetcache status` lists the live instances, `prune` spares the builds they serve), in ms; 0 turns it off. Only instances that read the feed beat. Default 15000. Env: `FLEETCACHE_HEARTBEAT_MS`. */
+  heartbeatMs?: number
   /** `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`. */
   shareFetchAcrossBuilds?: boolean
   /** During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`. */

@@ -10,6 +10,15 @@ const { fromNative, PURGE_HOOK, usePurgeHook } = require('./options.js')
 const { warn } = require('./log.js')
 
 const cores = new Map()
+
+/** Next's version as the app resolves it (for the heartbeat), or undefined. */
+function nextVersion() {
+  try {
+    return require(require.resolve('next/package.json', { paths: [process.cwd(), __dirname] })).version
+  } catch {
+    return undefined
+  }
+}
 const buildIds = new Map()
 
 /** `<distDir>/BUILD_ID` next to Next's `serverDistDir`, read once per directory. */
@@ -41,6 +50,7 @@ function coreFor(options, serverDistDir) {
       throw fromNative(err)
     }
     if (options[PURGE_HOOK] !== undefined) usePurgeHook(core, options[PURGE_HOOK])
+    core.setNextVersion(nextVersion())
     cores.set(key, core)
     flushOnSigterm()
   }

@@ -230,6 +230,11 @@ impl Feed {
     }
 
     /// May memory be served now?
+    /// The newest event applied (0 before the first poll).
+    pub fn cursor(&self) -> u64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+
     pub fn trusted(&self) -> bool {
         self.trusting.load(Ordering::Acquire)
     }

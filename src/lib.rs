@@ -13,6 +13,7 @@ pub mod core;
 pub mod entry;
 pub mod error;
 pub mod feed;
+pub mod fleet;
 pub mod keys;
 pub mod l1;
 pub mod log;

@@ -289,6 +289,13 @@ impl Outbox {
         out
     }
 
+    /// Takes every unit out, the ones being attempted right now included (their attempts' outcomes
+    /// then find nothing to settle): what a stopping process writes to the spool. A unit whose
+    /// attempt lands meanwhile is delivered twice, which is harmless; one left out would be lost.
+    pub fn take_all(&self) -> Vec<Unit> {
+        std::mem::take(&mut *self.slots.lock()).into_values().map(|s| s.unit).collect()
+    }
+
     /// A feed number is being reserved for unit `id` (see `Slot::reserving`).
     pub fn begin_reserve(&self, id: u64) {
         if let Some(s) = self.slots.lock().get_mut(&id) {
@@ -378,6 +385,19 @@ mod tests {
 
     fn rev(tag: &str) -> Work {
         Work::Revalidate { tags: vec![tag.into()], at: 1, expire_s: None }
+    }
+
+    #[test]
+    fn take_all_includes_the_units_being_attempted() {
+        let o = Outbox::new(10);
+        let in_flight = o.push(rev("a")).unwrap();
+        drop(o.push(rev("b")).unwrap());
+        o.begin_reserve(in_flight.unit.id + 1);
+        let taken: Vec<Work> = o.take_all().into_iter().map(|u| u.work).collect();
+        assert_eq!(taken, vec![rev("a"), rev("b")], "the claimed and the reserving unit both");
+        assert_eq!(o.depth(), 0);
+        in_flight.landed(); // its attempt ends after: nothing to settle
+        assert_eq!(o.depth(), 0);
     }
 
     #[test]

@@ -154,6 +154,14 @@ impl fleetcache::backend::tags::TagStore for FlakyTags {
         self.check().await?;
         self.inner.add_to_counter(name, n, expires_at_s).await
     }
+    async fn put_member(&self, group: &str, id: &str, body: &str, exp: i64) -> fleetcache::error::Result<()> {
+        self.check().await?;
+        self.inner.put_member(group, id, body, exp).await
+    }
+    async fn members(&self, group: &str, now_s: i64) -> fleetcache::error::Result<Vec<(String, String)>> {
+        self.check().await?;
+        self.inner.members(group, now_s).await
+    }
     async fn reserve_seq(&self) -> fleetcache::error::Result<u64> {
         self.check().await?;
         self.inner.reserve_seq().await
@@ -1370,4 +1378,42 @@ async fn a_regeneration_s_set_ends_its_lease_so_the_next_max_is_regenerated_at_o
     b.poll_feed_once().await;
     clock.advance(100);
     assert!(stale_at(lookup(&b, &req("/p")).await, clock_now(&clock)), "B regenerates after the second 'max'");
+}
+
+/// Issue 27: every instance's heartbeat lists it with its build and how far it read the feed; a
+/// heartbeat not renewed for three intervals is gone.
+#[tokio::test]
+async fn the_fleet_is_the_instances_whose_heartbeats_are_alive() {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let a = Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone());
+    let b = Core::with_backends(Config::memory(), clock.clone(), blobs, tags);
+    a.adopt_build_id("build-1");
+    b.adopt_build_id("build-2");
+    a.set_next_version(Some("16.4.6".into()));
+    a.poll_feed_once().await;
+    b.poll_feed_once().await;
+    a.revalidate_tags(&["t".into()], None).await.unwrap();
+    b.poll_feed_once().await;
+    a.beat().await.unwrap();
+    b.beat().await.unwrap();
+    let s = a.fleet_status().await.unwrap();
+    assert_eq!(s.head, 1);
+    let mut seen: Vec<(String, String, i64, Option<String>)> =
+        s.instances.iter().map(|i| (i.id.clone(), i.build_id.clone(), i.applied, i.next.clone())).collect();
+    seen.sort();
+    let mut want = vec![
+        (a.instance_id.clone(), "build-1".to_string(), 0, Some("16.4.6".to_string())),
+        (b.instance_id.clone(), "build-2".to_string(), 1, None),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+    assert!(s.instances.iter().all(|i| i.trusted && i.interval_ms == 15_000 && i.pid == std::process::id()));
+    // B stops beating: gone after three intervals; A beating on stays.
+    clock.advance(30_000);
+    a.beat().await.unwrap();
+    clock.advance(20_000);
+    let ids: Vec<String> = a.fleet_status().await.unwrap().instances.into_iter().map(|i| i.id).collect();
+    assert_eq!(ids, vec![a.instance_id.clone()]);
 }

@@ -153,6 +153,12 @@ impl TagStore for SimStore {
     async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> Result<u64> {
         self.shared.inner.add_to_counter(name, n, expires_at_s).await
     }
+    async fn put_member(&self, group: &str, id: &str, body: &str, expires_at_s: i64) -> Result<()> {
+        self.shared.inner.put_member(group, id, body, expires_at_s).await
+    }
+    async fn members(&self, group: &str, now_s: i64) -> Result<Vec<(String, String)>> {
+        self.shared.inner.members(group, now_s).await
+    }
 }
 
 /// One simulated instance: its feed, its memory, its view of the store.

@@ -7,6 +7,7 @@
 //   fleetcache doctor                  check credentials, bucket, table and permissions
 //   fleetcache inspect <path|key>      show what the store holds for a page or cache key
 //   fleetcache purge --tag t | --path p   purge the CDN (CloudFront) for tags or pages
+//   fleetcache status [--watch]        the live instances, their builds and how far they read the feed
 //
 // Each command has its own flags (node's util.parseArgs, strict): an unknown flag is an error
 // naming the nearest known one. The store is named as for the cache handler: FLEETCACHE_BUCKET,
@@ -43,6 +44,12 @@ const COMMANDS = {
       'dry-run': { type: 'boolean', help: 'list what would be deleted; delete nothing' },
       ...STORE,
     },
+    maxPositionals: 0,
+  },
+  status: {
+    args: '',
+    summary: 'the live fleet: each instance (build, age, feed lag, breakers, memory, hit ratio) and each build',
+    options: { watch: { type: 'boolean', help: 'refresh every 2 s (on a terminal)' }, ...STORE },
     maxPositionals: 0,
   },
   doctor: {
@@ -269,9 +276,23 @@ async function main(argv, out = console.log, err = console.error) {
     const lines = [
       `kept ${r.kept.length} build(s): ${r.kept.map((b) => b.buildId).join(', ') || '(none registered)'}`,
       ...r.pruned.map((p) => `${verb} build ${p.buildId} (last ran ${new Date(p.lastActiveAt).toISOString()}): ${p.objects} objects`),
+      ...r.serving.map((id) => `kept build ${id}: an instance still serves it (live heartbeat)`),
     ]
     report(r, lines.join('\n'))
     return 0
+  }
+  if (command === 'status') {
+    for (;;) {
+      const r = await tools.status(options)
+      const text = statusText(r)
+      if (!values.watch) {
+        report(r, text)
+        return 0
+      }
+      if (process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J')
+      console.log(values.json ? JSON.stringify(r) : `${text}\n(every 2 s; Ctrl-C to stop)`)
+      await new Promise((res) => setTimeout(res, 2000))
+    }
   }
   if (command === 'doctor') {
     let checks
@@ -315,6 +336,26 @@ async function main(argv, out = console.log, err = console.error) {
   }
   /* c8 ignore next */
   throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+}
+
+/** `fleetcache status` as a table: one line per instance, then one per build. */
+function statusText(r) {
+  if (r.instances.length === 0) return `no live instance (feed head ${r.head}); instances write a heartbeat every heartbeatMs once they read the feed`
+  const secs = (ms) => `${Math.max(0, Math.round(ms / 1000))}s`
+  const rows = [['instance', 'host', 'build', 'age', 'feed lag', 'trusted', 'breakers', 'memory', 'hit ratio', 'outbox']]
+  for (const i of r.instances) {
+    const open = [i.breakers.s3 && 's3', i.breakers.dynamodb && 'dynamodb'].filter(Boolean)
+    const gets = i.hits + i.misses
+    rows.push([
+      i.id.slice(0, 12), i.host, i.buildId, secs(r.now - i.startedAt), `${Math.max(0, r.head - i.applied)} events`,
+      i.trusted ? 'yes' : 'NO', open.length ? `OPEN: ${open.join(', ')}` : 'closed', `${(i.memoryBytes / 1048576).toFixed(1)} MiB`,
+      gets ? `${((100 * i.hits) / gets).toFixed(1)}%` : '-', String(i.outboxDepth),
+    ])
+  }
+  const width = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)))
+  const lines = rows.map((row) => row.map((cell, c) => cell.padEnd(width[c])).join('  ').trimEnd())
+  lines.push('', `feed head ${r.head}; ${r.outboxDepth} waiting in outboxes`, ...r.builds.map((b) => `build ${b.buildId}: ${b.instances} instance(s)`))
+  return lines.join('\n')
 }
 
 if (require.main === module) {

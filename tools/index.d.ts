@@ -1,8 +1,8 @@
 // `fleetcache/tools`: the functions behind the `fleetcache` command.
 import type { Options } from '../index'
-import type { DoctorCheck, BuildEntry, InspectedEntry } from '../binding'
+import type { DoctorCheck, BuildEntry, InspectedEntry, Heartbeat } from '../binding'
 
-export type { InspectedEntry } from '../binding'
+export type { InspectedEntry, Heartbeat } from '../binding'
 
 /** What `seed` did. */
 export interface SeedReport {
@@ -32,11 +32,14 @@ export function seed(
   tool?: { concurrency?: number; progress?: false | ((done: number, written: number) => void); dryRun?: boolean },
 ): Promise<SeedReport>
 
-/** Deletes the entries of every registered build but the `keep` that ran (started or were seeded) last, then their markers. */
+/**
+ * Deletes the entries of every registered build but the `keep` that ran (started or were seeded)
+ * last, then their markers; never a build a live instance serves (`serving`).
+ */
 export function prune(
   args: { keep: number; dryRun?: boolean; progress?: false },
   options?: Options,
-): Promise<{ kept: BuildEntry[]; pruned: { buildId: string; createdAt: number; lastActiveAt: number; objects: number }[] }>
+): Promise<{ kept: BuildEntry[]; pruned: { buildId: string; createdAt: number; lastActiveAt: number; objects: number }[]; serving: string[] }>
 
 /** Checks credentials, bucket, table and every permission the cache needs; never rejects for AWS errors. */
 export function doctor(options?: Options): Promise<DoctorCheck[]>
@@ -47,3 +50,14 @@ export function inspect(
   options?: Options,
   tool?: { buildId?: string },
 ): Promise<{ buildId: string; entries: InspectedEntry[] }>
+
+/** The live fleet from the instances' heartbeats (`fleetcache status`). */
+export function status(options?: Options): Promise<{
+  instances: Heartbeat[]
+  /** The newest feed sequence number handed out. */
+  head: number
+  now: number
+  builds: { buildId: string; instances: number }[]
+  /** Revalidations, feed events and uploads waiting in every instance's outbox. */
+  outboxDepth: number
+}>

@@ -33,8 +33,11 @@ async function prune({ keep, dryRun = false, progress } = {}, options) {
   const core = fc._coreFor({ ...options, feedIntervalMs: 0 })
   try {
     const builds = await core.listBuilds()
-    const doomed = builds.slice(0, Math.max(0, builds.length - keep))
-    const report = { kept: builds.slice(doomed.length), pruned: [] }
+    // A build an instance still serves (a live heartbeat) is never removed, however old.
+    const serving = new Set((await core.fleetStatus()).instances.map((i) => i.buildId))
+    const oldest = builds.slice(0, Math.max(0, builds.length - keep))
+    const doomed = oldest.filter((b) => !serving.has(b.buildId))
+    const report = { kept: builds.filter((b) => !doomed.includes(b)), pruned: [], serving: oldest.filter((b) => serving.has(b.buildId)).map((b) => b.buildId) }
     for (const b of doomed) {
       const keys = await core.buildObjectKeys(b.buildId)
       const tick = progress === false ? () => {} : seedLib.progressReporter(keys.length, process.stderr, `prune ${b.buildId}`, 'deleted')
@@ -50,6 +53,22 @@ async function prune({ keep, dryRun = false, progress } = {}, options) {
       report.pruned.push({ buildId: b.buildId, createdAt: b.createdAt, lastActiveAt: b.lastActiveAt, objects: keys.length })
     }
     return report
+  } catch (err) {
+    throw err instanceof fc.FleetCacheError ? err : fc._fromNative(err)
+  }
+}
+
+/**
+ * The live fleet: `{ instances: [heartbeat…], head, now, builds: [{ buildId, instances }],
+ * outboxDepth }`, instances by build then id (`fleetcache status`).
+ */
+async function status(options) {
+  try {
+    const s = await fc._coreFor({ ...options, feedIntervalMs: 0 }).fleetStatus()
+    s.instances.sort((a, b) => a.buildId.localeCompare(b.buildId) || a.id.localeCompare(b.id))
+    const builds = new Map()
+    for (const i of s.instances) builds.set(i.buildId, (builds.get(i.buildId) || 0) + 1)
+    return { ...s, builds: [...builds].map(([buildId, instances]) => ({ buildId, instances })), outboxDepth: s.instances.reduce((n, i) => n + i.outboxDepth, 0) }
   } catch (err) {
     throw err instanceof fc.FleetCacheError ? err : fc._fromNative(err)
   }
@@ -98,4 +117,4 @@ async function purge({ tags = [], paths = [], dryRun = false, distributionId } =
   }
 }
 
-module.exports = { seed, prune, doctor, inspect, purge, readBuildId: seedLib.readBuildId }
+module.exports = { seed, prune, doctor, inspect, purge, status, readBuildId: seedLib.readBuildId }

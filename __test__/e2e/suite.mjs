@@ -316,11 +316,12 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     await request(B.url, '/items/41')
     await request(A.url, '/api/revalidate?path=/items/41', { method: 'POST' })
     const moved = (now, then, family, labels) => (sampleValue(now, family, labels) ?? 0) - (sampleValue(then, family, labels) ?? 0)
-    // Read until B has applied A's events (at most BOUND).
+    // Read until A's revalidation has landed and B has applied A's events (at most BOUND).
+    const landed = (a) => moved(a, a0, 'fleetcache_backend_requests_total', { backend: 'dynamodb', op: 'TransactWriteItems(revalidation)', outcome: 'ok' }) > 0
     let a, b
     for (const until = Date.now() + BOUND; ; await sleep(100)) {
       ;[a, b] = await read()
-      if (moved(b, b0, 'fleetcache_feed_events_total') > 0 || Date.now() >= until) break
+      if ((landed(a) && moved(b, b0, 'fleetcache_feed_events_total') > 1) || Date.now() >= until) break
     }
     expect(moved(a, a0, 'fleetcache_gets_total', { result: 'miss' })).toBeGreaterThan(0)
     expect(moved(a, a0, 'fleetcache_gets_total', { result: 'memory_hit' })).toBeGreaterThan(0)

@@ -295,6 +295,12 @@ impl TagStore for GuardedTags {
     async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> Result<u64> {
         self.breaker.call("UpdateItem(counter)", self.inner.add_to_counter(name, n, expires_at_s)).await
     }
+    async fn put_member(&self, group: &str, id: &str, body: &str, expires_at_s: i64) -> Result<()> {
+        self.breaker.call("PutItem(member)", self.inner.put_member(group, id, body, expires_at_s)).await
+    }
+    async fn members(&self, group: &str, now_s: i64) -> Result<Vec<(String, String)>> {
+        self.breaker.call("Query(members)", self.inner.members(group, now_s)).await
+    }
     async fn reserve_seq(&self) -> Result<u64> {
         self.breaker.call("UpdateItem(feed head)", self.inner.reserve_seq()).await
     }

@@ -25,6 +25,7 @@ pub const ENV_LEASE_MS: &str = "FLEETCACHE_LEASE_MS";
 pub const ENV_SET_TIMEOUT_MS: &str = "FLEETCACHE_SET_TIMEOUT_MS";
 pub const ENV_REVALIDATE_TIMEOUT_MS: &str = "FLEETCACHE_REVALIDATE_TIMEOUT_MS";
 pub const ENV_SPOOL_DIR: &str = "FLEETCACHE_SPOOL_DIR";
+pub const ENV_HEARTBEAT_MS: &str = "FLEETCACHE_HEARTBEAT_MS";
 pub const ENV_SHARE_FETCH: &str = "FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS";
 pub const ENV_FORCE_PATH_STYLE: &str = "FLEETCACHE_S3_FORCE_PATH_STYLE";
 pub const ENV_WRITE_DURING_BUILD: &str = "FLEETCACHE_WRITE_DURING_BUILD";
@@ -228,6 +229,8 @@ options! {
     revalidate_timeout_ms: f64 = "revalidateTimeoutMs", env ENV_REVALIDATE_TIMEOUT_MS, range 1 ..= 600_000, default 2_000.0;
     #[doc = " Directory where a process told to stop (SIGTERM) leaves the revalidations, feed events and uploads it could not deliver in time; the next start on this machine with the same bucket, table and prefix delivers them. `\"off\"` turns it off. Default: `fleetcache-spool` in the OS temp directory. Env: `FLEETCACHE_SPOOL_DIR`."]
     spool_dir: String = "spoolDir", env ENV_SPOOL_DIR;
+    #[doc = " How often this instance writes its heartbeat (one DynamoDB write; `fleetcache status` lists the live instances, `prune` spares the builds they serve), in ms; 0 turns it off. Only instances that read the feed beat. Default 15000. Env: `FLEETCACHE_HEARTBEAT_MS`."]
+    heartbeat_ms: f64 = "heartbeatMs", env ENV_HEARTBEAT_MS, range 0 ..= 3_600_000, default 15_000.0;
     #[doc = " `fetch` and `unstable_cache` entries are shared by every build (default true); false keeps them per build like pages. Env: `FLEETCACHE_SHARE_FETCH_ACROSS_BUILDS`."]
     share_fetch_across_builds: bool = "shareFetchAcrossBuilds", env ENV_SHARE_FETCH;
     #[doc = " During `next build`, use the shared store instead of a process-local one. Default false. Env: `FLEETCACHE_WRITE_DURING_BUILD`."]
@@ -357,6 +360,8 @@ pub struct Config {
     /// Where undelivered outbox units go at shutdown (`None`: off).
     pub spool_dir: Option<std::path::PathBuf>,
     pub set_timeout_ms: u64,
+    /// How often the heartbeat is written (0: never).
+    pub heartbeat_ms: u64,
     pub share_fetch_across_builds: bool,
     pub connect_timeout_ms: u64,
     pub attempt_timeout_ms: u64,
@@ -573,6 +578,7 @@ impl Config {
             lease_ms: or_default(opts.lease_ms, "leaseMs", env)? as u64,
             set_timeout_ms: or_default(opts.set_timeout_ms, "setTimeoutMs", env)? as u64,
             revalidate_timeout_ms: or_default(opts.revalidate_timeout_ms, "revalidateTimeoutMs", env)? as u64,
+            heartbeat_ms: or_default(opts.heartbeat_ms, "heartbeatMs", env)? as u64,
             spool_dir: match text(opts.spool_dir, "spoolDir", env) {
                 Some(d) if d == "off" => None,
                 Some(d) => Some(std::path::PathBuf::from(d)),

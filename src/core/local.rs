@@ -12,6 +12,10 @@ impl Core {
         }
         self.replay_spool();
         spawn(Box::pin(super::delivery::retry_outbox(Arc::downgrade(self))));
+        // Only an instance that reads the feed is part of the fleet a receipt waits for.
+        if self.feed.enabled() && self.cfg.heartbeat_ms > 0 {
+            spawn(Box::pin(super::fleet::run(Arc::downgrade(self))));
+        }
         if let Some(id) = &self.cfg.cdn.distribution_id {
             let target = Target::CloudFront { distribution_id: id.clone(), endpoint: self.cfg.cdn.endpoint.clone() };
             // Cannot fail: nothing set a target before the core started.

@@ -16,6 +16,7 @@
 
 mod deadline;
 mod delivery;
+mod fleet;
 mod leases;
 mod local;
 mod observe;
@@ -112,6 +113,9 @@ pub struct Core {
     get_deadline: deadline::GetDeadline,
     /// CDN invalidations (`cdn.*`): set when CloudFront is configured or a hook is given.
     purger: std::sync::OnceLock<Arc<Purger>>,
+    /// When this core was made (ms), and Next's version as the JS face found it: the heartbeat's.
+    started_at: i64,
+    next_version: parking_lot::RwLock<Option<String>>,
 }
 
 /// Of `revalidateTimeoutMs`, what is kept for the answer to reach the caller's promise.
@@ -180,7 +184,10 @@ impl Core {
             build_id_adopted: AtomicBool::new(false),
             get_deadline: Default::default(),
             purger: std::sync::OnceLock::new(),
+            started_at: 0,
+            next_version: Default::default(),
         };
+        let core = Core { started_at: core.now(), ..core };
         *core.build_id.write() = core.cfg.build_id.clone();
         core
     }

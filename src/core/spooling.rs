@@ -13,13 +13,15 @@ impl Core {
     /// units were written. What cannot be written is named in an error line, unit by unit: the
     /// last word on what the fleet will not learn.
     pub fn spool_outbox(&self) -> usize {
-        let claims = self.outbox.claim_ready(i64::MAX, usize::MAX);
-        if claims.is_empty() {
+        // Units an attempt holds right now (the retry task's, on another thread) go too: left
+        // out, they would be lost when the process exits mid-attempt.
+        let taken = self.outbox.take_all();
+        if taken.is_empty() {
             return 0;
         }
-        let units: Vec<Spooled> = claims
+        let units: Vec<Spooled> = taken
             .iter()
-            .map(|c| match &c.unit.work {
+            .map(|u| match &u.work {
                 Work::Revalidate { tags, at, expire_s } => {
                     Spooled::Revalidate { tags: tags.clone(), at: *at, expire_s: *expire_s }
                 }
@@ -33,10 +35,7 @@ impl Core {
             None => "spoolDir is off".to_string(),
             Some(dir) => match spool::write(dir, &self.spool_store(), units) {
                 Ok(path) => {
-                    let n = claims.len();
-                    for c in claims {
-                        c.landed();
-                    }
+                    let n = taken.len();
                     crate::log::emit(
                         crate::log::Level::Warn,
                         "outbox spooled",
@@ -50,7 +49,7 @@ impl Core {
                 Err(e) => format!("the spool could not be written: {e}"),
             },
         };
-        let lost: Vec<String> = claims.iter().map(|c| describe(&c.unit.work)).collect();
+        let lost: Vec<String> = taken.iter().map(|u| describe(&u.work)).collect();
         crate::log::emit(
             crate::log::Level::Error,
             "shutting down with work lost",

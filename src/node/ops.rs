@@ -6,6 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::cdn::purger::PurgeReport;
+use crate::fleet::FleetStatus;
 use crate::ops::deploy::BuildInfo;
 use crate::ops::doctor::Check;
 use crate::ops::inspect::Inspected;
@@ -160,5 +161,25 @@ impl NativeCache {
     pub fn inspect<'e>(&self, env: &'e Env, what: String) -> Result<PromiseRaw<'e, Vec<Inspected>>> {
         let core = self.core.clone();
         settle(env, async move { core.inspect(&what).await })
+    }
+
+    /// The live fleet (`fleetcache status`): every instance's latest heartbeat, and the feed head.
+    #[napi(catch_unwind, ts_return_type = "Promise<FleetStatus>")]
+    pub fn fleet_status<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, FleetStatus>> {
+        let core = self.core.clone();
+        settle(env, async move { core.fleet_status().await })
+    }
+
+    /// Writes this instance's heartbeat now (the heartbeat task does every `heartbeatMs`).
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn beat<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        let core = self.core.clone();
+        settle(env, async move { core.beat().await })
+    }
+
+    /// Next's version, for the heartbeat.
+    #[napi(catch_unwind)]
+    pub fn set_next_version(&self, version: Option<String>) {
+        self.core.set_next_version(version)
     }
 }

@@ -96,6 +96,9 @@ pub const MAX_TAG_KEY_BYTES: usize = 1024;
 const INDEX_PREFIX: &str = "I#";
 /// Counters (`C#<prefix>#<name>`): the CDN purger's monthly path count.
 const COUNTER_PREFIX: &str = "C#";
+/// Groups (`M#<prefix>#<group>`, one item per member): heartbeats and receipts' acknowledgements.
+const GROUP_PREFIX: &str = "M#";
+const ATTR_BODY: &str = "b";
 const STATE_SK: &str = "state";
 const BATCH_GET_MAX: usize = 100;
 const BATCH_WRITE_MAX: usize = 25;
@@ -547,6 +550,58 @@ impl TagStore for DynamoTagStore {
             .await
             .map_err(|e| map_err("UpdateItem(counter)", e, CONFLICT_CODES))?;
         Ok(out.attributes().map(|a| get_n(a, ATTR_SEQ)).unwrap_or(0).max(0) as u64)
+    }
+
+    async fn put_member(&self, group: &str, id: &str, body: &str, expires_at_s: i64) -> Result<()> {
+        let item = HashMap::from([
+            (ATTR_PK.to_string(), s(&format!("{GROUP_PREFIX}{}#{group}", self.ns))),
+            (ATTR_SK.to_string(), s(id)),
+            (ATTR_BODY.to_string(), s(body)),
+            (ATTR_TTL.to_string(), n(expires_at_s)),
+        ]);
+        self.write();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| map_err("PutItem(member)", e, CONFLICT_CODES))?;
+        Ok(())
+    }
+
+    async fn members(&self, group: &str, now_s: i64) -> Result<Vec<(String, String)>> {
+        let pk = format!("{GROUP_PREFIX}{}#{group}", self.ns);
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            self.read();
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", ATTR_PK)
+                .expression_attribute_values(":pk", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| map_err("Query(members)", e, CONFLICT_CODES))?;
+            for item in page.items() {
+                // TTL deletes lazily: an expired member may still be listed.
+                if get_n(item, ATTR_TTL) > now_s {
+                    if let (Some(id), Some(body)) = (get_s(item, ATTR_SK), get_s(item, ATTR_BODY)) {
+                        out.push((id, body));
+                    }
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn reserve_seq(&self) -> Result<u64> {

@@ -9,6 +9,9 @@ use super::{FeedEvent, FeedRecord, IndexRow, Lease, TagStore, Unit};
 use crate::entry::TagState;
 use crate::error::Result;
 
+/// A group's members: id → (body, expires at, epoch seconds).
+type Group = BTreeMap<String, (String, i64)>;
+
 #[derive(Default)]
 pub struct MemoryTagStore {
     states: Mutex<HashMap<String, TagState>>,
@@ -17,6 +20,8 @@ pub struct MemoryTagStore {
     feed: Mutex<(u64, BTreeMap<u64, FeedRecord>)>,
     leases: Mutex<HashMap<String, (String, i64)>>,
     counters: Mutex<HashMap<String, u64>>,
+    /// Groups: group → id → (body, expires at, epoch seconds).
+    groups: Mutex<HashMap<String, Group>>,
 }
 
 #[async_trait]
@@ -26,6 +31,21 @@ impl TagStore for MemoryTagStore {
         let v = c.entry(name.to_string()).or_default();
         *v += n;
         Ok(*v)
+    }
+
+    async fn put_member(&self, group: &str, id: &str, body: &str, expires_at_s: i64) -> Result<()> {
+        self.groups
+            .lock()
+            .entry(group.to_string())
+            .or_default()
+            .insert(id.to_string(), (body.to_string(), expires_at_s));
+        Ok(())
+    }
+
+    async fn members(&self, group: &str, now_s: i64) -> Result<Vec<(String, String)>> {
+        let groups = self.groups.lock();
+        let Some(g) = groups.get(group) else { return Ok(Vec::new()) };
+        Ok(g.iter().filter(|(_, (_, exp))| *exp > now_s).map(|(id, (b, _))| (id.clone(), b.clone())).collect())
     }
 
     async fn reserve_seq(&self) -> Result<u64> {

@@ -196,6 +196,12 @@ pub trait TagStore: Send + Sync + 'static {
     /// new total; the counter expires (TTL) at `expires_at_s`. The CDN purger's monthly count of
     /// invalidation paths, shared by the fleet.
     async fn add_to_counter(&self, name: &str, n: u64, expires_at_s: i64) -> Result<u64>;
+    /// Writes (or replaces) member `id` of this app's group `group` with `body`, until
+    /// `expires_at_s` (epoch seconds; TTL): the instances' heartbeats (`fleet::LIVE`) and the
+    /// acknowledgements of a feed event a receipt waits for.
+    async fn put_member(&self, group: &str, id: &str, body: &str, expires_at_s: i64) -> Result<()>;
+    /// The members of `group` not expired at `now_s`: `(id, body)`, by id.
+    async fn members(&self, group: &str, now_s: i64) -> Result<Vec<(String, String)>>;
 }
 
 /// The behaviour every `TagStore` must have. Run by `cargo test` against memory, and against a
@@ -218,6 +224,17 @@ pub mod conformance {
         let adds = (0..10).map(|_| store.add_to_counter(&name, 3, far));
         let totals = futures::future::join_all(adds).await;
         assert_eq!(totals.iter().filter_map(|r| r.as_ref().ok()).max(), Some(&37), "no add lost");
+
+        // Groups: a member is replaced by its next write, and gone once expired.
+        let live = t("live");
+        store.put_member(&live, "b", "one", far).await.unwrap();
+        store.put_member(&live, "a", "two", far).await.unwrap();
+        store.put_member(&live, "b", "three", far).await.unwrap();
+        store.put_member(&live, "gone", "x", 1_000).await.unwrap();
+        store.put_member(&t("other"), "c", "y", far).await.unwrap();
+        let got = store.members(&live, 2_000).await.unwrap();
+        assert_eq!(got, vec![("a".to_string(), "two".to_string()), ("b".to_string(), "three".to_string())]);
+        assert_eq!(store.members(&t("none"), 2_000).await.unwrap(), vec![]);
         assert_eq!(store.add_to_counter(&t("paths"), 0, far).await.unwrap(), 37);
         assert_eq!(store.add_to_counter(&t("other"), 0, far).await.unwrap(), 0);
 
