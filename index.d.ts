@@ -1,7 +1,7 @@
 // The hand-written face of fleetcache. The native binding's own types are in binding.d.ts.
-import type { Options as NativeOptions, DoctorCheck, BuildEntry } from './binding'
+import type { Options as NativeOptions, DoctorCheck, BuildEntry, Receipt } from './binding'
 
-export type { DoctorCheck, BuildEntry } from './binding'
+export type { DoctorCheck, BuildEntry, Receipt, ReceiptInstance } from './binding'
 
 /**
  * Where log lines go instead of stderr (`logger` option): console, pino, winston… Each method is
@@ -229,6 +229,22 @@ export function createUseCacheHandler(options?: Options): UseCacheHandler
 
 /** URL paths of cached app-router pages and route handlers carrying any of `tags`. */
 export function pathsForTags(tags: string | string[], options?: Options): Promise<string[]>
+
+/**
+ * Revalidates `tags` and the pages at `paths` (as `revalidatePath(path)`); `profile` `'max'` marks
+ * them stale (regenerated in the background), `{ expire }` stale now and expired in `expire` s,
+ * none expires them now. With `wait: true`, resolves to the receipt once every live instance (a
+ * heartbeat) has applied it, or at `timeoutMs` (default 10,000) with the ones that have not in
+ * `missing`. `options`: the cache handler's (default: the first handler this process made).
+ */
+export function revalidate(
+  request: { tags?: string | string[]; paths?: string | string[]; profile?: 'max' | { expire?: number }; wait?: false; timeoutMs?: number },
+  options?: Options,
+): Promise<void>
+export function revalidate(
+  request: { tags?: string | string[]; paths?: string | string[]; profile?: 'max' | { expire?: number }; wait: true; timeoutMs?: number },
+  options?: Options,
+): Promise<Receipt>
 
 /** The page path and `/_next/data/<buildId>/<path>.json` of a pages-router cache key. */
 export function pagesRouterPaths(key: string, buildId: string): string[]

@@ -8,7 +8,7 @@
 // log.js, input.js (keys, tags and revalidation arguments checked), cores.js (one native core
 // per configuration, BUILD_ID, the SIGTERM flush), value-cache.js, next-value.js (Next's values
 // <-> native shapes), handler.js (the `cacheHandler` class), revalidate.js, use-cache.js (the
-// `cacheHandlers` handler), metrics.js (Prometheus text, OpenTelemetry).
+// `cacheHandlers` handler), metrics.js (Prometheus text, OpenTelemetry), receipts.js (`revalidate()`).
 
 const binding = require('./binding.js')
 const { FleetCacheError } = require('./error.js')
@@ -19,6 +19,7 @@ const { toInput } = require('./lib/next-value.js')
 const { createCacheHandler } = require('./lib/handler.js')
 const { createUseCacheHandler } = require('./lib/use-cache.js')
 const { metrics, METRICS_CONTENT_TYPE, registerOpenTelemetry } = require('./lib/metrics.js')
+const { revalidate } = require('./lib/receipts.js')
 
 /** URL paths of cached pages and route handlers that carry any of `tags` (for CDN purges). */
 async function pathsForTags(tags, options) {
@@ -44,6 +45,7 @@ module.exports = {
   createCacheHandler,
   createUseCacheHandler,
   pathsForTags,
+  revalidate,
   pagesRouterPaths,
   pathOfKey: (key) => binding.pathOfKey(String(key)) ?? null,
   stats,

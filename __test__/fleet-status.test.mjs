@@ -49,3 +49,33 @@ describe.skipIf(!ep)('the fleet (heartbeats)', () => {
     expect(JSON.parse(out.stdout).instances.map((i) => i.buildId)).toEqual(['b1', 'b3'])
   })
 })
+
+describe.skipIf(!ep)('receipts', () => {
+  const store = { bucket: `fc-fleet-${process.pid}`, table: `fc-fleet-${process.pid}`, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1', prefix: `rcpt${Date.now()}` }
+
+  it('revalidate({ wait: true }) names the live instances that applied it, with their times, and the one that did not', async () => {
+    await fc._coreFor({ ...store, feedIntervalMs: 0 }).ensureResources()
+    const A = { ...store, heartbeatMs: 60_000 }
+    const B = { ...store, heartbeatMs: 60_001 }
+    const C = { ...store, heartbeatMs: 60_002, feedIntervalMs: 60_000 } // read the feed once, at its start
+    const cores = [A, B, C].map((o) => fc._coreFor(o))
+    for (const c of cores) await c.beat()
+    await sleep(500) // every feed's first poll is behind it
+    const r = await fc.revalidate({ tags: [`rcpt-${Date.now()}`], wait: true, timeoutMs: 3_000 }, A)
+    expect(r.queued).toBe(false)
+    expect(r.events.length).toBe(1)
+    expect(r.instances.length).toBe(2)
+    expect(r.missing.length).toBe(1)
+    expect(r.instances.every((i) => i.appliedAfterMs >= 0 && i.appliedAfterMs < 3_000)).toBe(true)
+    console.log(`[receipts] applied after ${r.instances.map((i) => i.appliedAfterMs).join(', ')} ms; missing ${r.missing.length}`)
+
+    // The command: one line per instance, exit 1 while one does not apply it in time.
+    const env = { PATH: process.env.PATH, AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' }
+    const args = ['revalidate', '--tag', `rcpt-cli-${Date.now()}`, '--wait', '--timeout', '2000', '--bucket', store.bucket, '--table', store.table, '--prefix', store.prefix, '--region', 'us-east-1', '--endpoint', ep]
+    const out = spawnSync(process.execPath, [path.join(root, 'tools', 'cli.js'), ...args], { encoding: 'utf8', env })
+    expect(out.status, out.stderr).toBe(1)
+    expect(out.stdout.match(/^ {2}applied /gm)?.length).toBe(2)
+    expect(out.stdout.match(/^ {2}MISSING /gm)?.length).toBe(1)
+    expect(out.stdout).toMatch(/1 live instance\(s\) did not apply it in time/)
+  })
+})

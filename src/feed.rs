@@ -117,6 +117,9 @@ pub struct Memory {
     pub marks: (AtomicU64, DashMap<String, u64>),
     /// From a change being made elsewhere to its event being applied here.
     pub feed_lag: crate::metrics::SharedHistogram,
+    /// Events applied that a receipt waits for, not acknowledged yet (the core writes the acks
+    /// after the poll that applied them).
+    pub acks: parking_lot::Mutex<Vec<u64>>,
 }
 
 impl Memory {
@@ -132,6 +135,7 @@ impl Memory {
             epoch: AtomicU64::new(0),
             marks: (AtomicU64::new(0), DashMap::new()),
             feed_lag: Default::default(),
+            acks: Default::default(),
         }
     }
 }
@@ -308,7 +312,7 @@ impl Feed {
                     later.insert(seq);
                     continue;
                 }
-                self.apply(rec, m);
+                self.apply(seq, rec, m);
                 next += 1;
             }
             self.cursor.store(next - 1, Ordering::Release);
@@ -369,7 +373,7 @@ impl Feed {
         }
         if let Ok(found) = tags.read_events(&due).await {
             for (s, rec) in found {
-                self.apply(rec, m);
+                self.apply(s, rec, m);
                 self.holes.lock().retain(|(h, _)| *h != s);
             }
         }
@@ -380,8 +384,11 @@ impl Feed {
         self.holes.lock().len()
     }
 
-    fn apply(&self, rec: FeedRecord, m: &Memory) {
+    fn apply(&self, seq: u64, rec: FeedRecord, m: &Memory) {
         let own = rec.origin == self.origin;
+        if !own && rec.ack {
+            m.acks.lock().push(seq);
+        }
         if !own {
             bump(&m.stats.feed_events);
             if rec.at > 0 {

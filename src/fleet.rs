@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 /// The group (see `TagStore::put_member`) that holds the heartbeats.
 pub const LIVE: &str = "live";
 
+/// The group of the acknowledgements of feed event `seq` (see `Core::revalidate_with_receipt`).
+pub fn ack_group(seq: u64) -> String {
+    format!("ack#{seq}")
+}
+
+/// How long an acknowledgement is kept (s): past any receipt's wait.
+pub const ACK_TTL_S: i64 = 600;
+
 /// A heartbeat lives this many intervals past its write: one lost write does not make an
 /// instance vanish, a dead one is gone within three.
 pub const LIFETIMES: i64 = 3;
@@ -60,6 +68,33 @@ pub struct FleetStatus {
     pub head: i64,
     /// When this was read (ms since the epoch).
     pub now: i64,
+}
+
+/// An instance as a receipt names it.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
+pub struct ReceiptInstance {
+    pub id: String,
+    pub host: String,
+    pub build_id: String,
+    /// From the revalidation to this instance having applied it (ms); absent when it has not.
+    pub applied_after_ms: Option<i64>,
+}
+
+/// Whether a revalidation reached every live instance (`Core::revalidate_with_receipt`).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
+pub struct Receipt {
+    /// The feed events that carry it (one per 50 tags).
+    pub events: Vec<i64>,
+    /// When it was made (ms since the epoch).
+    pub made_at: i64,
+    /// It did not reach DynamoDB in time (it stays queued and lands later): nobody else has it yet.
+    pub queued: bool,
+    /// The live instances (heartbeats) that have applied it, this one included, by id.
+    pub instances: Vec<ReceiptInstance>,
+    /// The live instances that had not applied it when the wait ended.
+    pub missing: Vec<ReceiptInstance>,
 }
 
 /// This machine's name, as an operator would recognise it (a pod's name on Kubernetes).

@@ -76,6 +76,8 @@ pub struct Unit {
     pub seq: Option<u64>,
     pub reserved_at: i64,
     pub attempts: u32,
+    /// Its feed event asks for acknowledgements (a receipt waits for it).
+    pub ack: bool,
 }
 
 struct Slot {
@@ -219,6 +221,15 @@ impl Outbox {
     /// Queues `work` and claims it for the caller's first attempt; `Err` when the outbox is full
     /// (or, for an upload, when the queued uploads would pass their byte limit).
     pub fn push(&self, work: Work) -> Result<Claim<'_>> {
+        self.push_unit(work, false)
+    }
+
+    /// [`Outbox::push`] for a unit whose feed event asks the instances that apply it to say so.
+    pub fn push_acked(&self, work: Work) -> Result<Claim<'_>> {
+        self.push_unit(work, true)
+    }
+
+    fn push_unit(&self, work: Work, ack: bool) -> Result<Claim<'_>> {
         let mut slots = self.slots.lock();
         if slots.len() >= self.capacity {
             return Err(Error::backend(
@@ -236,7 +247,7 @@ impl Outbox {
             }
         }
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let unit = Unit { id, work, seq: None, reserved_at: 0, attempts: 0 };
+        let unit = Unit { id, work, seq: None, reserved_at: 0, attempts: 0, ack };
         slots.insert(id, Slot { unit: unit.clone(), claimed: true, not_before: 0, reserving: false });
         Ok(Claim { outbox: self, unit, settled: false })
     }

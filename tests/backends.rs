@@ -182,12 +182,12 @@ async fn every_feed_copy_holds_every_event() {
     let s1 = writer.append(&key, 10).await.unwrap();
     let s2 = writer.reserve_seq().await.unwrap();
     writer
-        .revalidate_at(Unit { event: Some((s2, "writer")), tags: &["t".into()], now: 20, expire_s: None })
+        .revalidate_at(Unit { ack: false, event: Some((s2, "writer")), tags: &["t".into()], now: 20, expire_s: None })
         .await
         .unwrap();
     // A retry of the same unit (its answer lost): no second event, the copies are there.
     writer
-        .revalidate_at(Unit { event: Some((s2, "writer")), tags: &["t".into()], now: 20, expire_s: None })
+        .revalidate_at(Unit { ack: false, event: Some((s2, "writer")), tags: &["t".into()], now: 20, expire_s: None })
         .await
         .unwrap();
     for (c, r) in readers.iter().enumerate() {

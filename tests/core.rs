@@ -10,7 +10,7 @@ use common::*;
 use fleetcache::backend::blob::memory::MemoryBlobStore;
 use fleetcache::backend::blob::BlobStore;
 use fleetcache::backend::tags::memory::MemoryTagStore;
-use fleetcache::backend::tags::Unit;
+use fleetcache::backend::tags::{TagStore, Unit};
 use fleetcache::clock::MockClock;
 use fleetcache::config::Config;
 use fleetcache::core::{Core, GetRequest, Lookup, SetParts, SyncLookup};
@@ -377,7 +377,7 @@ async fn a_unit_that_failed_after_taking_its_feed_number_is_retried_at_that_numb
     assert_eq!(head, seq + 1);
     // The reader waits for the hole, and the event after it is applied once the hole fills.
     store
-        .revalidate_at(Unit { event: Some((seq, "dead")), tags: &["v".into()], now: T0, expire_s: None })
+        .revalidate_at(Unit { ack: false, event: Some((seq, "dead")), tags: &["v".into()], now: T0, expire_s: None })
         .await
         .unwrap();
     b.poll_feed_once().await;
@@ -414,7 +414,7 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     // The retry lands at the same number a minute later.
     clock.advance(50_000);
     store
-        .revalidate_at(Unit { event: Some((seq, "writer")), tags: &["h".into()], now: T0 + 52_000, expire_s: None })
+        .revalidate_at(Unit { ack: false, event: Some((seq, "writer")), tags: &["h".into()], now: T0 + 52_000, expire_s: None })
         .await
         .unwrap();
     b.poll_feed_once().await;
@@ -1416,4 +1416,43 @@ async fn the_fleet_is_the_instances_whose_heartbeats_are_alive() {
     clock.advance(20_000);
     let ids: Vec<String> = a.fleet_status().await.unwrap().instances.into_iter().map(|i| i.id).collect();
     assert_eq!(ids, vec![a.instance_id.clone()]);
+}
+
+/// Issue 27: a receipt names every live instance that applied the revalidation (each says so
+/// as it applies the event) and the ones that had not when the wait ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_names_the_live_instances_that_applied_a_revalidation_and_those_that_did_not() {
+    let clock = Arc::new(MockClock::new(T0));
+    let blobs = Arc::new(MemoryBlobStore::default());
+    let tags = Arc::new(MemoryTagStore::default());
+    let core = || Arc::new(Core::with_backends(Config::memory(), clock.clone(), blobs.clone(), tags.clone()));
+    let (a, b, c) = (core(), core(), core());
+    for x in [&a, &b, &c] {
+        x.poll_feed_once().await;
+        x.beat().await.unwrap();
+    }
+    // B reads the feed as its task would; C has stopped reading it.
+    let reader = b.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            reader.poll_feed_once().await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    let r = a.revalidate_with_receipt(&["posts".into()], None, 1_500).await.unwrap();
+    poller.abort();
+    assert_eq!((r.events.clone(), r.queued), (vec![1], false));
+    let mut applied: Vec<String> = r.instances.iter().map(|i| i.id.clone()).collect();
+    applied.sort();
+    let mut want = vec![a.instance_id.clone(), b.instance_id.clone()];
+    want.sort();
+    assert_eq!(applied, want);
+    assert!(r.instances.iter().all(|i| i.applied_after_ms.is_some()));
+    assert_eq!(r.missing.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![c.instance_id.clone()]);
+    assert_eq!(r.missing[0].applied_after_ms, None);
+    // The tag is revalidated everywhere that read the feed; C catches up on its next poll and
+    // acknowledges then.
+    c.poll_feed_once().await;
+    let acks = tags.members(&fleetcache::fleet::ack_group(1), T0 / 1000).await.unwrap();
+    assert_eq!(acks.len(), 2, "B and C acknowledged; A made it");
 }

@@ -7,6 +7,7 @@
 //   fleetcache doctor                  check credentials, bucket, table and permissions
 //   fleetcache inspect <path|key>      show what the store holds for a page or cache key
 //   fleetcache purge --tag t | --path p   purge the CDN (CloudFront) for tags or pages
+//   fleetcache revalidate --tag t [--wait]   revalidate across the fleet, with its receipt
 //   fleetcache status [--watch]        the live instances, their builds and how far they read the feed
 //
 // Each command has its own flags (node's util.parseArgs, strict): an unknown flag is an error
@@ -76,6 +77,19 @@ const COMMANDS = {
       path: { type: 'string', multiple: true, help: 'a page (purged with its RSC variants) or a path ending in * (repeatable)' },
       'distribution-id': { type: 'string', help: 'CloudFront distribution (else FLEETCACHE_CLOUDFRONT_DISTRIBUTION_ID)' },
       'dry-run': { type: 'boolean', help: 'show the plan; send nothing' },
+      ...STORE,
+    },
+    maxPositionals: 0,
+  },
+  revalidate: {
+    args: '--tag t | --path p [--max] [--wait]',
+    summary: 'revalidate tags or pages across the fleet; with --wait, the receipt: which live instances applied it, and when',
+    options: {
+      tag: { type: 'string', multiple: true, help: 'a tag to revalidate (repeatable)' },
+      path: { type: 'string', multiple: true, help: 'a page to revalidate, as revalidatePath (repeatable)' },
+      max: { type: 'boolean', help: "revalidateTag(t, 'max'): stale now, regenerated in the background" },
+      wait: { type: 'boolean', help: 'wait until every live instance applied it; exit 1 when one did not in time' },
+      timeout: { type: 'string', help: 'how long --wait waits, in ms (default 10000)' },
       ...STORE,
     },
     maxPositionals: 0,
@@ -280,6 +294,25 @@ async function main(argv, out = console.log, err = console.error) {
     ]
     report(r, lines.join('\n'))
     return 0
+  }
+  if (command === 'revalidate') {
+    const tags = values.tag || []
+    const paths = values.path || []
+    if (tags.length === 0 && paths.length === 0) throw new UsageError('revalidate needs --tag or --path', 'revalidate')
+    const timeoutMs = values.timeout === undefined ? 10_000 : int(values, 'timeout', 0)
+    const r = await tools.revalidate({ tags, paths, max: Boolean(values.max), wait: Boolean(values.wait), timeoutMs }, options)
+    if (!values.wait) {
+      report({ ok: true }, `revalidated ${[...tags, ...paths].join(', ')} (recorded; every instance applies it within the feed's bound)`)
+      return 0
+    }
+    const lines = [r.queued
+      ? 'not recorded in DynamoDB in time: it stays queued here and lands later; no other instance has it yet'
+      : `revalidated ${[...tags, ...paths].join(', ')}: feed event(s) ${r.events.join(', ')}`]
+    for (const i of r.instances) lines.push(`  applied  ${i.id.slice(0, 12)}  ${i.host}  build ${i.buildId}  after ${i.appliedAfterMs} ms`)
+    for (const i of r.missing) lines.push(`  MISSING  ${i.id.slice(0, 12)}  ${i.host}  build ${i.buildId}: not applied within ${timeoutMs} ms`)
+    lines.push(r.missing.length === 0 && !r.queued ? `every live instance (${r.instances.length}) applied it` : `${r.missing.length} live instance(s) did not apply it in time`)
+    report(r, lines.join('\n'))
+    return r.missing.length === 0 && !r.queued ? 0 : 1
   }
   if (command === 'status') {
     for (;;) {

@@ -1,6 +1,6 @@
 // `fleetcache/tools`: the functions behind the `fleetcache` command.
 import type { Options } from '../index'
-import type { DoctorCheck, BuildEntry, InspectedEntry, Heartbeat } from '../binding'
+import type { DoctorCheck, BuildEntry, InspectedEntry, Heartbeat, Receipt } from '../binding'
 
 export type { InspectedEntry, Heartbeat } from '../binding'
 
@@ -61,3 +61,9 @@ export function status(options?: Options): Promise<{
   /** Revalidations, feed events and uploads waiting in every instance's outbox. */
   outboxDepth: number
 }>
+
+/** Revalidates tags and pages across the fleet (`fleetcache revalidate`); with `wait`, the receipt. */
+export function revalidate(
+  args: { tags?: string[]; paths?: string[]; max?: boolean; wait?: boolean; timeoutMs?: number },
+  options?: Options,
+): Promise<Receipt | void>

@@ -74,6 +74,14 @@ async function status(options) {
   }
 }
 
+/**
+ * Revalidates `tags` and `paths` across the fleet from outside it (`fleetcache revalidate`): a core
+ * that reads no page and announces no heartbeat. With `wait`, resolves to the receipt.
+ */
+async function revalidate({ tags = [], paths = [], max = false, wait = false, timeoutMs = 10_000 } = {}, options = {}) {
+  return fc.revalidate({ tags, paths, profile: max ? 'max' : undefined, wait, timeoutMs }, { ...options, heartbeatMs: 0 })
+}
+
 /** Checks credentials, bucket, table and permissions: `[{ name, ok, warning, detail, fix? }]`. */
 async function doctor(options) {
   return fc._coreFor({ ...options, feedIntervalMs: 0 }).doctor()
@@ -117,4 +125,4 @@ async function purge({ tags = [], paths = [], dryRun = false, distributionId } =
   }
 }
 
-module.exports = { seed, prune, doctor, inspect, purge, status, readBuildId: seedLib.readBuildId }
+module.exports = { seed, prune, doctor, inspect, purge, status, revalidate, readBuildId: seedLib.readBuildId }

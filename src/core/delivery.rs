@@ -4,8 +4,9 @@
 use super::*;
 
 /// How one attempt at an outbox unit ended.
-enum Attempt {
-    Landed,
+pub(super) enum Attempt {
+    /// With its event's feed number (`None` when the feed is off, or for an upload).
+    Landed(Option<u64>),
     Queued(Error),
     GaveUp(Error),
 }
@@ -47,24 +48,7 @@ impl Core {
     /// would only log a rejection). `Err` only when it could not be queued (the outbox is full) or
     /// it can never be valid (past a size limit).
     pub async fn revalidate_tags(&self, tags: &[String], expire_s: Option<f64>) -> Result<()> {
-        let expire_s = match expire_s.map(|e| crate::config::duration_s(e, "revalidateTag's `expire`")).transpose() {
-            Ok(e) => e,
-            Err(e) => {
-                bump(&self.stats.invalid_inputs);
-                return Err(e);
-            }
-        };
-        bump(&self.stats.revalidations);
-        let now = self.now();
-        for t in tags {
-            self.mem.tag_clock.apply(t, now, expire_s);
-            self.pinned.apply(t, now, expire_s);
-        }
-        // The CDN's copies of the tags' pages: purged by this instance alone (looked up in the
-        // tag index by the purger's task, off this call's path).
-        if let Some(p) = self.purger.get() {
-            p.add_tags(tags);
-        }
+        let (now, expire_s) = self.honour_here(tags, expire_s)?;
         let mut claims = Vec::new();
         for unit in tags::units_of(tags) {
             if self.outbox.merge_revalidation(&unit, now, expire_s) {
@@ -84,6 +68,31 @@ impl Core {
         self.settle(claims, "revalidateTag").await
     }
 
+    /// The part of a revalidation that is this instance's alone, done at once: the tags are
+    /// stale or expired here for good, and their CDN purge is planned. Returns its time and the
+    /// checked `expire`.
+    pub(super) fn honour_here(&self, tags: &[String], expire_s: Option<f64>) -> Result<(i64, Option<f64>)> {
+        let expire_s = match expire_s.map(|e| crate::config::duration_s(e, "revalidateTag's `expire`")).transpose() {
+            Ok(e) => e,
+            Err(e) => {
+                bump(&self.stats.invalid_inputs);
+                return Err(e);
+            }
+        };
+        bump(&self.stats.revalidations);
+        let now = self.now();
+        for t in tags {
+            self.mem.tag_clock.apply(t, now, expire_s);
+            self.pinned.apply(t, now, expire_s);
+        }
+        // The CDN's copies of the tags' pages: purged by this instance alone (looked up in the
+        // tag index by the purger's task, off this call's path).
+        if let Some(p) = self.purger.get() {
+            p.add_tags(tags);
+        }
+        Ok((now, expire_s))
+    }
+
     /// Attempts `claims` once each, waiting at most `revalidateTimeoutMs`; what does not land is
     /// left to the retry task.
     pub(super) async fn settle(&self, claims: Vec<Claim<'_>>, what: &str) -> Result<()> {
@@ -100,7 +109,7 @@ impl Core {
                 let mut queued = None;
                 for r in results {
                     match r {
-                        Attempt::Landed => {}
+                        Attempt::Landed(_) => {}
                         Attempt::Queued(e) => queued = Some(e.to_string()),
                         Attempt::GaveUp(e) => {
                             bump(&self.stats.revalidate_errors);
@@ -120,11 +129,12 @@ impl Core {
     }
 
     /// One attempt at a unit: it lands, is queued for a retry, or is given up.
-    async fn attempt(&self, mut claim: Claim<'_>) -> Attempt {
+    pub(super) async fn attempt(&self, mut claim: Claim<'_>) -> Attempt {
         match self.deliver(&mut claim).await {
             Ok(()) => {
+                let seq = claim.unit.seq;
                 claim.landed();
-                Attempt::Landed
+                Attempt::Landed(seq)
             }
             Err(e) => {
                 if claim.failed(&e, self.now(), jitter()) {
@@ -147,7 +157,7 @@ impl Core {
             Work::Revalidate { tags, at, expire_s } => {
                 let seq = self.feed_seq(b, claim).await?;
                 let event = seq.map(|s| (s, self.instance_id.as_str()));
-                for (t, st) in b.tags.revalidate_at(tags::Unit { event, tags: &tags, now: at, expire_s }).await? {
+                for (t, st) in b.tags.revalidate_at(tags::Unit { ack: claim.unit.ack, event, tags: &tags, now: at, expire_s }).await? {
                     self.mem.tag_clock.merge(&t, st);
                 }
                 Ok(())
@@ -223,7 +233,7 @@ impl Core {
         let due = self.outbox.claim_ready(self.now(), RETRY_BATCH);
         let pending: Vec<_> = due.into_iter().map(|c| self.attempt(c)).collect();
         let results: Vec<Attempt> = futures::stream::iter(pending).buffer_unordered(UNIT_CONCURRENCY).collect().await;
-        if results.iter().any(|r| matches!(r, Attempt::Landed)) {
+        if results.iter().any(|r| matches!(r, Attempt::Landed(_))) {
             self.outbox.expedite(); // DynamoDB answers again: deliver the rest without waiting
         }
     }
@@ -240,7 +250,7 @@ impl Core {
                     continue;
                 }
                 let results = futures::future::join_all(due.into_iter().map(|c| self.attempt(c))).await;
-                if !results.iter().any(|r| matches!(r, Attempt::Landed)) {
+                if !results.iter().any(|r| matches!(r, Attempt::Landed(_))) {
                     tokio::time::sleep(Duration::from_millis(100)).await; // not back yet: do not spin
                 }
             }

@@ -4,7 +4,9 @@
 use std::sync::Weak;
 
 use super::*;
-use crate::fleet::{self, Breakers, FleetStatus, Heartbeat};
+use crate::fleet::{self, Breakers, FleetStatus, Heartbeat, Receipt, ReceiptInstance};
+
+use super::delivery::Attempt;
 
 impl Core {
     /// This instance's heartbeat as of now.
@@ -56,6 +58,111 @@ impl Core {
         *self.next_version.write() = v;
     }
 }
+
+impl Core {
+    /// Says so for every event a receipt waits for that the last poll applied: one write each,
+    /// off the request path. A failed write is logged; that receipt names this instance missing.
+    pub(super) async fn acknowledge(&self) {
+        let seqs = std::mem::take(&mut *self.mem.acks.lock());
+        if seqs.is_empty() {
+            return;
+        }
+        let b = self.backends().await;
+        let now = self.now();
+        for seq in seqs {
+            let group = fleet::ack_group(seq);
+            if let Err(e) = b.tags.put_member(&group, &self.instance_id, &now.to_string(), now / 1000 + fleet::ACK_TTL_S).await {
+                crate::log::warn("receipt acknowledgement not written", &e.to_string());
+            }
+        }
+    }
+
+    /// A revalidation of `tags` (as `revalidate_tags`) whose caller waits, up to `timeout_ms`,
+    /// until every live instance (a heartbeat) has applied it: each one acknowledges the feed
+    /// event when it applies it, at once. Resolves with who has and who has not; `Err` as
+    /// `revalidate_tags` (bad `expire`, a full outbox, a revalidation that can never be valid).
+    pub async fn revalidate_with_receipt(
+        &self,
+        tags: &[String],
+        expire_s: Option<f64>,
+        timeout_ms: u64,
+    ) -> Result<Receipt> {
+        let started = std::time::Instant::now();
+        let until = started + Duration::from_millis(timeout_ms);
+        let (made_at, expire_s) = self.honour_here(tags, expire_s)?;
+        let b = self.backends().await;
+        // Who must apply it: the live fleet as the revalidation is made.
+        let live: Vec<Heartbeat> =
+            b.tags.members(fleet::LIVE, made_at / 1000).await.unwrap_or_default().iter().filter_map(|(_, body)| serde_json::from_str(body).ok()).collect();
+        let mut claims = Vec::new();
+        for unit in tags::units_of(tags) {
+            match self.outbox.push_acked(Work::Revalidate { tags: unit, at: made_at, expire_s }) {
+                Ok(c) => claims.push(c),
+                Err(e) => {
+                    bump(&self.stats.outbox_overflows);
+                    bump(&self.stats.revalidate_errors);
+                    return Err(e);
+                }
+            }
+        }
+        let n = claims.len();
+        use futures::StreamExt;
+        let pending: Vec<_> = claims.into_iter().map(|c| self.attempt(c)).collect();
+        let attempts = futures::stream::iter(pending).buffer_unordered(super::UNIT_CONCURRENCY).collect::<Vec<_>>();
+        let results = tokio::time::timeout(until.saturating_duration_since(std::time::Instant::now()), attempts).await;
+        let mut events = Vec::new();
+        for r in results.as_deref().unwrap_or_default() {
+            match r {
+                Attempt::Landed(Some(seq)) => events.push(*seq),
+                Attempt::GaveUp(e) => {
+                    bump(&self.stats.revalidate_errors);
+                    return Err(e.clone());
+                }
+                _ => {}
+            }
+        }
+        let queued = events.len() < n;
+        if queued {
+            bump(&self.stats.revalidations_queued);
+        }
+        // Acknowledgements: instance id → when it had applied every event (ms).
+        let mut applied: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        let others: Vec<&Heartbeat> = live.iter().filter(|h| h.id != self.instance_id).collect();
+        while !queued && !events.is_empty() {
+            let mut acks: std::collections::HashMap<String, (usize, i64)> = std::collections::HashMap::new();
+            for seq in &events {
+                for (id, at) in b.tags.members(&fleet::ack_group(*seq), self.now() / 1000).await.unwrap_or_default() {
+                    let e = acks.entry(id).or_insert((0, 0));
+                    e.0 += 1;
+                    e.1 = e.1.max(at.parse().unwrap_or(0));
+                }
+            }
+            applied = acks.into_iter().filter(|(_, (k, _))| *k == events.len()).map(|(id, (_, at))| (id, at)).collect();
+            if others.iter().all(|h| applied.contains_key(&h.id)) || std::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(RECEIPT_POLL_MS)).await;
+        }
+        let name = |h: &Heartbeat, after: Option<i64>| ReceiptInstance {
+            id: h.id.clone(),
+            host: h.host.clone(),
+            build_id: h.build_id.clone(),
+            applied_after_ms: after,
+        };
+        let mut receipt = Receipt { events: events.iter().map(|s| *s as i64).collect(), made_at, queued, ..Default::default() };
+        for h in &live {
+            let after = if h.id == self.instance_id { Some(0) } else { applied.get(&h.id).map(|at| (at - made_at).max(0)) };
+            match after {
+                Some(_) => receipt.instances.push(name(h, after)),
+                None => receipt.missing.push(name(h, None)),
+            }
+        }
+        Ok(receipt)
+    }
+}
+
+/// How often a receipt reads the acknowledgements while it waits.
+const RECEIPT_POLL_MS: u64 = 50;
 
 /// The heartbeat task: a first beat soon after the start (once Next's build ID is adopted), then
 /// one every `heartbeatMs`, until the core is dropped. A failed write is logged once a minute

@@ -29,6 +29,7 @@ impl Core {
         if self.feed.poll_once(b.tags.as_ref(), &self.mem).await {
             self.indexed.clear();
         }
+        self.acknowledge().await;
     }
 
     /// Forgets everything this process holds in memory (not the shared store).

@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::cdn::purger::PurgeReport;
-use crate::fleet::FleetStatus;
+use crate::fleet::{FleetStatus, Receipt};
 use crate::ops::deploy::BuildInfo;
 use crate::ops::doctor::Check;
 use crate::ops::inspect::Inspected;
@@ -175,6 +175,22 @@ impl NativeCache {
     pub fn beat<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let core = self.core.clone();
         settle(env, async move { core.beat().await })
+    }
+
+    /// A revalidation whose promise waits, up to `timeoutMs`, until every live instance has
+    /// applied it: resolves to the receipt (who has, who has not). Rejects like `revalidateTags`
+    /// resolves `ok: false`: bad input, a full outbox, a revalidation that can never be valid.
+    #[napi(catch_unwind, ts_return_type = "Promise<Receipt>")]
+    pub fn revalidate_with_receipt<'e>(
+        &self,
+        env: &'e Env,
+        tags: Vec<String>,
+        expire: Option<f64>,
+        timeout_ms: f64,
+    ) -> Result<PromiseRaw<'e, Receipt>> {
+        let core = self.core.clone();
+        let timeout = if timeout_ms.is_finite() { timeout_ms.clamp(0.0, 3_600_000.0) as u64 } else { 10_000 };
+        settle(env, async move { core.revalidate_with_receipt(&tags, expire, timeout).await })
     }
 
     /// Next's version, for the heartbeat.

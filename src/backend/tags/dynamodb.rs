@@ -651,7 +651,7 @@ impl TagStore for DynamoTagStore {
     }
 
     async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>> {
-        let Unit { event, tags, now, expire_s } = unit;
+        let Unit { event, tags, now, expire_s, ack } = unit;
         if tags.len() > super::MAX_TAGS_PER_UNIT {
             return Err(Error::invalid(format!("{} tags in one revalidation unit", tags.len())));
         }
@@ -675,7 +675,7 @@ impl TagStore for DynamoTagStore {
             }
             let mut event_row = None;
             if let Some((seq, origin)) = event {
-                let rec = FeedRecord::new(origin, FeedEvent::Tags { states: states.clone() });
+                let rec = FeedRecord { ack, ..FeedRecord::new(origin, FeedEvent::Tags { states: states.clone() }) };
                 let item = event_item(seq, &rec, now, &self.ns)?;
                 event_row = Some((seq, item.clone()));
                 let put = Put::builder()

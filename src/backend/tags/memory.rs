@@ -60,7 +60,7 @@ impl TagStore for MemoryTagStore {
     }
 
     async fn revalidate_at(&self, unit: Unit<'_>) -> Result<Vec<(String, TagState)>> {
-        let Unit { event, tags, now, expire_s } = unit;
+        let Unit { event, tags, now, expire_s, ack } = unit;
         let mut feed = self.feed.lock();
         let mut states = self.states.lock();
         let landed = event.is_some_and(|(seq, _)| feed.1.contains_key(&seq));
@@ -75,7 +75,7 @@ impl TagStore for MemoryTagStore {
             })
             .collect();
         if let (Some((seq, origin)), false) = (event, landed) {
-            let mut rec = FeedRecord::new(origin, FeedEvent::Tags { states: out.clone() });
+            let mut rec = FeedRecord { ack, ..FeedRecord::new(origin, FeedEvent::Tags { states: out.clone() }) };
             rec.at = now;
             feed.1.insert(seq, rec);
         }

@@ -95,11 +95,15 @@ pub struct FeedRecord {
     /// other's events (the DynamoDB store stamps and checks it).
     #[serde(default)]
     pub ns: String,
+    /// A receipt waits for it (`Core::revalidate_with_receipt`): each instance that applies it
+    /// says so at once (an ack in the group `fleet::ack_group(seq)`).
+    #[serde(default)]
+    pub ack: bool,
 }
 
 impl FeedRecord {
     pub fn new(origin: impl Into<String>, event: FeedEvent) -> FeedRecord {
-        FeedRecord { origin: origin.into(), event, at: 0, ns: String::new() }
+        FeedRecord { origin: origin.into(), event, at: 0, ns: String::new(), ack: false }
     }
 }
 
@@ -109,6 +113,8 @@ impl FeedRecord {
 #[derive(Debug, Clone, Copy)]
 pub struct Unit<'a> {
     pub event: Option<(u64, &'a str)>,
+    /// The event asks the instances that apply it to acknowledge it (a receipt waits).
+    pub ack: bool,
     pub tags: &'a [String],
     pub now: i64,
     pub expire_s: Option<f64>,
@@ -184,7 +190,7 @@ pub trait TagStore: Send + Sync + 'static {
     async fn revalidate(&self, tags: &[String], now: i64, expire_s: Option<f64>) -> Result<Vec<(String, TagState)>> {
         let mut out = Vec::with_capacity(tags.len());
         for chunk in tags.chunks(MAX_TAGS_PER_UNIT) {
-            out.extend(self.revalidate_at(Unit { event: None, tags: chunk, now, expire_s }).await?);
+            out.extend(self.revalidate_at(Unit { ack: false, event: None, tags: chunk, now, expire_s }).await?);
         }
         Ok(out)
     }
@@ -277,9 +283,9 @@ pub mod conformance {
         // A full unit, some of its tags with a state already: all read at once, every state moved,
         // and again (the versions read are the ones the conditional writes check).
         let many: Vec<String> = (0..MAX_TAGS_PER_UNIT).map(|i| t(&format!("many-{i}"))).collect();
-        store.revalidate_at(Unit { event: None, tags: &many[..10], now: 30_000, expire_s: None }).await.unwrap();
+        store.revalidate_at(Unit { ack: false, event: None, tags: &many[..10], now: 30_000, expire_s: None }).await.unwrap();
         for at in [31_000, 32_000] {
-            let all = store.revalidate_at(Unit { event: None, tags: &many, now: at, expire_s: None }).await.unwrap();
+            let all = store.revalidate_at(Unit { ack: false, event: None, tags: &many, now: at, expire_s: None }).await.unwrap();
             assert_eq!(all.len(), MAX_TAGS_PER_UNIT);
             assert!(all.iter().zip(&many).all(|((tag, st), want)| tag == want && st.hard == at), "{all:?}");
         }
@@ -287,12 +293,12 @@ pub mod conformance {
         // A revalidation and its feed event land together, once per sequence number.
         let seq = store.reserve_seq().await.unwrap();
         let first = store
-            .revalidate_at(Unit { event: Some((seq, "o1")), tags: &[t("unit")], now: 20_000, expire_s: None })
+            .revalidate_at(Unit { ack: false, event: Some((seq, "o1")), tags: &[t("unit")], now: 20_000, expire_s: None })
             .await
             .unwrap();
         assert_eq!(first[0].1.hard, 20_000);
         let again = store
-            .revalidate_at(Unit { event: Some((seq, "o1")), tags: &[t("unit")], now: 20_500, expire_s: None })
+            .revalidate_at(Unit { ack: false, event: Some((seq, "o1")), tags: &[t("unit")], now: 20_500, expire_s: None })
             .await
             .unwrap();
         assert_eq!(again[0].1.hard, 20_000, "a retry of a landed unit changes nothing");
@@ -354,5 +360,25 @@ mod tests {
             units_of(&["a".into(), long.clone(), "b".into()]),
             vec![vec!["a".to_string()], vec![long], vec!["b".to_string()]]
         );
+    }
+
+    /// A fleet mid-deploy: an instance of the version before receipts reads an event that asks
+    /// for acknowledgements (one more field) as before, and the new one reads the old events.
+    #[test]
+    fn events_with_and_without_the_ack_field_read_on_both_versions() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Before {
+            origin: String,
+            event: FeedEvent,
+            #[serde(default)]
+            at: i64,
+            #[serde(default)]
+            ns: String,
+        }
+        let new = FeedRecord { at: 5, ns: "p".into(), ack: true, ..FeedRecord::new("o", FeedEvent::Tags { states: vec![] }) };
+        let old: Before = rmp_serde::from_slice(&rmp_serde::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(old, Before { origin: "o".into(), event: new.event.clone(), at: 5, ns: "p".into() });
+        let back: FeedRecord = rmp_serde::from_slice(&rmp_serde::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(back, FeedRecord { ack: false, ..new });
     }
 }
