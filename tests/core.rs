@@ -414,7 +414,13 @@ async fn an_event_that_lands_after_a_reader_gave_up_on_its_hole_is_still_applied
     // The retry lands at the same number a minute later.
     clock.advance(50_000);
     store
-        .revalidate_at(Unit { ack: false, event: Some((seq, "writer")), tags: &["h".into()], now: T0 + 52_000, expire_s: None })
+        .revalidate_at(Unit {
+            ack: false,
+            event: Some((seq, "writer")),
+            tags: &["h".into()],
+            now: T0 + 52_000,
+            expire_s: None,
+        })
         .await
         .unwrap();
     b.poll_feed_once().await;

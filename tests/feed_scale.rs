@@ -236,6 +236,7 @@ async fn simulate(pollers: usize, copies: u32, per_minute: u64, seconds: i64) ->
                 .revalidate_at(Unit {
                     event: Some((seq, &inst.origin)),
                     tags: std::slice::from_ref(&tag),
+                    ack: false,
                     now,
                     expire_s: None,
                 })

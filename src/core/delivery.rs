@@ -157,7 +157,11 @@ impl Core {
             Work::Revalidate { tags, at, expire_s } => {
                 let seq = self.feed_seq(b, claim).await?;
                 let event = seq.map(|s| (s, self.instance_id.as_str()));
-                for (t, st) in b.tags.revalidate_at(tags::Unit { ack: claim.unit.ack, event, tags: &tags, now: at, expire_s }).await? {
+                for (t, st) in b
+                    .tags
+                    .revalidate_at(tags::Unit { ack: claim.unit.ack, event, tags: &tags, now: at, expire_s })
+                    .await?
+                {
                     self.mem.tag_clock.merge(&t, st);
                 }
                 Ok(())

@@ -71,7 +71,9 @@ impl Core {
         let now = self.now();
         for seq in seqs {
             let group = fleet::ack_group(seq);
-            if let Err(e) = b.tags.put_member(&group, &self.instance_id, &now.to_string(), now / 1000 + fleet::ACK_TTL_S).await {
+            if let Err(e) =
+                b.tags.put_member(&group, &self.instance_id, &now.to_string(), now / 1000 + fleet::ACK_TTL_S).await
+            {
                 crate::log::warn("receipt acknowledgement not written", &e.to_string());
             }
         }
@@ -92,8 +94,14 @@ impl Core {
         let (made_at, expire_s) = self.honour_here(tags, expire_s)?;
         let b = self.backends().await;
         // Who must apply it: the live fleet as the revalidation is made.
-        let live: Vec<Heartbeat> =
-            b.tags.members(fleet::LIVE, made_at / 1000).await.unwrap_or_default().iter().filter_map(|(_, body)| serde_json::from_str(body).ok()).collect();
+        let live: Vec<Heartbeat> = b
+            .tags
+            .members(fleet::LIVE, made_at / 1000)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, body)| serde_json::from_str(body).ok())
+            .collect();
         let mut claims = Vec::new();
         for unit in tags::units_of(tags) {
             match self.outbox.push_acked(Work::Revalidate { tags: unit, at: made_at, expire_s }) {
@@ -149,9 +157,11 @@ impl Core {
             build_id: h.build_id.clone(),
             applied_after_ms: after,
         };
-        let mut receipt = Receipt { events: events.iter().map(|s| *s as i64).collect(), made_at, queued, ..Default::default() };
+        let mut receipt =
+            Receipt { events: events.iter().map(|s| *s as i64).collect(), made_at, queued, ..Default::default() };
         for h in &live {
-            let after = if h.id == self.instance_id { Some(0) } else { applied.get(&h.id).map(|at| (at - made_at).max(0)) };
+            let after =
+                if h.id == self.instance_id { Some(0) } else { applied.get(&h.id).map(|at| (at - made_at).max(0)) };
             match after {
                 Some(_) => receipt.instances.push(name(h, after)),
                 None => receipt.missing.push(name(h, None)),

@@ -105,6 +105,9 @@ const BATCH_WRITE_MAX: usize = 25;
 const MAX_ATTEMPTS: usize = 8;
 const ATTR_SEQ: &str = "seq";
 const ATTR_EVENT: &str = "e";
+/// Present (true) on a feed event a receipt waits for; beside the body, which readers of the
+/// version before receipts decode as exactly four fields.
+const ATTR_ACK: &str = "ack";
 const ATTR_OWNER: &str = "owner";
 const ATTR_UNTIL: &str = "until";
 /// The feed counter's partition key (the head).
@@ -147,12 +150,25 @@ pub fn event_item_bytes(body_bytes: usize, copy: u32) -> usize {
 /// The item of feed event `seq` (expires after a day), stamped with its time and namespace.
 fn event_item(seq: u64, record: &FeedRecord, now: i64, ns: &str) -> Result<HashMap<String, AttributeValue>> {
     let body = event_body(record, now, ns)?;
-    Ok(HashMap::from([
+    let mut item = HashMap::from([
         (ATTR_PK.to_string(), s(&feed_pk(seq, 0))),
         (ATTR_SK.to_string(), s(&feed_sk(seq))),
         (ATTR_EVENT.to_string(), AttributeValue::B(aws_smithy_types::Blob::new(body))),
         (ATTR_TTL.to_string(), n(now / 1000 + FEED_TTL_SECONDS)),
-    ]))
+    ]);
+    if record.ack {
+        item.insert(ATTR_ACK.to_string(), AttributeValue::Bool(true));
+    }
+    Ok(item)
+}
+
+/// The feed record of a stored event item (None when it has no readable body), as this
+/// namespace sees it.
+fn event_of(item: &HashMap<String, AttributeValue>, ns: &str) -> Option<FeedRecord> {
+    let body = item.get(ATTR_EVENT).and_then(|v| v.as_b().ok())?;
+    let mut rec = rmp_serde::from_slice::<FeedRecord>(body.as_ref()).ok()?;
+    rec.ack = matches!(item.get(ATTR_ACK), Some(AttributeValue::Bool(true)));
+    Some(own(rec, ns))
 }
 
 /// The partition key of feed event `seq` in copy `copy` (copy 0 is the original layout).
@@ -413,11 +429,7 @@ impl DynamoTagStore {
             let hi = to.min(feed_page_end(lo));
             for item in self.query_all(feed_pk(lo, copy), Some((feed_sk(lo), feed_sk(hi)))).await? {
                 let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok());
-                let rec = item
-                    .get(ATTR_EVENT)
-                    .and_then(|v| v.as_b().ok())
-                    .and_then(|b| rmp_serde::from_slice::<FeedRecord>(b.as_ref()).ok())
-                    .map(|r| own(r, &self.ns));
+                let rec = event_of(&item, &self.ns);
                 if let (Some(seq), Some(rec)) = (seq, rec) {
                     out.push((seq, rec));
                 }
@@ -814,8 +826,7 @@ impl TagStore for DynamoTagStore {
             .flatten()
             .filter_map(|item| {
                 let seq = get_s(&item, ATTR_SK).and_then(|v| v.parse::<u64>().ok())?;
-                let rec = item.get(ATTR_EVENT).and_then(|v| v.as_b().ok())?;
-                Some((seq, own(rmp_serde::from_slice::<FeedRecord>(rec.as_ref()).ok()?, &self.ns)))
+                Some((seq, event_of(&item, &self.ns)?))
             })
             .collect();
         out.sort_by_key(|(s, _)| *s);

@@ -96,8 +96,11 @@ pub struct FeedRecord {
     #[serde(default)]
     pub ns: String,
     /// A receipt waits for it (`Core::revalidate_with_receipt`): each instance that applies it
-    /// says so at once (an ack in the group `fleet::ack_group(seq)`).
-    #[serde(default)]
+    /// says so at once (an ack in the group `fleet::ack_group(seq)`). Not in the encoded body:
+    /// a reader of the version before receipts takes the body as an array of exactly the four
+    /// fields above and would drop the whole event (a lost revalidation mid-deploy); the
+    /// DynamoDB store keeps the flag in an attribute of its own beside the body.
+    #[serde(skip)]
     pub ack: bool,
 }
 
@@ -283,9 +286,15 @@ pub mod conformance {
         // A full unit, some of its tags with a state already: all read at once, every state moved,
         // and again (the versions read are the ones the conditional writes check).
         let many: Vec<String> = (0..MAX_TAGS_PER_UNIT).map(|i| t(&format!("many-{i}"))).collect();
-        store.revalidate_at(Unit { ack: false, event: None, tags: &many[..10], now: 30_000, expire_s: None }).await.unwrap();
+        store
+            .revalidate_at(Unit { ack: false, event: None, tags: &many[..10], now: 30_000, expire_s: None })
+            .await
+            .unwrap();
         for at in [31_000, 32_000] {
-            let all = store.revalidate_at(Unit { ack: false, event: None, tags: &many, now: at, expire_s: None }).await.unwrap();
+            let all = store
+                .revalidate_at(Unit { ack: false, event: None, tags: &many, now: at, expire_s: None })
+                .await
+                .unwrap();
             assert_eq!(all.len(), MAX_TAGS_PER_UNIT);
             assert!(all.iter().zip(&many).all(|((tag, st), want)| tag == want && st.hard == at), "{all:?}");
         }
@@ -293,12 +302,24 @@ pub mod conformance {
         // A revalidation and its feed event land together, once per sequence number.
         let seq = store.reserve_seq().await.unwrap();
         let first = store
-            .revalidate_at(Unit { ack: false, event: Some((seq, "o1")), tags: &[t("unit")], now: 20_000, expire_s: None })
+            .revalidate_at(Unit {
+                ack: true,
+                event: Some((seq, "o1")),
+                tags: &[t("unit")],
+                now: 20_000,
+                expire_s: None,
+            })
             .await
             .unwrap();
         assert_eq!(first[0].1.hard, 20_000);
         let again = store
-            .revalidate_at(Unit { ack: false, event: Some((seq, "o1")), tags: &[t("unit")], now: 20_500, expire_s: None })
+            .revalidate_at(Unit {
+                ack: false,
+                event: Some((seq, "o1")),
+                tags: &[t("unit")],
+                now: 20_500,
+                expire_s: None,
+            })
             .await
             .unwrap();
         assert_eq!(again[0].1.hard, 20_000, "a retry of a landed unit changes nothing");
@@ -306,6 +327,8 @@ pub mod conformance {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].1.origin, "o1");
         assert_eq!(events[0].1.event, FeedEvent::Tags { states: first.clone() });
+        assert!(events[0].1.ack, "a receipt's event reads back asking for acknowledgements");
+        assert!(store.read_events(&[seq]).await.unwrap()[0].1.ack);
         // A reserved number with nothing written is a hole until it is written.
         let hole = store.reserve_seq().await.unwrap();
         assert_eq!(hole, seq + 1);
@@ -317,6 +340,7 @@ pub mod conformance {
         assert_eq!(read.len(), 1);
         assert_eq!((read[0].1.origin.as_str(), &read[0].1.event), ("o2", &key_event.event));
         assert_eq!(read[0].1.at, 20_000, "stamped with the write's time");
+        assert!(!read[0].1.ack);
         assert_eq!(store.read_events(&[hole, seq, hole + 1_000_000]).await.unwrap().len(), 2, "the ones that exist");
         assert!(store.feed_head().await.unwrap() >= hole);
 
@@ -363,7 +387,8 @@ mod tests {
     }
 
     /// A fleet mid-deploy: an instance of the version before receipts reads an event that asks
-    /// for acknowledgements (one more field) as before, and the new one reads the old events.
+    /// for acknowledgements exactly as before (the flag is not in the body), and the new one reads
+    /// the old events.
     #[test]
     fn events_with_and_without_the_ack_field_read_on_both_versions() {
         #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -375,9 +400,12 @@ mod tests {
             #[serde(default)]
             ns: String,
         }
-        let new = FeedRecord { at: 5, ns: "p".into(), ack: true, ..FeedRecord::new("o", FeedEvent::Tags { states: vec![] }) };
-        let old: Before = rmp_serde::from_slice(&rmp_serde::to_vec(&new).unwrap()).unwrap();
+        let new =
+            FeedRecord { at: 5, ns: "p".into(), ack: true, ..FeedRecord::new("o", FeedEvent::Tags { states: vec![] }) };
+        let body = rmp_serde::to_vec(&new).unwrap();
+        let old: Before = rmp_serde::from_slice(&body).unwrap();
         assert_eq!(old, Before { origin: "o".into(), event: new.event.clone(), at: 5, ns: "p".into() });
+        assert_eq!(body, rmp_serde::to_vec(&old).unwrap(), "the same bytes as before receipts");
         let back: FeedRecord = rmp_serde::from_slice(&rmp_serde::to_vec(&old).unwrap()).unwrap();
         assert_eq!(back, FeedRecord { ack: false, ..new });
     }
