@@ -42,6 +42,12 @@ export declare class NativeCache {
   fleetStatus(): Promise<FleetStatus>
   /** Writes this instance's heartbeat now (the heartbeat task does every `heartbeatMs`). */
   beat(): Promise<void>
+  /**
+   * A revalidation whose promise waits, up to `timeoutMs`, until every live instance has
+   * applied it: resolves to the receipt (who has, who has not). Rejects like `revalidateTags`
+   * resolves `ok: false`: bad input, a full outbox, a revalidation that can never be valid.
+   */
+  revalidateWithReceipt(tags: Array<string>, expire: number | undefined | null, timeoutMs: number): Promise<Receipt>
   /** Next's version, for the heartbeat. */
   setNextVersion(version?: string | undefined | null): void
   /**
@@ -400,6 +406,29 @@ export interface PurgeReport {
   notSent: number
   cost: number
   sent: boolean
+}
+
+/** Whether a revalidation reached every live instance (`Core::revalidate_with_receipt`). */
+export interface Receipt {
+  /** The feed events that carry it (one per 50 tags). */
+  events: Array<number>
+  /** When it was made (ms since the epoch). */
+  madeAt: number
+  /** It did not reach DynamoDB in time (it stays queued and lands later): nobody else has it yet. */
+  queued: boolean
+  /** The live instances (heartbeats) that have applied it, this one included, by id. */
+  instances: Array<ReceiptInstance>
+  /** The live instances that had not applied it when the wait ended. */
+  missing: Array<ReceiptInstance>
+}
+
+/** An instance as a receipt names it. */
+export interface ReceiptInstance {
+  id: string
+  host: string
+  buildId: string
+  /** From the revalidation to this instance having applied it (ms); absent when it has not. */
+  appliedAfterMs?: number
 }
 
 /** The outcome of a seed write. */
