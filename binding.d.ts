@@ -88,6 +88,11 @@ export declare class NativeCache {
    */
   flushBlocking(ms: number): number
   /**
+   * Leaves the fleet (the SIGTERM hook): an expired heartbeat replaces this instance's, so
+   * status and receipts stop counting it at once. Waits at most `ms`; true when written.
+   */
+  leaveBlocking(ms: number): boolean
+  /**
    * Writes what the outbox still holds to `spoolDir` (the SIGTERM hook, after
    * `flushBlocking`); returns how many units were written (what could not be is logged).
    */

@@ -69,6 +69,8 @@ const adopted = new WeakSet()
 
 /** How long the SIGTERM hook may block to deliver revalidations not landed yet (docs/faults.md). */
 const SHUTDOWN_FLUSH_MS = 5_000
+/** How long the SIGTERM hook may block to take this instance's heartbeat out of the fleet. */
+const SHUTDOWN_LEAVE_MS = 1_000
 let sigtermHooked = false
 
 /**
@@ -87,6 +89,12 @@ function flushOnSigterm() {
         if (core.stats().outboxDepth > 0 && core.flushBlocking(SHUTDOWN_FLUSH_MS) > 0) core.spoolOutbox()
       } catch (err) {
         warn('shutdown flush failed', err && err.message)
+      }
+      try {
+        // Out of the fleet at once: status and receipts stop waiting for this instance.
+        core.leaveBlocking(SHUTDOWN_LEAVE_MS)
+      } catch (err) {
+        warn('leaving the fleet failed', err && err.message)
       }
     }
     if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM')

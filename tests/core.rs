@@ -1422,6 +1422,11 @@ async fn the_fleet_is_the_instances_whose_heartbeats_are_alive() {
     clock.advance(20_000);
     let ids: Vec<String> = a.fleet_status().await.unwrap().instances.into_iter().map(|i| i.id).collect();
     assert_eq!(ids, vec![a.instance_id.clone()]);
+    // A leaves (SIGTERM): gone at once, and no later beat brings it back.
+    a.leave().await.unwrap();
+    assert!(a.fleet_status().await.unwrap().instances.is_empty(), "gone as it leaves");
+    a.beat().await.unwrap();
+    assert!(a.fleet_status().await.unwrap().instances.is_empty(), "no beat after leaving");
 }
 
 /// Issue 27: a receipt names every live instance that applied the revalidation (each says so

@@ -599,13 +599,63 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     expect(r.variant).toBe('v2')
   })
 
-  it('prune --keep 1 leaves only the newest build\'s entries', async () => {
+  // Issue 27: receipts and the fleet. Live under the suite's prefix now: A, B and G of the first
+  // build, S of the second (T has a prefix of its own; C, D and the fault instances left the
+  // fleet as they were stopped).
+  it('receipts: a revalidateTag on A names A and B with their times; B stopped (SIGSTOP) is named missing at the timeout, and after SIGCONT a new receipt names both; fleetcache status lists each instance under its build', async () => {
+    const firstId = fs.readFileSync(path.join(dir, '.next-e2e', 'BUILD_ID'), 'utf8').trim()
+    const secondId = fs.readFileSync(path.join(dir, seedDist, 'BUILD_ID'), 'utf8').trim()
+    const status = await fleetcacheCli(['status'], base)
+    expect(status.code, status.stderr).toBe(0)
+    const byPid = new Map(status.report.instances.map((i) => [i.pid, i]))
+    const of = (inst) => byPid.get(inst.child.pid)
+    for (const [inst, build] of [[A, firstId], [B, firstId], [G, firstId], [S, secondId]]) {
+      expect(of(inst)?.buildId, `${inst.url} (pid ${inst.child.pid}) in ${JSON.stringify(status.report.instances.map((i) => [i.pid, i.buildId]))}`).toBe(build)
+    }
+    expect(status.report.builds).toEqual(expect.arrayContaining([{ buildId: firstId, instances: 3 }, { buildId: secondId, instances: 1 }]))
+    const [a, b] = [of(A).id, of(B).id]
+    const receipt = async (tag, ms) => {
+      const r = await request(A.url, `/api/revalidate?tag=${tag}&wait=${ms}`, { method: 'POST' })
+      expect(r.status, r.text).toBe(200)
+      return JSON.parse(r.text).receipt
+    }
+    const ids = (list) => list.map((i) => i.id).sort()
+    const healthy = await receipt(`rcpt-${run}-1`, 5_000)
+    expect(healthy.events.length).toBe(1)
+    expect(ids(healthy.instances)).toEqual(expect.arrayContaining([a, b].sort()))
+    expect(healthy.missing).toEqual([])
+    const times = (r) => r.instances.map((i) => `${i.id === a ? 'A' : i.id === b ? 'B' : i.id.slice(0, 6)} ${i.appliedAfterMs} ms`).join(', ')
+    console.log(`[e2e receipts] ${name}: healthy fleet: ${times(healthy)}`)
+    process.kill(-B.child.pid, 'SIGSTOP')
+    let stopped
+    try {
+      stopped = await receipt(`rcpt-${run}-2`, 2_000)
+    } finally {
+      process.kill(-B.child.pid, 'SIGCONT')
+    }
+    expect(ids(stopped.missing)).toEqual([b])
+    expect(ids(stopped.instances)).toContain(a)
+    const again = await receipt(`rcpt-${run}-3`, 5_000)
+    expect(ids(again.instances)).toEqual(expect.arrayContaining([a, b].sort()))
+    expect(again.missing).toEqual([])
+    console.log(`[e2e receipts] ${name}: B stopped: missing ${stopped.missing.length} (B); after SIGCONT: ${times(again)}`)
+  })
+
+  it('prune keeps a build a live instance serves; once its instances stop (and leave the fleet), prune --keep 1 leaves only the newest build\'s entries', async () => {
     const core = storeCore()
     const oldId = fs.readFileSync(path.join(dir, '.next-e2e', 'BUILD_ID'), 'utf8').trim()
     const newId = fs.readFileSync(path.join(dir, seedDist, 'BUILD_ID'), 'utf8').trim()
     expect((await core.listBuilds()).map((b) => b.buildId)).toEqual([oldId, newId])
     const kept = (await core.buildObjectKeys(newId)).length
-    expect((await core.buildObjectKeys(oldId)).length).toBeGreaterThan(0)
+    const oldObjects = (await core.buildObjectKeys(oldId)).length
+    expect(oldObjects).toBeGreaterThan(0)
+    const refused = await fleetcacheCli(['prune', '--keep', '1'], { ...base })
+    expect(refused.code, refused.stderr).toBe(0)
+    expect(refused.report.pruned).toEqual([])
+    expect(refused.report.serving).toEqual([oldId])
+    expect((await core.buildObjectKeys(oldId)).length).toBe(oldObjects)
+    // A, B and G serve the old build: stopped (SIGTERM), each takes its heartbeat out as it goes.
+    await Promise.all([A, B, G].map((i) => i.stop()))
     const r = await fleetcacheCli(['prune', '--keep', '1'], { ...base })
     expect(r.code, r.stderr).toBe(0)
     expect(r.report.pruned.map((p) => p.buildId)).toEqual([oldId])

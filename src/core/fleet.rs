@@ -36,12 +36,29 @@ impl Core {
         }
     }
 
-    /// Writes this instance's heartbeat: one write, living `fleet::LIFETIMES` intervals.
+    /// Writes this instance's heartbeat: one write, living `fleet::LIFETIMES` intervals. Nothing
+    /// once the instance has left.
     pub async fn beat(&self) -> Result<()> {
+        if self.left.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let hb = self.heartbeat();
         let body = serde_json::to_string(&hb).map_err(|e| Error::invalid(format!("heartbeat: {e}")))?;
         let expires_at_s = hb.at / 1000 + fleet::LIFETIMES * (self.cfg.heartbeat_ms as i64 / 1000).max(1) + 1;
         self.backends().await.tags.put_member(fleet::LIVE, &hb.id, &body, expires_at_s).await
+    }
+
+    /// Leaves the fleet (a graceful shutdown): the heartbeat is replaced by one already expired,
+    /// so `fleetcache status` and receipts stop counting this instance at once instead of
+    /// `fleet::LIFETIMES` intervals later, and no beat follows. One write, when this instance
+    /// beats at all (its feed on and `heartbeatMs` > 0).
+    pub async fn leave(&self) -> Result<()> {
+        if self.left.swap(true, Ordering::Relaxed) || !self.feed.enabled() || self.cfg.heartbeat_ms == 0 {
+            return Ok(());
+        }
+        let hb = self.heartbeat();
+        let body = serde_json::to_string(&hb).map_err(|e| Error::invalid(format!("heartbeat: {e}")))?;
+        self.backends().await.tags.put_member(fleet::LIVE, &hb.id, &body, hb.at / 1000 - 1).await
     }
 
     /// The live fleet: the heartbeats not expired (unreadable ones skipped), and the feed head.
@@ -185,6 +202,9 @@ pub(super) async fn run(core: Weak<Core>) {
         tokio::time::sleep(wait).await;
         wait = Duration::from_millis(interval);
         let Some(c) = core.upgrade() else { return };
+        if c.left.load(Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = c.beat().await {
             let now = c.now();
             if now - last_warned >= 60_000 {

@@ -116,6 +116,8 @@ pub struct Core {
     /// When this core was made (ms), and Next's version as the JS face found it: the heartbeat's.
     started_at: i64,
     next_version: parking_lot::RwLock<Option<String>>,
+    /// This instance has left the fleet (`leave`, on SIGTERM): it beats no more.
+    left: AtomicBool,
 }
 
 /// Of `revalidateTimeoutMs`, what is kept for the answer to reach the caller's promise.
@@ -186,6 +188,7 @@ impl Core {
             purger: std::sync::OnceLock::new(),
             started_at: 0,
             next_version: Default::default(),
+            left: AtomicBool::new(false),
         };
         let core = Core { started_at: core.now(), ..core };
         *core.build_id.write() = core.cfg.build_id.clone();

@@ -159,6 +159,17 @@ impl NativeCache {
         napi::bindgen_prelude::block_on(async move { core.flush(ms.max(0.0) as u64).await }) as u32
     }
 
+    /// Leaves the fleet (the SIGTERM hook): an expired heartbeat replaces this instance's, so
+    /// status and receipts stop counting it at once. Waits at most `ms`; true when written.
+    #[napi(catch_unwind)]
+    pub fn leave_blocking(&self, ms: f64) -> bool {
+        let core = self.core.clone();
+        let wait = std::time::Duration::from_millis(ms.max(0.0) as u64);
+        napi::bindgen_prelude::block_on(
+            async move { matches!(tokio::time::timeout(wait, core.leave()).await, Ok(Ok(()))) },
+        )
+    }
+
     /// Writes what the outbox still holds to `spoolDir` (the SIGTERM hook, after
     /// `flushBlocking`); returns how many units were written (what could not be is logged).
     #[napi(catch_unwind)]
