@@ -130,6 +130,8 @@ export interface Stats {
   outboxOldestSeconds: number
   /** Whether memory is being served (the feed is being read). */
   feedTrusted: boolean
+  /** How far behind the feed's head this instance may be (seconds since it last held every event). */
+  feedBehindSeconds: number
   /** Circuit breakers (AWS backend): while open, calls to that backend fail fast. */
   s3BreakerOpen: boolean
   dynamodbBreakerOpen: boolean

@@ -243,6 +243,19 @@ impl Feed {
         self.trusting.load(Ordering::Acquire)
     }
 
+    /// How far behind the feed's head this instance may be (ms): the time since it last held
+    /// every event the feed had (its last poll that read to the head, or, while it waits for an
+    /// event not written yet, since it began to wait). 0 without a feed or before the first poll.
+    /// Unlike the per-event lag histogram, it grows while nothing is applied.
+    pub fn behind_ms(&self, now: i64) -> i64 {
+        if !self.enabled() || !self.started.load(Ordering::Acquire) {
+            return 0;
+        }
+        let gap = self.gap_since.load(Ordering::Acquire);
+        let since = if gap > 0 { gap } else { self.last_ok.load(Ordering::Acquire) };
+        (now - since).max(0)
+    }
+
     /// One round of the poller: read this process's copy of the feed past the cursor (and the
     /// head every [`HEAD_CHECK_MS`]), apply what is new. Returns whether memory was dropped (a
     /// reset, or the feed unreadable for too long).

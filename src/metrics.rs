@@ -163,6 +163,16 @@ pub const OUTBOX_OLDEST_SECONDS: Family = Family::new(
 );
 pub const FEED_TRUSTED: Family =
     Family::new("feed_trusted", Kind::Gauge, "1 while the change feed is read (memory is served), else 0");
+pub const FEED_BEHIND_SECONDS: Family = Family::new(
+    "feed_behind_seconds",
+    Kind::Gauge,
+    "how far behind the feed's head this instance may be: time since it last held every event (grows while it applies nothing)",
+);
+pub const FLEET_INSTANCES: Family = Family::new(
+    "fleet_instances",
+    Kind::Gauge,
+    "live instances (heartbeats) per build, as this instance last read them (every 4 heartbeats once scraped)",
+);
 pub const DYNAMODB_REQUESTS: Family =
     Family::new("dynamodb_requests", Kind::Counter, "DynamoDB requests sent by the tag store, by kind");
 
@@ -230,6 +240,7 @@ pub const LATE_FAMILIES: &[Family] = &[
     CDN_COST_DOLLARS,
     CDN_PENDING_PATHS,
     CDN_MONTH_PATHS,
+    FLEET_INSTANCES,
 ];
 
 /// The help line of each counter of [`crate::stats::Stats`], and the family and labels it is

@@ -1416,6 +1416,17 @@ async fn the_fleet_is_the_instances_whose_heartbeats_are_alive() {
     want.sort();
     assert_eq!(seen, want);
     assert!(s.instances.iter().all(|i| i.trusted && i.interval_ms == 15_000 && i.pid == std::process::id()));
+    // The fleet_instances gauge: per build, as A last read the heartbeats.
+    let per_build = |c: &Core| -> Vec<(String, f64)> {
+        c.metric_samples()
+            .into_iter()
+            .filter(|s| s.name == "fleet_instances")
+            .map(|s| (s.labels.iter().find(|(k, _)| *k == "build_id").unwrap().1.clone(), s.value))
+            .collect()
+    };
+    assert_eq!(per_build(&a), vec![], "not read yet");
+    a.read_fleet_view().await.unwrap();
+    assert_eq!(per_build(&a), vec![("build-1".into(), 1.0), ("build-2".into(), 1.0)]);
     // B stops beating: gone after three intervals; A beating on stays.
     clock.advance(30_000);
     a.beat().await.unwrap();
@@ -1427,6 +1438,26 @@ async fn the_fleet_is_the_instances_whose_heartbeats_are_alive() {
     assert!(a.fleet_status().await.unwrap().instances.is_empty(), "gone as it leaves");
     a.beat().await.unwrap();
     assert!(a.fleet_status().await.unwrap().instances.is_empty(), "no beat after leaving");
+}
+
+/// Issue 27: how far behind the feed's head an instance may be grows while it applies nothing
+/// (the lag histogram only moves when events are applied), and is back near 0 after a poll.
+#[tokio::test]
+async fn feed_behind_seconds_grows_while_nothing_is_read() {
+    let clock = Arc::new(MockClock::new(T0));
+    let a = Core::with_backends(
+        Config::memory(),
+        clock.clone(),
+        Arc::new(MemoryBlobStore::default()),
+        Arc::new(MemoryTagStore::default()),
+    );
+    let behind = |c: &Core| c.metric_samples().into_iter().find(|s| s.name == "feed_behind_seconds").map(|s| s.value);
+    assert_eq!(behind(&a), Some(0.0), "before the first poll");
+    a.poll_feed_once().await;
+    clock.advance(12_000);
+    assert_eq!(behind(&a), Some(12.0));
+    a.poll_feed_once().await;
+    assert_eq!(behind(&a), Some(0.0));
 }
 
 /// Issue 27: a receipt names every live instance that applied the revalidation (each says so

@@ -605,15 +605,24 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
   it('receipts: a revalidateTag on A names A and B with their times; B stopped (SIGSTOP) is named missing at the timeout, and after SIGCONT a new receipt names both; fleetcache status lists each instance under its build', async () => {
     const firstId = fs.readFileSync(path.join(dir, '.next-e2e', 'BUILD_ID'), 'utf8').trim()
     const secondId = fs.readFileSync(path.join(dir, seedDist, 'BUILD_ID'), 'utf8').trim()
-    const status = await fleetcacheCli(['status'], base)
+    // S started a moment ago: its first heartbeat follows its first second.
+    let status
+    for (const until = Date.now() + 5_000; ; await sleep(250)) {
+      status = await fleetcacheCli(['status'], base)
+      if (status.report.instances.length >= 4 || Date.now() > until) break
+    }
     expect(status.code, status.stderr).toBe(0)
     const byPid = new Map(status.report.instances.map((i) => [i.pid, i]))
     const of = (inst) => byPid.get(inst.child.pid)
     for (const [inst, build] of [[A, firstId], [B, firstId], [G, firstId], [S, secondId]]) {
-      expect(of(inst)?.buildId, `${inst.url} (pid ${inst.child.pid}) in ${JSON.stringify(status.report.instances.map((i) => [i.pid, i.buildId]))}`).toBe(build)
+      expect(of(inst)?.buildId, `${inst.url} (pid ${inst.child.pid}) in ${JSON.stringify(status.report)}`).toBe(build)
     }
     expect(status.report.builds).toEqual(expect.arrayContaining([{ buildId: firstId, instances: 3 }, { buildId: secondId, instances: 1 }]))
     const [a, b] = [of(A).id, of(B).id]
+    // /metrics (scraped since the metrics test) shows the fleet per build and how far behind A is.
+    const metrics = (await request(A.url, '/metrics')).text
+    expect(metrics).toMatch(new RegExp(`^fleetcache_fleet_instances\\{[^}]*build_id="${firstId}"[^}]*\\} [1-9]`, 'm'))
+    expect(metrics).toMatch(/^fleetcache_feed_behind_seconds(\{[^}]*\})? [0-9.e-]+$/m)
     const receipt = async (tag, ms) => {
       const r = await request(A.url, `/api/revalidate?tag=${tag}&wait=${ms}`, { method: 'POST' })
       expect(r.status, r.text).toBe(200)

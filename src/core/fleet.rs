@@ -8,7 +8,30 @@ use crate::fleet::{self, Breakers, FleetStatus, Heartbeat, Receipt, ReceiptInsta
 
 use super::delivery::Attempt;
 
+/// The live instances per build as this instance last read the heartbeats: the
+/// `fleetcache_fleet_instances` gauge. Read by the heartbeat task at the first beat after the first
+/// scrape, then every [`FLEET_READ_EVERY`] beats (an instance nobody scrapes reads nothing).
+#[derive(Default)]
+pub struct FleetView {
+    pub scraped: AtomicBool,
+    pub builds: parking_lot::RwLock<Vec<(String, u64)>>,
+}
+
+/// Every how many heartbeats a scraped instance reads the fleet for its gauge (one Query).
+const FLEET_READ_EVERY: u64 = 4;
+
 impl Core {
+    /// Reads the fleet into the `fleetcache_fleet_instances` gauge (one Query).
+    pub async fn read_fleet_view(&self) -> Result<()> {
+        let status = self.fleet_status().await?;
+        let mut builds: std::collections::BTreeMap<String, u64> = Default::default();
+        for i in status.instances {
+            *builds.entry(i.build_id).or_default() += 1;
+        }
+        *self.fleet_view.builds.write() = builds.into_iter().collect();
+        Ok(())
+    }
+
     /// This instance's heartbeat as of now.
     pub fn heartbeat(&self) -> Heartbeat {
         let breakers = self.backends.get().and_then(|b| b.breakers.as_ref());
@@ -198,14 +221,22 @@ pub(super) async fn run(core: Weak<Core>) {
     let Some(interval) = core.upgrade().map(|c| c.cfg.heartbeat_ms) else { return };
     let mut wait = Duration::from_millis(interval.min(1_000));
     let mut last_warned = 0;
-    loop {
+    let mut last_read: Option<u64> = None;
+    for beat in 0u64.. {
         tokio::time::sleep(wait).await;
         wait = Duration::from_millis(interval);
         let Some(c) = core.upgrade() else { return };
         if c.left.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(e) = c.beat().await {
+        let mut result = c.beat().await;
+        // The first beat after the first scrape reads the fleet, then every FLEET_READ_EVERY.
+        let due = last_read.is_none_or(|at| beat - at >= FLEET_READ_EVERY);
+        if result.is_ok() && due && c.fleet_view.scraped.load(Ordering::Relaxed) {
+            last_read = Some(beat);
+            result = c.read_fleet_view().await;
+        }
+        if let Err(e) = result {
             let now = c.now();
             if now - last_warned >= 60_000 {
                 last_warned = now;

@@ -118,6 +118,8 @@ pub struct Core {
     next_version: parking_lot::RwLock<Option<String>>,
     /// This instance has left the fleet (`leave`, on SIGTERM): it beats no more.
     left: AtomicBool,
+    /// The live instances per build as this instance last read them, for `/metrics`.
+    fleet_view: fleet::FleetView,
 }
 
 /// Of `revalidateTimeoutMs`, what is kept for the answer to reach the caller's promise.
@@ -189,6 +191,7 @@ impl Core {
             started_at: 0,
             next_version: Default::default(),
             left: AtomicBool::new(false),
+            fleet_view: Default::default(),
         };
         let core = Core { started_at: core.now(), ..core };
         *core.build_id.write() = core.cfg.build_id.clone();

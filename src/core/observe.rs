@@ -22,6 +22,8 @@ impl Core {
             Gauge::of("outboxOldestSeconds", Count((self.outbox.oldest_ms(self.now()) / 1000) as f64))
                 .exported(metrics::OUTBOX_OLDEST_SECONDS),
             Gauge::of("feedTrusted", Flag(self.feed_trusted())).exported(metrics::FEED_TRUSTED),
+            Gauge::of("feedBehindSeconds", Count(self.feed.behind_ms(self.now()) as f64 / 1000.0))
+                .exported(metrics::FEED_BEHIND_SECONDS),
             // Per backend in `metrics()`: the breaker families below.
             Gauge::of("s3BreakerOpen", Flag(breakers.is_some_and(|b| b.s3.is_open()))),
             Gauge::of("dynamodbBreakerOpen", Flag(breakers.is_some_and(|b| b.dynamodb.is_open()))),
@@ -102,6 +104,10 @@ impl Core {
             }
         }
         self.cdn_samples(&mut out);
+        self.fleet_view.scraped.store(true, Ordering::Relaxed);
+        for (build, n) in self.fleet_view.builds.read().iter() {
+            out.push(metrics::FLEET_INSTANCES.sample(vec![("build_id", build.clone())], *n as f64));
+        }
         out
     }
 
