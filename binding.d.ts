@@ -43,11 +43,12 @@ export declare class NativeCache {
   /** Writes this instance's heartbeat now (the heartbeat task does every `heartbeatMs`). */
   beat(): Promise<void>
   /**
-   * A revalidation whose promise waits, up to `timeoutMs`, until every live instance has
-   * applied it: resolves to the receipt (who has, who has not). Rejects like `revalidateTags`
-   * resolves `ok: false`: bad input, a full outbox, a revalidation that can never be valid.
+   * A revalidation whose receipt the caller fills in (`read`, then `cdn`): resolves once the
+   * revalidation is made here and has landed in DynamoDB (or `timeoutMs` passed: `queued`).
+   * Rejects like `revalidateTags` resolves `ok: false`: bad input, a full outbox, a
+   * revalidation that can never be valid.
    */
-  revalidateWithReceipt(tags: Array<string>, expire: number | undefined | null, timeoutMs: number): Promise<Receipt>
+  startReceipt(tags: Array<string>, expire: number | undefined | null, timeoutMs: number): Promise<ReceiptInProgress>
   /** Next's version, for the heartbeat. */
   setNextVersion(version?: string | undefined | null): void
   /**
@@ -120,6 +121,17 @@ export declare class NativeCache {
   stats(): Record<string, number | boolean>
 }
 
+/** A revalidation's receipt as it fills in (`NativeCache.startReceipt`). */
+export declare class ReceiptInProgress {
+  /** The receipt as it stands (one read of the acknowledgements per feed event). */
+  read(): Promise<Receipt>
+  /**
+   * The CDN purge once every planned path went out (or failed), waiting at most `ms`;
+   * undefined when this instance purges no CDN.
+   */
+  cdn(ms: number): Promise<CdnReceipt | undefined>
+}
+
 /** Whether each backend's circuit breaker is open. */
 export interface Breakers {
   s3: boolean
@@ -133,6 +145,18 @@ export interface BuildEntry {
   createdAt: number
   /** When an instance of it last started or seeded it (at least `created_at`). */
   lastActiveAt: number
+}
+
+/** The CDN purge of a revalidation, as its receipt reports it. */
+export interface CdnReceipt {
+  /** The paths planned for the revalidation's tags (pages with their variants). */
+  planned: Array<string>
+  /** Every planned path went out in an invalidation (a page may be covered by a wildcard). */
+  sent: boolean
+  /** CloudFront's ids of those invalidations ("" for a batch a hook took). */
+  invalidationIds: Array<string>
+  /** Why a path was not sent or the pages were not looked up; absent while it is still on its way. */
+  error?: string
 }
 
 /**
@@ -397,7 +421,7 @@ export interface PurgeBatchReport {
   wildcards: number
   cost: number
   widened: boolean
-  /** CloudFront's invalidation id once sent ("" when it reported it completed at once). */
+  /** CloudFront's invalidation id once sent. */
   invalidationId?: string
   error?: string
 }
@@ -425,6 +449,11 @@ export interface Receipt {
   instances: Array<ReceiptInstance>
   /** The live instances that had not applied it when the wait ended. */
   missing: Array<ReceiptInstance>
+  /**
+   * Its CDN purge, when this instance purges one (`cdn.*`): the paths planned, whether all
+   * went out by the end of the wait, and the invalidations that carried them.
+   */
+  cdn?: CdnReceipt
 }
 
 /** An instance as a receipt names it. */

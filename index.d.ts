@@ -1,7 +1,7 @@
 // The hand-written face of fleetcache. The native binding's own types are in binding.d.ts.
-import type { Options as NativeOptions, DoctorCheck, BuildEntry, Receipt } from './binding'
+import type { Options as NativeOptions, DoctorCheck, BuildEntry, Receipt, ReceiptInstance } from './binding'
 
-export type { DoctorCheck, BuildEntry, Receipt, ReceiptInstance } from './binding'
+export type { DoctorCheck, BuildEntry, Receipt, ReceiptInstance, CdnReceipt } from './binding'
 
 /**
  * Where log lines go instead of stderr (`logger` option): console, pino, winston… Each method is
@@ -237,14 +237,16 @@ export function pathsForTags(tags: string | string[], options?: Options): Promis
  * them stale (regenerated in the background), `{ expire }` stale now and expired in `expire` s,
  * none expires them now. With `wait: true`, resolves to the receipt once every live instance (a
  * heartbeat) has applied it, or at `timeoutMs` (default 10,000) with the ones that have not in
- * `missing`. `options`: the cache handler's (default: the first handler this process made).
+ * `missing`, and its CDN purge in `cdn` when this instance purges one; `onApplied` hears of each
+ * instance as it applies it. `options`: the cache handler's (default: the first handler this
+ * process made).
  */
 export function revalidate(
   request: { tags?: string | string[]; paths?: string | string[]; profile?: 'max' | { expire?: number }; wait?: false; timeoutMs?: number },
   options?: Options,
 ): Promise<void>
 export function revalidate(
-  request: { tags?: string | string[]; paths?: string | string[]; profile?: 'max' | { expire?: number }; wait: true; timeoutMs?: number },
+  request: { tags?: string | string[]; paths?: string | string[]; profile?: 'max' | { expire?: number }; wait: true; timeoutMs?: number; onApplied?: (instance: ReceiptInstance) => void },
   options?: Options,
 ): Promise<Receipt>
 

@@ -77,6 +77,22 @@ describe.skipIf(!ep)('CloudFront (local moto server)', () => {
     expect(fc.stats(one).cdnPathsThisMonth).toBe(4)
   })
 
+  it('a receipt carries the purge: the paths planned and the CloudFront invalidation that sent them', async () => {
+    const distributionId = cloudfront('create', ep)
+    const store = { bucket: `cdnr-${run}`.toLowerCase(), table: `cdnr-${run}`, s3Endpoint: ep, dynamodbEndpoint: ep, region: 'us-east-1' }
+    const one = { ...store, prefix: 'cdnr', cdn: { cloudfront: { distributionId, endpoint: ep }, windowMs: 100 } }
+    const h = await handlerFor(one)
+    await h.set('/news/a', page('a'), { ...ctx, cacheControl: { revalidate: 3600, expire: undefined }, tags: ['news'] })
+    const r = await fc.revalidate({ tags: ['news'], wait: true, timeoutMs: 5_000 }, one)
+    expect(r.missing).toEqual([])
+    const list = JSON.parse(cloudfront('list', ep, distributionId))
+    expect(list).toHaveLength(1)
+    expect(r.cdn).toEqual({ planned: ['/news/a', '/news/a?_rsc=*'], sent: true, invalidationIds: [list[0].id] })
+    // Without a CDN, no cdn part.
+    const plain = await fc.revalidate({ tags: ['news'], wait: true, timeoutMs: 2_000 }, { ...store, prefix: 'cdnr' })
+    expect(plain.cdn).toBeUndefined()
+  })
+
   it('doctor checks the distribution answers', async () => {
     const distributionId = cloudfront('create', ep)
     const tools = await import('../tools/index.js')

@@ -61,8 +61,10 @@ describe.skipIf(!ep)('receipts', () => {
     const cores = [A, B, C].map((o) => fc._coreFor(o))
     for (const c of cores) await c.beat()
     await sleep(500) // every feed's first poll is behind it
-    const r = await fc.revalidate({ tags: [`rcpt-${Date.now()}`], wait: true, timeoutMs: 3_000 }, A)
+    const heard = []
+    const r = await fc.revalidate({ tags: [`rcpt-${Date.now()}`], wait: true, timeoutMs: 3_000, onApplied: (i) => heard.push(i.id) }, A)
     expect(r.queued).toBe(false)
+    expect(heard.sort(), 'each instance heard of once, as it applied it').toEqual(r.instances.map((i) => i.id).sort())
     expect(r.events.length).toBe(1)
     expect(r.instances.length).toBe(2)
     expect(r.missing.length).toBe(1)
@@ -77,5 +79,7 @@ describe.skipIf(!ep)('receipts', () => {
     expect(out.stdout.match(/^ {2}applied /gm)?.length).toBe(2)
     expect(out.stdout.match(/^ {2}MISSING /gm)?.length).toBe(1)
     expect(out.stdout).toMatch(/1 live instance\(s\) did not apply it in time/)
+    // As it fills in: the instances' lines come before the summary.
+    expect(out.stdout.indexOf('  applied ')).toBeLessThan(out.stdout.indexOf('feed event(s)'))
   })
 })

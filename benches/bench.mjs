@@ -131,7 +131,9 @@ try {
   const p = await propagation({ endpoint: aws.endpoint, env: aws.env, fc, quick: QUICK })
   console.log(`\npropagation: 3 processes, ${p.n} revalidations, default feed interval (250 ms)`)
   console.log(`  revalidateTag resolved in A → seen by B and C    p50 ${p.p50} ms, p99 ${p.p99} ms, max ${p.max} ms (target p99 ≤ 300 ms)`)
-  console.log(`  DynamoDB requests/s of an idle process          ${p.idle.reads.toFixed(2)} reads, ${p.idle.writes.toFixed(2)} writes (target ≤ 4 reads)`)
+  console.log(`  receipts (${p.receipts.n}): B and C applied it after     p50 ${p.receipts.appliedP50} ms, p99 ${p.receipts.appliedP99} ms (A's own: 0); the caller waited p50 ${p.receipts.waitedP50.toFixed(0)} ms, p99 ${p.receipts.waitedP99.toFixed(0)} ms; ${p.receipts.incomplete} incomplete`)
+  console.log(`  DynamoDB requests/s of an idle process          ${p.idle.reads.toFixed(2)} reads, ${p.idle.writes.toFixed(2)} writes (target ≤ 4 reads; heartbeats every 15 s)`)
+  console.log(`  the same without heartbeats (heartbeatMs 0)     ${p.idleNoBeat.reads.toFixed(2)} reads, ${p.idleNoBeat.writes.toFixed(2)} writes`)
   console.log(`  same process serving ${p.getsPerSecond.toFixed(0)} gets/s                ${p.loaded.reads.toFixed(2)} reads, ${p.loaded.writes.toFixed(2)} writes`)
 } finally {
   await aws.stop()

@@ -127,6 +127,35 @@ const ops = {
   async stats() {
     return fc.stats(options)
   },
+  /** Serves this process's `metrics()` on `port` (127.0.0.1) at /metrics, for a Prometheus. */
+  async serveMetrics({ port }) {
+    const http = require('node:http')
+    await new Promise((resolve) => http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': fc.METRICS_CONTENT_TYPE })
+      res.end(fc.metrics())
+    }).listen(port, '127.0.0.1', resolve))
+    return { port }
+  },
+  /** Traffic for `seconds`: `rate` gets a second over `keys` keys; a miss is rendered and set. */
+  async traffic({ seconds, rate = 200, keys = 50, tag = 'shot' }) {
+    const end = Date.now() + seconds * 1000
+    let n = 0
+    while (Date.now() < end) {
+      const tick = Date.now()
+      for (let i = 0; i < rate / 10; i++, n++) {
+        const key = `/shot/${Math.floor(Math.random() ** 2 * keys)}`
+        if (!(await handler.get(key, PAGE_CTX))) await handler.set(key, page(`v${Date.now()}`, [tag, `${tag}-${key}`]), { ...PAGE_CTX, cacheControl: { revalidate: 3600, expire: 31536000 } })
+      }
+      await sleep(Math.max(0, 100 - (Date.now() - tick)))
+    }
+    return { gets: n }
+  },
+  /** A revalidation of `tags` with its receipt: how long the caller waited, and the receipt. */
+  async receipt({ tags, timeoutMs = 10_000 }) {
+    const t0 = performance.now()
+    const r = await fc.revalidate({ tags, wait: true, timeoutMs }, options)
+    return { took: performance.now() - t0, receipt: r }
+  },
   /** `n` concurrent gets of `key`; how many were hits. */
   async getConcurrent({ key, n }) {
     const got = await Promise.all(Array.from({ length: n }, () => handler.get(key, PAGE_CTX)))

@@ -95,6 +95,9 @@ pub struct Receipt {
     pub instances: Vec<ReceiptInstance>,
     /// The live instances that had not applied it when the wait ended.
     pub missing: Vec<ReceiptInstance>,
+    /// Its CDN purge, when this instance purges one (`cdn.*`): the paths planned, whether all
+    /// went out by the end of the wait, and the invalidations that carried them.
+    pub cdn: Option<crate::cdn::purger::CdnReceipt>,
 }
 
 /// This machine's name, as an operator would recognise it (a pod's name on Kubernetes).

@@ -1006,6 +1006,45 @@ mod cdn_purges {
         assert_eq!(sent_paths(&a, &sent_a).await[1], vec!["/about", "/about?_rsc=*"]);
     }
 
+    /// Issue 27: a receipt carries the CDN purge of its revalidation: the paths planned, and
+    /// the invalidation that sent them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_receipt_names_the_cdn_purge_of_its_revalidation() {
+        let clock = Arc::new(MockClock::new(T0));
+        let (a, sent) =
+            purging_core(clock.clone(), Arc::new(MemoryBlobStore::default()), Arc::new(MemoryTagStore::default()));
+        a.poll_feed_once().await;
+        a.set(
+            "/blog/a".into(),
+            SetParts {
+                class: Class::Route,
+                value: Some(page_value("/blog/a")),
+                cache_control: cc(3600.0),
+                tags: vec!["posts".into()],
+            },
+        )
+        .await
+        .unwrap();
+        a.purge_round_once().await;
+        sent.lock().clear();
+        // The purger's task, as start_purger would run it.
+        let purging = a.clone();
+        let rounds = tokio::spawn(async move {
+            loop {
+                purging.purge_round_once().await;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        });
+        let r = a.revalidate_with_receipt(&["posts".into()], None, 3_000).await.unwrap();
+        rounds.abort();
+        let cdn = r.cdn.expect("a purging instance reports its purge");
+        assert_eq!(cdn.planned, vec!["/blog/a", "/blog/a?_rsc=*"]);
+        assert!(cdn.sent, "{cdn:?}");
+        assert_eq!(cdn.invalidation_ids, vec![String::new()], "a hook's batch has no CloudFront id");
+        assert_eq!(cdn.error, None);
+        assert_eq!(sent.lock().len(), 1);
+    }
+
     #[tokio::test]
     async fn an_on_demand_rewrite_purges_and_a_time_based_or_identical_one_does_not() {
         let clock = Arc::new(MockClock::new(T0));
@@ -1492,6 +1531,7 @@ async fn a_receipt_names_the_live_instances_that_applied_a_revalidation_and_thos
     assert!(r.instances.iter().all(|i| i.applied_after_ms.is_some()));
     assert_eq!(r.missing.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![c.instance_id.clone()]);
     assert_eq!(r.missing[0].applied_after_ms, None);
+    assert_eq!(r.cdn, None, "no CDN purge configured");
     // The tag is revalidated everywhere that read the feed; C catches up on its next poll and
     // acknowledges then.
     c.poll_feed_once().await;

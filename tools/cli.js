@@ -300,7 +300,12 @@ async function main(argv, out = console.log, err = console.error) {
     const paths = values.path || []
     if (tags.length === 0 && paths.length === 0) throw new UsageError('revalidate needs --tag or --path', 'revalidate')
     const timeoutMs = values.timeout === undefined ? 10_000 : int(values, 'timeout', 0)
-    const r = await tools.revalidate({ tags, paths, max: Boolean(values.max), wait: Boolean(values.wait), timeoutMs }, options)
+    // The receipt as it fills in: a line per instance as it applies the revalidation.
+    const appliedLine = (i) => `  applied  ${i.id.slice(0, 12)}  ${i.host}  build ${i.buildId}  after ${i.appliedAfterMs} ms`
+    const live = !values.json && values.wait
+    if (live) console.log(`revalidating ${[...tags, ...paths].join(', ')}, waiting up to ${timeoutMs} ms for every live instance…`)
+    const onApplied = live ? (i) => console.log(appliedLine(i)) : undefined
+    const r = await tools.revalidate({ tags, paths, max: Boolean(values.max), wait: Boolean(values.wait), timeoutMs, onApplied }, options)
     if (!values.wait) {
       report({ ok: true }, `revalidated ${[...tags, ...paths].join(', ')} (recorded; every instance applies it within the feed's bound)`)
       return 0
@@ -308,9 +313,16 @@ async function main(argv, out = console.log, err = console.error) {
     const lines = [r.queued
       ? 'not recorded in DynamoDB in time: it stays queued here and lands later; no other instance has it yet'
       : `revalidated ${[...tags, ...paths].join(', ')}: feed event(s) ${r.events.join(', ')}`]
-    for (const i of r.instances) lines.push(`  applied  ${i.id.slice(0, 12)}  ${i.host}  build ${i.buildId}  after ${i.appliedAfterMs} ms`)
+    if (!live) for (const i of r.instances) lines.push(appliedLine(i))
     for (const i of r.missing) lines.push(`  MISSING  ${i.id.slice(0, 12)}  ${i.host}  build ${i.buildId}: not applied within ${timeoutMs} ms`)
     lines.push(r.missing.length === 0 && !r.queued ? `every live instance (${r.instances.length}) applied it` : `${r.missing.length} live instance(s) did not apply it in time`)
+    if (r.cdn) {
+      const c = r.cdn
+      const ids = c.invalidationIds.filter(Boolean)
+      lines.push(c.sent
+        ? `CDN: ${c.planned.length} path(s) purged${ids.length ? ` (invalidation ${ids.join(', ')})` : ''}`
+        : `CDN: ${c.planned.length} path(s) planned, not all sent${c.error ? `: ${c.error}` : ' yet (window, in-progress limit or monthly ceiling)'}`)
+    }
     report(r, lines.join('\n'))
     return r.missing.length === 0 && !r.queued ? 0 : 1
   }

@@ -1,6 +1,6 @@
 // `fleetcache/tools`: the functions behind the `fleetcache` command.
 import type { Options } from '../index'
-import type { DoctorCheck, BuildEntry, InspectedEntry, Heartbeat, Receipt } from '../binding'
+import type { DoctorCheck, BuildEntry, InspectedEntry, Heartbeat, Receipt, ReceiptInstance } from '../binding'
 
 export type { InspectedEntry, Heartbeat } from '../binding'
 
@@ -64,6 +64,6 @@ export function status(options?: Options): Promise<{
 
 /** Revalidates tags and pages across the fleet (`fleetcache revalidate`); with `wait`, the receipt. */
 export function revalidate(
-  args: { tags?: string[]; paths?: string[]; max?: boolean; wait?: boolean; timeoutMs?: number },
+  args: { tags?: string[]; paths?: string[]; max?: boolean; wait?: boolean; timeoutMs?: number; onApplied?: (instance: ReceiptInstance) => void },
   options?: Options,
 ): Promise<Receipt | void>

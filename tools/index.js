@@ -76,10 +76,11 @@ async function status(options) {
 
 /**
  * Revalidates `tags` and `paths` across the fleet from outside it (`fleetcache revalidate`): a core
- * that reads no page and announces no heartbeat. With `wait`, resolves to the receipt.
+ * that reads no page and announces no heartbeat. With `wait`, resolves to the receipt;
+ * `onApplied(instance)` hears of each instance as it applies it.
  */
-async function revalidate({ tags = [], paths = [], max = false, wait = false, timeoutMs = 10_000 } = {}, options = {}) {
-  return fc.revalidate({ tags, paths, profile: max ? 'max' : undefined, wait, timeoutMs }, { ...options, heartbeatMs: 0 })
+async function revalidate({ tags = [], paths = [], max = false, wait = false, timeoutMs = 10_000, onApplied } = {}, options = {}) {
+  return fc.revalidate({ tags, paths, profile: max ? 'max' : undefined, wait, timeoutMs, onApplied }, { ...options, heartbeatMs: 0 })
 }
 
 /** Checks credentials, bucket, table and permissions: `[{ name, ok, warning, detail, fix? }]`. */

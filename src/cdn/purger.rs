@@ -76,6 +76,70 @@ pub struct Purger {
     pub counters: PurgeCounters,
     /// Registered builds (for pages-router data paths), and when they were read.
     builds: Mutex<(i64, Vec<String>)>,
+    /// Receipts waiting for the purge of their tags' pages.
+    watches: Mutex<Vec<Arc<PurgeWatch>>>,
+}
+
+/// The CDN purge of a revalidation, as its receipt reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "node", napi_derive::napi(object))]
+pub struct CdnReceipt {
+    /// The paths planned for the revalidation's tags (pages with their variants).
+    pub planned: Vec<String>,
+    /// Every planned path went out in an invalidation (a page may be covered by a wildcard).
+    pub sent: bool,
+    /// CloudFront's ids of those invalidations ("" for a batch a hook took).
+    pub invalidation_ids: Vec<String>,
+    /// Why a path was not sent or the pages were not looked up; absent while it is still on its way.
+    pub error: Option<String>,
+}
+
+/// A receipt waiting for the purge of `tags` (`Purger::watch`): filled in by the purger's rounds.
+pub struct PurgeWatch {
+    tags: Vec<String>,
+    state: Mutex<WatchState>,
+    done: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct WatchState {
+    receipt: CdnReceipt,
+    /// Looked up in the tag index (the planned paths are known).
+    looked_up: bool,
+    /// The planned paths not sent yet.
+    waiting: Vec<String>,
+    finished: bool,
+}
+
+impl PurgeWatch {
+    /// What is known now.
+    pub fn receipt(&self) -> CdnReceipt {
+        self.state.lock().receipt.clone()
+    }
+
+    /// Waits until every planned path is sent (or failed), or `until`.
+    pub async fn wait_until(&self, until: tokio::time::Instant) {
+        loop {
+            let notified = self.done.notified();
+            if self.state.lock().finished {
+                return;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn finish(&self, st: &mut WatchState) {
+        st.finished = true;
+        st.receipt.sent = st.receipt.error.is_none() && st.waiting.is_empty();
+        self.done.notify_waiters();
+    }
+}
+
+/// Does an invalidation path cover `path`: the same, or a wildcard (`/blog/*`) it starts with.
+fn covers(batch_path: &str, path: &str) -> bool {
+    batch_path == path || batch_path.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix))
 }
 
 /// How often CloudFront is asked which invalidations completed, while any is in progress.
@@ -105,6 +169,69 @@ impl Purger {
             clock,
             counters: PurgeCounters::default(),
             builds: Mutex::new((i64::MIN, Vec::new())),
+            watches: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Follows the purge of `tags` for a receipt: register before the tags are queued
+    /// (`add_tags`), so the round that takes them also plans the watch's paths. `unwatch` after.
+    pub fn watch(&self, tags: &[String]) -> Arc<PurgeWatch> {
+        let w = Arc::new(PurgeWatch { tags: tags.to_vec(), state: Default::default(), done: Default::default() });
+        self.watches.lock().push(w.clone());
+        w
+    }
+
+    pub fn unwatch(&self, w: &Arc<PurgeWatch>) {
+        self.watches.lock().retain(|x| !Arc::ptr_eq(x, w));
+    }
+
+    /// The watches whose paths are not planned yet get them (one tag-index lookup each).
+    async fn plan_watches<H: PurgeHost>(&self, host: &H) {
+        let fresh: Vec<Arc<PurgeWatch>> =
+            self.watches.lock().iter().filter(|w| !w.state.lock().looked_up).cloned().collect();
+        for w in fresh {
+            let planned = self.paths_for_tags(host, &w.tags).await;
+            let mut st = w.state.lock();
+            st.looked_up = true;
+            match planned {
+                Ok(paths) => {
+                    st.receipt.planned = paths.clone();
+                    st.waiting = paths;
+                    if st.waiting.is_empty() {
+                        w.finish(&mut st);
+                    }
+                }
+                Err(e) => {
+                    st.receipt.error = Some(format!("pages not looked up: {e}"));
+                    w.finish(&mut st);
+                }
+            }
+        }
+    }
+
+    /// A batch went out (`Ok(id)`) or failed for good: the watches it covers hear of it.
+    fn tell_watches(&self, batch: &Batch, outcome: std::result::Result<&str, &str>) {
+        for w in self.watches.lock().iter() {
+            let mut st = w.state.lock();
+            if st.finished || !st.looked_up {
+                continue;
+            }
+            let before = st.waiting.len();
+            st.waiting.retain(|p| !batch.paths.iter().any(|b| covers(b, p)));
+            if st.waiting.len() == before {
+                continue;
+            }
+            match outcome {
+                Ok(id) => {
+                    if !st.receipt.invalidation_ids.iter().any(|x| x == id) {
+                        st.receipt.invalidation_ids.push(id.to_string());
+                    }
+                }
+                Err(e) => st.receipt.error = Some(e.to_string()),
+            }
+            if st.waiting.is_empty() || st.receipt.error.is_some() {
+                w.finish(&mut st);
+            }
         }
     }
 
@@ -183,6 +310,7 @@ impl Purger {
                 if pages.iter().any(|(_, k)| *k == PageKind::Pages) { self.builds(host).await } else { vec![] };
             self.add(pages.iter().flat_map(|(p, k)| crate::cdn::page_paths(p, *k, &builds, self.rsc)).collect());
         }
+        self.plan_watches(host).await;
         let tags = std::mem::take(&mut *self.tags.lock());
         if !tags.is_empty() {
             match self.paths_for_tags(host, &tags).await {
@@ -259,9 +387,10 @@ impl Purger {
             (Target::CloudFront { .. }, None) => Err(Error::backend("CloudFront client not ready", true)),
         };
         match sent {
-            Ok(id) => {
-                match id {
-                    Some(id) if !id.is_empty() => {
+            Ok(inv) => {
+                self.tell_watches(&batch, Ok(inv.as_ref().map_or("", |i| i.id.as_str())));
+                match inv {
+                    Some(Invalidation { id, completed: false }) if !id.is_empty() => {
                         self.in_flight.lock().insert(batch.id, id);
                     }
                     // Completed already (or a hook: its CDN has its own limits).
@@ -282,6 +411,7 @@ impl Purger {
                 self.planner.lock().refused(batch, now);
             }
             Err(e) => {
+                self.tell_watches(&batch, Err(&format!("not sent: {e}")));
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                 self.planner.lock().completed(batch.id);
                 crate::log::error(
@@ -345,7 +475,7 @@ pub async fn create_invalidation(
     batch: &Batch,
     instance: &str,
     now: i64,
-) -> Result<String> {
+) -> Result<Invalidation> {
     use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
     let paths = Paths::builder()
         .quantity(batch.paths.len() as i32)
@@ -368,8 +498,18 @@ pub async fn create_invalidation(
             }
         },
     )?;
-    let Some(inv) = out.invalidation() else { return Ok(String::new()) };
-    Ok(if inv.status().eq_ignore_ascii_case("completed") { String::new() } else { inv.id().to_string() })
+    Ok(match out.invalidation() {
+        Some(inv) => {
+            Invalidation { id: inv.id().to_string(), completed: inv.status().eq_ignore_ascii_case("completed") }
+        }
+        None => Invalidation { id: String::new(), completed: true },
+    })
+}
+
+/// An invalidation CloudFront took: its id, and whether it reported it completed at once.
+pub struct Invalidation {
+    pub id: String,
+    pub completed: bool,
 }
 
 /// One invalidation of a one-shot purge (`fleetcache purge`), and how sending it went.
@@ -381,7 +521,7 @@ pub struct SentBatch {
     pub wildcards: u32,
     pub cost: f64,
     pub widened: bool,
-    /// CloudFront's invalidation id once sent ("" when it reported it completed at once).
+    /// CloudFront's invalidation id once sent.
     pub invalidation_id: Option<String>,
     pub error: Option<String>,
 }
@@ -464,7 +604,7 @@ pub async fn purge_now<H: PurgeHost>(
     for (b, sb) in planned.iter().zip(&mut report.batches) {
         match create_invalidation(&cf, &id, b, host.instance_id(), now).await {
             Ok(inv) => {
-                sb.invalidation_id = Some(inv);
+                sb.invalidation_id = Some(inv.id);
                 let _ = host.add_to_counter(&counter_name(now), b.paths.len() as u64).await;
             }
             Err(e) => sb.error = Some(e.to_string()),

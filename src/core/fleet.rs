@@ -121,16 +121,41 @@ impl Core {
 
     /// A revalidation of `tags` (as `revalidate_tags`) whose caller waits, up to `timeout_ms`,
     /// until every live instance (a heartbeat) has applied it: each one acknowledges the feed
-    /// event when it applies it, at once. Resolves with who has and who has not; `Err` as
-    /// `revalidate_tags` (bad `expire`, a full outbox, a revalidation that can never be valid).
+    /// event when it applies it, at once. Resolves with who has and who has not, and the CDN
+    /// purge; `Err` as `revalidate_tags` (bad `expire`, a full outbox, a revalidation that can
+    /// never be valid). The JS face runs the same steps itself (`start_receipt`, `read_receipt`)
+    /// to report each instance as it applies it.
     pub async fn revalidate_with_receipt(
         &self,
         tags: &[String],
         expire_s: Option<f64>,
         timeout_ms: u64,
     ) -> Result<Receipt> {
-        let started = std::time::Instant::now();
-        let until = started + Duration::from_millis(timeout_ms);
+        let until = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let pending = self.start_receipt(tags, expire_s, timeout_ms).await?;
+        let mut receipt = loop {
+            let r = self.read_receipt(&pending).await;
+            if r.queued || r.missing.is_empty() || std::time::Instant::now() >= until {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(RECEIPT_POLL_MS)).await;
+        };
+        receipt.cdn = pending.cdn_until(until).await;
+        Ok(receipt)
+    }
+
+    /// The first half of a receipt: the revalidation made (here at once, then in DynamoDB, its
+    /// units waiting at most `timeout_ms` to land) and the live fleet it must reach, as of now.
+    pub async fn start_receipt(
+        &self,
+        tags: &[String],
+        expire_s: Option<f64>,
+        timeout_ms: u64,
+    ) -> Result<PendingReceipt> {
+        let until = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+        // The CDN purge is followed from before the tags reach the purger (dropped with the
+        // pending receipt).
+        let watch = self.purger.get().map(|p| Watched { watch: p.watch(tags), purger: p.clone() });
         let (made_at, expire_s) = self.honour_here(tags, expire_s)?;
         let b = self.backends().await;
         // Who must apply it: the live fleet as the revalidation is made.
@@ -173,23 +198,27 @@ impl Core {
         if queued {
             bump(&self.stats.revalidations_queued);
         }
+        Ok(PendingReceipt { events, made_at, queued, live, watch })
+    }
+
+    /// The receipt as it stands: one read of the acknowledgements per event. Every live instance
+    /// that has applied every event is in `instances` (this one at 0 ms), the others in
+    /// `missing`; a queued revalidation has reached nobody else yet.
+    pub async fn read_receipt(&self, p: &PendingReceipt) -> Receipt {
         // Acknowledgements: instance id → when it had applied every event (ms).
         let mut applied: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-        let others: Vec<&Heartbeat> = live.iter().filter(|h| h.id != self.instance_id).collect();
-        while !queued && !events.is_empty() {
+        if !p.queued && !p.events.is_empty() {
+            let b = self.backends().await;
             let mut acks: std::collections::HashMap<String, (usize, i64)> = std::collections::HashMap::new();
-            for seq in &events {
+            for seq in &p.events {
                 for (id, at) in b.tags.members(&fleet::ack_group(*seq), self.now() / 1000).await.unwrap_or_default() {
                     let e = acks.entry(id).or_insert((0, 0));
                     e.0 += 1;
                     e.1 = e.1.max(at.parse().unwrap_or(0));
                 }
             }
-            applied = acks.into_iter().filter(|(_, (k, _))| *k == events.len()).map(|(id, (_, at))| (id, at)).collect();
-            if others.iter().all(|h| applied.contains_key(&h.id)) || std::time::Instant::now() >= until {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(RECEIPT_POLL_MS)).await;
+            applied =
+                acks.into_iter().filter(|(_, (k, _))| *k == p.events.len()).map(|(id, (_, at))| (id, at)).collect();
         }
         let name = |h: &Heartbeat, after: Option<i64>| ReceiptInstance {
             id: h.id.clone(),
@@ -197,17 +226,52 @@ impl Core {
             build_id: h.build_id.clone(),
             applied_after_ms: after,
         };
-        let mut receipt =
-            Receipt { events: events.iter().map(|s| *s as i64).collect(), made_at, queued, ..Default::default() };
-        for h in &live {
+        let mut receipt = Receipt {
+            events: p.events.iter().map(|s| *s as i64).collect(),
+            made_at: p.made_at,
+            queued: p.queued,
+            ..Default::default()
+        };
+        for h in &p.live {
             let after =
-                if h.id == self.instance_id { Some(0) } else { applied.get(&h.id).map(|at| (at - made_at).max(0)) };
+                if h.id == self.instance_id { Some(0) } else { applied.get(&h.id).map(|at| (at - p.made_at).max(0)) };
             match after {
                 Some(_) => receipt.instances.push(name(h, after)),
                 None => receipt.missing.push(name(h, None)),
             }
         }
-        Ok(receipt)
+        receipt
+    }
+}
+
+/// A revalidation made for a receipt, while its receipt fills in (`Core::start_receipt`).
+pub struct PendingReceipt {
+    pub events: Vec<u64>,
+    pub made_at: i64,
+    pub queued: bool,
+    live: Vec<Heartbeat>,
+    watch: Option<Watched>,
+}
+
+/// The purge a pending receipt follows, taken off the purger when the receipt goes.
+struct Watched {
+    watch: Arc<crate::cdn::purger::PurgeWatch>,
+    purger: Arc<Purger>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.purger.unwatch(&self.watch);
+    }
+}
+
+impl PendingReceipt {
+    /// The CDN purge, once every planned path went out (or failed) or at `until`; None when this
+    /// instance purges no CDN.
+    pub async fn cdn_until(&self, until: std::time::Instant) -> Option<crate::cdn::purger::CdnReceipt> {
+        let w = self.watch.as_ref()?;
+        w.watch.wait_until(tokio::time::Instant::from_std(until)).await;
+        Some(w.watch.receipt())
     }
 }
 

@@ -25,6 +25,7 @@ mod read;
 mod spooling;
 mod write;
 
+pub use fleet::PendingReceipt;
 pub use write::SetParts;
 
 use std::collections::HashSet;

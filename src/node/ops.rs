@@ -6,6 +6,10 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::cdn::purger::PurgeReport;
+use std::sync::Arc;
+
+use crate::cdn::purger::CdnReceipt;
+use crate::core::{Core, PendingReceipt};
 use crate::fleet::{FleetStatus, Receipt};
 use crate::ops::deploy::BuildInfo;
 use crate::ops::doctor::Check;
@@ -177,25 +181,55 @@ impl NativeCache {
         settle(env, async move { core.beat().await })
     }
 
-    /// A revalidation whose promise waits, up to `timeoutMs`, until every live instance has
-    /// applied it: resolves to the receipt (who has, who has not). Rejects like `revalidateTags`
-    /// resolves `ok: false`: bad input, a full outbox, a revalidation that can never be valid.
-    #[napi(catch_unwind, ts_return_type = "Promise<Receipt>")]
-    pub fn revalidate_with_receipt<'e>(
+    /// A revalidation whose receipt the caller fills in (`read`, then `cdn`): resolves once the
+    /// revalidation is made here and has landed in DynamoDB (or `timeoutMs` passed: `queued`).
+    /// Rejects like `revalidateTags` resolves `ok: false`: bad input, a full outbox, a
+    /// revalidation that can never be valid.
+    #[napi(catch_unwind, ts_return_type = "Promise<ReceiptInProgress>")]
+    pub fn start_receipt<'e>(
         &self,
         env: &'e Env,
         tags: Vec<String>,
         expire: Option<f64>,
         timeout_ms: f64,
-    ) -> Result<PromiseRaw<'e, Receipt>> {
+    ) -> Result<PromiseRaw<'e, ReceiptInProgress>> {
         let core = self.core.clone();
         let timeout = if timeout_ms.is_finite() { timeout_ms.clamp(0.0, 3_600_000.0) as u64 } else { 10_000 };
-        settle(env, async move { core.revalidate_with_receipt(&tags, expire, timeout).await })
+        settle(env, async move {
+            let pending = core.start_receipt(&tags, expire, timeout).await?;
+            Ok(ReceiptInProgress { core, pending: Arc::new(pending) })
+        })
     }
 
     /// Next's version, for the heartbeat.
     #[napi(catch_unwind)]
     pub fn set_next_version(&self, version: Option<String>) {
         self.core.set_next_version(version)
+    }
+}
+
+/// A revalidation's receipt as it fills in (`NativeCache.startReceipt`).
+#[napi]
+pub struct ReceiptInProgress {
+    core: Arc<Core>,
+    pending: Arc<PendingReceipt>,
+}
+
+#[napi]
+impl ReceiptInProgress {
+    /// The receipt as it stands (one read of the acknowledgements per feed event).
+    #[napi(catch_unwind, ts_return_type = "Promise<Receipt>")]
+    pub fn read<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Receipt>> {
+        let (core, pending) = (self.core.clone(), self.pending.clone());
+        settle(env, async move { Ok(core.read_receipt(&pending).await) })
+    }
+
+    /// The CDN purge once every planned path went out (or failed), waiting at most `ms`;
+    /// undefined when this instance purges no CDN.
+    #[napi(catch_unwind, ts_return_type = "Promise<CdnReceipt | undefined>")]
+    pub fn cdn<'e>(&self, env: &'e Env, ms: f64) -> Result<PromiseRaw<'e, Option<CdnReceipt>>> {
+        let pending = self.pending.clone();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms.clamp(0.0, 3_600_000.0) as u64);
+        settle(env, async move { Ok(pending.cdn_until(until).await) })
     }
 }
