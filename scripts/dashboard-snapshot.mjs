@@ -26,7 +26,7 @@ const { values: o } = parseArgs({ options: { seconds: { type: 'string', default:
 const seconds = Number(o.seconds)
 const python = process.env.FLEETCACHE_SHOT_PYTHON || '/root/.cache/fleetcache/shot-venv/bin/python'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-process.env.AWS_EC2_METADATA_DISABLED = 'true'
+Object.assign(process.env, { AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' })
 
 const fc = createRequire(import.meta.url)('../index.js')
 const aws = await startLocalAws()

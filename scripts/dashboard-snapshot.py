@@ -21,7 +21,7 @@ for p in panels:
     left, width = g['x'] / 24, g['w'] / 24
     top = 1 - (g['y'] / rows) * (1 - 0.6 / (rows * unit_h + 0.6)) - 0.6 / (rows * unit_h + 0.6)
     height = (g['h'] / rows) * (1 - 0.6 / (rows * unit_h + 0.6))
-    ax = fig.add_axes([left + 0.006, top - height + 0.02, width - 0.014, height - 0.045], facecolor='#181b1f')
+    ax = fig.add_axes([left + 0.032, top - height + 0.02, width - 0.04, height - 0.045], facecolor='#181b1f')
     for side in ax.spines.values():
         side.set_color('#2c3235')
     ax.tick_params(colors='#9fa7b3', labelsize=7)
