@@ -97,7 +97,7 @@ pub struct Receipt {
     pub missing: Vec<ReceiptInstance>,
     /// Its CDN purge, when this instance purges one (`cdn.*`): the paths planned, whether all
     /// went out by the end of the wait, and the invalidations that carried them.
-    pub cdn: Option<crate::cdn::purger::CdnReceipt>,
+    pub cdn: Option<crate::cdn::watch::CdnReceipt>,
 }
 
 /// This machine's name, as an operator would recognise it (a pod's name on Kubernetes).

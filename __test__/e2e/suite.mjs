@@ -620,8 +620,14 @@ describe.skipIf(!ep)(`${name} end to end`, () => {
     expect(status.report.builds).toEqual(expect.arrayContaining([{ buildId: firstId, instances: 3 }, { buildId: secondId, instances: 1 }]))
     const [a, b] = [of(A).id, of(B).id]
     // /metrics (scraped since the metrics test) shows the fleet per build and how far behind A is.
-    const metrics = (await request(A.url, '/metrics')).text
-    expect(metrics).toMatch(new RegExp(`^fleetcache_fleet_instances\\{[^}]*build_id="${firstId}"[^}]*\\} [1-9]`, 'm'))
+    // (A reads the fleet at its first heartbeat after a scrape: up to heartbeatMs, 15 s.)
+    const fleetLine = new RegExp(`^fleetcache_fleet_instances\\{[^}]*build_id="${firstId}"[^}]*\\} [1-9]`, 'm')
+    let metrics
+    for (const until = Date.now() + 20_000; ; await sleep(500)) {
+      metrics = (await request(A.url, '/metrics')).text
+      if (fleetLine.test(metrics) || Date.now() > until) break
+    }
+    expect(metrics).toMatch(fleetLine)
     expect(metrics).toMatch(/^fleetcache_feed_behind_seconds(\{[^}]*\})? [0-9.e-]+$/m)
     const receipt = async (tag, ms) => {
       const r = await request(A.url, `/api/revalidate?tag=${tag}&wait=${ms}`, { method: 'POST' })

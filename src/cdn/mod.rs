@@ -40,6 +40,7 @@
 pub mod paths;
 pub mod planner;
 pub mod purger;
+pub mod watch;
 
 pub use crate::config::CdnConfig;
 pub use paths::*;

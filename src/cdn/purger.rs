@@ -23,6 +23,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use crate::cdn::watch::{covers, PurgeWatch};
 pub use crate::cdn::CdnConfig;
 use crate::cdn::{Batch, PageKind, Planner, PlannerConfig, PlannerStats, RscVariants};
 use crate::clock::Clock;
@@ -80,68 +81,6 @@ pub struct Purger {
     watches: Mutex<Vec<Arc<PurgeWatch>>>,
 }
 
-/// The CDN purge of a revalidation, as its receipt reports it.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(feature = "node", napi_derive::napi(object))]
-pub struct CdnReceipt {
-    /// The paths planned for the revalidation's tags (pages with their variants).
-    pub planned: Vec<String>,
-    /// Every planned path went out in an invalidation (a page may be covered by a wildcard).
-    pub sent: bool,
-    /// CloudFront's ids of those invalidations ("" for a batch a hook took).
-    pub invalidation_ids: Vec<String>,
-    /// Why a path was not sent or the pages were not looked up; absent while it is still on its way.
-    pub error: Option<String>,
-}
-
-/// A receipt waiting for the purge of `tags` (`Purger::watch`): filled in by the purger's rounds.
-pub struct PurgeWatch {
-    tags: Vec<String>,
-    state: Mutex<WatchState>,
-    done: tokio::sync::Notify,
-}
-
-#[derive(Default)]
-struct WatchState {
-    receipt: CdnReceipt,
-    /// Looked up in the tag index (the planned paths are known).
-    looked_up: bool,
-    /// The planned paths not sent yet.
-    waiting: Vec<String>,
-    finished: bool,
-}
-
-impl PurgeWatch {
-    /// What is known now.
-    pub fn receipt(&self) -> CdnReceipt {
-        self.state.lock().receipt.clone()
-    }
-
-    /// Waits until every planned path is sent (or failed), or `until`.
-    pub async fn wait_until(&self, until: tokio::time::Instant) {
-        loop {
-            let notified = self.done.notified();
-            if self.state.lock().finished {
-                return;
-            }
-            if tokio::time::timeout_at(until, notified).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    fn finish(&self, st: &mut WatchState) {
-        st.finished = true;
-        st.receipt.sent = st.receipt.error.is_none() && st.waiting.is_empty();
-        self.done.notify_waiters();
-    }
-}
-
-/// Does an invalidation path cover `path`: the same, or a wildcard (`/blog/*`) it starts with.
-fn covers(batch_path: &str, path: &str) -> bool {
-    batch_path == path || batch_path.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix))
-}
-
 /// How often CloudFront is asked which invalidations completed, while any is in progress.
 const COMPLETION_POLL_MS: i64 = 10_000;
 /// A hook's batch that has not settled by then failed (it comes back after a backoff).
@@ -176,7 +115,7 @@ impl Purger {
     /// Follows the purge of `tags` for a receipt: register before the tags are queued
     /// (`add_tags`), so the round that takes them also plans the watch's paths. `unwatch` after.
     pub fn watch(&self, tags: &[String]) -> Arc<PurgeWatch> {
-        let w = Arc::new(PurgeWatch { tags: tags.to_vec(), state: Default::default(), done: Default::default() });
+        let w = Arc::new(PurgeWatch::new(tags));
         self.watches.lock().push(w.clone());
         w
     }

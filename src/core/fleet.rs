@@ -255,7 +255,7 @@ pub struct PendingReceipt {
 
 /// The purge a pending receipt follows, taken off the purger when the receipt goes.
 struct Watched {
-    watch: Arc<crate::cdn::purger::PurgeWatch>,
+    watch: Arc<crate::cdn::watch::PurgeWatch>,
     purger: Arc<Purger>,
 }
 
@@ -268,7 +268,7 @@ impl Drop for Watched {
 impl PendingReceipt {
     /// The CDN purge, once every planned path went out (or failed) or at `until`; None when this
     /// instance purges no CDN.
-    pub async fn cdn_until(&self, until: std::time::Instant) -> Option<crate::cdn::purger::CdnReceipt> {
+    pub async fn cdn_until(&self, until: std::time::Instant) -> Option<crate::cdn::watch::CdnReceipt> {
         let w = self.watch.as_ref()?;
         w.watch.wait_until(tokio::time::Instant::from_std(until)).await;
         Some(w.watch.receipt())

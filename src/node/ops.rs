@@ -8,7 +8,7 @@ use napi_derive::napi;
 use crate::cdn::purger::PurgeReport;
 use std::sync::Arc;
 
-use crate::cdn::purger::CdnReceipt;
+use crate::cdn::watch::CdnReceipt;
 use crate::core::{Core, PendingReceipt};
 use crate::fleet::{FleetStatus, Receipt};
 use crate::ops::deploy::BuildInfo;
