@@ -198,27 +198,43 @@ impl Core {
         if queued {
             bump(&self.stats.revalidations_queued);
         }
-        Ok(PendingReceipt { events, made_at, queued, live, watch })
+        Ok(PendingReceipt { events, made_at, queued, live, watch, acks: Default::default() })
     }
 
     /// The receipt as it stands: one read of the acknowledgements per event. Every live instance
     /// that has applied every event is in `instances` (this one at 0 ms), the others in
     /// `missing`; a queued revalidation has reached nobody else yet.
     pub async fn read_receipt(&self, p: &PendingReceipt) -> Receipt {
-        // Acknowledgements: instance id → when it had applied every event (ms).
+        // Acknowledgements: instance id → when it had applied every event (ms). An event every
+        // live instance has acknowledged is not read again (a wide revalidation has many).
         let mut applied: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
         if !p.queued && !p.events.is_empty() {
             let b = self.backends().await;
-            let mut acks: std::collections::HashMap<String, (usize, i64)> = std::collections::HashMap::new();
+            let others: Vec<&str> = p.live.iter().map(|h| h.id.as_str()).filter(|id| *id != self.instance_id).collect();
+            let mut seen = p.acks.lock().clone();
             for seq in &p.events {
+                let known = seen.entry(*seq).or_default();
+                if others.iter().all(|id| known.contains_key(*id)) {
+                    continue;
+                }
                 for (id, at) in b.tags.members(&fleet::ack_group(*seq), self.now() / 1000).await.unwrap_or_default() {
-                    let e = acks.entry(id).or_insert((0, 0));
-                    e.0 += 1;
-                    e.1 = e.1.max(at.parse().unwrap_or(0));
+                    known.insert(id, at.parse().unwrap_or(0));
                 }
             }
-            applied =
-                acks.into_iter().filter(|(_, (k, _))| *k == p.events.len()).map(|(id, (_, at))| (id, at)).collect();
+            let mut counts: std::collections::HashMap<&str, (usize, i64)> = std::collections::HashMap::new();
+            for acks in seen.values() {
+                for (id, at) in acks {
+                    let e = counts.entry(id.as_str()).or_insert((0, 0));
+                    e.0 += 1;
+                    e.1 = e.1.max(*at);
+                }
+            }
+            applied = counts
+                .into_iter()
+                .filter(|(_, (k, _))| *k == p.events.len())
+                .map(|(id, (_, at))| (id.to_string(), at))
+                .collect();
+            *p.acks.lock() = seen;
         }
         let name = |h: &Heartbeat, after: Option<i64>| ReceiptInstance {
             id: h.id.clone(),
@@ -251,6 +267,8 @@ pub struct PendingReceipt {
     pub queued: bool,
     live: Vec<Heartbeat>,
     watch: Option<Watched>,
+    /// The acknowledgements read so far: event → instance → when it applied it (ms).
+    acks: parking_lot::Mutex<std::collections::HashMap<u64, std::collections::HashMap<String, i64>>>,
 }
 
 /// The purge a pending receipt follows, taken off the purger when the receipt goes.
